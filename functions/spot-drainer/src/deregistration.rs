@@ -1,0 +1,87 @@
+//! Removing the registrations: one `DeregisterTargets` call per target group, with each target's
+//! exact port, groups `concurrency` at a time.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_elasticloadbalancingv2::error::DisplayErrorContext;
+use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
+use aws_sdk_elasticloadbalancingv2::Client as ElbClient;
+use futures::{stream, StreamExt};
+
+use crate::summary::{Outcome, Registration, RegistrationOutcome};
+
+/// Deregisters every registration; never stops at the first failure, so one bad group does not
+/// keep the instance in the others.
+pub async fn deregister_from_target_groups(
+    elb: &ElbClient,
+    registrations: Vec<Registration>,
+    concurrency: usize,
+) -> Vec<RegistrationOutcome> {
+    let mut by_group: BTreeMap<String, Vec<Registration>> = BTreeMap::new();
+    for registration in registrations {
+        by_group.entry(registration.target_group_arn.clone()).or_default().push(registration);
+    }
+    let per_group: Vec<Vec<RegistrationOutcome>> = stream::iter(by_group)
+        .map(|(arn, targets)| async move { deregister_group(elb, &arn, targets).await })
+        .buffered(concurrency.max(1))
+        .collect()
+        .await;
+    per_group.into_iter().flatten().collect()
+}
+
+async fn deregister_group(elb: &ElbClient, arn: &str, targets: Vec<Registration>) -> Vec<RegistrationOutcome> {
+    match deregister(elb, arn, &targets).await {
+        Ok(()) => with_outcome(targets, Outcome::Deregistered, None),
+        Err(Failure::GroupGone) => with_outcome(targets, Outcome::AlreadyGone, None),
+        // One invalid target fails the whole call; retry one by one so the others still go.
+        Err(Failure::InvalidTarget) if targets.len() > 1 => {
+            let mut outcomes = Vec::with_capacity(targets.len());
+            for target in targets {
+                let (outcome, error) = match deregister(elb, arn, std::slice::from_ref(&target)).await {
+                    Ok(()) => (Outcome::Deregistered, None),
+                    Err(Failure::GroupGone | Failure::InvalidTarget) => (Outcome::AlreadyGone, None),
+                    Err(Failure::Other(message)) => (Outcome::Failed, Some(message)),
+                };
+                outcomes.push(RegistrationOutcome { registration: target, outcome, error });
+            }
+            outcomes
+        }
+        Err(Failure::InvalidTarget) => with_outcome(targets, Outcome::AlreadyGone, None),
+        Err(Failure::Other(message)) => with_outcome(targets, Outcome::Failed, Some(message)),
+    }
+}
+
+enum Failure {
+    GroupGone,
+    /// The target is not (or no longer) a valid target of the group, e.g. the instance terminated.
+    InvalidTarget,
+    Other(String),
+}
+
+async fn deregister(elb: &ElbClient, arn: &str, targets: &[Registration]) -> Result<(), Failure> {
+    let mut request = elb.deregister_targets().target_group_arn(arn);
+    for target in targets {
+        request = request.targets(
+            TargetDescription::builder()
+                .id(&target.target_id)
+                .set_port(target.port)
+                .set_availability_zone(target.availability_zone.clone())
+                .build(),
+        );
+    }
+    match request.send().await {
+        Ok(_) => Ok(()),
+        Err(err) => Err(match err.as_service_error() {
+            Some(e) if e.is_target_group_not_found_exception() => Failure::GroupGone,
+            Some(e) if e.is_invalid_target_exception() => Failure::InvalidTarget,
+            _ => Failure::Other(DisplayErrorContext(&err).to_string()),
+        }),
+    }
+}
+
+fn with_outcome(targets: Vec<Registration>, outcome: Outcome, error: Option<String>) -> Vec<RegistrationOutcome> {
+    targets
+        .into_iter()
+        .map(|registration| RegistrationOutcome { registration, outcome, error: error.clone() })
+        .collect()
+}

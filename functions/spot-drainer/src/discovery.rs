@@ -1,0 +1,112 @@
+//! Finding every registration of the instance: which target groups to look in (the tag, or a scan
+//! of the VPC), then each group's target health, which gives the exact target ids and ports.
+
+use aws_sdk_elasticloadbalancingv2::error::DisplayErrorContext;
+use aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum;
+use aws_sdk_elasticloadbalancingv2::Client as ElbClient;
+use futures::{stream, StreamExt};
+
+use crate::error::DrainError;
+use crate::instance::InstanceFacts;
+use crate::summary::{GroupOutcome, GroupProblem, Registration};
+
+/// The target group ARNs in a tag value: one or several, separated by commas or white space.
+pub fn target_group_arns_from_tag(value: &str) -> Vec<String> {
+    let mut arns: Vec<String> = Vec::new();
+    for arn in value.split(|c: char| c == ',' || c.is_whitespace()).filter(|s| !s.is_empty()) {
+        if !arns.iter().any(|known| known == arn) {
+            arns.push(arn.to_owned());
+        }
+    }
+    arns
+}
+
+/// Every instance- and ip-type target group in the VPC (all pages).
+pub async fn target_groups_in_vpc(elb: &ElbClient, vpc_id: &str) -> Result<Vec<String>, DrainError> {
+    let mut pages = elb.describe_target_groups().into_paginator().items().send();
+    let mut arns = Vec::new();
+    while let Some(group) = pages.next().await {
+        let group = group.map_err(|e| DrainError::ListTargetGroups(DisplayErrorContext(&e).to_string()))?;
+        let searchable = matches!(group.target_type(), Some(TargetTypeEnum::Instance | TargetTypeEnum::Ip) | None);
+        if searchable && group.vpc_id() == Some(vpc_id) {
+            if let Some(arn) = group.target_group_arn() {
+                arns.push(arn.to_owned());
+            }
+        }
+    }
+    Ok(arns)
+}
+
+/// What the search of the groups found.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub registrations: Vec<Registration>,
+    pub problems: Vec<GroupProblem>,
+}
+
+/// Describes the target health of each group, `concurrency` at a time, and keeps the targets
+/// that are this instance (by id, or by any of its private IPs).
+pub async fn find_registrations(
+    elb: &ElbClient,
+    target_group_arns: &[String],
+    instance: &InstanceFacts,
+    concurrency: usize,
+) -> Found {
+    let results: Vec<_> = stream::iter(target_group_arns)
+        .map(|arn| async move { (arn, registrations_in_group(elb, arn, instance).await) })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    let mut found = Found::default();
+    for (arn, result) in results {
+        match result {
+            Ok(registrations) => found.registrations.extend(registrations),
+            Err(problem) => found.problems.push(GroupProblem { target_group_arn: arn.clone(), ..problem }),
+        }
+    }
+    // Deterministic order for the summary, whatever order the calls finished in.
+    found.registrations.sort_by(|a, b| {
+        (&a.target_group_arn, &a.target_id, a.port).cmp(&(&b.target_group_arn, &b.target_id, b.port))
+    });
+    found.problems.sort_by(|a, b| a.target_group_arn.cmp(&b.target_group_arn));
+    found
+}
+
+async fn registrations_in_group(
+    elb: &ElbClient,
+    arn: &str,
+    instance: &InstanceFacts,
+) -> Result<Vec<Registration>, GroupProblem> {
+    let output = elb.describe_target_health().target_group_arn(arn).send().await.map_err(|err| {
+        let not_found = err.as_service_error().is_some_and(|e| e.is_target_group_not_found_exception());
+        GroupProblem {
+            target_group_arn: arn.to_owned(),
+            outcome: if not_found { GroupOutcome::NotFound } else { GroupOutcome::Failed },
+            error: Some(DisplayErrorContext(&err).to_string()),
+        }
+    })?;
+    Ok(output
+        .target_health_descriptions()
+        .iter()
+        .filter_map(|description| description.target())
+        .filter(|target| target.id().is_some_and(|id| instance.is_target(id)))
+        .map(|target| Registration {
+            target_group_arn: arn.to_owned(),
+            target_id: target.id().unwrap_or_default().to_owned(),
+            port: target.port(),
+            availability_zone: target.availability_zone().map(str::to_owned),
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_values_split_on_commas_and_space() {
+        let value = " arn:a, arn:b\narn:c,,arn:a ";
+        assert_eq!(target_group_arns_from_tag(value), ["arn:a", "arn:b", "arn:c"]);
+        assert!(target_group_arns_from_tag(" , ").is_empty());
+    }
+}

@@ -1,0 +1,18 @@
+use crate::summary::DrainSummary;
+
+/// Why a drain did not complete. Each is returned to the runtime, so the asynchronous
+/// invocation is retried and, failing that, lands in the dead-letter destination.
+#[derive(Debug, thiserror::Error)]
+pub enum DrainError {
+    #[error("malformed event: {0}")]
+    MalformedEvent(String),
+    #[error("unsupported event: detail-type {0:?} is neither an EC2 Spot Instance Interruption Warning nor an EC2 Instance Rebalance Recommendation")]
+    UnsupportedEvent(String),
+    #[error("describing instance {instance_id}: {message}")]
+    DescribeInstance { instance_id: String, message: String },
+    #[error("listing target groups: {0}")]
+    ListTargetGroups(String),
+    /// Some registrations could not be found or removed; the summary says which.
+    #[error("drain of {} incomplete: {} step(s) failed", .0.instance_id, .0.failures())]
+    Incomplete(Box<DrainSummary>),
+}

@@ -1,0 +1,17 @@
+//! Spot drainer: on an EC2 Spot Instance Interruption Warning (or a rebalance recommendation),
+//! deregister the instance from every Elastic Load Balancing v2 target group it is registered in,
+//! with each registration's exact port, so connections drain within the two-minute notice.
+
+pub mod deregistration;
+pub mod discovery;
+pub mod drain;
+pub mod error;
+pub mod event;
+pub mod instance;
+pub mod settings;
+pub mod summary;
+
+pub use drain::drain_instance;
+pub use error::DrainError;
+pub use settings::{Discovery, Settings};
+pub use summary::DrainSummary;

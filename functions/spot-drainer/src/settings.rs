@@ -1,0 +1,102 @@
+//! Configuration from the environment, read once at start-up.
+
+use std::str::FromStr;
+
+use serde::Serialize;
+
+/// How the function finds the target groups the instance is registered in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Discovery {
+    /// The groups named in the instance's tag.
+    Tag,
+    /// Every instance- and ip-type group in the instance's VPC.
+    Scan,
+    /// `Tag` when the tag is present, `Scan` otherwise.
+    Auto,
+}
+
+impl FromStr for Discovery {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "tag" => Ok(Discovery::Tag),
+            "scan" => Ok(Discovery::Scan),
+            "auto" | "" => Ok(Discovery::Auto),
+            other => Err(format!("DISCOVERY is {other:?}; expected tag, scan or auto")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub discovery: Discovery,
+    /// Tag holding one or more target group ARNs (the seed's `loadBalancerTargetGroup`).
+    pub target_group_tag_key: String,
+    /// How many target groups are described (and deregistered from) at once.
+    pub scan_concurrency: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            discovery: Discovery::Auto,
+            target_group_tag_key: "loadBalancerTargetGroup".into(),
+            scan_concurrency: 8,
+        }
+    }
+}
+
+impl Settings {
+    /// Reads `DISCOVERY`, `TARGET_GROUP_TAG_KEY` and `SCAN_CONCURRENCY` through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let defaults = Settings::default();
+        let discovery = match lookup("DISCOVERY") {
+            Some(text) => text.parse()?,
+            None => defaults.discovery,
+        };
+        let target_group_tag_key = lookup("TARGET_GROUP_TAG_KEY")
+            .filter(|key| !key.trim().is_empty())
+            .unwrap_or(defaults.target_group_tag_key);
+        let scan_concurrency = match lookup("SCAN_CONCURRENCY") {
+            Some(text) => match text.trim().parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => return Err(format!("SCAN_CONCURRENCY is {text:?}; expected a whole number above 0")),
+            },
+            None => defaults.scan_concurrency,
+        };
+        Ok(Settings { discovery, target_group_tag_key, scan_concurrency })
+    }
+
+    pub fn from_env() -> Result<Self, String> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        assert_eq!(Settings::from_lookup(|_| None).unwrap(), Settings::default());
+        let settings = Settings::from_lookup(|name| match name {
+            "DISCOVERY" => Some("Scan".into()),
+            "TARGET_GROUP_TAG_KEY" => Some("drain-from".into()),
+            "SCAN_CONCURRENCY" => Some("3".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(settings.discovery, Discovery::Scan);
+        assert_eq!(settings.target_group_tag_key, "drain-from");
+        assert_eq!(settings.scan_concurrency, 3);
+    }
+
+    #[test]
+    fn bad_values_are_refused_by_name() {
+        let err = Settings::from_lookup(|n| (n == "DISCOVERY").then(|| "everything".into())).unwrap_err();
+        assert!(err.contains("DISCOVERY"));
+        let err = Settings::from_lookup(|n| (n == "SCAN_CONCURRENCY").then(|| "0".into())).unwrap_err();
+        assert!(err.contains("SCAN_CONCURRENCY"));
+    }
+}

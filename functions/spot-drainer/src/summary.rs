@@ -1,0 +1,80 @@
+//! The record of one drain: returned to the caller and logged as one structured line.
+
+use serde::Serialize;
+
+use crate::event::Action;
+use crate::settings::Discovery;
+
+/// One registration of the instance: a target group, the target id (instance id or IP) and its port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Registration {
+    pub target_group_arn: String,
+    pub target_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub availability_zone: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Deregistered,
+    /// The target or its group was already gone: the drain's goal holds, so a retry succeeds.
+    AlreadyGone,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegistrationOutcome {
+    #[serde(flatten)]
+    pub registration: Registration,
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A target group that could not be searched for the instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupProblem {
+    pub target_group_arn: String,
+    /// `not-found` (deleted: nothing to drain there) or `failed` (unknown: the drain is incomplete).
+    pub outcome: GroupOutcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GroupOutcome {
+    NotFound,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DrainSummary {
+    pub instance_id: String,
+    pub action: Action,
+    /// The configured mode.
+    pub discovery: Discovery,
+    /// What `auto` resolved to (`tag` or `scan`); absent when the instance was not found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discovered_by: Option<Discovery>,
+    pub instance_found: bool,
+    pub registrations: Vec<RegistrationOutcome>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub group_problems: Vec<GroupProblem>,
+}
+
+impl DrainSummary {
+    /// Steps that failed and make the drain incomplete.
+    pub fn failures(&self) -> usize {
+        let registrations = self.registrations.iter().filter(|r| r.outcome == Outcome::Failed).count();
+        let groups = self.group_problems.iter().filter(|g| g.outcome == GroupOutcome::Failed).count();
+        registrations + groups
+    }
+
+    pub fn count(&self, outcome: Outcome) -> usize {
+        self.registrations.iter().filter(|r| r.outcome == outcome).count()
+    }
+}
