@@ -1,0 +1,122 @@
+//! What moto cannot stage: one instance on two ports of one group, and ELB throttling or failing
+//! in one group of several. The SDK clients are real; only their responses are mocked.
+
+use std::time::Duration;
+
+use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
+use aws_sdk_ec2::types::{Instance, Reservation, Tag};
+use aws_sdk_elasticloadbalancingv2::config::retry::RetryConfig;
+use aws_sdk_elasticloadbalancingv2::operation::deregister_targets::DeregisterTargetsOutput;
+use aws_sdk_elasticloadbalancingv2::operation::describe_target_health::DescribeTargetHealthOutput;
+use aws_sdk_elasticloadbalancingv2::types::{TargetDescription, TargetHealthDescription};
+use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+use serde_json::json;
+use spot_drainer::summary::Outcome;
+use spot_drainer::{drain_instance, Discovery, DrainError, Settings};
+
+const INSTANCE: &str = "i-0123456789abcdef0";
+const TWO_PORTS: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/two-ports/1";
+const THROTTLED: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/throttled/2";
+const HEALTHY: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/healthy/3";
+
+fn event() -> serde_json::Value {
+    json!({
+        "detail-type": "EC2 Spot Instance Interruption Warning", "source": "aws.ec2",
+        "detail": {"instance-id": INSTANCE, "instance-action": "terminate"}
+    })
+}
+
+fn ec2_client() -> aws_sdk_ec2::Client {
+    let describe = mock!(aws_sdk_ec2::Client::describe_instances).then_output(|| {
+        let tag = Tag::builder().key("loadBalancerTargetGroup").value(format!("{TWO_PORTS},{THROTTLED},{HEALTHY}")).build();
+        let instance = Instance::builder()
+            .instance_id(INSTANCE)
+            .vpc_id("vpc-1")
+            .private_ip_address("10.0.0.5")
+            .tags(tag)
+            .build();
+        DescribeInstancesOutput::builder().reservations(Reservation::builder().instances(instance).build()).build()
+    });
+    mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&describe])
+}
+
+fn health(ports: &'static [i32]) -> impl Fn() -> DescribeTargetHealthOutput + Send + Sync {
+    move || {
+        let mut output = DescribeTargetHealthOutput::builder();
+        for port in ports {
+            let target = TargetDescription::builder().id(INSTANCE).port(*port).build();
+            output = output.target_health_descriptions(TargetHealthDescription::builder().target(target).build());
+        }
+        output.build()
+    }
+}
+
+fn health_rule(arn: &'static str, ports: &'static [i32]) -> Rule {
+    mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health)
+        .match_requests(move |r| r.target_group_arn() == Some(arn))
+        .then_output(health(ports))
+}
+
+const THROTTLING: &str = "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>\
+<Message>Rate exceeded</Message></Error><RequestId>r-1</RequestId></ErrorResponse>";
+
+#[tokio::test]
+async fn a_throttled_group_does_not_stop_the_others_and_the_drain_reports_an_error() {
+    let describe = [health_rule(TWO_PORTS, &[80, 8081]), health_rule(THROTTLED, &[80]), health_rule(HEALTHY, &[443])];
+    // Both ports of the two-port group go in one call, each with its own port.
+    let two_ports = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets)
+        .match_requests(|r| {
+            let ports: Vec<_> = r.targets().iter().map(|t| (t.id(), t.port())).collect();
+            r.target_group_arn() == Some(TWO_PORTS) && ports == [(Some(INSTANCE), Some(80)), (Some(INSTANCE), Some(8081))]
+        })
+        .then_output(|| DeregisterTargetsOutput::builder().build());
+    let throttled = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets)
+        .match_requests(|r| r.target_group_arn() == Some(THROTTLED))
+        .sequence()
+        .http_status(400, Some(THROTTLING.to_owned()))
+        .repeatedly()
+        .build();
+    let healthy = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets)
+        .match_requests(|r| r.target_group_arn() == Some(HEALTHY) && r.targets()[0].port() == Some(443))
+        .then_output(|| DeregisterTargetsOutput::builder().build());
+    let rules = [&describe[0], &describe[1], &describe[2], &two_ports, &throttled, &healthy];
+    let elb = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, rules, |config| config
+        .retry_config(RetryConfig::standard().with_max_attempts(3).with_initial_backoff(Duration::from_millis(1))));
+
+    let settings = Settings { discovery: Discovery::Tag, ..Settings::default() };
+    let error = drain_instance(&ec2_client(), &elb, &settings, &event()).await.unwrap_err();
+
+    let DrainError::Incomplete(summary) = error else { panic!("expected an incomplete drain, got {error}") };
+    assert_eq!(summary.count(Outcome::Deregistered), 3, "{summary:?}");
+    assert_eq!(summary.count(Outcome::Failed), 1);
+    let failed = summary.registrations.iter().find(|r| r.outcome == Outcome::Failed).expect("a failure");
+    assert_eq!(failed.registration.target_group_arn, THROTTLED);
+    assert!(failed.error.as_deref().unwrap_or_default().contains("Throttling"), "{failed:?}");
+    assert_eq!(two_ports.num_calls(), 1);
+    assert_eq!(healthy.num_calls(), 1);
+    assert_eq!(throttled.num_calls(), 3, "the SDK retried the throttled call");
+}
+
+#[tokio::test]
+async fn a_group_whose_health_cannot_be_read_fails_the_drain_after_the_rest() {
+    let unreadable = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health)
+        .match_requests(|r| r.target_group_arn() == Some(THROTTLED))
+        .sequence()
+        .http_status(500, None)
+        .repeatedly()
+        .build();
+    let readable = [health_rule(TWO_PORTS, &[80, 8081]), health_rule(HEALTHY, &[443])];
+    let deregister = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets)
+        .then_output(|| DeregisterTargetsOutput::builder().build());
+    let rules = [&unreadable, &readable[0], &readable[1], &deregister];
+    let elb = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, rules, |config| config
+        .retry_config(RetryConfig::standard().with_max_attempts(2).with_initial_backoff(Duration::from_millis(1))));
+
+    let settings = Settings { discovery: Discovery::Tag, ..Settings::default() };
+    let error = drain_instance(&ec2_client(), &elb, &settings, &event()).await.unwrap_err();
+    let DrainError::Incomplete(summary) = error else { panic!("expected an incomplete drain, got {error}") };
+    assert_eq!(summary.count(Outcome::Deregistered), 3);
+    assert_eq!(summary.group_problems.len(), 1);
+    assert_eq!(summary.group_problems[0].target_group_arn, THROTTLED);
+    assert_eq!(deregister.num_calls(), 2, "one call per readable group");
+}
