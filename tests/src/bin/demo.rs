@@ -1,0 +1,101 @@
+//! The suite's main job, locally: each function started as Lambda would start it (a process
+//! polling cargo-lambda's Runtime API) and sent its sample events with `cargo lambda invoke`,
+//! against the local stand-ins. Prints what each function did.
+
+
+use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetDescription, TargetTypeEnum};
+use e2e_tests::cargo_lambda::CargoLambda;
+use e2e_tests::moto::Moto;
+use e2e_tests::paths::{event_file, function_binary, read_event};
+
+fn heading(text: &str) {
+    println!("\n=== {text} {}", "=".repeat(70usize.saturating_sub(text.len())));
+}
+
+fn show(label: &str, answer: Result<String, String>) {
+    match answer {
+        Ok(text) => println!("{label}\n  -> {text}"),
+        Err(text) => println!("{label}\n  -> error: {text}"),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let runtime = CargoLambda::start();
+    hello_api(&runtime);
+    spot_drainer(&runtime).await;
+    println!("\nDone: every local stand-in this demo started has been stopped.");
+}
+
+fn hello_api(runtime: &CargoLambda) {
+    heading("hello-api: API Gateway events through the local Lambda runtime");
+    let _function = runtime.start_function(&function_binary("hello-api"), &[]);
+    for file in ["hello-rest-api.json", "hello-http-api.json", "hello-base64-body.json", "hello-empty-body.json"] {
+        show(&format!("POST /hello  ({file})"), runtime.invoke(&event_file(file)));
+    }
+}
+
+async fn spot_drainer(runtime: &CargoLambda) {
+    heading("spot-drainer: a Spot interruption warning against moto's EC2 and ELBv2");
+    let moto = Moto::start();
+    let config = moto.sdk_config().await;
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
+    let vpc = ec2.create_vpc().cidr_block("10.0.0.0/16").send().await.expect("create vpc");
+    let vpc_id = vpc.vpc().and_then(|v| v.vpc_id()).unwrap_or_default().to_owned();
+    let subnet = ec2.create_subnet().vpc_id(&vpc_id).cidr_block("10.0.1.0/24").send().await.expect("create subnet");
+    let subnet_id = subnet.subnet().and_then(|s| s.subnet_id()).unwrap_or_default().to_owned();
+    let mut instances = Vec::new();
+    for _ in 0..2 {
+        let run = ec2.run_instances().image_id("ami-12c6146b").min_count(1).max_count(1).subnet_id(&subnet_id).send();
+        let run = run.await.expect("run instance");
+        let instance = &run.instances()[0];
+        instances.push((
+            instance.instance_id().unwrap_or_default().to_owned(),
+            instance.private_ip_address().unwrap_or_default().to_owned(),
+        ));
+    }
+    let mut groups = Vec::new();
+    for (name, kind, port) in [("web", TargetTypeEnum::Instance, 8080), ("api-by-ip", TargetTypeEnum::Ip, 443)] {
+        let created = elb.create_target_group().name(name).protocol(ProtocolEnum::Http).port(80).vpc_id(&vpc_id);
+        let created = created.target_type(kind.clone()).send().await.expect("create target group");
+        let arn = created.target_groups()[0].target_group_arn().unwrap_or_default().to_owned();
+        for (id, ip) in &instances {
+            let target = if kind == TargetTypeEnum::Ip { ip } else { id };
+            let description = TargetDescription::builder().id(target).port(port).build();
+            elb.register_targets().target_group_arn(&arn).targets(description).send().await.expect("register");
+        }
+        groups.push((name, arn));
+    }
+    let print_groups = |title: &'static str| {
+        let (elb, groups) = (elb.clone(), groups.clone());
+        async move {
+            println!("{title}");
+            for (name, arn) in &groups {
+                let health = elb.describe_target_health().target_group_arn(arn).send().await.expect("health");
+                let targets: Vec<String> = health
+                    .target_health_descriptions()
+                    .iter()
+                    .filter_map(|d| d.target())
+                    .map(|t| format!("{}:{}", t.id().unwrap_or_default(), t.port().unwrap_or_default()))
+                    .collect();
+                println!("  {name:<10} {}", targets.join("  "));
+            }
+        }
+    };
+    let (doomed, _) = &instances[0];
+    println!("Instance {doomed} gets the two-minute warning.");
+    print_groups("Target groups before:").await;
+
+    let mut env = moto.env();
+    env.push(("DISCOVERY".into(), "scan".into()));
+    let _function = runtime.start_function(&function_binary("spot-drainer"), &env);
+    let mut event = read_event("spot-interruption-warning.json");
+    event["detail"]["instance-id"] = serde_json::json!(doomed);
+    let event_path = std::env::temp_dir().join(format!("spot-demo-{}.json", std::process::id()));
+    std::fs::write(&event_path, event.to_string()).expect("writing the demo event");
+    show("EC2 Spot Instance Interruption Warning", runtime.invoke(&event_path));
+    let _ = std::fs::remove_file(&event_path);
+    print_groups("Target groups after:").await;
+    show("A malformed event", runtime.invoke(&event_file("hello-rest-api.json")));
+}
