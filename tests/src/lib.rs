@@ -2,7 +2,9 @@
 //! the test that needs it and stopped when its guard is dropped.
 
 pub mod cargo_lambda;
+pub mod certs;
 pub mod moto;
+pub mod postgres;
 pub mod paths;
 pub mod process;
 pub mod runtime_api;

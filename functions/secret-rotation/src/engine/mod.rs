@@ -1,0 +1,160 @@
+//! The databases a secret can belong to, and the few things rotation asks of them: can these
+//! credentials log in, change my own password, and (as master) create or change another user.
+
+use std::fmt;
+use std::time::Duration;
+
+pub mod mysql;
+pub mod postgres;
+pub mod tls;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    Postgres,
+    MySql,
+    /// No external system: API keys and tokens consumers read from Secrets Manager.
+    Generic,
+}
+
+impl EngineKind {
+    /// The `engine` values AWS documents for database secrets.
+    pub fn from_name(name: &str) -> Option<EngineKind> {
+        match name {
+            "postgres" | "aurora-postgresql" => Some(EngineKind::Postgres),
+            "mysql" | "mariadb" | "aurora-mysql" | "aurora" => Some(EngineKind::MySql),
+            "generic" | "" => Some(EngineKind::Generic),
+            _ => None,
+        }
+    }
+
+    pub fn default_port(self) -> u16 {
+        match self {
+            EngineKind::Postgres => 5432,
+            EngineKind::MySql => 3306,
+            EngineKind::Generic => 0,
+        }
+    }
+}
+
+/// The secret's `ssl` field: absent = try TLS, fall back to plain (with a warning) only when the
+/// server does not offer TLS at all; `true` = TLS only; `false` = plain only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    Prefer,
+    Require,
+    Disable,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConnectionSpec {
+    pub kind: EngineKind,
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    pub password: String,
+    pub dbname: Option<String>,
+    pub tls: TlsMode,
+}
+
+impl fmt::Debug for ConnectionSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectionSpec")
+            .field("kind", &self.kind)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("dbname", &self.dbname)
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
+impl ConnectionSpec {
+    pub fn with_credentials(&self, username: &str, password: &str) -> ConnectionSpec {
+        ConnectionSpec { username: username.to_owned(), password: password.to_owned(), ..self.clone() }
+    }
+}
+
+/// How connecting and talking to the database went wrong, each kind named so a VPC or security
+/// group mistake is obvious from the log line. No variant holds a password.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot reach {host}:{port} ({message}); check the VPC, subnets and security groups")]
+    Unreachable { host: String, port: u16, message: String },
+    #[error("timed out connecting to {host}:{port} after {seconds}s; check the VPC, subnets and security groups")]
+    Timeout { host: String, port: u16, seconds: u64 },
+    #[error("{host}:{port} does not offer TLS, and the secret requires it (\"ssl\": true)")]
+    TlsRefused { host: String, port: u16 },
+    #[error("TLS with {host}:{port} failed: {message}")]
+    Tls { host: String, port: u16, message: String },
+    #[error("authentication failed for user {user:?}")]
+    AuthFailed { user: String },
+    #[error("database error: {0}")]
+    Query(String),
+}
+
+impl DbError {
+    pub fn is_auth_failure(&self) -> bool {
+        matches!(self, DbError::AuthFailed { .. })
+    }
+}
+
+/// Connection settings shared by every engine.
+#[derive(Debug, Clone)]
+pub struct DbSettings {
+    pub connect_timeout: Duration,
+    /// PEM bundle of CAs to trust instead of the defaults (the RDS global bundle, say).
+    pub ca_bundle: Option<std::path::PathBuf>,
+}
+
+impl Default for DbSettings {
+    fn default() -> Self {
+        DbSettings { connect_timeout: Duration::from_secs(5), ca_bundle: None }
+    }
+}
+
+/// Logs in with `spec` and runs a trivial query.
+pub async fn check_login(spec: &ConnectionSpec, settings: &DbSettings) -> Result<(), DbError> {
+    match spec.kind {
+        EngineKind::Postgres => postgres::check_login(spec, settings).await,
+        EngineKind::MySql => mysql::check_login(spec, settings).await,
+        EngineKind::Generic => Ok(()),
+    }
+}
+
+/// Logged in as `spec`, changes that user's own password.
+pub async fn set_own_password(spec: &ConnectionSpec, new_password: &str, settings: &DbSettings) -> Result<(), DbError> {
+    match spec.kind {
+        EngineKind::Postgres => postgres::set_own_password(spec, new_password, settings).await,
+        EngineKind::MySql => mysql::set_own_password(spec, new_password, settings).await,
+        EngineKind::Generic => Ok(()),
+    }
+}
+
+/// Logged in as the master `admin`, gives `user` the password `new_password`, creating `user`
+/// first (with the privileges of `template_user`) when it does not exist yet.
+pub async fn set_user_password(
+    admin: &ConnectionSpec,
+    user: &str,
+    new_password: &str,
+    template_user: &str,
+    settings: &DbSettings,
+) -> Result<(), DbError> {
+    match admin.kind {
+        EngineKind::Postgres => postgres::set_user_password(admin, user, new_password, template_user, settings).await,
+        EngineKind::MySql => mysql::set_user_password(admin, user, new_password, template_user, settings).await,
+        EngineKind::Generic => Ok(()),
+    }
+}
+
+/// Runs `connect` with the timeout, turning an expiry into a named error.
+pub(crate) async fn with_timeout<T>(
+    spec: &ConnectionSpec,
+    settings: &DbSettings,
+    connect: impl std::future::Future<Output = Result<T, DbError>>,
+) -> Result<T, DbError> {
+    tokio::time::timeout(settings.connect_timeout, connect).await.unwrap_or_else(|_| {
+        Err(DbError::Timeout { host: spec.host.clone(), port: spec.port, seconds: settings.connect_timeout.as_secs() })
+    })
+}

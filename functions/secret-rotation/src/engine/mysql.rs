@@ -1,0 +1,157 @@
+//! MySQL, MariaDB and Aurora MySQL. Values reach SQL as bound parameters where the server allows
+//! them, and otherwise as literals quoted by the client library for the session's SQL mode.
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, OptsBuilder, SslOpts, Value};
+
+use super::{with_timeout, ConnectionSpec, DbError, DbSettings, TlsMode};
+
+async fn connect(spec: &ConnectionSpec, settings: &DbSettings) -> Result<Conn, DbError> {
+    match spec.tls {
+        TlsMode::Disable => connect_with(spec, settings, false).await,
+        TlsMode::Require => connect_with(spec, settings, true).await,
+        TlsMode::Prefer => match connect_with(spec, settings, true).await {
+            Err(DbError::TlsRefused { .. }) => {
+                tracing::warn!(host = %spec.host, port = spec.port, "server offers no TLS; connecting without it (set \"ssl\": true to refuse)");
+                connect_with(spec, settings, false).await
+            }
+            other => other,
+        },
+    }
+}
+
+async fn connect_with(spec: &ConnectionSpec, settings: &DbSettings, use_tls: bool) -> Result<Conn, DbError> {
+    super::tls::install_crypto_provider();
+    let mut builder = OptsBuilder::default()
+        .ip_or_hostname(spec.host.clone())
+        .tcp_port(spec.port)
+        .user(Some(spec.username.clone()))
+        .pass(Some(spec.password.clone()))
+        .db_name(spec.dbname.clone())
+        .prefer_socket(false);
+    if use_tls {
+        let mut ssl = SslOpts::default();
+        if let Some(path) = &settings.ca_bundle {
+            ssl = ssl.with_root_certs(vec![path.clone().into()]).with_disable_built_in_roots(true);
+        }
+        builder = builder.ssl_opts(Some(ssl));
+    }
+    with_timeout(spec, settings, async { Conn::new(builder).await.map_err(|e| classify(spec, e)) }).await
+}
+
+/// Names the kind of failure. mysql_async errors never include the password.
+fn classify(spec: &ConnectionSpec, err: mysql_async::Error) -> DbError {
+    let (host, port) = (spec.host.clone(), spec.port);
+    match err {
+        // 1045: access denied (wrong password or user); 1698: no password auth for this user.
+        mysql_async::Error::Server(ref e) if e.code == 1045 || e.code == 1698 => {
+            DbError::AuthFailed { user: spec.username.clone() }
+        }
+        mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer) => DbError::TlsRefused { host, port },
+        mysql_async::Error::Io(mysql_async::IoError::Tls(e)) => DbError::Tls { host, port, message: e.to_string() },
+        mysql_async::Error::Io(e) => DbError::Unreachable { host, port, message: e.to_string() },
+        other => DbError::Query(other.to_string()),
+    }
+}
+
+fn query_error(err: mysql_async::Error) -> DbError {
+    DbError::Query(err.to_string())
+}
+
+/// A string literal quoted for this session (honouring NO_BACKSLASH_ESCAPES).
+async fn literal(conn: &mut Conn, text: &str) -> Result<String, DbError> {
+    let mode: Option<String> = conn.query_first("SELECT @@SESSION.sql_mode").await.map_err(query_error)?;
+    let no_backslash_escapes = mode.unwrap_or_default().contains("NO_BACKSLASH_ESCAPES");
+    Ok(Value::from(text).as_sql(no_backslash_escapes))
+}
+
+pub async fn check_login(spec: &ConnectionSpec, settings: &DbSettings) -> Result<(), DbError> {
+    let mut conn = connect(spec, settings).await?;
+    let _: Option<i64> = conn.query_first("SELECT 1").await.map_err(query_error)?;
+    let _ = conn.disconnect().await;
+    Ok(())
+}
+
+pub async fn set_own_password(spec: &ConnectionSpec, new_password: &str, settings: &DbSettings) -> Result<(), DbError> {
+    let mut conn = connect(spec, settings).await?;
+    let password = literal(&mut conn, new_password).await?;
+    conn.query_drop(format!("ALTER USER CURRENT_USER() IDENTIFIED BY {password}")).await.map_err(query_error)?;
+    let _ = conn.disconnect().await;
+    Ok(())
+}
+
+pub async fn set_user_password(
+    admin: &ConnectionSpec,
+    user: &str,
+    new_password: &str,
+    template_user: &str,
+    settings: &DbSettings,
+) -> Result<(), DbError> {
+    let mut conn = connect(admin, settings).await?;
+    let hosts: Vec<String> =
+        conn.exec("SELECT Host FROM mysql.user WHERE User = ?", (user,)).await.map_err(query_error)?;
+    let name = literal(&mut conn, user).await?;
+    let password = literal(&mut conn, new_password).await?;
+    if !hosts.is_empty() {
+        for host in hosts {
+            let host = literal(&mut conn, &host).await?;
+            conn.query_drop(format!("ALTER USER {name}@{host} IDENTIFIED BY {password}")).await.map_err(query_error)?;
+        }
+    } else {
+        copy_user(&mut conn, template_user, &name, &password).await?;
+    }
+    let _ = conn.disconnect().await;
+    Ok(())
+}
+
+/// Creates the clone on each host the original user has, with the original's grants.
+async fn copy_user(conn: &mut Conn, template_user: &str, clone: &str, password: &str) -> Result<(), DbError> {
+    let hosts: Vec<String> =
+        conn.exec("SELECT Host FROM mysql.user WHERE User = ?", (template_user,)).await.map_err(query_error)?;
+    if hosts.is_empty() {
+        return Err(DbError::Query(format!("user {template_user:?} does not exist, so it cannot be cloned")));
+    }
+    let original = literal(conn, template_user).await?;
+    for host in hosts {
+        let host = literal(conn, &host).await?;
+        conn.query_drop(format!("CREATE USER {clone}@{host} IDENTIFIED BY {password}")).await.map_err(query_error)?;
+        let grants: Vec<String> = conn.query(format!("SHOW GRANTS FOR {original}@{host}")).await.map_err(query_error)?;
+        for grant in grants {
+            if let Some(statement) = regrant(&grant, clone, &host) {
+                conn.query_drop(statement).await.map_err(query_error)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites one `SHOW GRANTS` line for the clone: the privilege part stays, the grantee changes,
+/// and the original's password clause is dropped. USAGE-only lines need nothing.
+fn regrant(grant: &str, clone: &str, host: &str) -> Option<String> {
+    let privileges_end = grant.rfind(" TO ")?;
+    let privileges = &grant[..privileges_end];
+    if privileges.starts_with("GRANT USAGE ON *.*") {
+        return None;
+    }
+    let with_grant_option = grant[privileges_end..].contains("WITH GRANT OPTION");
+    let suffix = if with_grant_option { " WITH GRANT OPTION" } else { "" };
+    Some(format!("{privileges} TO {clone}@{host}{suffix}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::regrant;
+
+    #[test]
+    fn grants_are_rewritten_for_the_clone() {
+        assert_eq!(
+            regrant("GRANT SELECT, INSERT ON `app`.* TO `app`@`%`", "'app_clone'", "'%'").as_deref(),
+            Some("GRANT SELECT, INSERT ON `app`.* TO 'app_clone'@'%'")
+        );
+        assert_eq!(
+            regrant("GRANT ALL PRIVILEGES ON `db`.* TO `app`@`%` WITH GRANT OPTION", "'c'", "'%'").as_deref(),
+            Some("GRANT ALL PRIVILEGES ON `db`.* TO 'c'@'%' WITH GRANT OPTION")
+        );
+        assert_eq!(regrant("GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED BY PASSWORD '*AB'", "'c'", "'%'"), None);
+    }
+}

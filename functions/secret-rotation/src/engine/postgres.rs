@@ -1,0 +1,131 @@
+//! PostgreSQL (and Aurora PostgreSQL). User names and passwords reach SQL only through the
+//! server's own quoting: `format('%I', $1)` for identifiers and `format('%L', $2)` for literals,
+//! with the values bound as parameters.
+
+
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::{tls, with_timeout, ConnectionSpec, DbError, DbSettings, TlsMode};
+
+async fn connect(spec: &ConnectionSpec, settings: &DbSettings) -> Result<Client, DbError> {
+    match spec.tls {
+        TlsMode::Disable => connect_with(spec, settings, false).await,
+        TlsMode::Require => connect_with(spec, settings, true).await,
+        TlsMode::Prefer => match connect_with(spec, settings, true).await {
+            Err(DbError::TlsRefused { .. }) => {
+                tracing::warn!(host = %spec.host, port = spec.port, "server offers no TLS; connecting without it (set \"ssl\": true to refuse)");
+                connect_with(spec, settings, false).await
+            }
+            other => other,
+        },
+    }
+}
+
+async fn connect_with(spec: &ConnectionSpec, settings: &DbSettings, use_tls: bool) -> Result<Client, DbError> {
+    let mut config = Config::new();
+    config
+        .host(&spec.host)
+        .port(spec.port)
+        .user(&spec.username)
+        .password(&spec.password)
+        .dbname(spec.dbname.as_deref().unwrap_or("postgres"))
+        .connect_timeout(settings.connect_timeout)
+        .application_name("secret-rotation");
+    with_timeout(spec, settings, async {
+        if use_tls {
+            config.ssl_mode(tokio_postgres::config::SslMode::Require);
+            let connector = MakeRustlsConnect::new(tls::client_config(settings)?);
+            let (client, connection) = config.connect(connector).await.map_err(|e| classify(spec, e))?;
+            tokio::spawn(connection);
+            Ok(client)
+        } else {
+            config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+            let (client, connection) = config.connect(NoTls).await.map_err(|e| classify(spec, e))?;
+            tokio::spawn(connection);
+            Ok(client)
+        }
+    })
+    .await
+}
+
+/// Names the kind of failure. tokio-postgres errors never include the password.
+fn classify(spec: &ConnectionSpec, err: tokio_postgres::Error) -> DbError {
+    if let Some(code) = err.code() {
+        if *code == SqlState::INVALID_PASSWORD || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
+            return DbError::AuthFailed { user: spec.username.clone() };
+        }
+        return DbError::Query(err.as_db_error().map(|e| e.message().to_owned()).unwrap_or_else(|| err.to_string()));
+    }
+    let mut chain = String::new();
+    let mut source: Option<&dyn std::error::Error> = Some(&err);
+    let mut is_io = false;
+    let mut is_tls = false;
+    while let Some(e) = source {
+        chain.push_str(&format!("{e}; "));
+        is_io |= e.is::<std::io::Error>();
+        is_tls |= e.is::<rustls::Error>();
+        source = e.source();
+    }
+    let (host, port) = (spec.host.clone(), spec.port);
+    if chain.contains("server does not support TLS") {
+        DbError::TlsRefused { host, port }
+    } else if is_tls || chain.to_ascii_lowercase().contains("certificate") {
+        DbError::Tls { host, port, message: chain.trim_end_matches("; ").to_owned() }
+    } else if is_io || chain.contains("error connecting") {
+        DbError::Unreachable { host, port, message: chain.trim_end_matches("; ").to_owned() }
+    } else {
+        DbError::Query(err.to_string())
+    }
+}
+
+fn query_error(err: tokio_postgres::Error) -> DbError {
+    DbError::Query(err.as_db_error().map(|e| e.message().to_owned()).unwrap_or_else(|| err.to_string()))
+}
+
+/// Builds a statement with the server's quoting, from bound values.
+async fn formatted(client: &Client, template: &str, values: &[&str]) -> Result<String, DbError> {
+    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+        values.iter().map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
+    let placeholders: Vec<String> = (1..=values.len()).map(|i| format!("${i}::text")).collect();
+    let sql = format!("SELECT format('{template}', {})", placeholders.join(", "));
+    let row = client.query_one(&sql, &params).await.map_err(query_error)?;
+    row.try_get(0).map_err(query_error)
+}
+
+pub async fn check_login(spec: &ConnectionSpec, settings: &DbSettings) -> Result<(), DbError> {
+    let client = connect(spec, settings).await?;
+    client.simple_query("SELECT 1").await.map_err(query_error)?;
+    Ok(())
+}
+
+pub async fn set_own_password(spec: &ConnectionSpec, new_password: &str, settings: &DbSettings) -> Result<(), DbError> {
+    let client = connect(spec, settings).await?;
+    let statement = formatted(&client, "ALTER ROLE %I WITH PASSWORD %L", &[&spec.username, new_password]).await?;
+    client.batch_execute(&statement).await.map_err(query_error)
+}
+
+pub async fn set_user_password(
+    admin: &ConnectionSpec,
+    user: &str,
+    new_password: &str,
+    template_user: &str,
+    settings: &DbSettings,
+) -> Result<(), DbError> {
+    let client = connect(admin, settings).await?;
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1", &[&user])
+        .await
+        .map_err(query_error)?
+        .is_some();
+    if exists {
+        let statement = formatted(&client, "ALTER ROLE %I WITH PASSWORD %L", &[user, new_password]).await?;
+        return client.batch_execute(&statement).await.map_err(query_error);
+    }
+    // The clone is a login role that is a member of the original user's role: the same
+    // privileges, and it can use the objects the other created.
+    let create = formatted(&client, "CREATE ROLE %I WITH LOGIN PASSWORD %L", &[user, new_password]).await?;
+    let grant = formatted(&client, "GRANT %I TO %I", &[template_user, user]).await?;
+    client.batch_execute(&format!("BEGIN; {create}; {grant}; COMMIT;")).await.map_err(query_error)
+}

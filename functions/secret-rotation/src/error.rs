@@ -1,0 +1,24 @@
+//! Rotation errors. None carries a password or a secret string: messages name the secret,
+//! the step, the user and the kind of failure only.
+
+use crate::engine::DbError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RotationError {
+    #[error("malformed rotation event: {0}")]
+    MalformedEvent(String),
+    #[error("unknown rotation step {0:?}; expected createSecret, setSecret, testSecret or finishSecret")]
+    UnknownStep(String),
+    #[error("secret {0} does not have rotation enabled")]
+    RotationNotEnabled(String),
+    #[error("secret version {token} has no stage for rotation of {secret_id}")]
+    TokenNotAVersion { secret_id: String, token: String },
+    #[error("secret version {token} of {secret_id} is not AWSPENDING")]
+    TokenNotPending { secret_id: String, token: String },
+    #[error("secret {secret_id} ({stage}) is not usable: {reason}")]
+    MalformedSecret { secret_id: String, stage: String, reason: String },
+    #[error("Secrets Manager {operation} failed for {secret_id}: {message}")]
+    SecretsManager { operation: &'static str, secret_id: String, message: String },
+    #[error("{step} for {secret_id}: {source}")]
+    Database { step: &'static str, secret_id: String, source: DbError },
+}

@@ -1,0 +1,16 @@
+//! Secrets Manager rotation function: the four steps (createSecret, setSecret, testSecret,
+//! finishSecret) for PostgreSQL, MySQL/MariaDB and generic secrets, single-user or alternating
+//! users, each step safe to run again.
+
+pub mod engine;
+pub mod error;
+pub mod event;
+pub mod password;
+pub mod rotation;
+pub mod secret;
+pub mod versions;
+
+pub use error::RotationError;
+pub use event::{RotationEvent, Step};
+pub use password::PasswordPolicy;
+pub use rotation::{rotate_step, Settings};

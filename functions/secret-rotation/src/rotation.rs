@@ -1,0 +1,223 @@
+//! The four rotation steps, as AWS documents them, each safe to run again.
+
+use aws_sdk_secretsmanager::Client;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::engine::{self, ConnectionSpec, DbError, DbSettings, EngineKind};
+use crate::error::RotationError;
+use crate::event::{RotationEvent, Step};
+use crate::password::PasswordPolicy;
+use crate::secret::{Origin, SecretDoc};
+use crate::versions::{check_versions, secret_string, sm_error, CURRENT, PENDING, PREVIOUS};
+
+const CLONE_SUFFIX: &str = "_clone";
+
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub password_policy: PasswordPolicy,
+    pub db: DbSettings,
+}
+
+impl Settings {
+    /// The password variables, plus `DB_CA_BUNDLE` and `DB_CONNECT_TIMEOUT_SECONDS` (default 5).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
+        let password_policy = PasswordPolicy::from_lookup(&lookup)?;
+        let mut db = DbSettings::default();
+        if let Some(path) = lookup("DB_CA_BUNDLE").filter(|p| !p.trim().is_empty()) {
+            db.ca_bundle = Some(path.into());
+        }
+        if let Some(text) = lookup("DB_CONNECT_TIMEOUT_SECONDS") {
+            let seconds: u64 = text.trim().parse().ok().filter(|s| *s > 0).ok_or_else(|| {
+                format!("DB_CONNECT_TIMEOUT_SECONDS is {text:?}; expected a whole number above 0")
+            })?;
+            db.connect_timeout = std::time::Duration::from_secs(seconds);
+        }
+        Ok(Settings { password_policy, db })
+    }
+
+    pub fn from_env() -> Result<Settings, String> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+}
+
+/// What a step did; returned to the caller and logged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepReport {
+    pub step: &'static str,
+    pub secret_id: String,
+    pub token: String,
+    pub result: &'static str,
+}
+
+/// Runs one rotation step for the event Secrets Manager sent.
+pub async fn rotate_step(client: &Client, settings: &Settings, event: &Value) -> Result<StepReport, RotationError> {
+    let event = RotationEvent::parse(event)?;
+    let versions = check_versions(client, &event).await?;
+    let result = if versions.token_is_current {
+        "nothing to do: the version is already AWSCURRENT"
+    } else {
+        match event.step {
+            Step::CreateSecret => create_secret(client, settings, &event).await?,
+            Step::SetSecret => set_secret(client, settings, &event).await?,
+            Step::TestSecret => test_secret(client, settings, &event).await?,
+            Step::FinishSecret => finish_secret(client, &event, versions.current_version.as_deref()).await?,
+        }
+    };
+    let report = StepReport { step: event.step.name(), secret_id: event.secret_id, token: event.token, result };
+    tracing::info!(step = report.step, secret_id = %report.secret_id, token = %report.token, result = report.result, "rotation step done");
+    Ok(report)
+}
+
+async fn read_doc(client: &Client, secret_id: &str, stage: &'static str, version: Option<&str>) -> Result<Option<SecretDoc>, RotationError> {
+    let origin = Origin { secret_id, stage };
+    match secret_string(client, secret_id, stage, version).await? {
+        Some(text) => SecretDoc::parse(&text, origin).map(Some),
+        None => Ok(None),
+    }
+}
+
+async fn require_doc(client: &Client, secret_id: &str, stage: &'static str, version: Option<&str>) -> Result<SecretDoc, RotationError> {
+    read_doc(client, secret_id, stage, version).await?.ok_or_else(|| RotationError::MalformedSecret {
+        secret_id: secret_id.to_owned(),
+        stage: stage.to_owned(),
+        reason: "the version has no secret string".into(),
+    })
+}
+
+/// Checks everything the engine will need, before anything changes.
+fn validate(doc: &SecretDoc, origin: Origin<'_>) -> Result<EngineKind, RotationError> {
+    let kind = doc.engine(origin)?;
+    if kind != EngineKind::Generic {
+        doc.connection(origin)?;
+    }
+    Ok(kind)
+}
+
+/// The user name the pending version gets: the same one, or for alternating users the other.
+fn pending_username(current: &str, alternating: bool) -> String {
+    if !alternating {
+        current.to_owned()
+    } else if let Some(original) = current.strip_suffix(CLONE_SUFFIX) {
+        original.to_owned()
+    } else {
+        format!("{current}{CLONE_SUFFIX}")
+    }
+}
+
+async fn create_secret(client: &Client, settings: &Settings, event: &RotationEvent) -> Result<&'static str, RotationError> {
+    let secret_id = &event.secret_id;
+    let current = require_doc(client, secret_id, CURRENT, None).await?;
+    let kind = validate(&current, Origin { secret_id, stage: CURRENT })?;
+    if read_doc(client, secret_id, PENDING, Some(&event.token)).await?.is_some() {
+        return Ok("nothing to do: the AWSPENDING version already exists");
+    }
+    let mut pending = current.clone();
+    if kind != EngineKind::Generic && current.master_arn().is_some() {
+        let username = current.text("username").unwrap_or_default();
+        pending.set_text("username", &pending_username(username, true));
+    }
+    let password = settings.password_policy.generate(client, secret_id).await?;
+    pending.set_text("password", &password);
+    client
+        .put_secret_value()
+        .secret_id(secret_id)
+        .client_request_token(&event.token)
+        .secret_string(pending.to_json())
+        .version_stages(PENDING)
+        .set_rotation_token(event.rotation_token.clone())
+        .send()
+        .await
+        .map_err(|e| sm_error("PutSecretValue", secret_id, &e))?;
+    Ok("created the AWSPENDING version")
+}
+
+fn db_error(step: Step, secret_id: &str, source: DbError) -> RotationError {
+    RotationError::Database { step: step.name(), secret_id: secret_id.to_owned(), source }
+}
+
+async fn set_secret(client: &Client, settings: &Settings, event: &RotationEvent) -> Result<&'static str, RotationError> {
+    let secret_id = &event.secret_id;
+    let pending = require_doc(client, secret_id, PENDING, Some(&event.token)).await?;
+    let origin = Origin { secret_id, stage: PENDING };
+    if validate(&pending, origin)? == EngineKind::Generic {
+        return Ok("generic secret: validated, nothing to set");
+    }
+    let target = pending.connection(origin)?;
+    let fail = |e| db_error(Step::SetSecret, secret_id, e);
+    match engine::check_login(&target, &settings.db).await {
+        Ok(()) => return Ok("nothing to do: the pending credentials already log in"),
+        Err(e) if e.is_auth_failure() => {}
+        Err(e) => return Err(fail(e)),
+    }
+
+    if let Some(master_arn) = pending.master_arn() {
+        let master = require_doc(client, master_arn, CURRENT, None).await?;
+        let master_spec = master.connection(Origin { secret_id: master_arn, stage: CURRENT })?;
+        let admin = target.with_credentials(&master_spec.username, &master_spec.password);
+        let original = target.username.strip_suffix(CLONE_SUFFIX).unwrap_or(&target.username).to_owned();
+        engine::set_user_password(&admin, &target.username, &target.password, &original, &settings.db)
+            .await
+            .map_err(fail)?;
+        return Ok("set the pending password with the master credentials");
+    }
+
+    // Single user: log in with the current credentials, or failing that the previous ones.
+    let mut last_error = None;
+    for stage in [CURRENT, PREVIOUS] {
+        let Some(doc) = read_doc(client, secret_id, stage, None).await? else { continue };
+        let Ok(old) = doc.connection(Origin { secret_id, stage }) else { continue };
+        if old.username != target.username {
+            return Err(RotationError::MalformedSecret {
+                secret_id: secret_id.clone(),
+                stage: stage.to_owned(),
+                reason: "its user name differs from the pending version's (single-user rotation changes one user)".into(),
+            });
+        }
+        let login: ConnectionSpec = target.with_credentials(&old.username, &old.password);
+        match engine::set_own_password(&login, &target.password, &settings.db).await {
+            Ok(()) => return Ok(if stage == CURRENT { "set the pending password (logged in as AWSCURRENT)" } else { "set the pending password (logged in as AWSPREVIOUS)" }),
+            Err(e) if e.is_auth_failure() => last_error = Some(e),
+            Err(e) => return Err(fail(e)),
+        }
+    }
+    Err(fail(last_error.unwrap_or(DbError::AuthFailed { user: target.username.clone() })))
+}
+
+async fn test_secret(client: &Client, settings: &Settings, event: &RotationEvent) -> Result<&'static str, RotationError> {
+    let secret_id = &event.secret_id;
+    let pending = require_doc(client, secret_id, PENDING, Some(&event.token)).await?;
+    let origin = Origin { secret_id, stage: PENDING };
+    if validate(&pending, origin)? == EngineKind::Generic {
+        return Ok("generic secret: validated");
+    }
+    let spec = pending.connection(origin)?;
+    engine::check_login(&spec, &settings.db).await.map_err(|e| db_error(Step::TestSecret, secret_id, e))?;
+    Ok("the pending credentials log in")
+}
+
+async fn finish_secret(client: &Client, event: &RotationEvent, current_version: Option<&str>) -> Result<&'static str, RotationError> {
+    let secret_id = &event.secret_id;
+    client
+        .update_secret_version_stage()
+        .secret_id(secret_id)
+        .version_stage(CURRENT)
+        .move_to_version_id(&event.token)
+        .set_remove_from_version_id(current_version.map(str::to_owned))
+        .send()
+        .await
+        .map_err(|e| sm_error("UpdateSecretVersionStage", secret_id, &e))?;
+    Ok("moved AWSCURRENT to the new version")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pending_username;
+
+    #[test]
+    fn alternating_users_swap_between_the_user_and_its_clone() {
+        assert_eq!(pending_username("app", true), "app_clone");
+        assert_eq!(pending_username("app_clone", true), "app");
+        assert_eq!(pending_username("app", false), "app");
+    }
+}

@@ -1,0 +1,304 @@
+//! secret-rotation against moto's Secrets Manager and a throwaway PostgreSQL cluster with
+//! password authentication and TLS. moto cannot drive a rotation (RotateSecret needs Docker to run
+//! the function), so each test does what Secrets Manager does: it marks a new version AWSPENDING,
+//! calls the four steps in order, and clears AWSPENDING after finishSecret.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use aws_sdk_secretsmanager::types::RotationRulesType;
+use aws_sdk_secretsmanager::Client;
+use e2e_tests::moto::Moto;
+use e2e_tests::postgres::Postgres;
+use secret_rotation::{rotate_step, RotationError, Settings};
+use serde_json::{json, Value};
+
+const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
+
+/// Everything every test in this binary logs, through the functions' own logging setup at TRACE.
+fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let sink = buffer.clone();
+        std::env::set_var("AWS_LAMBDA_LOG_LEVEL", "trace");
+        shared::logging::init_with_writer(move || LogSink(sink.clone()));
+        buffer
+    })
+    .clone()
+}
+
+struct LogSink(Arc<Mutex<Vec<u8>>>);
+impl Write for LogSink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().map_err(|_| std::io::ErrorKind::Other)?.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct Scene {
+    _moto: Moto,
+    sm: Client,
+    settings: Settings,
+}
+
+async fn scene() -> Scene {
+    captured_logs();
+    let moto = Moto::start();
+    let sm = Client::new(&moto.sdk_config().await);
+    Scene { _moto: moto, sm, settings: Settings::default() }
+}
+
+fn settings_for(pg: &Postgres) -> Settings {
+    let mut settings = Settings::default();
+    settings.db.ca_bundle = Some(pg.ca.clone());
+    settings
+}
+
+async fn create_secret(sm: &Client, name: &str, value: &Value) -> String {
+    let out = sm.create_secret().name(name).secret_string(value.to_string()).send().await.expect("create_secret");
+    out.arn().expect("arn").to_owned()
+}
+
+/// What Secrets Manager does before calling createSecret: a new version, AWSPENDING, no value yet.
+/// moto does exactly this, then fails to find the (absent) function, which is the point.
+async fn begin_rotation(sm: &Client, secret_id: &str, token: &str) {
+    let _ = sm
+        .rotate_secret()
+        .secret_id(secret_id)
+        .client_request_token(token)
+        .rotation_lambda_arn("arn:aws:lambda:us-east-1:123456789012:function:not-run-by-moto")
+        .rotation_rules(RotationRulesType::builder().automatically_after_days(30).build())
+        .send()
+        .await;
+    let described = sm.describe_secret().secret_id(secret_id).send().await.expect("describe");
+    assert_eq!(described.rotation_enabled(), Some(true));
+    let stages = described.version_ids_to_stages().and_then(|s| s.get(token)).cloned().unwrap_or_default();
+    assert_eq!(stages, ["AWSPENDING"], "moto no longer sets up the pending version this way");
+}
+
+fn step_event(step: &str, secret_id: &str, token: &str) -> Value {
+    json!({"Step": step, "SecretId": secret_id, "ClientRequestToken": token})
+}
+
+async fn step(scene: &Scene, settings: &Settings, step: &str, secret_id: &str, token: &str) -> Result<String, RotationError> {
+    rotate_step(&scene.sm, settings, &step_event(step, secret_id, token)).await.map(|r| r.result.to_owned())
+}
+
+/// Secrets Manager's own last move: AWSPENDING leaves the finished version.
+async fn end_rotation(sm: &Client, secret_id: &str, token: &str) {
+    sm.update_secret_version_stage()
+        .secret_id(secret_id)
+        .version_stage("AWSPENDING")
+        .remove_from_version_id(token)
+        .send()
+        .await
+        .expect("clearing AWSPENDING");
+}
+
+async fn full_rotation(scene: &Scene, settings: &Settings, secret_id: &str, token: &str) {
+    begin_rotation(&scene.sm, secret_id, token).await;
+    for name in STEPS {
+        step(scene, settings, name, secret_id, token).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    end_rotation(&scene.sm, secret_id, token).await;
+}
+
+async fn current(sm: &Client, secret_id: &str) -> Value {
+    let out = sm.get_secret_value().secret_id(secret_id).version_stage("AWSCURRENT").send().await.expect("get current");
+    serde_json::from_str(out.secret_string().expect("string")).expect("json")
+}
+
+async fn current_version(sm: &Client, secret_id: &str) -> String {
+    let out = sm.get_secret_value().secret_id(secret_id).version_stage("AWSCURRENT").send().await.expect("get current");
+    out.version_id().expect("version").to_owned()
+}
+
+async fn pg_user_secret(sm: &Client, pg: &Postgres, name: &str, user: &str, password: &str, extra: Value) -> String {
+    let superuser = pg.superuser().await;
+    let create = superuser
+        .query_one("SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', $1::text, $2::text)", &[&user, &password])
+        .await
+        .expect("quoting");
+    superuser.batch_execute(create.get::<_, &str>(0)).await.expect("creating the user");
+    let mut secret = json!({
+        "engine": "postgres", "host": "127.0.0.1", "port": pg.port,
+        "username": user, "password": password, "dbname": "postgres", "note": "kept across rotations"
+    });
+    if let (Some(map), Value::Object(extra)) = (secret.as_object_mut(), extra) {
+        map.extend(extra);
+    }
+    create_secret(sm, name, &secret).await
+}
+
+fn assert_not_logged(secrets: &[&str]) {
+    let logs = captured_logs();
+    let text = String::from_utf8_lossy(&logs.lock().expect("logs")).into_owned();
+    assert!(text.contains("rotation step done"), "the capture saw no rotation logs");
+    for secret in secrets {
+        assert!(!text.contains(secret), "a password reached the logs");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_single_user_rotation_changes_the_password_and_each_step_reruns() {
+    let scene = scene().await;
+    let pg = Postgres::start();
+    let settings = settings_for(&pg);
+    let old = "old-Passw0rd-single";
+    let id = pg_user_secret(&scene.sm, &pg, "pg-single", "app", old, json!({"ssl": true})).await;
+    let token = "11111111-1111-4111-8111-111111111111";
+    begin_rotation(&scene.sm, &id, token).await;
+    for name in STEPS {
+        let first = step(&scene, &settings, name, &id, token).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        // Each step run twice gives the same end state; the second run has nothing left to do.
+        let again = step(&scene, &settings, name, &id, token).await.unwrap_or_else(|e| panic!("{name} again: {e}"));
+        if name == "createSecret" || name == "setSecret" || name == "finishSecret" {
+            assert!(again.starts_with("nothing to do"), "{name} re-run: {again} (first: {first})");
+        }
+    }
+    end_rotation(&scene.sm, &id, token).await;
+
+    let now = current(&scene.sm, &id).await;
+    let new = now["password"].as_str().expect("password").to_owned();
+    assert_ne!(new, old);
+    assert_eq!(new.len(), 32);
+    assert!(!new.contains(':'), "default exclusions apply");
+    assert_eq!(now["note"], "kept across rotations");
+    assert_eq!(current_version(&scene.sm, &id).await, token);
+    assert!(pg.can_log_in("app", &new).await, "the new password logs in");
+    assert!(!pg.can_log_in("app", old).await, "the old password no longer does");
+    assert_not_logged(&[old, &new]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_alternating_users_swap_and_both_stay_usable() {
+    let scene = scene().await;
+    let pg = Postgres::start();
+    let settings = settings_for(&pg);
+    let superuser = pg.superuser().await;
+    superuser.batch_execute("CREATE ROLE rotator2 LOGIN SUPERUSER PASSWORD 'master-Passw0rd'").await.expect("master");
+    let master = create_secret(&scene.sm, "pg-master", &json!({
+        "engine": "postgres", "host": "127.0.0.1", "port": pg.port, "username": "rotator2", "password": "master-Passw0rd"
+    })).await;
+    let id = pg_user_secret(&scene.sm, &pg, "pg-alternating", "app \"quoted\"", "first-Passw0rd", json!({"masterarn": master})).await;
+
+    full_rotation(&scene, &settings, &id, "22222222-2222-4222-8222-222222222221").await;
+    let first = current(&scene.sm, &id).await;
+    assert_eq!(first["username"], "app \"quoted\"_clone");
+    let clone_password = first["password"].as_str().expect("password");
+    assert!(pg.can_log_in("app \"quoted\"_clone", clone_password).await, "the clone logs in");
+    assert!(pg.can_log_in("app \"quoted\"", "first-Passw0rd").await, "the previous user still logs in");
+    let member = superuser
+        .query_one("SELECT pg_has_role('app \"quoted\"_clone', 'app \"quoted\"', 'MEMBER')", &[])
+        .await
+        .expect("membership");
+    assert!(member.get::<_, bool>(0), "the clone holds the original user's role");
+
+    full_rotation(&scene, &settings, &id, "22222222-2222-4222-8222-222222222222").await;
+    let second = current(&scene.sm, &id).await;
+    assert_eq!(second["username"], "app \"quoted\"");
+    let original_password = second["password"].as_str().expect("password");
+    assert!(pg.can_log_in("app \"quoted\"", original_password).await);
+    assert!(pg.can_log_in("app \"quoted\"_clone", clone_password).await, "the clone keeps working");
+    assert_not_logged(&["first-Passw0rd", clone_password, original_password]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_set_secret_completes_when_rerun_and_a_failed_test_moves_nothing() {
+    let scene = scene().await;
+    let mut pg = Postgres::start();
+    let settings = settings_for(&pg);
+    let id = pg_user_secret(&scene.sm, &pg, "pg-outage", "app", "before-Passw0rd", json!({})).await;
+    let before = current_version(&scene.sm, &id).await;
+    let token = "33333333-3333-4333-8333-333333333333";
+    begin_rotation(&scene.sm, &id, token).await;
+    step(&scene, &settings, "createSecret", &id, token).await.expect("create");
+
+    pg.stop();
+    let error = step(&scene, &settings, "setSecret", &id, token).await.unwrap_err().to_string();
+    assert!(error.contains("cannot reach 127.0.0.1"), "{error}");
+    let error = step(&scene, &settings, "testSecret", &id, token).await.unwrap_err().to_string();
+    assert!(error.contains("cannot reach"), "{error}");
+    assert_eq!(current_version(&scene.sm, &id).await, before, "a failed test moves nothing");
+
+    pg.restart();
+    for name in ["setSecret", "testSecret", "finishSecret"] {
+        step(&scene, &settings, name, &id, token).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let new = current(&scene.sm, &id).await["password"].as_str().expect("password").to_owned();
+    assert!(pg.can_log_in("app", &new).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_secret_with_a_wrong_pending_password_fails_and_current_stays() {
+    let scene = scene().await;
+    let pg = Postgres::start();
+    let settings = settings_for(&pg);
+    let id = pg_user_secret(&scene.sm, &pg, "pg-wrong", "app", "right-Passw0rd", json!({})).await;
+    let before = current_version(&scene.sm, &id).await;
+    let token = "44444444-4444-4444-8444-444444444444";
+    begin_rotation(&scene.sm, &id, token).await;
+    // A pending version whose password the database never got.
+    let mut pending = current(&scene.sm, &id).await;
+    pending["password"] = json!("never-set-Passw0rd");
+    scene.sm.put_secret_value().secret_id(&id).client_request_token(token).secret_string(pending.to_string())
+        .version_stages("AWSPENDING").send().await.expect("put pending");
+    let error = step(&scene, &settings, "testSecret", &id, token).await.unwrap_err().to_string();
+    assert!(error.contains("authentication failed for user \"app\""), "{error}");
+    assert!(!error.contains("never-set"), "{error}");
+    assert_eq!(current_version(&scene.sm, &id).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generic_secrets_rotate_without_an_external_system() {
+    let scene = scene().await;
+    let id = create_secret(&scene.sm, "api-key", &json!({"username": "partner", "password": "old-api-key", "endpoint": "https://api.example"})).await;
+    full_rotation(&scene, &scene.settings, &id, "55555555-5555-4555-8555-555555555555").await;
+    let now = current(&scene.sm, &id).await;
+    assert_ne!(now["password"], "old-api-key");
+    assert_eq!(now["endpoint"], "https://api.example");
+    assert_eq!(now["username"], "partner");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_change_nothing() {
+    let scene = scene().await;
+    let secret = json!({"engine": "postgres", "host": "127.0.0.1", "username": "app", "password": "p-Passw0rd"});
+    // Rotation not enabled.
+    let plain = create_secret(&scene.sm, "not-enabled", &secret).await;
+    let version = current_version(&scene.sm, &plain).await;
+    let error = step(&scene, &scene.settings, "createSecret", &plain, &version).await.unwrap_err();
+    assert!(matches!(error, RotationError::RotationNotEnabled(_)), "{error}");
+
+    let id = create_secret(&scene.sm, "refusals", &secret).await;
+    let token = "66666666-6666-4666-8666-666666666666";
+    begin_rotation(&scene.sm, &id, token).await;
+    let before = current_version(&scene.sm, &id).await;
+    // Unknown token.
+    let error = step(&scene, &scene.settings, "createSecret", &id, "77777777-7777-4777-8777-777777777777").await.unwrap_err();
+    assert!(matches!(error, RotationError::TokenNotAVersion { .. }), "{error}");
+    // The current version is not pending: its steps are no-ops, not errors.
+    let done = step(&scene, &scene.settings, "setSecret", &id, &before).await.expect("no-op");
+    assert!(done.starts_with("nothing to do"));
+    // Unknown step.
+    let error = rotate_step(&scene.sm, &scene.settings, &step_event("dropSecret", &id, token)).await.unwrap_err();
+    assert!(matches!(error, RotationError::UnknownStep(_)), "{error}");
+
+    // A malformed secret and an unknown engine are refused before anything is written.
+    for (name, value) in [("not-json", "user=app;password=p-Passw0rd"), ("odd-engine", r#"{"engine":"oracle","password":"p-Passw0rd"}"#),
+                          ("no-host", r#"{"engine":"mysql","username":"u","password":"p-Passw0rd"}"#)] {
+        let out = scene.sm.create_secret().name(name).secret_string(value).send().await.expect("create");
+        let arn = out.arn().expect("arn").to_owned();
+        begin_rotation(&scene.sm, &arn, token).await;
+        let error = step(&scene, &scene.settings, "createSecret", &arn, token).await.unwrap_err().to_string();
+        assert!(error.contains("is not usable"), "{name}: {error}");
+        assert!(!error.contains("p-Passw0rd"), "{name}: {error}");
+        let pending = scene.sm.get_secret_value().secret_id(&arn).version_id(token).version_stage("AWSPENDING").send().await;
+        assert!(pending.map(|p| p.secret_string().is_none()).unwrap_or(true), "{name}: a pending value was written");
+    }
+    assert_eq!(current_version(&scene.sm, &id).await, before);
+}
