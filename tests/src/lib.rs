@@ -8,3 +8,4 @@ pub mod postgres;
 pub mod paths;
 pub mod process;
 pub mod runtime_api;
+pub mod secrets;

@@ -6,10 +6,10 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use aws_sdk_secretsmanager::types::RotationRulesType;
 use aws_sdk_secretsmanager::Client;
 use e2e_tests::moto::Moto;
 use e2e_tests::postgres::Postgres;
+use e2e_tests::secrets::{begin_rotation, end_rotation};
 use secret_rotation::{rotate_step, RotationError, Settings};
 use serde_json::{json, Value};
 
@@ -63,40 +63,12 @@ async fn create_secret(sm: &Client, name: &str, value: &Value) -> String {
     out.arn().expect("arn").to_owned()
 }
 
-/// What Secrets Manager does before calling createSecret: a new version, AWSPENDING, no value yet.
-/// moto does exactly this, then fails to find the (absent) function, which is the point.
-async fn begin_rotation(sm: &Client, secret_id: &str, token: &str) {
-    let _ = sm
-        .rotate_secret()
-        .secret_id(secret_id)
-        .client_request_token(token)
-        .rotation_lambda_arn("arn:aws:lambda:us-east-1:123456789012:function:not-run-by-moto")
-        .rotation_rules(RotationRulesType::builder().automatically_after_days(30).build())
-        .send()
-        .await;
-    let described = sm.describe_secret().secret_id(secret_id).send().await.expect("describe");
-    assert_eq!(described.rotation_enabled(), Some(true));
-    let stages = described.version_ids_to_stages().and_then(|s| s.get(token)).cloned().unwrap_or_default();
-    assert_eq!(stages, ["AWSPENDING"], "moto no longer sets up the pending version this way");
-}
-
 fn step_event(step: &str, secret_id: &str, token: &str) -> Value {
     json!({"Step": step, "SecretId": secret_id, "ClientRequestToken": token})
 }
 
 async fn step(scene: &Scene, settings: &Settings, step: &str, secret_id: &str, token: &str) -> Result<String, RotationError> {
     rotate_step(&scene.sm, settings, &step_event(step, secret_id, token)).await.map(|r| r.result.to_owned())
-}
-
-/// Secrets Manager's own last move: AWSPENDING leaves the finished version.
-async fn end_rotation(sm: &Client, secret_id: &str, token: &str) {
-    sm.update_secret_version_stage()
-        .secret_id(secret_id)
-        .version_stage("AWSPENDING")
-        .remove_from_version_id(token)
-        .send()
-        .await
-        .expect("clearing AWSPENDING");
 }
 
 async fn full_rotation(scene: &Scene, settings: &Settings, secret_id: &str, token: &str) {

@@ -7,6 +7,8 @@ use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetDescription, Tar
 use e2e_tests::cargo_lambda::CargoLambda;
 use e2e_tests::moto::Moto;
 use e2e_tests::paths::{event_file, function_binary, read_event};
+use e2e_tests::postgres::Postgres;
+use e2e_tests::secrets::{begin_rotation, end_rotation};
 
 fn heading(text: &str) {
     println!("\n=== {text} {}", "=".repeat(70usize.saturating_sub(text.len())));
@@ -24,6 +26,7 @@ async fn main() {
     let runtime = CargoLambda::start();
     hello_api(&runtime);
     spot_drainer(&runtime).await;
+    secret_rotation(&runtime).await;
     println!("\nDone: every local stand-in this demo started has been stopped.");
 }
 
@@ -98,4 +101,47 @@ async fn spot_drainer(runtime: &CargoLambda) {
     let _ = std::fs::remove_file(&event_path);
     print_groups("Target groups after:").await;
     show("A malformed event", runtime.invoke(&event_file("hello-rest-api.json")));
+}
+
+async fn secret_rotation(runtime: &CargoLambda) {
+    heading("secret-rotation: a full rotation of a PostgreSQL password (moto + a local cluster)");
+    let moto = Moto::start();
+    let pg = Postgres::start();
+    let sm = aws_sdk_secretsmanager::Client::new(&moto.sdk_config().await);
+    let old_password = "demo-Old-Passw0rd";
+    let superuser = pg.superuser().await;
+    superuser
+        .batch_execute(&format!("CREATE ROLE app LOGIN PASSWORD '{old_password}'"))
+        .await
+        .expect("creating the demo user");
+    let secret = serde_json::json!({
+        "engine": "postgres", "host": "127.0.0.1", "port": pg.port, "username": "app",
+        "password": old_password, "dbname": "postgres", "ssl": true
+    });
+    let created = sm.create_secret().name("demo/app/postgres").secret_string(secret.to_string()).send().await;
+    let secret_id = created.expect("creating the demo secret").arn().unwrap_or_default().to_owned();
+    let token = read_event("rotation-create-secret.json")["ClientRequestToken"].as_str().unwrap_or_default().to_owned();
+    println!("Secret {secret_id}: user app, TLS required and verified against the cluster's test CA.");
+    begin_rotation(&sm, &secret_id, &token).await;
+
+    let mut env = moto.env();
+    env.push(("DB_CA_BUNDLE".into(), pg.ca.display().to_string()));
+    let _function = runtime.start_function(&function_binary("secret-rotation"), &env);
+    for file in ["rotation-create-secret.json", "rotation-set-secret.json", "rotation-test-secret.json", "rotation-finish-secret.json"] {
+        let mut event = read_event(file);
+        event["SecretId"] = serde_json::json!(secret_id);
+        let path = std::env::temp_dir().join(format!("rotation-demo-{}-{file}", std::process::id()));
+        std::fs::write(&path, event.to_string()).expect("writing the demo event");
+        show(&format!("{}  ({file})", event["Step"].as_str().unwrap_or_default()), runtime.invoke(&path));
+        let _ = std::fs::remove_file(&path);
+    }
+    end_rotation(&sm, &secret_id, &token).await;
+
+    let current = sm.get_secret_value().secret_id(&secret_id).version_stage("AWSCURRENT").send().await;
+    let current = current.expect("reading the rotated secret");
+    let value: serde_json::Value = serde_json::from_str(current.secret_string().unwrap_or("{}")).unwrap_or_default();
+    let new_password = value["password"].as_str().unwrap_or_default();
+    println!("AWSCURRENT is now version {}", current.version_id().unwrap_or_default());
+    println!("  the new password logs in:  {}", pg.can_log_in("app", new_password).await);
+    println!("  the old password logs in:  {}", pg.can_log_in("app", old_password).await);
 }
