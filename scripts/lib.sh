@@ -14,6 +14,10 @@ ensure_system_packages() {
   python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
   command -v timeout >/dev/null || missing+=(coreutils)
   command -v cc >/dev/null || missing+=(build-essential)
+  command -v openssl >/dev/null || missing+=(openssl)
+  # Throwaway database servers for secret-rotation's tests (only the binaries are used).
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+  command -v mariadb-install-db >/dev/null || missing+=(mariadb-server mariadb-client)
   if [ "${#missing[@]}" -gt 0 ]; then
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

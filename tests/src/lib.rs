@@ -4,6 +4,7 @@
 pub mod cargo_lambda;
 pub mod certs;
 pub mod moto;
+pub mod mariadb;
 pub mod postgres;
 pub mod paths;
 pub mod process;

@@ -3,13 +3,12 @@
 //! trusts every local login, so it cannot tell a right password from a wrong one.)
 
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::certs::TestCerts;
-use crate::process::{free_port, wait_for_port, KillOnDrop};
+use crate::process::{as_owner, chown_tree, free_port, server_owner, wait_for_port, KillOnDrop};
 
 pub const SUPERUSER: &str = "postgres";
 pub const SUPERUSER_PASSWORD: &str = "superuser-test-password";
@@ -31,31 +30,21 @@ fn pg_bin(tool: &str) -> PathBuf {
     versions.last().map(|v| v.join("bin").join(tool)).unwrap_or_else(|| PathBuf::from(tool))
 }
 
-/// initdb and postgres refuse to run as root: run them as the `postgres` system user then.
-fn server_owner() -> Option<(u32, u32)> {
-    let uid = Command::new("id").arg("-u").output().ok()?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        return None;
+/// The port opens before the server takes logins ("the database system is starting up").
+fn wait_until_ready(port: u16) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        let ready = Command::new(pg_bin("pg_isready"))
+            .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if ready {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
-    let id = |flag: &str| -> Option<u32> {
-        let out = Command::new("id").args([flag, "postgres"]).output().ok()?;
-        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-    };
-    Some((id("-u")?, id("-g")?))
-}
-
-fn chown_tree(path: &Path, owner: Option<(u32, u32)>) {
-    if let Some((uid, gid)) = owner {
-        let status = Command::new("chown").arg("-R").arg(format!("{uid}:{gid}")).arg(path).status();
-        assert!(status.map(|s| s.success()).unwrap_or(false), "chown {}", path.display());
-    }
-}
-
-fn as_owner(command: &mut Command, owner: Option<(u32, u32)>) -> &mut Command {
-    if let Some((uid, gid)) = owner {
-        command.uid(uid).gid(gid);
-    }
-    command
+    panic!("postgres on {port} did not become ready within 60s");
 }
 
 impl Postgres {
@@ -66,7 +55,7 @@ impl Postgres {
         let certs = TestCerts::create(&dir.join("certs"));
         let pwfile = dir.join("pwfile");
         std::fs::write(&pwfile, SUPERUSER_PASSWORD).expect("writing pwfile");
-        let owner = server_owner();
+        let owner = server_owner("postgres");
         chown_tree(&dir, owner);
         std::fs::set_permissions(&certs.server_key, std::fs::Permissions::from_mode(0o600)).expect("key mode");
 
@@ -90,6 +79,7 @@ impl Postgres {
             .spawn()
             .expect("starting postgres");
         wait_for_port(port, Duration::from_secs(60), "postgres", &mut child);
+        wait_until_ready(port);
         Postgres { port, ca: certs.ca, dir, process: Some(KillOnDrop(child)), owner }
     }
 
@@ -113,6 +103,7 @@ impl Postgres {
             .spawn()
             .expect("restarting postgres");
         wait_for_port(self.port, Duration::from_secs(60), "postgres", &mut child);
+        wait_until_ready(self.port);
         self.process = Some(KillOnDrop(child));
     }
 

@@ -274,3 +274,102 @@ async fn refusals_change_nothing() {
     }
     assert_eq!(current_version(&scene.sm, &id).await, before);
 }
+
+// --- MySQL / MariaDB ------------------------------------------------------------------------
+
+use e2e_tests::mariadb::MariaDb;
+use mysql_async::prelude::Queryable;
+
+fn settings_for_mariadb(db: &MariaDb) -> Settings {
+    let mut settings = Settings::default();
+    settings.db.ca_bundle = Some(db.ca.clone());
+    settings
+}
+
+async fn mariadb_user_secret(sm: &Client, db: &MariaDb, name: &str, user: &str, password: &str, extra: Value) -> String {
+    let mut admin = db.admin().await;
+    // Account statements take no placeholders: quote as the function does.
+    let quote = |text: &str| mysql_async::Value::from(text).as_sql(false);
+    let (quoted_user, quoted_password) = (quote(user), quote(password));
+    admin.query_drop(format!("CREATE USER {quoted_user}@'%' IDENTIFIED BY {quoted_password}")).await.expect("creating the user");
+    admin.query_drop(format!("GRANT SELECT, INSERT ON app.* TO {quoted_user}@'%'")).await.expect("granting");
+    let _ = admin.disconnect().await;
+    let mut secret = json!({
+        "engine": "mariadb", "host": "127.0.0.1", "port": db.port,
+        "username": user, "password": password, "dbname": "app"
+    });
+    if let (Some(map), Value::Object(extra)) = (secret.as_object_mut(), extra) {
+        map.extend(extra);
+    }
+    create_secret(sm, name, &secret).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_single_user_rotation_over_verified_tls() {
+    let scene = scene().await;
+    let db = MariaDb::start();
+    let settings = settings_for_mariadb(&db);
+    let old = "old-Maria-Passw0rd";
+    let id = mariadb_user_secret(&scene.sm, &db, "maria-single", "app", old, json!({"ssl": true})).await;
+    let token = "88888888-8888-4888-8888-888888888888";
+    begin_rotation(&scene.sm, &id, token).await;
+    for name in STEPS {
+        step(&scene, &settings, name, &id, token).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        step(&scene, &settings, name, &id, token).await.unwrap_or_else(|e| panic!("{name} again: {e}"));
+    }
+    end_rotation(&scene.sm, &id, token).await;
+    let new = current(&scene.sm, &id).await["password"].as_str().expect("password").to_owned();
+    assert!(db.can_log_in("app", &new).await, "the new password logs in");
+    assert!(!db.can_log_in("app", old).await, "the old password no longer does");
+    assert_not_logged(&[old, &new]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_alternating_users_with_a_hostile_name() {
+    let scene = scene().await;
+    let db = MariaDb::start();
+    let settings = settings_for_mariadb(&db);
+    let master = create_secret(&scene.sm, "maria-master", &json!({
+        "engine": "mariadb", "host": "127.0.0.1", "port": db.port,
+        "username": e2e_tests::mariadb::ADMIN, "password": e2e_tests::mariadb::ADMIN_PASSWORD
+    })).await;
+    let user = "o'brien\"; DROP USER admin; --";
+    let id = mariadb_user_secret(&scene.sm, &db, "maria-alternating", user, "first-Maria-Passw0rd", json!({"masterarn": master})).await;
+
+    full_rotation(&scene, &settings, &id, "99999999-9999-4999-8999-999999999991").await;
+    let first = current(&scene.sm, &id).await;
+    let clone = format!("{user}_clone");
+    assert_eq!(first["username"], json!(clone));
+    let clone_password = first["password"].as_str().expect("password").to_owned();
+    assert!(db.can_log_in(&clone, &clone_password).await, "the clone logs in");
+    assert!(db.can_log_in(user, "first-Maria-Passw0rd").await, "the original still logs in");
+    let mut as_clone = db.connect(&clone, &clone_password).await.expect("clone login");
+    as_clone.query_drop("CREATE TABLE IF NOT EXISTS app.t (x int)").await.ok();
+    let grants: Vec<String> = as_clone.query("SHOW GRANTS").await.expect("grants");
+    assert!(grants.iter().any(|g| g.contains("SELECT, INSERT ON `app`.*")), "the clone has the original's grants: {grants:?}");
+    let _ = as_clone.disconnect().await;
+
+    full_rotation(&scene, &settings, &id, "99999999-9999-4999-8999-999999999992").await;
+    let second = current(&scene.sm, &id).await;
+    assert_eq!(second["username"], json!(user));
+    let original_password = second["password"].as_str().expect("password").to_owned();
+    assert!(db.can_log_in(user, &original_password).await);
+    assert!(db.can_log_in(&clone, &clone_password).await, "the clone keeps working");
+    assert!(db.can_log_in(e2e_tests::mariadb::ADMIN, e2e_tests::mariadb::ADMIN_PASSWORD).await, "the hostile name broke nothing");
+    assert_not_logged(&["first-Maria-Passw0rd", &clone_password, &original_password]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unverifiable_certificate_is_refused_not_downgraded() {
+    let scene = scene().await;
+    let pg = Postgres::start();
+    // `ssl` absent (try TLS first), but the test CA is not trusted: the server's certificate
+    // cannot be verified. That is a TLS failure, not a reason to fall back to plain text.
+    let id = pg_user_secret(&scene.sm, &pg, "pg-untrusted", "app", "untrusted-Passw0rd", json!({})).await;
+    let token = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa";
+    begin_rotation(&scene.sm, &id, token).await;
+    step(&scene, &scene.settings, "createSecret", &id, token).await.expect("create");
+    let error = step(&scene, &scene.settings, "setSecret", &id, token).await.unwrap_err().to_string();
+    assert!(error.contains("TLS with 127.0.0.1"), "{error}");
+    assert!(pg.can_log_in("app", "untrusted-Passw0rd").await, "the password was not changed");
+}

@@ -75,7 +75,15 @@ pub async fn check_login(spec: &ConnectionSpec, settings: &DbSettings) -> Result
 pub async fn set_own_password(spec: &ConnectionSpec, new_password: &str, settings: &DbSettings) -> Result<(), DbError> {
     let mut conn = connect(spec, settings).await?;
     let password = literal(&mut conn, new_password).await?;
-    conn.query_drop(format!("ALTER USER CURRENT_USER() IDENTIFIED BY {password}")).await.map_err(query_error)?;
+    // MariaDB asks for the CREATE USER privilege even for ALTER USER CURRENT_USER(); its
+    // self-service form is SET PASSWORD. MySQL 5.7+ lets every user ALTER USER itself.
+    let version: Option<String> = conn.query_first("SELECT VERSION()").await.map_err(query_error)?;
+    let statement = if version.unwrap_or_default().contains("MariaDB") {
+        format!("SET PASSWORD = PASSWORD({password})")
+    } else {
+        format!("ALTER USER CURRENT_USER() IDENTIFIED BY {password}")
+    };
+    conn.query_drop(statement).await.map_err(query_error)?;
     let _ = conn.disconnect().await;
     Ok(())
 }
