@@ -1,6 +1,7 @@
 //! The local-services harness: real protocol peers on loopback, each started on a free port by
 //! the test that needs it and stopped when its guard is dropped.
 
+pub mod call_counter;
 pub mod cargo_lambda;
 pub mod certs;
 pub mod moto;
