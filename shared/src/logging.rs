@@ -2,14 +2,23 @@
 //! subscriber does: `AWS_LAMBDA_LOG_FORMAT=JSON` gives structured lines, `AWS_LAMBDA_LOG_LEVEL`
 //! (or `RUST_LOG`) sets the level; without them (a local run) readable text at INFO.
 //!
-//! One difference: database drivers log statements (with their values) at debug level, and a
-//! password change is a statement. They are capped at INFO whatever level is asked for.
+//! One difference: database and broker clients log statements and frames (with their values,
+//! passwords included) at debug level. They are capped at INFO whatever level is asked for.
 
 use lambda_runtime::tracing::subscriber::filter::{EnvFilter, LevelFilter};
 use lambda_runtime::tracing::subscriber::fmt::MakeWriter;
 
 /// Targets never logged below INFO: they would print SQL with passwords in it.
-const CAPPED_TARGETS: &[&str] = &["tokio_postgres=info", "mysql_async=info", "mysql_common=info"];
+/// (The AMQP client logs its frames, login included, at debug level too.)
+const CAPPED_TARGETS: &[&str] = &[
+    "tokio_postgres=info",
+    "mysql_async=info",
+    "mysql_common=info",
+    "lapin=info",
+    "amq_protocol=info",
+    "amq_protocol_tcp=info",
+    "tcp_stream=info",
+];
 
 /// Installs the global tracing subscriber, writing to stdout. Call once, first thing in `main`.
 pub fn init() {

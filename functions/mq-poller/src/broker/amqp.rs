@@ -1,0 +1,168 @@
+//! RabbitMQ over AMQP 0-9-1 (lapin): manual acknowledgements with a bounded prefetch.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use lapin::Acker;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions};
+use lapin::tcp::OwnedTLSConfig;
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::uri::{AMQPUri, AMQPUserInfo};
+use lapin::{Channel, Connection, ConnectionProperties, Consumer};
+
+use super::{Endpoint, QueueConsumer, Received};
+use crate::credentials::BrokerCredentials;
+use crate::error::BrokerError;
+use crate::message::{generated_id, now_ms, BrokerMessage};
+use crate::settings::Settings;
+
+pub struct AmqpConsumer {
+    connection: Connection,
+    channel: Channel,
+    consumer: Consumer,
+    queue: String,
+    endpoint: String,
+}
+
+pub struct AmqpHandle {
+    acker: Acker,
+}
+
+impl AmqpConsumer {
+    pub async fn connect(
+        endpoint: &Endpoint,
+        settings: &Settings,
+        credentials: &BrokerCredentials,
+    ) -> Result<AmqpConsumer, BrokerError> {
+        let name = endpoint.to_string();
+        let mut uri: AMQPUri = endpoint.url.parse().map_err(|_| BrokerError::BadUrl(name.clone()))?;
+        // Credentials go into the parsed URI, never into a string that could be printed.
+        uri.authority.userinfo = AMQPUserInfo { username: credentials.username.clone(), password: credentials.password().to_owned() };
+        let cert_chain = match &settings.broker_ca_bundle {
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| BrokerError::Tls {
+                endpoint: name.clone(),
+                message: format!("reading BROKER_CA_BUNDLE {}: {e}", path.display()),
+            })?),
+            None => None,
+        };
+        let tls = OwnedTLSConfig { identity: None, cert_chain };
+        let runtime = lapin::runtime::default_runtime().map_err(|e| classify(&name, &credentials.username, &e))?;
+        let within = settings.connect_timeout;
+        let connection = tokio::time::timeout(
+            within,
+            Connection::connect_uri_with_config(uri, ConnectionProperties::default(), tls, runtime),
+        )
+        .await
+        .map_err(|_| BrokerError::Unreachable { endpoint: name.clone(), message: format!("no answer within {within:?}") })?
+        .map_err(|e| classify(&name, &credentials.username, &e))?;
+        let protocol = |e: lapin::Error| BrokerError::Protocol { endpoint: name.clone(), message: e.to_string() };
+        let channel = connection.create_channel().await.map_err(protocol)?;
+        channel.basic_qos(settings.prefetch, BasicQosOptions::default()).await.map_err(protocol)?;
+        let consumer = channel
+            .basic_consume(
+                settings.queue_name.as_str().into(),
+                "mq-poller".into(),
+                BasicConsumeOptions { no_ack: false, ..BasicConsumeOptions::default() },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(protocol)?;
+        Ok(AmqpConsumer { connection, channel, consumer, queue: settings.queue_name.clone(), endpoint: name })
+    }
+}
+
+/// Names the failure. lapin's messages never include the password.
+fn classify(endpoint: &str, user: &str, error: &lapin::Error) -> BrokerError {
+    let message = error.to_string();
+    let lower = message.to_ascii_lowercase();
+    let endpoint = endpoint.to_owned();
+    if lower.contains("access_refused") || lower.contains("auth") || lower.contains("login") {
+        BrokerError::AuthFailed { endpoint, user: user.to_owned(), message }
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+        BrokerError::Tls { endpoint, message }
+    } else if lower.contains("io error") || lower.contains("connection refused") || lower.contains("connect") {
+        BrokerError::Unreachable { endpoint, message }
+    } else {
+        BrokerError::Protocol { endpoint, message }
+    }
+}
+
+fn header_text(value: &AMQPValue) -> String {
+    match value {
+        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        AMQPValue::ShortString(s) => s.as_str().to_owned(),
+        AMQPValue::Boolean(b) => b.to_string(),
+        AMQPValue::ShortShortInt(n) => n.to_string(),
+        AMQPValue::ShortShortUInt(n) => n.to_string(),
+        AMQPValue::ShortInt(n) => n.to_string(),
+        AMQPValue::ShortUInt(n) => n.to_string(),
+        AMQPValue::LongInt(n) => n.to_string(),
+        AMQPValue::LongUInt(n) => n.to_string(),
+        AMQPValue::LongLongInt(n) => n.to_string(),
+        AMQPValue::Timestamp(n) => n.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+impl QueueConsumer for AmqpConsumer {
+    type Handle = AmqpHandle;
+
+    async fn next(&mut self, wait: Duration) -> Result<Option<Received<AmqpHandle>>, BrokerError> {
+        let delivery = match tokio::time::timeout(wait, self.consumer.next()).await {
+            Err(_) => return Ok(None),
+            Ok(None) => {
+                return Err(BrokerError::Protocol { endpoint: self.endpoint.clone(), message: "the consumer was cancelled".into() })
+            }
+            Ok(Some(Err(e))) => return Err(BrokerError::Protocol { endpoint: self.endpoint.clone(), message: e.to_string() }),
+            Ok(Some(Ok(delivery))) => delivery,
+        };
+        let properties = &delivery.properties;
+        let mut headers: BTreeMap<String, String> = properties
+            .headers()
+            .as_ref()
+            .map(|table| table.inner().iter().map(|(k, v)| (k.as_str().to_owned(), header_text(v))).collect())
+            .unwrap_or_default();
+        for (name, value) in [
+            ("content-type", properties.content_type().as_ref().map(|s| s.as_str().to_owned())),
+            ("correlation-id", properties.correlation_id().as_ref().map(|s| s.as_str().to_owned())),
+            ("type", properties.kind().as_ref().map(|s| s.as_str().to_owned())),
+            ("app-id", properties.app_id().as_ref().map(|s| s.as_str().to_owned())),
+            ("amqp-timestamp", properties.timestamp().map(|t| t.to_string())),
+        ] {
+            if let Some(value) = value {
+                headers.insert(name.to_owned(), value);
+            }
+        }
+        let id = properties.message_id().as_ref().map(|s| s.as_str().to_owned()).filter(|s| !s.is_empty());
+        let message = BrokerMessage {
+            id: id.unwrap_or_else(generated_id),
+            body: delivery.data,
+            headers,
+            redelivered: delivery.redelivered,
+            queue: self.queue.clone(),
+            received_at_ms: now_ms(),
+        };
+        Ok(Some(Received { message, handle: AmqpHandle { acker: delivery.acker } }))
+    }
+
+    async fn ack(&mut self, handle: AmqpHandle) -> Result<(), BrokerError> {
+        handle.acker.ack(BasicAckOptions::default()).await.map(|_| ()).map_err(|e| BrokerError::Protocol {
+            endpoint: self.endpoint.clone(),
+            message: e.to_string(),
+        })
+    }
+
+    async fn reject(&mut self, handle: AmqpHandle) -> Result<(), BrokerError> {
+        let options = BasicRejectOptions { requeue: false };
+        handle.acker.reject(options).await.map(|_| ()).map_err(|e| BrokerError::Protocol {
+            endpoint: self.endpoint.clone(),
+            message: e.to_string(),
+        })
+    }
+
+    async fn close(self) {
+        let _ = self.channel.close(200, "done".into()).await;
+        let _ = self.connection.close(200, "done".into()).await;
+    }
+}

@@ -1,0 +1,157 @@
+//! ActiveMQ over STOMP 1.2 with client-individual acknowledgement. Frames are async-stomp's
+//! codec; the connection (TCP, and TLS through tokio-rustls with our own trust roots) is ours,
+//! since the crate's own TLS trusts a fixed root set only.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_stomp::client::{ClientCodec, Connector, Subscriber};
+use async_stomp::{AckMode, FromServer, Message, ToServer};
+use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_util::codec::Framed;
+
+use super::{tls, Endpoint, QueueConsumer, Received};
+use crate::credentials::BrokerCredentials;
+use crate::error::BrokerError;
+use crate::message::{generated_id, now_ms, BrokerMessage};
+use crate::settings::Settings;
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+pub struct StompConsumer {
+    frames: Framed<Box<dyn Io>, ClientCodec>,
+    queue: String,
+    endpoint: String,
+}
+
+/// The `ack` header of a MESSAGE: what ACK and NACK name.
+pub struct StompHandle {
+    ack_id: String,
+}
+
+impl StompConsumer {
+    pub async fn connect(
+        endpoint: &Endpoint,
+        settings: &Settings,
+        credentials: &BrokerCredentials,
+    ) -> Result<StompConsumer, BrokerError> {
+        let name = endpoint.to_string();
+        let unreachable = |message: String| BrokerError::Unreachable { endpoint: name.clone(), message };
+        let within = settings.connect_timeout;
+        let tcp = tokio::time::timeout(within, TcpStream::connect((endpoint.host.as_str(), endpoint.port)))
+            .await
+            .map_err(|_| unreachable(format!("no answer within {within:?}")))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        let io: Box<dyn Io> = if endpoint.tls {
+            let tls_error = |message: String| BrokerError::Tls { endpoint: name.clone(), message };
+            let config = tls::client_config(settings.broker_ca_bundle.as_deref()).map_err(tls_error)?;
+            let server_name = rustls::pki_types::ServerName::try_from(endpoint.host.clone())
+                .map_err(|e| tls_error(e.to_string()))?;
+            let stream = tokio::time::timeout(within, TlsConnector::from(Arc::new(config)).connect(server_name, tcp))
+                .await
+                .map_err(|_| tls_error(format!("no TLS handshake within {within:?}")))?
+                .map_err(|e| tls_error(e.to_string()))?;
+            Box::new(stream)
+        } else {
+            Box::new(tcp)
+        };
+        let mut frames = Framed::new(io, ClientCodec::new());
+        let protocol = |message: String| BrokerError::Protocol { endpoint: name.clone(), message };
+
+        // The CONNECT frame carries the passcode: it is sent, never logged or printed.
+        let connect = Connector::builder()
+            .server(format!("{}:{}", endpoint.host, endpoint.port))
+            .virtualhost(endpoint.host.clone())
+            .login(credentials.username.clone())
+            .passcode(credentials.password().to_owned())
+            .msg();
+        frames.send(connect).await.map_err(|e| protocol(e.to_string()))?;
+        match tokio::time::timeout(within, frames.next()).await {
+            Ok(Some(Ok(Message { content: FromServer::Connected { .. }, .. }))) => {}
+            Ok(Some(Ok(Message { content: FromServer::Error { message, .. }, .. }))) => {
+                return Err(BrokerError::AuthFailed {
+                    endpoint: name.clone(),
+                    user: credentials.username.clone(),
+                    message: message.unwrap_or_default(),
+                })
+            }
+            Ok(Some(Ok(_))) => return Err(protocol("unexpected frame instead of CONNECTED".into())),
+            Ok(Some(Err(e))) => return Err(protocol(e.to_string())),
+            Ok(None) => return Err(protocol("connection closed during login".into())),
+            Err(_) => return Err(protocol(format!("no CONNECTED within {within:?}"))),
+        }
+
+        let subscribe = Subscriber::builder()
+            .destination(format!("/queue/{}", settings.queue_name))
+            .id("mq-poller")
+            .ack(AckMode::ClientIndividual)
+            .headers(vec![("activemq.prefetchSize".to_owned(), settings.prefetch.to_string())])
+            .subscribe();
+        frames.send(subscribe).await.map_err(|e| protocol(e.to_string()))?;
+        Ok(StompConsumer { frames, queue: settings.queue_name.clone(), endpoint: name })
+    }
+
+    fn protocol(&self, message: String) -> BrokerError {
+        BrokerError::Protocol { endpoint: self.endpoint.clone(), message }
+    }
+
+    async fn send(&mut self, content: ToServer) -> Result<(), BrokerError> {
+        let result = self.frames.send(Message { content, extra_headers: Vec::new() }).await;
+        result.map_err(|e| self.protocol(e.to_string()))
+    }
+}
+
+impl QueueConsumer for StompConsumer {
+    type Handle = StompHandle;
+
+    async fn next(&mut self, wait: Duration) -> Result<Option<Received<StompHandle>>, BrokerError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Framed keeps partial frames across a timed-out poll, so this is cancel-safe.
+            let frame = match tokio::time::timeout_at(deadline, self.frames.next()).await {
+                Err(_) => return Ok(None),
+                Ok(None) => return Err(self.protocol("the broker closed the connection".into())),
+                Ok(Some(Err(e))) => return Err(self.protocol(e.to_string())),
+                Ok(Some(Ok(frame))) => frame,
+            };
+            match frame.content {
+                FromServer::Message { message_id, ack, headers, body, .. } => {
+                    let headers: BTreeMap<String, String> = headers.into_iter().collect();
+                    let redelivered = headers.get("redelivered").is_some_and(|v| v == "true");
+                    let ack_id = ack.unwrap_or_else(|| message_id.clone());
+                    let id = if message_id.is_empty() { generated_id() } else { message_id };
+                    let message = BrokerMessage {
+                        id,
+                        body: body.unwrap_or_default(),
+                        headers,
+                        redelivered,
+                        queue: self.queue.clone(),
+                        received_at_ms: now_ms(),
+                    };
+                    return Ok(Some(Received { message, handle: StompHandle { ack_id } }));
+                }
+                FromServer::Error { message, .. } => return Err(self.protocol(message.unwrap_or_default())),
+                // Receipts and the like: nothing to do with them here.
+                _ => continue,
+            }
+        }
+    }
+
+    async fn ack(&mut self, handle: StompHandle) -> Result<(), BrokerError> {
+        self.send(ToServer::Ack { id: handle.ack_id, transaction: None }).await
+    }
+
+    async fn reject(&mut self, handle: StompHandle) -> Result<(), BrokerError> {
+        self.send(ToServer::Nack { id: handle.ack_id, transaction: None }).await
+    }
+
+    async fn close(mut self) {
+        let _ = self.send(ToServer::Disconnect { receipt: None }).await;
+        let _ = SinkExt::<Message<ToServer>>::close(&mut self.frames).await;
+    }
+}

@@ -1,0 +1,59 @@
+//! One binary, two ways in: an Amazon MQ event-source batch is stored as it is; any other event
+//! (the EventBridge schedule) starts a poll of the broker.
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::credentials::CredentialsProvider;
+use crate::error::PollError;
+use crate::event_source::{event_source, messages_from_event};
+use crate::poll::{poll_broker, PollSummary};
+use crate::settings::Settings;
+use crate::store::store_messages;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "mode", rename_all = "kebab-case")]
+pub enum Outcome {
+    Poll(PollSummary),
+    EventSource { received: u64, stored: u64, too_large: Vec<String> },
+}
+
+/// Handles one invocation. `deadline` is the invocation's; the poll stops `deadline_margin`
+/// before it.
+pub async fn handle_event(
+    dynamo: &aws_sdk_dynamodb::Client,
+    settings: &Settings,
+    credentials: &CredentialsProvider,
+    event: &Value,
+    deadline: Instant,
+) -> Result<Outcome, PollError> {
+    if event_source(event).is_some() {
+        return store_event_batch(dynamo, settings, event).await;
+    }
+    let credentials = credentials.get().await?;
+    let stop_at = deadline.checked_sub(settings.deadline_margin).unwrap_or_else(Instant::now);
+    let summary = poll_broker(dynamo, settings, credentials, stop_at).await?;
+    tracing::info!(
+        endpoint = %summary.endpoint, queue = %summary.queue, received = summary.received,
+        stored = summary.stored, rejected = summary.rejected, stop_reason = ?summary.stop_reason, "poll finished"
+    );
+    Ok(Outcome::Poll(summary))
+}
+
+/// Stores an event-source batch. Any failed write fails the invocation, so the event source
+/// retries the batch; keys by message id make the retry overwrite, not duplicate.
+async fn store_event_batch(dynamo: &aws_sdk_dynamodb::Client, settings: &Settings, event: &Value) -> Result<Outcome, PollError> {
+    let messages = messages_from_event(event, &settings.queue_name)?;
+    let received = messages.len() as u64;
+    let (fits, too_large): (Vec<_>, Vec<_>) = messages.into_iter().partition(|m| m.fits_in_an_item());
+    for message in &too_large {
+        // The event source cannot take one message back: the id and size are logged so it can be
+        // found in the broker's logs; the rest of the batch is stored.
+        tracing::error!(message_id = %message.id, bytes = message.body.len(), "message too large for a DynamoDB item; not stored");
+    }
+    store_messages(dynamo, &settings.table_name, &fits, settings.ttl_days).await?;
+    let outcome = Outcome::EventSource { received, stored: fits.len() as u64, too_large: too_large.into_iter().map(|m| m.id).collect() };
+    tracing::info!(received, stored = fits.len(), "event-source batch stored");
+    Ok(outcome)
+}

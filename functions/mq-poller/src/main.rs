@@ -1,0 +1,25 @@
+use std::time::Duration;
+
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use mq_poller::credentials::{CredentialSource, CredentialsProvider};
+use mq_poller::{handle_event, Settings};
+use serde_json::Value;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    shared::logging::init();
+    let settings = Settings::from_env()?;
+    let config = shared::aws::load_config().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    let source = CredentialSource::from_lookup(|name| std::env::var(name).ok());
+    let secrets = matches!(source, CredentialSource::Secret(_)).then(|| aws_sdk_secretsmanager::Client::new(&config));
+    // Read once per execution environment, on the first poll, and reused after.
+    let credentials = CredentialsProvider::new(source, secrets);
+    let (dynamo, settings, credentials) = (&dynamo, &settings, &credentials);
+    run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let left = event.context.deadline.saturating_sub(mq_poller::message::now_ms());
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(left);
+        handle_event(dynamo, settings, credentials, &event.payload, deadline).await.map_err(Error::from)
+    }))
+    .await
+}

@@ -1,0 +1,117 @@
+//! The scheduled poll: connect, take messages in batches, store each batch, and only then
+//! acknowledge its messages. Stops when the queue is idle, at MAX_MESSAGES, or before the
+//! invocation's deadline, whichever comes first.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::broker::{connect_first_available, QueueConsumer, Received};
+use crate::credentials::BrokerCredentials;
+use crate::error::PollError;
+use crate::settings::Settings;
+use crate::store::{store_messages, BATCH_SIZE};
+
+/// How long a batch waits for more messages once it has one (prefetched ones arrive at once).
+const BATCH_LINGER: Duration = Duration::from_millis(20);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StopReason {
+    Idle,
+    MaxMessages,
+    Deadline,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PollSummary {
+    pub endpoint: String,
+    pub queue: String,
+    pub received: u64,
+    pub stored: u64,
+    /// Could never be stored (too large for an item): handed to the broker's dead-letter handling.
+    pub rejected: u64,
+    pub stop_reason: StopReason,
+}
+
+/// Connects to the first endpoint that answers and drains the queue into the table.
+pub async fn poll_broker(
+    dynamo: &aws_sdk_dynamodb::Client,
+    settings: &Settings,
+    credentials: &BrokerCredentials,
+    stop_at: Instant,
+) -> Result<PollSummary, PollError> {
+    let (mut consumer, endpoint) = connect_first_available(settings, credentials).await?;
+    let mut summary = PollSummary {
+        endpoint: endpoint.to_string(),
+        queue: settings.queue_name.clone(),
+        received: 0,
+        stored: 0,
+        rejected: 0,
+        stop_reason: StopReason::Idle,
+    };
+    let result = drain_queue(&mut consumer, dynamo, settings, stop_at, &mut summary).await;
+    // Whatever is unacknowledged now goes back to the queue when the connection closes.
+    consumer.close().await;
+    result.map(|()| summary)
+}
+
+/// The loop itself, over any consumer.
+pub async fn drain_queue<C: QueueConsumer>(
+    consumer: &mut C,
+    dynamo: &aws_sdk_dynamodb::Client,
+    settings: &Settings,
+    stop_at: Instant,
+    summary: &mut PollSummary,
+) -> Result<(), PollError> {
+    loop {
+        let mut batch: Vec<Received<C::Handle>> = Vec::with_capacity(BATCH_SIZE);
+        while batch.len() < BATCH_SIZE {
+            if settings.max_messages.is_some_and(|max| summary.received >= max) {
+                summary.stop_reason = StopReason::MaxMessages;
+                break;
+            }
+            let now = Instant::now();
+            if now >= stop_at {
+                summary.stop_reason = StopReason::Deadline;
+                break;
+            }
+            let left = stop_at - now;
+            let wait = if batch.is_empty() { settings.idle_timeout.min(left) } else { BATCH_LINGER.min(left) };
+            match consumer.next(wait).await? {
+                Some(received) => {
+                    summary.received += 1;
+                    batch.push(received);
+                }
+                None if batch.is_empty() => {
+                    summary.stop_reason = if wait < settings.idle_timeout { StopReason::Deadline } else { StopReason::Idle };
+                    break;
+                }
+                None => break,
+            }
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let (fits, too_large): (Vec<_>, Vec<_>) = batch.into_iter().partition(|r| r.message.fits_in_an_item());
+        for received in too_large {
+            tracing::error!(
+                message_id = %received.message.id,
+                bytes = received.message.body.len(),
+                "message too large for a DynamoDB item; rejected to the broker's dead-letter handling"
+            );
+            consumer.reject(received.handle).await?;
+            summary.rejected += 1;
+        }
+        let messages: Vec<_> = fits.iter().map(|r| r.message.clone()).collect();
+        store_messages(dynamo, &settings.table_name, &messages, settings.ttl_days).await?;
+        for received in fits {
+            consumer.ack(received.handle).await?;
+            summary.stored += 1;
+        }
+        if summary.stop_reason != StopReason::Idle {
+            return Ok(());
+        }
+    }
+}

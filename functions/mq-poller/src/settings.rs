@@ -1,0 +1,89 @@
+//! Configuration from the environment, read once at start-up.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// One endpoint, or an active/standby pair separated by a comma, tried in order.
+    pub broker_urls: Vec<String>,
+    pub queue_name: String,
+    pub table_name: String,
+    pub idle_timeout: Duration,
+    pub max_messages: Option<u64>,
+    pub ttl_days: Option<u64>,
+    /// How long before the invocation's deadline the poll stops taking messages.
+    pub deadline_margin: Duration,
+    /// Messages the broker may send ahead of our acknowledgements.
+    pub prefetch: u16,
+    /// Extra CA certificates (PEM) to trust for the broker's TLS, besides the system's.
+    pub broker_ca_bundle: Option<std::path::PathBuf>,
+    pub connect_timeout: Duration,
+}
+
+impl Settings {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
+        let number = |name: &str| -> Result<Option<u64>, String> {
+            match lookup(name).filter(|v| !v.trim().is_empty()) {
+                None => Ok(None),
+                Some(text) => text.trim().parse::<u64>().map(Some).map_err(|_| format!("{name} is {text:?}; expected a whole number")),
+            }
+        };
+        let broker_urls: Vec<String> = lookup("BROKER_URL")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let prefetch = number("PREFETCH")?.unwrap_or(100);
+        Ok(Settings {
+            broker_urls,
+            queue_name: lookup("QUEUE_NAME").filter(|q| !q.trim().is_empty()).unwrap_or_else(|| "SAMPLE_QUEUE".into()),
+            table_name: lookup("TABLE_NAME").filter(|t| !t.trim().is_empty()).ok_or("TABLE_NAME is not set")?,
+            idle_timeout: Duration::from_millis(number("IDLE_TIMEOUT_MS")?.unwrap_or(1000)),
+            max_messages: number("MAX_MESSAGES")?.filter(|n| *n > 0),
+            ttl_days: number("TTL_DAYS")?.filter(|n| *n > 0),
+            deadline_margin: Duration::from_millis(number("DEADLINE_MARGIN_MS")?.unwrap_or(3000)),
+            prefetch: u16::try_from(prefetch.clamp(1, 65535)).unwrap_or(100),
+            broker_ca_bundle: lookup("BROKER_CA_BUNDLE").filter(|p| !p.trim().is_empty()).map(Into::into),
+            connect_timeout: Duration::from_millis(number("BROKER_CONNECT_TIMEOUT_MS")?.unwrap_or(5000)),
+        })
+    }
+
+    pub fn from_env() -> Result<Settings, String> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_seed_and_the_issue() {
+        let s = Settings::from_lookup(|n| (n == "TABLE_NAME").then(|| "t".into())).unwrap();
+        assert_eq!(s.queue_name, "SAMPLE_QUEUE");
+        assert_eq!(s.idle_timeout, Duration::from_millis(1000));
+        assert_eq!((s.max_messages, s.ttl_days), (None, None));
+        assert!(s.broker_urls.is_empty());
+    }
+
+    #[test]
+    fn endpoints_split_on_commas_and_bad_numbers_are_named() {
+        let s = Settings::from_lookup(|n| match n {
+            "TABLE_NAME" => Some("t".into()),
+            "BROKER_URL" => Some("stomp+ssl://a:61614, stomp+ssl://b:61614".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(s.broker_urls, ["stomp+ssl://a:61614", "stomp+ssl://b:61614"]);
+        let err = Settings::from_lookup(|n| match n {
+            "TABLE_NAME" => Some("t".into()),
+            "MAX_MESSAGES" => Some("lots".into()),
+            _ => None,
+        })
+        .unwrap_err();
+        assert!(err.contains("MAX_MESSAGES"));
+        assert!(Settings::from_lookup(|_| None).unwrap_err().contains("TABLE_NAME"));
+    }
+}
