@@ -1,0 +1,108 @@
+//! Test clients for the brokers and the table: a STOMP producer and counter (plain TCP), AMQP
+//! publishing through lapin, and DynamoDB table set-up and reads.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_stomp::client::{ClientCodec, Connector, Subscriber};
+use async_stomp::{AckMode, FromServer, Message, ToServer};
+use aws_sdk_dynamodb::types::{AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use futures::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+
+pub struct StompClient {
+    frames: Framed<TcpStream, ClientCodec>,
+}
+
+impl StompClient {
+    pub async fn connect(port: u16, user: &str, password: &str) -> StompClient {
+        let tcp = TcpStream::connect(("127.0.0.1", port)).await.expect("connecting to STOMP");
+        let mut frames = Framed::new(tcp, ClientCodec::new());
+        let connect = Connector::builder()
+            .server(format!("127.0.0.1:{port}"))
+            .virtualhost("127.0.0.1")
+            .login(user.to_owned())
+            .passcode(password.to_owned())
+            .msg();
+        frames.send(connect).await.expect("CONNECT");
+        match frames.next().await {
+            Some(Ok(Message { content: FromServer::Connected { .. }, .. })) => {}
+            other => panic!("STOMP login failed: {:?}", other.map(|m| m.map(|m| format!("{:?}", m.content)))),
+        }
+        StompClient { frames }
+    }
+
+    /// Sends one persistent message, with `headers` as message properties.
+    pub async fn send(&mut self, queue: &str, body: &[u8], headers: &[(&str, &str)]) {
+        let mut all = vec![("persistent".to_owned(), "true".to_owned())];
+        all.extend(headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let message = Message {
+            content: ToServer::Send {
+                destination: format!("/queue/{queue}"),
+                transaction: None,
+                headers: Some(all),
+                body: Some(body.to_vec()),
+            },
+            extra_headers: Vec::new(),
+        };
+        self.frames.send(message).await.expect("SEND");
+    }
+
+    /// Takes (and acknowledges) every message on the queue until it has been idle for `idle`.
+    pub async fn drain(mut self, queue: &str, idle: Duration) -> Vec<(HashMap<String, String>, Vec<u8>)> {
+        let subscribe = Subscriber::builder().destination(format!("/queue/{queue}")).id("test-drain").ack(AckMode::Auto).subscribe();
+        self.frames.send(subscribe).await.expect("SUBSCRIBE");
+        let mut taken = Vec::new();
+        while let Ok(Some(Ok(frame))) = tokio::time::timeout(idle, self.frames.next()).await {
+            if let FromServer::Message { headers, body, .. } = frame.content {
+                taken.push((headers.into_iter().collect(), body.unwrap_or_default()));
+            }
+        }
+        taken
+    }
+
+    /// A receipt for everything sent so far: the broker has it all once this returns.
+    pub async fn flush(&mut self) {
+        let message = Message { content: ToServer::Disconnect { receipt: Some("flush".into()) }, extra_headers: Vec::new() };
+        self.frames.send(message).await.expect("DISCONNECT");
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.frames.next()).await;
+    }
+}
+
+pub async fn create_table(dynamo: &aws_sdk_dynamodb::Client, table: &str) {
+    dynamo
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder().attribute_name("id").attribute_type(ScalarAttributeType::S).build().expect("attribute"),
+        )
+        .key_schema(KeySchemaElement::builder().attribute_name("id").key_type(KeyType::Hash).build().expect("key"))
+        .send()
+        .await
+        .expect("create_table");
+}
+
+/// Every item of the table (all pages).
+pub async fn scan_all(dynamo: &aws_sdk_dynamodb::Client, table: &str) -> Vec<HashMap<String, AttributeValue>> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let page = dynamo.scan().table_name(table).set_exclusive_start_key(start).send().await.expect("scan");
+        items.extend(page.items().iter().cloned());
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            return items;
+        }
+    }
+}
+
+/// An item's `message` as bytes, whether stored as a string or as binary.
+pub fn item_body(item: &HashMap<String, AttributeValue>) -> Vec<u8> {
+    match item.get("message") {
+        Some(AttributeValue::S(text)) => text.as_bytes().to_vec(),
+        Some(AttributeValue::B(blob)) => blob.as_ref().to_vec(),
+        other => panic!("no message attribute: {other:?}"),
+    }
+}
