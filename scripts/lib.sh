@@ -18,6 +18,8 @@ ensure_system_packages() {
   # Throwaway database servers for secret-rotation's tests (only the binaries are used).
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
   command -v mariadb-install-db >/dev/null || missing+=(mariadb-server mariadb-client)
+  # ActiveMQ 5.x for mq-poller's tests (started per test with a config of the test's own).
+  [ -f /usr/share/activemq/bin/activemq.jar ] || missing+=(activemq)
   if [ "${#missing[@]}" -gt 0 ]; then
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -54,7 +56,37 @@ build_workspace() {
   cargo build --workspace --all-targets --locked
 }
 
+# RabbitMQ for mq-poller's AMQP tests: the one on 127.0.0.1:5672 when it answers (guest/guest);
+# otherwise a node of our own, installed if need be, started now and stopped on exit.
+ensure_rabbitmq() {
+  if (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
+    return
+  fi
+  if ! command -v rabbitmq-server >/dev/null; then
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    say "installing rabbitmq-server"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq rabbitmq-server >/dev/null
+    (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null && return
+  fi
+  say "starting a RabbitMQ node for the tests"
+  local base="$ROOT/.local/rabbitmq"
+  mkdir -p "$base"
+  export RABBITMQ_NODENAME=ops-suite-test@localhost RABBITMQ_NODE_PORT=5672 RABBITMQ_DIST_PORT=25699 \
+    RABBITMQ_MNESIA_BASE="$base/mnesia" RABBITMQ_LOG_BASE="$base/log" RABBITMQ_PID_FILE="$base/pid"
+  rabbitmq-server -detached
+  trap 'rabbitmqctl -n ops-suite-test@localhost stop >/dev/null 2>&1 || true' EXIT
+  for _ in $(seq 1 120); do
+    (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null && return
+    sleep 1
+  done
+  echo "RabbitMQ did not start; see $base/log" >&2
+  exit 1
+}
+
 setup() {
   ensure_system_packages
   ensure_venv
+  ensure_rabbitmq
 }

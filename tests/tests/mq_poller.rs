@@ -293,3 +293,62 @@ async fn event_source_batches_of_both_engines_are_stored_leniently() {
     assert!(ids.contains("ID:odd-1"));
     assert!(bodies(&items).contains(b"no id".as_slice()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_drain_then_run_again_loses_nothing_and_stores_nothing_twice() {
+    use e2e_tests::paths::function_binary;
+    use e2e_tests::runtime_api::RuntimeApi;
+
+    let moto = Moto::start();
+    let dynamo = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
+    create_table(&dynamo, TABLE).await;
+    let broker = ActiveMq::start();
+    let queue = "crashy";
+    send_messages(&broker, queue, 0..1000).await;
+
+    let mut env = moto.env();
+    for (k, v) in [
+        ("TABLE_NAME", TABLE.to_owned()),
+        ("QUEUE_NAME", queue.to_owned()),
+        ("BROKER_URL", broker.stomp_ssl_url()),
+        ("BROKER_CA_BUNDLE", broker.ca.display().to_string()),
+        ("BROKER_USERNAME", activemq::USER.to_owned()),
+        ("BROKER_PASSWORD", activemq::PASSWORD.to_owned()),
+        ("PREFETCH", "50".to_owned()),
+    ] {
+        env.push((k.to_owned(), v));
+    }
+    let api = std::sync::Arc::new(RuntimeApi::start().await);
+    let mut first = api.spawn_function(&function_binary("mq-poller"), "mq-poller", &env);
+    let invoking = api.clone();
+    let first_invoke = tokio::spawn(async move {
+        invoking.invoke(&schedule_event(), Duration::from_secs(120)).await;
+    });
+    // Let it store some, then SIGKILL it mid-drain.
+    let started = Instant::now();
+    loop {
+        let stored = scan_all(&dynamo, TABLE).await.len();
+        if stored >= 100 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the first run stored nothing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.0.kill().expect("SIGKILL");
+    let _ = first.0.wait();
+    first_invoke.abort();
+    let partial = scan_all(&dynamo, TABLE).await.len();
+    assert!(partial < 1000, "killed too late to test anything ({partial} stored)");
+
+    let api = RuntimeApi::start().await;
+    let _second = api.spawn_function(&function_binary("mq-poller"), "mq-poller", &env);
+    let summary = api.invoke(&schedule_event(), Duration::from_secs(120)).await.response();
+    assert_eq!(summary["mode"], "poll", "{summary}");
+
+    let items = scan_all(&dynamo, TABLE).await;
+    assert_eq!(items.len(), 1000, "every message is in the table, none twice (killed after {partial})");
+    assert_eq!(bodies(&items), (0..1000).map(|i| test_message(i).0).collect::<BTreeSet<_>>());
+    let redelivered = items.iter().filter(|i| i.get("redelivered") == Some(&AttributeValue::Bool(true))).count();
+    assert!(redelivered > 0, "the unacknowledged ones came back marked redelivered");
+    assert_eq!(remaining(&broker, queue).await, 0);
+}

@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use mq_poller::credentials::{CredentialSource, CredentialsProvider};
 use mq_poller::{handle_event, Settings};
@@ -17,8 +15,8 @@ async fn main() -> Result<(), Error> {
     let credentials = CredentialsProvider::new(source, secrets);
     let (dynamo, settings, credentials) = (&dynamo, &settings, &credentials);
     run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let left = event.context.deadline.saturating_sub(mq_poller::message::now_ms());
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(left);
+        let left = mq_poller::handler::time_left(event.context.deadline, mq_poller::message::now_ms());
+        let deadline = tokio::time::Instant::now() + left;
         handle_event(dynamo, settings, credentials, &event.payload, deadline).await.map_err(Error::from)
     }))
     .await

@@ -7,6 +7,8 @@ use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetDescription, Tar
 use e2e_tests::cargo_lambda::CargoLambda;
 use e2e_tests::moto::Moto;
 use e2e_tests::paths::{event_file, function_binary, read_event};
+use e2e_tests::activemq::{self, ActiveMq};
+use e2e_tests::mq::{create_table, item_body, scan_all, StompClient};
 use e2e_tests::postgres::Postgres;
 use e2e_tests::secrets::{begin_rotation, end_rotation};
 
@@ -27,6 +29,7 @@ async fn main() {
     hello_api(&runtime);
     spot_drainer(&runtime).await;
     secret_rotation(&runtime).await;
+    mq_poller(&runtime).await;
     println!("\nDone: every local stand-in this demo started has been stopped.");
 }
 
@@ -144,4 +147,47 @@ async fn secret_rotation(runtime: &CargoLambda) {
     println!("AWSCURRENT is now version {}", current.version_id().unwrap_or_default());
     println!("  the new password logs in:  {}", pg.can_log_in("app", new_password).await);
     println!("  the old password logs in:  {}", pg.can_log_in("app", old_password).await);
+}
+
+async fn mq_poller(runtime: &CargoLambda) {
+    heading("mq-poller: an ActiveMQ queue (STOMP over TLS) drained into a DynamoDB table (moto)");
+    let moto = Moto::start();
+    let broker = ActiveMq::start();
+    let dynamo = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
+    create_table(&dynamo, "mq-messages").await;
+    let mut producer = StompClient::connect(broker.stomp_port, activemq::USER, activemq::PASSWORD).await;
+    for i in 1..=5 {
+        producer.send("SAMPLE_QUEUE", format!("order {i} for the kitchen").as_bytes(), &[("x-order", &i.to_string())]).await;
+    }
+    producer.send("SAMPLE_QUEUE", &[0xde, 0xad, 0xbe, 0xef], &[]).await;
+    producer.flush().await;
+    println!("6 messages (5 text with a header, 1 binary) sent to SAMPLE_QUEUE on {}", broker.stomp_ssl_url());
+
+    let mut env = moto.env();
+    for (k, v) in [
+        ("TABLE_NAME", "mq-messages".to_owned()),
+        ("BROKER_URL", broker.stomp_ssl_url()),
+        ("BROKER_CA_BUNDLE", broker.ca.display().to_string()),
+        ("BROKER_USERNAME", activemq::USER.to_owned()),
+        ("BROKER_PASSWORD", activemq::PASSWORD.to_owned()),
+    ] {
+        env.push((k.to_owned(), v));
+    }
+    let _function = runtime.start_function(&function_binary("mq-poller"), &env);
+    show("EventBridge scheduled event", runtime.invoke(&event_file("mq-scheduled-poll.json")));
+    let mut items = scan_all(&dynamo, "mq-messages").await;
+    items.sort_by_key(|item| format!("{:?}", item.get("id")));
+    println!("Table mq-messages now holds {} items:", items.len());
+    for item in &items {
+        let body = item_body(item);
+        let shown = match std::str::from_utf8(&body) {
+            Ok(text) => format!("{text:?}"),
+            Err(_) => format!("{} bytes of binary", body.len()),
+        };
+        let id = item.get("id").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        println!("  {id:<60} {shown}");
+    }
+    let left = StompClient::connect(broker.stomp_port, activemq::USER, activemq::PASSWORD).await;
+    println!("Messages left on the queue: {}", left.drain("SAMPLE_QUEUE", std::time::Duration::from_millis(500)).await.len());
+    show("An ActiveMQ event-source batch", runtime.invoke(&event_file("mq-activemq-event-source.json")));
 }
