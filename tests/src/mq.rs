@@ -62,6 +62,26 @@ impl StompClient {
         taken
     }
 
+    /// Subscribes with automatic acknowledgement (the broker forgets a message once delivered).
+    pub async fn subscribe_auto(&mut self, queue: &str) {
+        let subscribe = Subscriber::builder().destination(format!("/queue/{queue}")).id("test-auto").ack(AckMode::Auto).subscribe();
+        self.frames.send(subscribe).await.expect("SUBSCRIBE");
+    }
+
+    /// The next message (message id, headers, body), or `None` after `wait` without one.
+    pub async fn next_message(&mut self, wait: Duration) -> Option<(String, HashMap<String, String>, Vec<u8>)> {
+        loop {
+            match tokio::time::timeout(wait, self.frames.next()).await {
+                Ok(Some(Ok(frame))) => {
+                    if let FromServer::Message { message_id, headers, body, .. } = frame.content {
+                        return Some((message_id, headers.into_iter().collect(), body.unwrap_or_default()));
+                    }
+                }
+                _ => return None,
+            }
+        }
+    }
+
     /// A receipt for everything sent so far: the broker has it all once this returns.
     pub async fn flush(&mut self) {
         let message = Message { content: ToServer::Disconnect { receipt: Some("flush".into()) }, extra_headers: Vec::new() };
