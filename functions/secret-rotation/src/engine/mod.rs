@@ -148,6 +148,27 @@ pub async fn set_user_password(
     }
 }
 
+/// Applies the secret's `ssl` policy, the same for every engine: `connect_with(true)` is a
+/// verified TLS connection, `connect_with(false)` a plain one. Without `ssl`, plain text is used
+/// only when the server offers no TLS at all, never after a failed certificate check.
+pub(crate) async fn connect_per_tls_mode<T, F, Fut>(spec: &ConnectionSpec, connect_with: F) -> Result<T, DbError>
+where
+    F: Fn(bool) -> Fut,
+    Fut: std::future::Future<Output = Result<T, DbError>>,
+{
+    match spec.tls {
+        TlsMode::Disable => connect_with(false).await,
+        TlsMode::Require => connect_with(true).await,
+        TlsMode::Prefer => match connect_with(true).await {
+            Err(DbError::TlsRefused { .. }) => {
+                tracing::warn!(host = %spec.host, port = spec.port, "server offers no TLS; connecting without it (set \"ssl\": true to refuse)");
+                connect_with(false).await
+            }
+            other => other,
+        },
+    }
+}
+
 /// Runs `connect` with the timeout, turning an expiry into a named error.
 pub(crate) async fn with_timeout<T>(
     spec: &ConnectionSpec,

@@ -4,20 +4,10 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, SslOpts, Value};
 
-use super::{with_timeout, ConnectionSpec, DbError, DbSettings, TlsMode};
+use super::{connect_per_tls_mode, with_timeout, ConnectionSpec, DbError, DbSettings};
 
 async fn connect(spec: &ConnectionSpec, settings: &DbSettings) -> Result<Conn, DbError> {
-    match spec.tls {
-        TlsMode::Disable => connect_with(spec, settings, false).await,
-        TlsMode::Require => connect_with(spec, settings, true).await,
-        TlsMode::Prefer => match connect_with(spec, settings, true).await {
-            Err(DbError::TlsRefused { .. }) => {
-                tracing::warn!(host = %spec.host, port = spec.port, "server offers no TLS; connecting without it (set \"ssl\": true to refuse)");
-                connect_with(spec, settings, false).await
-            }
-            other => other,
-        },
-    }
+    connect_per_tls_mode(spec, |use_tls| connect_with(spec, settings, use_tls)).await
 }
 
 async fn connect_with(spec: &ConnectionSpec, settings: &DbSettings, use_tls: bool) -> Result<Conn, DbError> {
