@@ -1,0 +1,241 @@
+//! Cold start, first invocation, peak memory and package size of every function, beside the
+//! floor (a bare lambda_runtime echo), plus hello-api's warm latency.
+//!
+//! Each function's release binary (from its Lambda zip build) is started against a local
+//! Runtime API, with its AWS endpoints pointed at moto, and sent one of its sample events:
+//! - init: process start until its first `GET .../invocation/next`;
+//! - first invocation: event handed over until the response arrives;
+//! - peak RSS: the process's VmHWM after that invocation.
+//! Repeated RUNS times; the table gives median and min..max, and the ratio to the floor.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[allow(dead_code)]
+#[path = "../../../tests/src/process.rs"]
+mod process;
+#[allow(dead_code)]
+#[path = "../../../tests/src/runtime_api.rs"]
+mod runtime_api;
+
+use runtime_api::RuntimeApi;
+
+const RUNS: usize = 20;
+const WARM_INVOCATIONS: usize = 10_000;
+const TOKEN: &str = "0bench00-0000-4000-8000-000000000001";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn event(name: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(root().join("events").join(name)).expect("reading an event");
+    serde_json::from_str(&text).expect("parsing an event")
+}
+
+struct Function {
+    name: &'static str,
+    event: serde_json::Value,
+    env: Vec<(String, String)>,
+}
+
+#[derive(Default)]
+struct Figures {
+    init: Vec<Duration>,
+    first: Vec<Duration>,
+    rss_kib: Vec<u64>,
+}
+
+fn median<T: Copy + Ord>(values: &[T]) -> T {
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    sorted[sorted.len() / 2]
+}
+
+fn spread<T: Copy + Ord>(values: &[T]) -> (T, T) {
+    (*values.iter().min().expect("values"), *values.iter().max().expect("values"))
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+fn spawn(api: &RuntimeApi, binary: &Path, function: &Function) -> process::KillOnDrop {
+    let mut command = Command::new(binary);
+    command.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    for (k, v) in api.env(function.name).iter().chain(&function.env) {
+        command.env(k, v);
+    }
+    let child = command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("starting the function");
+    process::KillOnDrop(child)
+}
+
+async fn measure(binary: &Path, function: &Function) -> Figures {
+    let mut figures = Figures::default();
+    for _ in 0..RUNS {
+        let api = RuntimeApi::start().await;
+        let started = Instant::now();
+        let child = spawn(&api, binary, function);
+        let ready = loop {
+            if let Some(at) = api.first_next_at() {
+                break at;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "{} never asked for an event", function.name);
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        };
+        let sent = Instant::now();
+        let answer = api.invoke(&function.event, Duration::from_secs(30)).await;
+        let done = Instant::now();
+        if let runtime_api::Answer::Error(error) = &answer {
+            panic!("{} failed its bench event: {error}", function.name);
+        }
+        figures.init.push(ready.duration_since(started));
+        figures.first.push(done.duration_since(sent));
+        figures.rss_kib.push(peak_rss_kib(child.0.id()));
+        drop(child);
+    }
+    figures
+}
+
+fn zip_size(arch: &str, name: &str) -> Option<u64> {
+    std::fs::metadata(root().join(format!("target/lambda-{arch}/{name}/bootstrap.zip"))).ok().map(|m| m.len())
+}
+
+/// The `bootstrap` inside the function's x86_64 zip: exactly what Lambda would run.
+fn unpacked_bootstrap(name: &str) -> PathBuf {
+    let zip = root().join(format!("target/lambda-x86_64/{name}/bootstrap.zip"));
+    assert!(zip.exists(), "{} is missing: run scripts/build-lambda-zips x86_64", zip.display());
+    let dir = root().join(format!("target/lambda-x86_64/{name}/unpacked"));
+    let script = "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])";
+    let status = Command::new(root().join(".venv/bin/python")).args(["-c", script]).arg(&zip).arg(&dir).status();
+    assert!(status.map(|s| s.success()).unwrap_or(false), "unpacking {}", zip.display());
+    let binary = dir.join("bootstrap");
+    let _ = Command::new("chmod").arg("+x").arg(&binary).status();
+    binary
+}
+
+/// p50 and p99 of WARM_INVOCATIONS invocations of one warm process (after 100 to warm up).
+async fn warm_latency(function: &Function) -> (Duration, Duration) {
+    let api = RuntimeApi::start().await;
+    let _child = spawn(&api, &unpacked_bootstrap(function.name), function);
+    let body = serde_json::to_vec(&function.event).expect("event");
+    for _ in 0..100 {
+        api.invoke_bytes(body.clone().into(), Duration::from_secs(10)).await;
+    }
+    let mut times = Vec::with_capacity(WARM_INVOCATIONS);
+    for _ in 0..WARM_INVOCATIONS {
+        let start = Instant::now();
+        api.invoke_bytes(body.clone().into(), Duration::from_secs(10)).await;
+        times.push(start.elapsed());
+    }
+    times.sort();
+    (times[times.len() / 2], times[times.len() * 99 / 100])
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+#[tokio::main]
+async fn main() {
+    // moto for the functions that call AWS.
+    let port = process::free_port();
+    let venv = root().join(".venv/bin");
+    let mut moto = Command::new(venv.join("moto_server"))
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting moto (run the README's setup)");
+    process::wait_for_port(port, Duration::from_secs(60), "moto", &mut moto);
+    let moto = process::KillOnDrop(moto);
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let seeded = Command::new(venv.join("python"))
+        .arg(root().join("bench/cold-start/seed_moto.py"))
+        .args([&endpoint, TOKEN])
+        .output()
+        .expect("seeding moto");
+    assert!(seeded.status.success(), "seeding moto: {}", String::from_utf8_lossy(&seeded.stderr));
+    let secret_arn = String::from_utf8_lossy(&seeded.stdout).trim().to_owned();
+    let aws_env = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
+        [("AWS_ENDPOINT_URL", endpoint.as_str()), ("AWS_REGION", "us-east-1"), ("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")]
+            .iter()
+            .chain(extra)
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+
+    let functions = [
+        Function { name: "floor-echo", event: event("hello-rest-api.json"), env: vec![] },
+        Function { name: "hello-api", event: event("hello-rest-api.json"), env: vec![] },
+        // The instance is unknown to moto: one DescribeInstances, then a logged no-op.
+        Function { name: "spot-drainer", event: event("spot-interruption-warning.json"), env: aws_env(&[]) },
+        // testSecret of a generic secret: DescribeSecret and GetSecretValue.
+        Function {
+            name: "secret-rotation",
+            event: serde_json::json!({"Step": "testSecret", "SecretId": secret_arn, "ClientRequestToken": TOKEN}),
+            env: aws_env(&[]),
+        },
+        // An event-source batch of two messages: one BatchWriteItem.
+        Function { name: "mq-poller", event: event("mq-activemq-event-source.json"), env: aws_env(&[("TABLE_NAME", "bench-mq")]) },
+    ];
+
+    let mut rows = Vec::new();
+    for function in &functions {
+        let binary = unpacked_bootstrap(function.name);
+        let figures = measure(&binary, function).await;
+        eprintln!("measured {}", function.name);
+        rows.push((function.name, figures));
+    }
+
+    // Warm: one process, WARM_INVOCATIONS events in a row, for hello-api and for the floor (which
+    // shows what the Runtime API round trip itself costs on this machine).
+    let hello_warm = warm_latency(&functions[1]).await;
+    let floor_warm = warm_latency(&functions[0]).await;
+    drop(moto);
+
+    let floor = &rows[0].1;
+    let (floor_init, floor_first, floor_rss) = (median(&floor.init), median(&floor.first), median(&floor.rss_kib));
+    let mut table = String::new();
+    table.push_str(&format!(
+        "Cold start and size, x86_64 release binaries against a local Runtime API (AWS calls to moto), {RUNS} runs each; median (min..max) and ratio to the floor\n\n"
+    ));
+    table.push_str("| function | zip arm64 | zip x86_64 | init | x floor | first invocation | x floor | peak RSS | x floor |\n");
+    table.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (name, f) in &rows {
+        let (init, first, rss) = (median(&f.init), median(&f.first), median(&f.rss_kib));
+        let (init_lo, init_hi) = spread(&f.init);
+        let (first_lo, first_hi) = spread(&f.first);
+        let size = |arch| zip_size(arch, name).map(|b| format!("{b} B")).unwrap_or_else(|| "not built".into());
+        table.push_str(&format!(
+            "| {name} | {} | {} | {} ({}..{}) | {:.2} | {} ({}..{}) | {:.2} | {} KiB | {:.2} |\n",
+            size("arm64"),
+            size("x86_64"),
+            ms(init), ms(init_lo), ms(init_hi),
+            init.as_secs_f64() / floor_init.as_secs_f64(),
+            ms(first), ms(first_lo), ms(first_hi),
+            first.as_secs_f64() / floor_first.as_secs_f64(),
+            rss,
+            rss as f64 / floor_rss as f64,
+        ));
+    }
+    for (name, (p50, p99)) in [("hello-api", hello_warm), ("floor-echo", floor_warm)] {
+        table.push_str(&format!(
+            "\n{name} warm, {WARM_INVOCATIONS} invocations through the Runtime API: p50 {:.1} µs, p99 {:.1} µs",
+            p50.as_secs_f64() * 1e6,
+            p99.as_secs_f64() * 1e6
+        ));
+    }
+    table.push('\n');
+    print!("{table}");
+    let dir = root().join("bench-results");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join("cold-start.md"), &table);
+}
