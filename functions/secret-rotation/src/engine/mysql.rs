@@ -44,6 +44,17 @@ fn classify(spec: &ConnectionSpec, err: mysql_async::Error) -> DbError {
     }
 }
 
+/// For statements that carry a password: a syntax error (1064) quotes the statement near the
+/// fault, which may be the password, so only its code is kept.
+fn password_statement_error(err: mysql_async::Error) -> DbError {
+    match err {
+        mysql_async::Error::Server(ref e) if e.code == 1064 => {
+            DbError::Query(format!("the server rejected the password change as a syntax error ({})", e.code))
+        }
+        other => query_error(other),
+    }
+}
+
 fn query_error(err: mysql_async::Error) -> DbError {
     DbError::Query(err.to_string())
 }
@@ -73,7 +84,7 @@ pub async fn set_own_password(spec: &ConnectionSpec, new_password: &str, setting
     } else {
         format!("ALTER USER CURRENT_USER() IDENTIFIED BY {password}")
     };
-    conn.query_drop(statement).await.map_err(query_error)?;
+    conn.query_drop(statement).await.map_err(password_statement_error)?;
     let _ = conn.disconnect().await;
     Ok(())
 }
@@ -93,7 +104,7 @@ pub async fn set_user_password(
     if !hosts.is_empty() {
         for host in hosts {
             let host = literal(&mut conn, &host).await?;
-            conn.query_drop(format!("ALTER USER {name}@{host} IDENTIFIED BY {password}")).await.map_err(query_error)?;
+            conn.query_drop(format!("ALTER USER {name}@{host} IDENTIFIED BY {password}")).await.map_err(password_statement_error)?;
         }
     } else {
         copy_user(&mut conn, template_user, &name, &password).await?;
@@ -112,11 +123,11 @@ async fn copy_user(conn: &mut Conn, template_user: &str, clone: &str, password: 
     let original = literal(conn, template_user).await?;
     for host in hosts {
         let host = literal(conn, &host).await?;
-        conn.query_drop(format!("CREATE USER {clone}@{host} IDENTIFIED BY {password}")).await.map_err(query_error)?;
+        conn.query_drop(format!("CREATE USER {clone}@{host} IDENTIFIED BY {password}")).await.map_err(password_statement_error)?;
         let grants: Vec<String> = conn.query(format!("SHOW GRANTS FOR {original}@{host}")).await.map_err(query_error)?;
         for grant in grants {
             if let Some(statement) = regrant(&grant, clone, &host) {
-                conn.query_drop(statement).await.map_err(query_error)?;
+                conn.query_drop(statement).await.map_err(password_statement_error)?;
             }
         }
     }

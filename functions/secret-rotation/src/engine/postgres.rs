@@ -70,6 +70,17 @@ fn classify(spec: &ConnectionSpec, err: tokio_postgres::Error) -> DbError {
     }
 }
 
+/// For statements that carry a password: a syntax error quotes the statement near the fault,
+/// which may be the password, so only its code is kept.
+fn password_statement_error(err: tokio_postgres::Error) -> DbError {
+    match err.code() {
+        Some(code) if *code == SqlState::SYNTAX_ERROR => {
+            DbError::Query(format!("the server rejected the password change as a syntax error (SQLSTATE {})", code.code()))
+        }
+        _ => query_error(err),
+    }
+}
+
 fn query_error(err: tokio_postgres::Error) -> DbError {
     DbError::Query(err.as_db_error().map(|e| e.message().to_owned()).unwrap_or_else(|| err.to_string()))
 }
@@ -93,7 +104,7 @@ pub async fn check_login(spec: &ConnectionSpec, settings: &DbSettings) -> Result
 pub async fn set_own_password(spec: &ConnectionSpec, new_password: &str, settings: &DbSettings) -> Result<(), DbError> {
     let client = connect(spec, settings).await?;
     let statement = formatted(&client, "ALTER ROLE %I WITH PASSWORD %L", &[&spec.username, new_password]).await?;
-    client.batch_execute(&statement).await.map_err(query_error)
+    client.batch_execute(&statement).await.map_err(password_statement_error)
 }
 
 pub async fn set_user_password(
@@ -111,11 +122,11 @@ pub async fn set_user_password(
         .is_some();
     if exists {
         let statement = formatted(&client, "ALTER ROLE %I WITH PASSWORD %L", &[user, new_password]).await?;
-        return client.batch_execute(&statement).await.map_err(query_error);
+        return client.batch_execute(&statement).await.map_err(password_statement_error);
     }
     // The clone is a login role that is a member of the original user's role: the same
     // privileges, and it can use the objects the other created.
     let create = formatted(&client, "CREATE ROLE %I WITH LOGIN PASSWORD %L", &[user, new_password]).await?;
     let grant = formatted(&client, "GRANT %I TO %I", &[template_user, user]).await?;
-    client.batch_execute(&format!("BEGIN; {create}; {grant}; COMMIT;")).await.map_err(query_error)
+    client.batch_execute(&format!("BEGIN; {create}; {grant}; COMMIT;")).await.map_err(password_statement_error)
 }
