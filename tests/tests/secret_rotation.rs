@@ -52,10 +52,19 @@ async fn scene() -> Scene {
     Scene { _moto: moto, sm, settings: Settings::default() }
 }
 
-fn settings_for(pg: &Postgres) -> Settings {
+/// Settings that trust the test CA of a throwaway database server.
+fn settings_trusting(ca: &std::path::Path) -> Settings {
     let mut settings = Settings::default();
-    settings.db.ca_bundle = Some(pg.ca.clone());
+    settings.db.ca_bundle = Some(ca.to_path_buf());
     settings
+}
+
+/// `base` with the fields of `extra` added (a test's own `ssl`, `masterarn` and such).
+fn with_fields(mut base: Value, extra: Value) -> Value {
+    if let (Some(map), Value::Object(extra)) = (base.as_object_mut(), extra) {
+        map.extend(extra);
+    }
+    base
 }
 
 async fn create_secret(sm: &Client, name: &str, value: &Value) -> String {
@@ -96,14 +105,11 @@ async fn pg_user_secret(sm: &Client, pg: &Postgres, name: &str, user: &str, pass
         .await
         .expect("quoting");
     superuser.batch_execute(create.get::<_, &str>(0)).await.expect("creating the user");
-    let mut secret = json!({
+    let secret = json!({
         "engine": "postgres", "host": "127.0.0.1", "port": pg.port,
         "username": user, "password": password, "dbname": "postgres", "note": "kept across rotations"
     });
-    if let (Some(map), Value::Object(extra)) = (secret.as_object_mut(), extra) {
-        map.extend(extra);
-    }
-    create_secret(sm, name, &secret).await
+    create_secret(sm, name, &with_fields(secret, extra)).await
 }
 
 fn assert_not_logged(secrets: &[&str]) {
@@ -119,7 +125,7 @@ fn assert_not_logged(secrets: &[&str]) {
 async fn postgres_single_user_rotation_changes_the_password_and_each_step_reruns() {
     let scene = scene().await;
     let pg = Postgres::start();
-    let settings = settings_for(&pg);
+    let settings = settings_trusting(&pg.ca);
     let old = "old-Passw0rd-single";
     let id = pg_user_secret(&scene.sm, &pg, "pg-single", "app", old, json!({"ssl": true})).await;
     let token = "11111111-1111-4111-8111-111111111111";
@@ -150,7 +156,7 @@ async fn postgres_single_user_rotation_changes_the_password_and_each_step_reruns
 async fn postgres_alternating_users_swap_and_both_stay_usable() {
     let scene = scene().await;
     let pg = Postgres::start();
-    let settings = settings_for(&pg);
+    let settings = settings_trusting(&pg.ca);
     let superuser = pg.superuser().await;
     superuser.batch_execute("CREATE ROLE rotator2 LOGIN SUPERUSER PASSWORD 'master-Passw0rd'").await.expect("master");
     let master = create_secret(&scene.sm, "pg-master", &json!({
@@ -183,7 +189,7 @@ async fn postgres_alternating_users_swap_and_both_stay_usable() {
 async fn a_failed_set_secret_completes_when_rerun_and_a_failed_test_moves_nothing() {
     let scene = scene().await;
     let mut pg = Postgres::start();
-    let settings = settings_for(&pg);
+    let settings = settings_trusting(&pg.ca);
     let id = pg_user_secret(&scene.sm, &pg, "pg-outage", "app", "before-Passw0rd", json!({})).await;
     let before = current_version(&scene.sm, &id).await;
     let token = "33333333-3333-4333-8333-333333333333";
@@ -209,7 +215,7 @@ async fn a_failed_set_secret_completes_when_rerun_and_a_failed_test_moves_nothin
 async fn test_secret_with_a_wrong_pending_password_fails_and_current_stays() {
     let scene = scene().await;
     let pg = Postgres::start();
-    let settings = settings_for(&pg);
+    let settings = settings_trusting(&pg.ca);
     let id = pg_user_secret(&scene.sm, &pg, "pg-wrong", "app", "right-Passw0rd", json!({})).await;
     let before = current_version(&scene.sm, &id).await;
     let token = "44444444-4444-4444-8444-444444444444";
@@ -280,12 +286,6 @@ async fn refusals_change_nothing() {
 use e2e_tests::mariadb::MariaDb;
 use mysql_async::prelude::Queryable;
 
-fn settings_for_mariadb(db: &MariaDb) -> Settings {
-    let mut settings = Settings::default();
-    settings.db.ca_bundle = Some(db.ca.clone());
-    settings
-}
-
 async fn mariadb_user_secret(sm: &Client, db: &MariaDb, name: &str, user: &str, password: &str, extra: Value) -> String {
     let mut admin = db.admin().await;
     // Account statements take no placeholders: quote as the function does.
@@ -294,21 +294,18 @@ async fn mariadb_user_secret(sm: &Client, db: &MariaDb, name: &str, user: &str, 
     admin.query_drop(format!("CREATE USER {quoted_user}@'%' IDENTIFIED BY {quoted_password}")).await.expect("creating the user");
     admin.query_drop(format!("GRANT SELECT, INSERT ON app.* TO {quoted_user}@'%'")).await.expect("granting");
     let _ = admin.disconnect().await;
-    let mut secret = json!({
+    let secret = json!({
         "engine": "mariadb", "host": "127.0.0.1", "port": db.port,
         "username": user, "password": password, "dbname": "app"
     });
-    if let (Some(map), Value::Object(extra)) = (secret.as_object_mut(), extra) {
-        map.extend(extra);
-    }
-    create_secret(sm, name, &secret).await
+    create_secret(sm, name, &with_fields(secret, extra)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_single_user_rotation_over_verified_tls() {
     let scene = scene().await;
     let db = MariaDb::start();
-    let settings = settings_for_mariadb(&db);
+    let settings = settings_trusting(&db.ca);
     let old = "old-Maria-Passw0rd";
     let id = mariadb_user_secret(&scene.sm, &db, "maria-single", "app", old, json!({"ssl": true})).await;
     let token = "88888888-8888-4888-8888-888888888888";
@@ -328,7 +325,7 @@ async fn mariadb_single_user_rotation_over_verified_tls() {
 async fn mariadb_alternating_users_with_a_hostile_name() {
     let scene = scene().await;
     let db = MariaDb::start();
-    let settings = settings_for_mariadb(&db);
+    let settings = settings_trusting(&db.ca);
     let master = create_secret(&scene.sm, "maria-master", &json!({
         "engine": "mariadb", "host": "127.0.0.1", "port": db.port,
         "username": e2e_tests::mariadb::ADMIN, "password": e2e_tests::mariadb::ADMIN_PASSWORD
