@@ -85,37 +85,45 @@ async fn require_doc(client: &Client, secret_id: &str, stage: &'static str, vers
     })
 }
 
-/// Checks everything the engine will need, before anything changes.
-fn validate(doc: &SecretDoc, origin: Origin<'_>) -> Result<EngineKind, RotationError> {
-    let kind = doc.engine(origin)?;
-    if kind != EngineKind::Generic {
-        doc.connection(origin)?;
+/// The database a secret describes, with every field the engine needs checked, or `None` for
+/// a generic secret (no external system).
+fn database_connection(doc: &SecretDoc, origin: Origin<'_>) -> Result<Option<ConnectionSpec>, RotationError> {
+    match doc.engine(origin)? {
+        EngineKind::Generic => Ok(None),
+        _ => doc.connection(origin).map(Some),
     }
-    Ok(kind)
 }
 
-/// The user name the pending version gets: the same one, or for alternating users the other.
-fn pending_username(current: &str, alternating: bool) -> String {
-    if !alternating {
-        current.to_owned()
-    } else if let Some(original) = current.strip_suffix(CLONE_SUFFIX) {
-        original.to_owned()
-    } else {
-        format!("{current}{CLONE_SUFFIX}")
+/// The pending version, read once, and its database connection (`None` for a generic secret).
+async fn pending_version(client: &Client, event: &RotationEvent) -> Result<(SecretDoc, Option<ConnectionSpec>), RotationError> {
+    let pending = require_doc(client, &event.secret_id, PENDING, Some(&event.token)).await?;
+    let database = database_connection(&pending, Origin { secret_id: &event.secret_id, stage: PENDING })?;
+    Ok((pending, database))
+}
+
+/// The user alternating users start from: the name without the clone suffix.
+fn original_username(name: &str) -> &str {
+    name.strip_suffix(CLONE_SUFFIX).unwrap_or(name)
+}
+
+/// The other user of an alternating pair: the clone of the original, or the original of a clone.
+fn alternate_username(current: &str) -> String {
+    match current.strip_suffix(CLONE_SUFFIX) {
+        Some(original) => original.to_owned(),
+        None => format!("{current}{CLONE_SUFFIX}"),
     }
 }
 
 async fn create_secret(client: &Client, settings: &Settings, event: &RotationEvent) -> Result<&'static str, RotationError> {
     let secret_id = &event.secret_id;
     let current = require_doc(client, secret_id, CURRENT, None).await?;
-    let kind = validate(&current, Origin { secret_id, stage: CURRENT })?;
+    let database = database_connection(&current, Origin { secret_id, stage: CURRENT })?;
     if read_doc(client, secret_id, PENDING, Some(&event.token)).await?.is_some() {
         return Ok("nothing to do: the AWSPENDING version already exists");
     }
     let mut pending = current.clone();
-    if kind != EngineKind::Generic && current.master_arn().is_some() {
-        let username = current.text("username").unwrap_or_default();
-        pending.set_text("username", &pending_username(username, true));
+    if let (Some(database), Some(_)) = (&database, current.master_arn()) {
+        pending.set_text("username", &alternate_username(&database.username));
     }
     let password = settings.password_policy.generate(client, secret_id).await?;
     pending.set_text("password", &password);
@@ -138,12 +146,9 @@ fn db_error(step: Step, secret_id: &str, source: DbError) -> RotationError {
 
 async fn set_secret(client: &Client, settings: &Settings, event: &RotationEvent) -> Result<&'static str, RotationError> {
     let secret_id = &event.secret_id;
-    let pending = require_doc(client, secret_id, PENDING, Some(&event.token)).await?;
-    let origin = Origin { secret_id, stage: PENDING };
-    if validate(&pending, origin)? == EngineKind::Generic {
+    let (pending, Some(target)) = pending_version(client, event).await? else {
         return Ok("generic secret: validated, nothing to set");
-    }
-    let target = pending.connection(origin)?;
+    };
     let fail = |e| db_error(Step::SetSecret, secret_id, e);
     match engine::check_login(&target, &settings.db).await {
         Ok(()) => return Ok("nothing to do: the pending credentials already log in"),
@@ -155,8 +160,8 @@ async fn set_secret(client: &Client, settings: &Settings, event: &RotationEvent)
         let master = require_doc(client, master_arn, CURRENT, None).await?;
         let master_spec = master.connection(Origin { secret_id: master_arn, stage: CURRENT })?;
         let admin = target.with_credentials(&master_spec.username, &master_spec.password);
-        let original = target.username.strip_suffix(CLONE_SUFFIX).unwrap_or(&target.username).to_owned();
-        engine::set_user_password(&admin, &target.username, &target.password, &original, &settings.db)
+        let original = original_username(&target.username);
+        engine::set_user_password(&admin, &target.username, &target.password, original, &settings.db)
             .await
             .map_err(fail)?;
         return Ok("set the pending password with the master credentials");
@@ -185,14 +190,10 @@ async fn set_secret(client: &Client, settings: &Settings, event: &RotationEvent)
 }
 
 async fn test_secret(client: &Client, settings: &Settings, event: &RotationEvent) -> Result<&'static str, RotationError> {
-    let secret_id = &event.secret_id;
-    let pending = require_doc(client, secret_id, PENDING, Some(&event.token)).await?;
-    let origin = Origin { secret_id, stage: PENDING };
-    if validate(&pending, origin)? == EngineKind::Generic {
+    let (_, Some(spec)) = pending_version(client, event).await? else {
         return Ok("generic secret: validated");
-    }
-    let spec = pending.connection(origin)?;
-    engine::check_login(&spec, &settings.db).await.map_err(|e| db_error(Step::TestSecret, secret_id, e))?;
+    };
+    engine::check_login(&spec, &settings.db).await.map_err(|e| db_error(Step::TestSecret, &event.secret_id, e))?;
     Ok("the pending credentials log in")
 }
 
@@ -212,12 +213,13 @@ async fn finish_secret(client: &Client, event: &RotationEvent, current_version: 
 
 #[cfg(test)]
 mod tests {
-    use super::pending_username;
+    use super::{alternate_username, original_username};
 
     #[test]
     fn alternating_users_swap_between_the_user_and_its_clone() {
-        assert_eq!(pending_username("app", true), "app_clone");
-        assert_eq!(pending_username("app_clone", true), "app");
-        assert_eq!(pending_username("app", false), "app");
+        assert_eq!(alternate_username("app"), "app_clone");
+        assert_eq!(alternate_username("app_clone"), "app");
+        assert_eq!(original_username("app_clone"), "app");
+        assert_eq!(original_username("app"), "app");
     }
 }
