@@ -5,6 +5,7 @@ pub mod activemq;
 pub mod call_counter;
 pub mod cargo_lambda;
 pub mod certs;
+pub mod ec2;
 pub mod moto;
 pub mod mq;
 pub mod mariadb;

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetDescription};
+use aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum;
+use e2e_tests::ec2::{create_group, launch, register, vpc_with_subnet};
 use e2e_tests::moto::Moto;
 use e2e_tests::paths::{function_binary, read_event};
 use e2e_tests::runtime_api::RuntimeApi;
@@ -37,20 +38,10 @@ async fn spot_drainer_binary_drains_through_the_runtime_and_refuses_bad_events()
     let config = moto.sdk_config().await;
     let ec2 = aws_sdk_ec2::Client::new(&config);
     let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
-    let vpc = ec2.create_vpc().cidr_block("10.40.0.0/16").send().await.expect("vpc");
-    let vpc_id = vpc.vpc().and_then(|v| v.vpc_id()).expect("vpc id").to_owned();
-    let subnet = ec2.create_subnet().vpc_id(&vpc_id).cidr_block("10.40.1.0/24").send().await.expect("subnet");
-    let subnet_id = subnet.subnet().and_then(|s| s.subnet_id()).expect("subnet id");
-    let run = ec2.run_instances().image_id("ami-12c6146b").min_count(1).max_count(1).subnet_id(subnet_id).send().await;
-    let instance_id = run.expect("run").instances()[0].instance_id().expect("id").to_owned();
-    let group = elb.create_target_group().name("web").protocol(ProtocolEnum::Http).port(80).vpc_id(&vpc_id).send().await;
-    let group_arn = group.expect("group").target_groups()[0].target_group_arn().expect("arn").to_owned();
-    elb.register_targets()
-        .target_group_arn(&group_arn)
-        .targets(TargetDescription::builder().id(&instance_id).port(8080).build())
-        .send()
-        .await
-        .expect("register");
+    let (vpc_id, subnet_id) = vpc_with_subnet(&ec2, "10.40").await;
+    let instance_id = launch(&ec2, &subnet_id, &[]).await.id;
+    let group_arn = create_group(&elb, &vpc_id, "web", TargetTypeEnum::Instance).await;
+    register(&elb, &group_arn, &instance_id, 8080).await;
 
     let api = RuntimeApi::start().await;
     let mut env = moto.env();

@@ -1,7 +1,8 @@
 //! spot-drainer against moto's EC2 and ELBv2: real registrations in, real registrations gone.
 
-use aws_sdk_ec2::types::{Tag, TagSpecification, ResourceType};
-use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetDescription, TargetTypeEnum};
+use aws_sdk_ec2::types::Tag;
+use aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum;
+use e2e_tests::ec2::{create_group, launch, register, vpc_with_subnet, Instance};
 use e2e_tests::moto::Moto;
 use serde_json::{json, Value};
 use spot_drainer::summary::Outcome;
@@ -22,60 +23,12 @@ struct Fleet {
     groups: [String; 3],
 }
 
-struct Instance {
-    id: String,
-    ip: String,
-}
-
-async fn launch(ec2: &aws_sdk_ec2::Client, subnet_id: &str, tags: &[(&str, &str)]) -> Instance {
-    let mut request = ec2.run_instances().image_id("ami-12c6146b").min_count(1).max_count(1).subnet_id(subnet_id);
-    if !tags.is_empty() {
-        let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
-        for (k, v) in tags {
-            spec = spec.tags(Tag::builder().key(*k).value(*v).build());
-        }
-        request = request.tag_specifications(spec.build());
-    }
-    let output = request.send().await.expect("run_instances");
-    let instance = &output.instances()[0];
-    Instance {
-        id: instance.instance_id().expect("instance id").to_owned(),
-        ip: instance.private_ip_address().expect("private ip").to_owned(),
-    }
-}
-
-async fn create_group(elb: &aws_sdk_elasticloadbalancingv2::Client, vpc_id: &str, name: &str, kind: TargetTypeEnum) -> String {
-    let output = elb
-        .create_target_group()
-        .name(name)
-        .protocol(ProtocolEnum::Http)
-        .port(80)
-        .vpc_id(vpc_id)
-        .target_type(kind)
-        .send()
-        .await
-        .expect("create_target_group");
-    output.target_groups()[0].target_group_arn().expect("arn").to_owned()
-}
-
-async fn register(elb: &aws_sdk_elasticloadbalancingv2::Client, group: &str, id: &str, port: i32) {
-    elb.register_targets()
-        .target_group_arn(group)
-        .targets(TargetDescription::builder().id(id).port(port).build())
-        .send()
-        .await
-        .expect("register_targets");
-}
-
 /// Builds the scene. `tag_groups` decides whether the doomed instance carries the tag.
 async fn fleet(moto: &Moto, tag_groups: bool) -> Fleet {
     let config = moto.sdk_config().await;
     let ec2 = aws_sdk_ec2::Client::new(&config);
     let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
-    let vpc = ec2.create_vpc().cidr_block("10.20.0.0/16").send().await.expect("create_vpc");
-    let vpc_id = vpc.vpc().and_then(|v| v.vpc_id()).expect("vpc id").to_owned();
-    let subnet = ec2.create_subnet().vpc_id(&vpc_id).cidr_block("10.20.1.0/24").send().await.expect("create_subnet");
-    let subnet_id = subnet.subnet().and_then(|s| s.subnet_id()).expect("subnet id").to_owned();
+    let (vpc_id, subnet_id) = vpc_with_subnet(&ec2, "10.20").await;
 
     let groups = [
         create_group(&elb, &vpc_id, "web-override", TargetTypeEnum::Instance).await,
@@ -157,8 +110,7 @@ async fn scan_mode_finds_instance_and_ip_groups_in_the_vpc() {
     let moto = Moto::start();
     let fleet = fleet(&moto, false).await;
     // A group in another VPC with a target of the same IP must not be touched.
-    let other_vpc = fleet.ec2.create_vpc().cidr_block("10.30.0.0/16").send().await.expect("vpc");
-    let other_vpc_id = other_vpc.vpc().and_then(|v| v.vpc_id()).expect("vpc id").to_owned();
+    let (other_vpc_id, _) = vpc_with_subnet(&fleet.ec2, "10.30").await;
     assert_ne!(other_vpc_id, fleet.vpc_id);
     let elsewhere = create_group(&fleet.elb, &other_vpc_id, "elsewhere", TargetTypeEnum::Ip).await;
     register(&fleet.elb, &elsewhere, &fleet.doomed.ip, 80).await;

@@ -8,7 +8,8 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetDescription};
+use aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum;
+use e2e_tests::ec2::{create_group, launch, register, vpc_with_subnet};
 use e2e_tests::call_counter::CallCounter;
 use e2e_tests::moto::Moto;
 use e2e_tests::paths::{read_event, workspace_root};
@@ -37,17 +38,11 @@ async fn main() {
         let elb = aws_sdk_elasticloadbalancingv2::Client::from_conf(
             aws_sdk_elasticloadbalancingv2::config::Builder::from(&config).interceptor(counter.clone()).build(),
         );
-        let vpc = ec2.create_vpc().cidr_block("10.0.0.0/16").send().await.expect("vpc");
-        let vpc_id = vpc.vpc().and_then(|v| v.vpc_id()).expect("vpc id").to_owned();
-        let subnet = ec2.create_subnet().vpc_id(&vpc_id).cidr_block("10.0.1.0/24").send().await.expect("subnet");
-        let subnet_id = subnet.subnet().and_then(|s| s.subnet_id()).expect("subnet id").to_owned();
-        let run = ec2.run_instances().image_id("ami-12c6146b").min_count(1).max_count(1).subnet_id(&subnet_id).send().await;
-        let instance_id = run.expect("run").instances()[0].instance_id().expect("id").to_owned();
+        let (vpc_id, subnet_id) = vpc_with_subnet(&ec2, "10.0").await;
+        let instance_id = launch(&ec2, &subnet_id, &[]).await.id;
         let mut arns = Vec::with_capacity(groups);
         for i in 0..groups {
-            let group = elb.create_target_group().name(format!("bench-{i}")).protocol(ProtocolEnum::Http).port(80).vpc_id(&vpc_id);
-            let group = group.send().await.expect("target group");
-            arns.push(group.target_groups()[0].target_group_arn().expect("arn").to_owned());
+            arns.push(create_group(&elb, &vpc_id, &format!("bench-{i}"), TargetTypeEnum::Instance).await);
         }
         let mut event = read_event("spot-interruption-warning.json");
         event["detail"]["instance-id"] = serde_json::json!(instance_id);
@@ -58,8 +53,7 @@ async fn main() {
             let mut calls = Default::default();
             for _ in 0..RUNS {
                 for arn in &arns {
-                    let target = TargetDescription::builder().id(&instance_id).port(8080).build();
-                    elb.register_targets().target_group_arn(arn).targets(target).send().await.expect("register");
+                    register(&elb, arn, &instance_id, 8080).await;
                 }
                 counter.reset();
                 let start = Instant::now();

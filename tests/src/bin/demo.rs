@@ -3,7 +3,8 @@
 //! against the local stand-ins. Prints what each function did.
 
 
-use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetDescription, TargetTypeEnum};
+use aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum;
+use e2e_tests::ec2::{create_group, launch, register, vpc_with_subnet};
 use e2e_tests::cargo_lambda::CargoLambda;
 use e2e_tests::moto::Moto;
 use e2e_tests::paths::{event_file, function_binary, read_event};
@@ -47,29 +48,17 @@ async fn spot_drainer(runtime: &CargoLambda) {
     let config = moto.sdk_config().await;
     let ec2 = aws_sdk_ec2::Client::new(&config);
     let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
-    let vpc = ec2.create_vpc().cidr_block("10.0.0.0/16").send().await.expect("create vpc");
-    let vpc_id = vpc.vpc().and_then(|v| v.vpc_id()).unwrap_or_default().to_owned();
-    let subnet = ec2.create_subnet().vpc_id(&vpc_id).cidr_block("10.0.1.0/24").send().await.expect("create subnet");
-    let subnet_id = subnet.subnet().and_then(|s| s.subnet_id()).unwrap_or_default().to_owned();
+    let (vpc_id, subnet_id) = vpc_with_subnet(&ec2, "10.0").await;
     let mut instances = Vec::new();
     for _ in 0..2 {
-        let run = ec2.run_instances().image_id("ami-12c6146b").min_count(1).max_count(1).subnet_id(&subnet_id).send();
-        let run = run.await.expect("run instance");
-        let instance = &run.instances()[0];
-        instances.push((
-            instance.instance_id().unwrap_or_default().to_owned(),
-            instance.private_ip_address().unwrap_or_default().to_owned(),
-        ));
+        let instance = launch(&ec2, &subnet_id, &[]).await;
+        instances.push((instance.id, instance.ip));
     }
     let mut groups = Vec::new();
     for (name, kind, port) in [("web", TargetTypeEnum::Instance, 8080), ("api-by-ip", TargetTypeEnum::Ip, 443)] {
-        let created = elb.create_target_group().name(name).protocol(ProtocolEnum::Http).port(80).vpc_id(&vpc_id);
-        let created = created.target_type(kind.clone()).send().await.expect("create target group");
-        let arn = created.target_groups()[0].target_group_arn().unwrap_or_default().to_owned();
+        let arn = create_group(&elb, &vpc_id, name, kind.clone()).await;
         for (id, ip) in &instances {
-            let target = if kind == TargetTypeEnum::Ip { ip } else { id };
-            let description = TargetDescription::builder().id(target).port(port).build();
-            elb.register_targets().target_group_arn(&arn).targets(description).send().await.expect("register");
+            register(&elb, &arn, if kind == TargetTypeEnum::Ip { ip } else { id }, port).await;
         }
         groups.push((name, arn));
     }

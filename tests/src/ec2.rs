@@ -1,0 +1,64 @@
+//! Staging EC2 and ELBv2 in moto: a VPC with a subnet, instances, target groups, registrations.
+
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetDescription, TargetTypeEnum};
+
+/// An AMI id moto accepts.
+const IMAGE_ID: &str = "ami-12c6146b";
+
+pub struct Instance {
+    pub id: String,
+    pub ip: String,
+}
+
+/// A VPC `<prefix>.0.0/16` with one subnet `<prefix>.1.0/24`; returns their ids.
+pub async fn vpc_with_subnet(ec2: &aws_sdk_ec2::Client, prefix: &str) -> (String, String) {
+    let vpc = ec2.create_vpc().cidr_block(format!("{prefix}.0.0/16")).send().await.expect("create_vpc");
+    let vpc_id = vpc.vpc().and_then(|v| v.vpc_id()).expect("vpc id").to_owned();
+    let subnet = ec2.create_subnet().vpc_id(&vpc_id).cidr_block(format!("{prefix}.1.0/24")).send().await.expect("create_subnet");
+    let subnet_id = subnet.subnet().and_then(|s| s.subnet_id()).expect("subnet id").to_owned();
+    (vpc_id, subnet_id)
+}
+
+/// One running instance in the subnet, with `tags`.
+pub async fn launch(ec2: &aws_sdk_ec2::Client, subnet_id: &str, tags: &[(&str, &str)]) -> Instance {
+    let mut request = ec2.run_instances().image_id(IMAGE_ID).min_count(1).max_count(1).subnet_id(subnet_id);
+    if !tags.is_empty() {
+        let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
+        for (k, v) in tags {
+            spec = spec.tags(Tag::builder().key(*k).value(*v).build());
+        }
+        request = request.tag_specifications(spec.build());
+    }
+    let output = request.send().await.expect("run_instances");
+    let instance = &output.instances()[0];
+    Instance {
+        id: instance.instance_id().expect("instance id").to_owned(),
+        ip: instance.private_ip_address().expect("private ip").to_owned(),
+    }
+}
+
+/// An HTTP:80 target group of `kind` in the VPC; returns its ARN.
+pub async fn create_group(elb: &aws_sdk_elasticloadbalancingv2::Client, vpc_id: &str, name: &str, kind: TargetTypeEnum) -> String {
+    let output = elb
+        .create_target_group()
+        .name(name)
+        .protocol(ProtocolEnum::Http)
+        .port(80)
+        .vpc_id(vpc_id)
+        .target_type(kind)
+        .send()
+        .await
+        .expect("create_target_group");
+    output.target_groups()[0].target_group_arn().expect("arn").to_owned()
+}
+
+/// Registers `id` (instance id or IP) in the group on `port`.
+pub async fn register(elb: &aws_sdk_elasticloadbalancingv2::Client, group: &str, id: &str, port: i32) {
+    elb.register_targets()
+        .target_group_arn(group)
+        .targets(TargetDescription::builder().id(id).port(port).build())
+        .send()
+        .await
+        .expect("register_targets");
+}
