@@ -51,13 +51,10 @@ impl StompClient {
 
     /// Takes (and acknowledges) every message on the queue until it has been idle for `idle`.
     pub async fn drain(mut self, queue: &str, idle: Duration) -> Vec<(HashMap<String, String>, Vec<u8>)> {
-        let subscribe = Subscriber::builder().destination(format!("/queue/{queue}")).id("test-drain").ack(AckMode::Auto).subscribe();
-        self.frames.send(subscribe).await.expect("SUBSCRIBE");
+        self.subscribe_auto(queue).await;
         let mut taken = Vec::new();
-        while let Ok(Some(Ok(frame))) = tokio::time::timeout(idle, self.frames.next()).await {
-            if let FromServer::Message { headers, body, .. } = frame.content {
-                taken.push((headers.into_iter().collect(), body.unwrap_or_default()));
-            }
+        while let Some((_, headers, body)) = self.next_message(idle).await {
+            taken.push((headers, body));
         }
         taken
     }
