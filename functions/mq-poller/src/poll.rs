@@ -104,8 +104,7 @@ pub async fn drain_queue<C: QueueConsumer>(
             consumer.reject(received.handle).await?;
             summary.rejected += 1;
         }
-        let messages: Vec<_> = fits.iter().map(|r| r.message.clone()).collect();
-        store_messages(dynamo, &settings.table_name, &messages, settings.ttl_days).await?;
+        store_messages(dynamo, &settings.table_name, fits.iter().map(|r| &r.message), settings.ttl_days).await?;
         for received in fits {
             consumer.ack(received.handle).await?;
             summary.stored += 1;

@@ -16,10 +16,10 @@ pub const BATCH_SIZE: usize = 25;
 const MAX_ATTEMPTS: u32 = 8;
 
 /// Stores the messages (any number); returns once every one is written, or with an error.
-pub async fn store_messages(
+pub async fn store_messages<'m>(
     dynamo: &Client,
     table: &str,
-    messages: &[BrokerMessage],
+    messages: impl IntoIterator<Item = &'m BrokerMessage>,
     ttl_days: Option<u64>,
 ) -> Result<(), StoreError> {
     // A batch may not name one key twice (a redelivery next to its original): the later wins.
