@@ -1,51 +1,118 @@
-# Shared by scripts/demo and scripts/test: install what the suite needs, idempotently.
-# Sourced, not run. Everything it installs goes into the repository (.venv) or the system
-# package manager; nothing is left running.
-set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
+# Shared by the scripts in this folder, which source it. Sourcing it only defines variables and
+# functions: it changes no shell option, directory or trap of whoever sources it.
+#
+# What the scripts install, and only what each one uses (see the README's "Setup"):
+# - Debian/Ubuntu packages, through apt-get: python3-venv, build-essential, openssl, and the
+#   servers the tests start throwaway instances of (postgresql, mariadb-server, activemq,
+#   rabbitmq-server). A server package installed here is installed with its system service kept
+#   from starting, and that service is disabled: nothing is left running. A server the machine
+#   already had is never touched.
+# - The pinned Python tools (tools/requirements.txt) into .venv in the repository.
+
+OPS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-# Debian/Ubuntu packages: Python's venv module and the database/broker servers the tests start
-# throwaway instances of. Installed only when missing, and only where apt-get can run.
-ensure_system_packages() {
-  local missing=()
-  python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
-  command -v timeout >/dev/null || missing+=(coreutils)
-  command -v cc >/dev/null || missing+=(build-essential)
-  command -v openssl >/dev/null || missing+=(openssl)
-  # Throwaway database servers for secret-rotation's tests (only the binaries are used).
-  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
-  command -v mariadb-install-db >/dev/null || missing+=(mariadb-server mariadb-client)
-  # ActiveMQ 5.x for mq-poller's tests (started per test with a config of the test's own).
-  [ -f /usr/share/activemq/bin/activemq.jar ] || missing+=(activemq)
-  if [ "${#missing[@]}" -gt 0 ]; then
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    say "installing system packages: ${missing[*]}"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
-  fi
-  if ! command -v cargo >/dev/null; then
-    echo "cargo is not installed: install Rust with rustup (https://rustup.rs) and run this again." >&2
-    exit 1
+# Runs a command as root: directly when we are root, else through sudo.
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null; then
+    sudo "$@"
+  else
+    die "installing needs root: run as root, or install sudo"
   fi
 }
 
-# The Python tools (moto, cargo-lambda, zig, cfn-lint, SAM CLI), pinned in tools/requirements.txt,
-# in the project-local virtualenv; reinstalled only when the pins change.
+# The Debian packages a need stands for, printed when missing. Needs: base, postgres, mariadb,
+# activemq, rabbitmq.
+missing_packages() {
+  local need
+  for need in "$@"; do
+    case "$need" in
+      base)
+        python3 -c 'import venv, ensurepip' 2>/dev/null || echo python3-venv
+        command -v cc >/dev/null || echo build-essential
+        command -v openssl >/dev/null || echo openssl ;;
+      postgres) ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || echo postgresql ;;
+      mariadb) command -v mariadb-install-db >/dev/null || echo mariadb-server mariadb-client ;;
+      activemq) [ -f /usr/share/activemq/bin/activemq.jar ] || echo activemq ;;
+      rabbitmq) [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || echo rabbitmq-server ;;
+      *) die "unknown need: $need" ;;
+    esac
+  done
+}
+
+# The system services a package we installed would start at boot.
+services_of() {
+  case "$1" in
+    postgresql) echo postgresql ;;
+    mariadb-server) echo mariadb ;;
+    activemq) echo activemq ;;
+    rabbitmq-server) echo rabbitmq-server epmd ;;
+  esac
+}
+
+# Installs packages with their daemons kept from starting (Debian's policy-rc.d, unless the
+# machine has one of its own), then disables their services. Runs in a subshell, so its trap
+# stays its own.
+install_packages() (
+  local policy=/usr/sbin/policy-rc.d ours=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# ops-suite setup: no daemon starts while it installs packages.\nexit 101\n' | as_root tee "$policy" >/dev/null
+    as_root chmod 755 "$policy"
+    ours=1
+    trap 'as_root rm -f "$policy"' EXIT
+  fi
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  local package service
+  for package in "$@"; do
+    for service in $(services_of "$package"); do
+      if [ -d /run/systemd/system ]; then
+        as_root systemctl disable --now "$service" >/dev/null 2>&1 || true
+      else
+        [ -n "$ours" ] || as_root service "$service" stop >/dev/null 2>&1 || true
+        as_root update-rc.d "$service" disable >/dev/null 2>&1 || true
+      fi
+    done
+  done
+  # An epmd that the install started anyway (only when no Erlang node uses it).
+  case " $* " in *" rabbitmq-server "*) epmd -kill >/dev/null 2>&1 || true ;; esac
+)
+
+# Installs the Debian packages of the given needs that are missing, and checks for cargo.
+ensure_system_packages() {
+  local missing
+  missing="$(missing_packages base "$@" | tr '\n' ' ')"
+  if [ -n "${missing// /}" ]; then
+    command -v apt-get >/dev/null || die "this setup installs with apt-get, for Debian and Ubuntu. Elsewhere, install the equivalents of these Debian packages yourself, then run this again: $missing"
+    say "installing Debian packages: $missing(their services are kept stopped and disabled)"
+    # shellcheck disable=SC2086
+    install_packages $missing
+  fi
+  command -v cargo >/dev/null || die "cargo is not installed: install Rust with rustup (https://rustup.rs), then run this again"
+}
+
+# The Python tools (moto, cargo-lambda, zig, cfn-lint, the SAM CLI), pinned in
+# tools/requirements.txt, in the repository's .venv; reinstalled only when the pins change.
 ensure_venv() {
-  local stamp=".venv/.requirements.sha256" want
-  want="$(sha256sum tools/requirements.txt | cut -d' ' -f1)"
-  if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  local venv="$OPS_ROOT/.venv" want
+  local stamp="$venv/.requirements.sha256"
+  want="$(sha256sum "$OPS_ROOT/tools/requirements.txt" | cut -d' ' -f1)"
+  if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     say "installing the Python tools into .venv (tools/requirements.txt)"
-    python3 -m venv .venv
-    .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -r tools/requirements.txt
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --upgrade pip
+    "$venv/bin/python" -m pip install -q -r "$OPS_ROOT/tools/requirements.txt"
     echo "$want" > "$stamp"
   fi
-  export PATH="$ROOT/.venv/bin:$PATH"
+}
+
+# The environment the scripts run the tools in.
+tools_env() {
+  export PATH="$OPS_ROOT/.venv/bin:$PATH"
   export SAM_CLI_TELEMETRY=0
 }
 
@@ -53,40 +120,5 @@ ensure_venv() {
 # so the AWS SDK is compiled once, not once per way of building.
 build_workspace() {
   say "building the workspace"
-  cargo build --workspace --all-targets --locked
-}
-
-# RabbitMQ for mq-poller's AMQP tests: the one on 127.0.0.1:5672 when it answers (guest/guest);
-# otherwise a node of our own, installed if need be, started now and stopped on exit.
-ensure_rabbitmq() {
-  if (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
-    return
-  fi
-  if ! command -v rabbitmq-server >/dev/null; then
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    say "installing rabbitmq-server"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq rabbitmq-server >/dev/null
-    (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null && return
-  fi
-  say "starting a RabbitMQ node for the tests"
-  local base="$ROOT/.local/rabbitmq"
-  mkdir -p "$base"
-  export RABBITMQ_NODENAME=ops-suite-test@localhost RABBITMQ_NODE_PORT=5672 RABBITMQ_DIST_PORT=25699 \
-    RABBITMQ_MNESIA_BASE="$base/mnesia" RABBITMQ_LOG_BASE="$base/log" RABBITMQ_PID_FILE="$base/pid"
-  rabbitmq-server -detached
-  trap 'rabbitmqctl -n ops-suite-test@localhost stop >/dev/null 2>&1 || true' EXIT
-  for _ in $(seq 1 120); do
-    (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null && return
-    sleep 1
-  done
-  echo "RabbitMQ did not start; see $base/log" >&2
-  exit 1
-}
-
-setup() {
-  ensure_system_packages
-  ensure_venv
-  ensure_rabbitmq
+  (cd "$OPS_ROOT" && cargo build --workspace --all-targets --locked)
 }

@@ -1,4 +1,6 @@
-//! What every function of the suite shares, and nothing more: logging and AWS SDK configuration.
+//! What the functions of the suite share, and nothing more: logging, AWS SDK configuration, and
+//! the one TLS rule.
 
 pub mod aws;
 pub mod logging;
+pub mod tls;

@@ -9,30 +9,19 @@
 //! Repeated RUNS times; the table gives median and min..max, and the ratio to the floor.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-#[allow(dead_code)]
-#[path = "../../../tests/src/process.rs"]
-mod process;
-#[allow(dead_code)]
-#[path = "../../../tests/src/runtime_api.rs"]
-mod runtime_api;
-
-use runtime_api::RuntimeApi;
+use harness_runtime::lambda_env::Output;
+use harness_runtime::paths::{read_event, venv_bin, workspace_root};
+use harness_runtime::process::KillOnDrop;
+use harness_runtime::runtime_api::{self, RuntimeApi};
+use harness_services::moto::Moto;
 
 const RUNS: usize = 20;
 const WARM_INVOCATIONS: usize = 10_000;
 const TOKEN: &str = "0bench00-0000-4000-8000-000000000001";
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn event(name: &str) -> serde_json::Value {
-    let text = std::fs::read_to_string(root().join("events").join(name)).expect("reading an event");
-    serde_json::from_str(&text).expect("parsing an event")
-}
 
 struct Function {
     name: &'static str,
@@ -67,14 +56,8 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn spawn(api: &RuntimeApi, binary: &Path, function: &Function) -> process::KillOnDrop {
-    let mut command = Command::new(binary);
-    command.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default());
-    for (k, v) in api.env(function.name).iter().chain(&function.env) {
-        command.env(k, v);
-    }
-    let child = command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("starting the function");
-    process::KillOnDrop(child)
+fn spawn(api: &RuntimeApi, binary: &Path, function: &Function) -> KillOnDrop {
+    api.spawn_function(binary, function.name, &function.env, Output::Discard)
 }
 
 async fn measure(binary: &Path, function: &Function) -> Figures {
@@ -105,16 +88,16 @@ async fn measure(binary: &Path, function: &Function) -> Figures {
 }
 
 fn zip_size(arch: &str, name: &str) -> Option<u64> {
-    std::fs::metadata(root().join(format!("target/lambda-{arch}/{name}/bootstrap.zip"))).ok().map(|m| m.len())
+    std::fs::metadata(workspace_root().join(format!("target/lambda-{arch}/{name}/bootstrap.zip"))).ok().map(|m| m.len())
 }
 
 /// The `bootstrap` inside the function's x86_64 zip: exactly what Lambda would run.
 fn unpacked_bootstrap(name: &str) -> PathBuf {
-    let zip = root().join(format!("target/lambda-x86_64/{name}/bootstrap.zip"));
+    let zip = workspace_root().join(format!("target/lambda-x86_64/{name}/bootstrap.zip"));
     assert!(zip.exists(), "{} is missing: run scripts/build-lambda-zips x86_64", zip.display());
-    let dir = root().join(format!("target/lambda-x86_64/{name}/unpacked"));
+    let dir = workspace_root().join(format!("target/lambda-x86_64/{name}/unpacked"));
     let script = "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])";
-    let status = Command::new(root().join(".venv/bin/python")).args(["-c", script]).arg(&zip).arg(&dir).status();
+    let status = Command::new(venv_bin("python")).args(["-c", script]).arg(&zip).arg(&dir).status();
     assert!(status.map(|s| s.success()).unwrap_or(false), "unpacking {}", zip.display());
     let binary = dir.join("bootstrap");
     let _ = Command::new("chmod").arg("+x").arg(&binary).status();
@@ -146,37 +129,25 @@ fn ms(d: Duration) -> String {
 #[tokio::main]
 async fn main() {
     // moto for the functions that call AWS.
-    let port = process::free_port();
-    let venv = root().join(".venv/bin");
-    let mut moto = Command::new(venv.join("moto_server"))
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting moto (run the README's setup)");
-    process::wait_for_port(port, Duration::from_secs(60), "moto", &mut moto);
-    let moto = process::KillOnDrop(moto);
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let seeded = Command::new(venv.join("python"))
-        .arg(root().join("bench/cold-start/seed_moto.py"))
-        .args([&endpoint, TOKEN])
+    let moto = Moto::start();
+    let seeded = Command::new(venv_bin("python"))
+        .arg(workspace_root().join("bench/cold-start/seed_moto.py"))
+        .args([&moto.endpoint, TOKEN])
         .output()
         .expect("seeding moto");
     assert!(seeded.status.success(), "seeding moto: {}", String::from_utf8_lossy(&seeded.stderr));
     let secret_arn = String::from_utf8_lossy(&seeded.stdout).trim().to_owned();
     let aws_env = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
-        [("AWS_ENDPOINT_URL", endpoint.as_str()), ("AWS_REGION", "us-east-1"), ("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")]
-            .iter()
-            .chain(extra)
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        let mut env = moto.env();
+        env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        env
     };
 
     let functions = [
-        Function { name: "floor-echo", event: event("hello-rest-api.json"), env: vec![] },
-        Function { name: "hello-api", event: event("hello-rest-api.json"), env: vec![] },
+        Function { name: "floor-echo", event: read_event("hello-rest-api.json"), env: vec![] },
+        Function { name: "hello-api", event: read_event("hello-rest-api.json"), env: vec![] },
         // The instance is unknown to moto: one DescribeInstances, then a logged no-op.
-        Function { name: "spot-drainer", event: event("spot-interruption-warning.json"), env: aws_env(&[]) },
+        Function { name: "spot-drainer", event: read_event("spot-interruption-warning.json"), env: aws_env(&[]) },
         // testSecret of a generic secret: DescribeSecret and GetSecretValue.
         Function {
             name: "secret-rotation",
@@ -184,7 +155,7 @@ async fn main() {
             env: aws_env(&[]),
         },
         // An event-source batch of two messages: one BatchWriteItem.
-        Function { name: "mq-poller", event: event("mq-activemq-event-source.json"), env: aws_env(&[("TABLE_NAME", "bench-mq")]) },
+        Function { name: "mq-poller", event: read_event("mq-activemq-event-source.json"), env: aws_env(&[("TABLE_NAME", "bench-mq")]) },
     ];
 
     let mut rows = Vec::new();
@@ -235,7 +206,7 @@ async fn main() {
     }
     table.push('\n');
     print!("{table}");
-    let dir = root().join("bench-results");
+    let dir = workspace_root().join("bench-results");
     let _ = std::fs::create_dir_all(&dir);
     let _ = std::fs::write(dir.join("cold-start.md"), &table);
 }

@@ -26,6 +26,8 @@ pub enum BrokerError {
     AllEndpointsFailed(String),
     #[error("broker credentials: {0}")]
     Credentials(String),
+    #[error(transparent)]
+    TrustedRoots(#[from] shared::tls::TlsError),
 }
 
 #[derive(Debug, thiserror::Error)]

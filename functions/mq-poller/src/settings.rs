@@ -16,7 +16,7 @@ pub struct Settings {
     /// Messages the broker may send ahead of our acknowledgements.
     pub prefetch: u16,
     /// Extra CA certificates (PEM) to trust for the broker's TLS, besides the system's.
-    pub broker_ca_bundle: Option<std::path::PathBuf>,
+    pub broker_ca_bundle: Option<shared::tls::ExtraBundle>,
     pub connect_timeout: Duration,
 }
 
@@ -45,7 +45,7 @@ impl Settings {
             ttl_days: number("TTL_DAYS")?.filter(|n| *n > 0),
             deadline_margin: Duration::from_millis(number("DEADLINE_MARGIN_MS")?.unwrap_or(3000)),
             prefetch: u16::try_from(prefetch.clamp(1, 65535)).unwrap_or(100),
-            broker_ca_bundle: lookup("BROKER_CA_BUNDLE").filter(|p| !p.trim().is_empty()).map(Into::into),
+            broker_ca_bundle: shared::tls::ExtraBundle::from_lookup("BROKER_CA_BUNDLE", &lookup),
             connect_timeout: Duration::from_millis(number("BROKER_CONNECT_TIMEOUT_MS")?.unwrap_or(5000)),
         })
     }

@@ -24,9 +24,7 @@ impl Settings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
         let password_policy = PasswordPolicy::from_lookup(&lookup)?;
         let mut db = DbSettings::default();
-        if let Some(path) = lookup("DB_CA_BUNDLE").filter(|p| !p.trim().is_empty()) {
-            db.ca_bundle = Some(path.into());
-        }
+        db.ca_bundle = shared::tls::ExtraBundle::from_lookup("DB_CA_BUNDLE", &lookup);
         if let Some(text) = lookup("DB_CONNECT_TIMEOUT_SECONDS") {
             let seconds: u64 = text.trim().parse().ok().filter(|s| *s > 0).ok_or_else(|| {
                 format!("DB_CONNECT_TIMEOUT_SECONDS is {text:?}; expected a whole number above 0")

@@ -39,13 +39,8 @@ impl AmqpConsumer {
         let mut uri: AMQPUri = endpoint.url.parse().map_err(|_| BrokerError::BadUrl(name.clone()))?;
         // Credentials go into the parsed URI, never into a string that could be printed.
         uri.authority.userinfo = AMQPUserInfo { username: credentials.username.clone(), password: credentials.password().to_owned() };
-        let cert_chain = match &settings.broker_ca_bundle {
-            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| BrokerError::Tls {
-                endpoint: name.clone(),
-                message: format!("reading BROKER_CA_BUNDLE {}: {e}", path.display()),
-            })?),
-            None => None,
-        };
+        // lapin adds these to the system roots it loads itself (its rustls-native-certs feature).
+        let cert_chain = shared::tls::peer_trust(settings.broker_ca_bundle.as_ref())?.bundle_pem.clone();
         let tls = OwnedTLSConfig { identity: None, cert_chain };
         let runtime = lapin::runtime::default_runtime().map_err(|e| classify(&name, &credentials.username, &e))?;
         let within = settings.connect_timeout;

@@ -10,7 +10,6 @@ use crate::settings::Settings;
 
 pub mod amqp;
 pub mod stomp;
-pub mod tls;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {

@@ -3,7 +3,6 @@
 //! since the crate's own TLS trusts a fixed root set only.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_stomp::client::{ClientCodec, Connector, Subscriber};
@@ -14,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_util::codec::Framed;
 
-use super::{tls, Endpoint, QueueConsumer, Received};
+use super::{Endpoint, QueueConsumer, Received};
 use crate::credentials::BrokerCredentials;
 use crate::error::BrokerError;
 use crate::message::{generated_id, now_ms, BrokerMessage};
@@ -49,10 +48,10 @@ impl StompConsumer {
             .map_err(|e| unreachable(e.to_string()))?;
         let io: Box<dyn Io> = if endpoint.tls {
             let tls_error = |message: String| BrokerError::Tls { endpoint: name.clone(), message };
-            let config = tls::client_config(settings.broker_ca_bundle.as_deref()).map_err(tls_error)?;
+            let trust = shared::tls::peer_trust(settings.broker_ca_bundle.as_ref())?;
             let server_name = rustls::pki_types::ServerName::try_from(endpoint.host.clone())
                 .map_err(|e| tls_error(e.to_string()))?;
-            let stream = tokio::time::timeout(within, TlsConnector::from(Arc::new(config)).connect(server_name, tcp))
+            let stream = tokio::time::timeout(within, TlsConnector::from(trust.config.clone()).connect(server_name, tcp))
                 .await
                 .map_err(|_| tls_error(format!("no TLS handshake within {within:?}")))?
                 .map_err(|e| tls_error(e.to_string()))?;

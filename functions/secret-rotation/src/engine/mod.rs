@@ -6,7 +6,6 @@ use std::time::Duration;
 
 pub mod mysql;
 pub mod postgres;
-pub mod tls;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EngineKind {
@@ -88,6 +87,8 @@ pub enum DbError {
     TlsRefused { host: String, port: u16 },
     #[error("TLS with {host}:{port} failed: {message}")]
     Tls { host: String, port: u16, message: String },
+    #[error(transparent)]
+    TrustedRoots(#[from] shared::tls::TlsError),
     #[error("authentication failed for user {user:?}")]
     AuthFailed { user: String },
     #[error("database error: {0}")]
@@ -104,8 +105,8 @@ impl DbError {
 #[derive(Debug, Clone)]
 pub struct DbSettings {
     pub connect_timeout: Duration,
-    /// PEM bundle of CAs to trust instead of the defaults (the RDS global bundle, say).
-    pub ca_bundle: Option<std::path::PathBuf>,
+    /// `DB_CA_BUNDLE`: CAs trusted beside the system's (the suite's one TLS rule, `shared::tls`).
+    pub ca_bundle: Option<shared::tls::ExtraBundle>,
 }
 
 impl Default for DbSettings {

@@ -11,7 +11,8 @@ async fn connect(spec: &ConnectionSpec, settings: &DbSettings) -> Result<Conn, D
 }
 
 async fn connect_with(spec: &ConnectionSpec, settings: &DbSettings, use_tls: bool) -> Result<Conn, DbError> {
-    super::tls::install_crypto_provider();
+    // mysql_async builds its rustls configuration with the process's default provider.
+    shared::tls::install_crypto_provider();
     let mut builder = OptsBuilder::default()
         .ip_or_hostname(spec.host.clone())
         .tcp_port(spec.port)
@@ -20,10 +21,10 @@ async fn connect_with(spec: &ConnectionSpec, settings: &DbSettings, use_tls: boo
         .db_name(spec.dbname.clone())
         .prefer_socket(false);
     if use_tls {
-        let mut ssl = SslOpts::default();
-        if let Some(path) = &settings.ca_bundle {
-            ssl = ssl.with_root_certs(vec![path.clone().into()]).with_disable_built_in_roots(true);
-        }
+        // The suite's roots in place of mysql_async's built-in ones.
+        let trust = shared::tls::peer_trust(settings.ca_bundle.as_ref())?;
+        let roots = trust.roots.iter().map(|cert| cert.to_vec().into()).collect();
+        let ssl = SslOpts::default().with_root_certs(roots).with_disable_built_in_roots(true);
         builder = builder.ssl_opts(Some(ssl));
     }
     with_timeout(spec, settings, async { Conn::new(builder).await.map_err(|e| classify(spec, e)) }).await

@@ -2,12 +2,12 @@
 //! server's own quoting: `format('%I', $1)` for identifiers and `format('%L', $2)` for literals,
 //! with the values bound as parameters.
 
-
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls};
+use rustls::ClientConfig;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{connect_per_tls_mode, tls, with_timeout, ConnectionSpec, DbError, DbSettings};
+use super::{connect_per_tls_mode, with_timeout, ConnectionSpec, DbError, DbSettings};
 
 async fn connect(spec: &ConnectionSpec, settings: &DbSettings) -> Result<Client, DbError> {
     connect_per_tls_mode(spec, |use_tls| connect_with(spec, settings, use_tls)).await
@@ -26,7 +26,8 @@ async fn connect_with(spec: &ConnectionSpec, settings: &DbSettings, use_tls: boo
     with_timeout(spec, settings, async {
         if use_tls {
             config.ssl_mode(tokio_postgres::config::SslMode::Require);
-            let connector = MakeRustlsConnect::new(tls::client_config(settings)?);
+            let trust = shared::tls::peer_trust(settings.ca_bundle.as_ref())?;
+            let connector = MakeRustlsConnect::new(ClientConfig::clone(&trust.config));
             let (client, connection) = config.connect(connector).await.map_err(|e| classify(spec, e))?;
             tokio::spawn(connection);
             Ok(client)

@@ -1,0 +1,8 @@
+//! How a function is started in the tests, the demo and the benches: as Lambda starts it, a
+//! process polling a Runtime API (ours, or cargo-lambda's), with Lambda's environment.
+
+pub mod cargo_lambda;
+pub mod lambda_env;
+pub mod paths;
+pub mod process;
+pub mod runtime_api;

@@ -1,0 +1,34 @@
+//! Where the workspace, its binaries and its tools are.
+
+use std::path::PathBuf;
+
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The project-local virtualenv with the Python tools (`tools/requirements.txt`);
+/// `OPS_SUITE_VENV` overrides it.
+pub fn venv_bin(tool: &str) -> PathBuf {
+    let venv = std::env::var_os("OPS_SUITE_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".venv"));
+    venv.join("bin").join(tool)
+}
+
+/// A function's debug binary, as `cargo build --workspace` left it.
+pub fn function_binary(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    target.join("debug").join(name)
+}
+
+pub fn event_file(name: &str) -> PathBuf {
+    workspace_root().join("events").join(name)
+}
+
+pub fn read_event(name: &str) -> serde_json::Value {
+    let path = event_file(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
+}

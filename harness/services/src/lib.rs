@@ -1,0 +1,29 @@
+//! The local stand-ins the tests, the demo and the benches run against: real protocol peers on
+//! loopback, each made in one place here, started on free ports by whoever needs it and stopped
+//! when its guard is dropped. Beside them, the clients used to stage and check what they hold.
+
+pub mod activemq;
+#[cfg(feature = "clients")]
+pub mod call_counter;
+pub mod certs;
+#[cfg(feature = "clients")]
+pub mod dynamo;
+#[cfg(feature = "clients")]
+pub mod ec2;
+pub mod mariadb;
+pub mod moto;
+pub mod postgres;
+pub mod rabbitmq;
+#[cfg(feature = "clients")]
+pub mod rotation;
+pub mod server_user;
+#[cfg(feature = "clients")]
+pub mod stomp;
+
+use std::path::PathBuf;
+
+/// A fresh folder for one server's files, unique to this process and call.
+pub(crate) fn scratch_dir(kind: &str) -> PathBuf {
+    let unique = harness_runtime::process::free_port();
+    std::env::temp_dir().join(format!("ops-suite-{kind}-{}-{unique}", std::process::id()))
+}

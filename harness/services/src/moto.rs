@@ -1,0 +1,57 @@
+//! moto's server (PyPI `moto[server]`), the stand-in for the AWS APIs.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use harness_runtime::paths::venv_bin;
+use harness_runtime::process::{free_port, wait_for_port, KillOnDrop};
+
+pub const REGION: &str = "us-east-1";
+
+/// One moto server on its own port: every test gets an empty account.
+pub struct Moto {
+    pub endpoint: String,
+    _process: KillOnDrop,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let port = free_port();
+        let binary = venv_bin("moto_server");
+        let mut child = Command::new(&binary)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {} (run the README's setup): {e}", binary.display()));
+        wait_for_port(port, Duration::from_secs(60), "moto_server", &mut child);
+        Moto { endpoint: format!("http://127.0.0.1:{port}"), _process: KillOnDrop(child) }
+    }
+
+    /// The environment a function process needs to reach this server through the SDK's
+    /// standard variables.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_REGION", REGION),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+}
+
+#[cfg(feature = "clients")]
+impl Moto {
+    /// SDK configuration pointed at this server, with throwaway credentials.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(aws_config::Region::new(REGION))
+            .credentials_provider(aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "moto"))
+            .load()
+            .await
+    }
+}

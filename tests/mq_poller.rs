@@ -1,0 +1,358 @@
+//! mq-poller against a real ActiveMQ (STOMP, TLS) and RabbitMQ (AMQP), with moto's DynamoDB.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use harness_services::activemq::{self, ActiveMq};
+use harness_services::dynamo::{create_table, item_body, scan_all};
+use harness_services::moto::Moto;
+use harness_services::rabbitmq::{self, RabbitMq};
+use harness_services::stomp::StompClient;
+use mq_poller::credentials::{BrokerCredentials, CredentialSource, CredentialsProvider};
+use mq_poller::poll::StopReason;
+use mq_poller::{handle_event, Outcome, Settings};
+use serde_json::json;
+use tokio::time::Instant;
+
+const TABLE: &str = "mq-messages";
+
+struct Scene {
+    _moto: Moto,
+    dynamo: aws_sdk_dynamodb::Client,
+}
+
+async fn scene() -> Scene {
+    let moto = Moto::start();
+    let dynamo = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
+    create_table(&dynamo, TABLE).await;
+    Scene { _moto: moto, dynamo }
+}
+
+fn settings(urls: &[String], queue: &str, ca: Option<&std::path::Path>) -> Settings {
+    let mut settings = Settings::from_lookup(|name| match name {
+        "TABLE_NAME" => Some(TABLE.into()),
+        "QUEUE_NAME" => Some(queue.into()),
+        "BROKER_URL" => Some(urls.join(",")),
+        "IDLE_TIMEOUT_MS" => Some("1500".into()),
+        _ => None,
+    })
+    .expect("settings");
+    settings.broker_ca_bundle = ca.map(|ca| shared::tls::bundle("BROKER_CA_BUNDLE", ca));
+    settings
+}
+
+fn credentials(user: &str, password: &str) -> CredentialsProvider {
+    CredentialsProvider::new(CredentialSource::Given(BrokerCredentials::new(user, password)), None)
+}
+
+fn schedule_event() -> serde_json::Value {
+    harness_runtime::paths::read_event("mq-scheduled-poll.json")
+}
+
+fn in_a_minute() -> Instant {
+    Instant::now() + Duration::from_secs(60)
+}
+
+/// The i-th test message: text, binary (not UTF-8) or text with headers, in turn.
+fn test_message(i: usize) -> (Vec<u8>, Vec<(String, String)>) {
+    match i % 3 {
+        0 => (format!("text message {i} ✓").into_bytes(), vec![]),
+        1 => (vec![0xff, 0x00, 0xfe, (i % 256) as u8, 0x00], vec![]),
+        _ => (format!("{{\"order\": {i}}}").into_bytes(), vec![("x-order".to_owned(), i.to_string()), ("content-type".to_owned(), "application/json".to_owned())]),
+    }
+}
+
+async fn send_messages(broker: &ActiveMq, queue: &str, range: std::ops::Range<usize>) {
+    let mut producer = StompClient::connect(broker.stomp_port, activemq::USER, activemq::PASSWORD).await;
+    for i in range {
+        let (body, headers) = test_message(i);
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        producer.send(queue, &body, &headers).await;
+    }
+    producer.flush().await;
+}
+
+async fn remaining(broker: &ActiveMq, queue: &str) -> usize {
+    let consumer = StompClient::connect(broker.stomp_port, activemq::USER, activemq::PASSWORD).await;
+    consumer.drain(queue, Duration::from_millis(1500)).await.len()
+}
+
+fn bodies(items: &[HashMap<String, AttributeValue>]) -> BTreeSet<Vec<u8>> {
+    items.iter().map(item_body).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activemq_over_tls_drains_a_thousand_messages_byte_for_byte() {
+    let scene = scene().await;
+    let broker = ActiveMq::start();
+    let queue = "orders";
+    send_messages(&broker, queue, 0..1000).await;
+
+    let settings = settings(&[broker.stomp_ssl_url()], queue, Some(&broker.ca));
+    let outcome = handle_event(&scene.dynamo, &settings, &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), in_a_minute())
+        .await
+        .expect("poll");
+    let Outcome::Poll(summary) = outcome else { panic!("expected a poll: {outcome:?}") };
+    assert_eq!((summary.received, summary.stored, summary.rejected), (1000, 1000, 0), "{summary:?}");
+    assert_eq!(summary.stop_reason, StopReason::Idle);
+
+    let items = scan_all(&scene.dynamo, TABLE).await;
+    assert_eq!(items.len(), 1000);
+    let expected: BTreeSet<Vec<u8>> = (0..1000).map(|i| test_message(i).0).collect();
+    assert_eq!(bodies(&items), expected, "bodies byte for byte");
+    let binary = items.iter().filter(|i| matches!(i.get("message"), Some(AttributeValue::B(_)))).count();
+    assert_eq!(binary, 333, "bodies that are not UTF-8 are stored as binary");
+    let with_header = items.iter().find(|i| matches!(i.get("message"), Some(AttributeValue::S(s)) if s == "{\"order\": 2}")).expect("item 2");
+    let Some(AttributeValue::M(headers)) = with_header.get("headers") else { panic!("headers") };
+    assert_eq!(headers.get("x-order"), Some(&AttributeValue::S("2".into())));
+    assert!(matches!(with_header.get("id"), Some(AttributeValue::S(id)) if id.starts_with("ID:")), "keyed by the STOMP message-id");
+    assert_eq!(with_header.get("queue"), Some(&AttributeValue::S(queue.into())));
+    assert_eq!(with_header.get("redelivered"), Some(&AttributeValue::Bool(false)));
+    assert_eq!(remaining(&broker, queue).await, 0, "the queue is empty");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_table_acknowledges_nothing_and_bad_endpoints_fail_clearly() {
+    let broker = ActiveMq::start();
+    let queue = "kept";
+    send_messages(&broker, queue, 0..60).await;
+
+    // DynamoDB unreachable: an error, nothing acknowledged, every message still queued.
+    let nowhere = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url("http://127.0.0.1:9")
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("k", "s", None, None, "test"))
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))
+        .load()
+        .await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&nowhere);
+    let good = settings(&[broker.stomp_url()], queue, None);
+    let error = handle_event(&dynamo, &good, &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), in_a_minute())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("writing to DynamoDB failed") && error.contains("not acknowledged"), "{error}");
+    assert_eq!(remaining(&broker, queue).await, 60, "every message is still on the queue");
+
+    let scene = scene().await;
+    // Wrong password: refused by the broker, named as such, and the password is not echoed.
+    let error = handle_event(&scene.dynamo, &good, &credentials(activemq::USER, "not-the-Passw0rd"), &schedule_event(), in_a_minute())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("refused the login of user \"mq-user\""), "{error}");
+    assert!(!error.contains("not-the-Passw0rd"), "{error}");
+
+    // Unreachable broker.
+    let closed = format!("stomp://127.0.0.1:{}", harness_runtime::process::free_port());
+    let error = handle_event(&scene.dynamo, &settings(&[closed.clone()], queue, None), &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), in_a_minute())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("cannot reach"), "{error}");
+
+    // Active/standby: the first endpoint is down, the second answers.
+    send_messages(&broker, queue, 100..110).await;
+    let pair = settings(&[closed, broker.stomp_url()], queue, None);
+    let outcome = handle_event(&scene.dynamo, &pair, &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), in_a_minute())
+        .await
+        .expect("the standby answers");
+    let Outcome::Poll(summary) = outcome else { panic!("poll") };
+    assert_eq!(summary.endpoint, broker.stomp_url());
+    assert_eq!(summary.stored, 10);
+    assert_eq!(scan_all(&scene.dynamo, TABLE).await.len(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_message_goes_to_the_dead_letter_queue_and_the_rest_are_stored() {
+    let scene = scene().await;
+    let broker = ActiveMq::start();
+    let queue = "mixed";
+    let mut producer = StompClient::connect(broker.stomp_port, activemq::USER, activemq::PASSWORD).await;
+    producer.send(queue, b"small before", &[]).await;
+    producer.send(queue, &vec![b'x'; 450 * 1024], &[("x-big", "yes")]).await;
+    producer.send(queue, b"small after", &[]).await;
+    producer.flush().await;
+
+    let outcome = handle_event(&scene.dynamo, &settings(&[broker.stomp_url()], queue, None), &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), in_a_minute())
+        .await
+        .expect("poll");
+    let Outcome::Poll(summary) = outcome else { panic!("poll") };
+    assert_eq!((summary.received, summary.stored, summary.rejected), (3, 2, 1));
+    let stored = bodies(&scan_all(&scene.dynamo, TABLE).await);
+    assert_eq!(stored, BTreeSet::from([b"small before".to_vec(), b"small after".to_vec()]));
+    assert_eq!(remaining(&broker, queue).await, 0);
+    let dead = StompClient::connect(broker.stomp_port, activemq::USER, activemq::PASSWORD).await;
+    let dead = dead.drain(&format!("DLQ.{queue}"), Duration::from_secs(3)).await;
+    assert_eq!(dead.len(), 1, "the oversized message is in the dead-letter queue");
+    assert_eq!(dead[0].1.len(), 450 * 1024);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_poll_stops_before_the_deadline_when_the_queue_never_goes_idle() {
+    let scene = scene().await;
+    let broker = ActiveMq::start();
+    let queue = "busy";
+    let port = broker.stomp_port;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let producing = stop.clone();
+    let producer = tokio::spawn(async move {
+        let mut client = StompClient::connect(port, activemq::USER, activemq::PASSWORD).await;
+        let mut i = 0u64;
+        // Bounded: at most 20,000 messages or until told to stop.
+        while !producing.load(std::sync::atomic::Ordering::Relaxed) && i < 20_000 {
+            client.send(queue, format!("busy {i}").as_bytes(), &[]).await;
+            i += 1;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        client.flush().await;
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let mut settings = settings(&[broker.stomp_url()], queue, None);
+    settings.deadline_margin = Duration::from_secs(1);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let outcome = handle_event(&scene.dynamo, &settings, &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), deadline)
+        .await
+        .expect("poll");
+    let returned_at = Instant::now();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = producer.await;
+    let Outcome::Poll(summary) = outcome else { panic!("poll") };
+    assert_eq!(summary.stop_reason, StopReason::Deadline, "{summary:?}");
+    assert!(returned_at < deadline, "returned before the invocation's deadline");
+    assert!(summary.stored > 0 && summary.stored == summary.received);
+    assert_eq!(scan_all(&scene.dynamo, TABLE).await.len() as u64, summary.stored);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_drains_with_manual_acks_and_ids_from_the_message_id_property() {
+    use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
+    use lapin::types::FieldTable;
+    use lapin::{BasicProperties, Connection, ConnectionProperties};
+
+    let scene = scene().await;
+    let broker = RabbitMq::start();
+    let queue = "mq-poller-test";
+    let connection = Connection::connect(&broker.amqp_url(), ConnectionProperties::default()).await.expect("connecting to RabbitMQ");
+    let channel = connection.create_channel().await.expect("channel");
+    channel.queue_declare(queue.into(), QueueDeclareOptions::default(), FieldTable::default()).await.expect("declare");
+    for i in 0..300usize {
+        let (body, _) = test_message(i);
+        // Every tenth message has no message_id: it gets a generated key.
+        let properties = if i % 10 == 0 { BasicProperties::default() } else { BasicProperties::default().with_message_id(format!("m-{i}").into()) };
+        channel
+            .basic_publish("".into(), queue.into(), BasicPublishOptions::default(), &body, properties)
+            .await
+            .expect("publish")
+            .await
+            .expect("confirm");
+    }
+
+    let settings = settings(&[broker.broker_url()], queue, None);
+    let outcome = handle_event(&scene.dynamo, &settings, &credentials(rabbitmq::USER, rabbitmq::PASSWORD), &schedule_event(), in_a_minute())
+        .await
+        .expect("poll");
+    let Outcome::Poll(summary) = outcome else { panic!("poll") };
+    assert_eq!((summary.received, summary.stored), (300, 300));
+    let items = scan_all(&scene.dynamo, TABLE).await;
+    assert_eq!(items.len(), 300);
+    assert_eq!(bodies(&items), (0..300).map(|i| test_message(i).0).collect::<BTreeSet<_>>());
+    let generated = items.iter().filter(|i| matches!(i.get("id"), Some(AttributeValue::S(id)) if id.starts_with("generated:"))).count();
+    assert_eq!(generated, 30);
+    let left = channel
+        .queue_declare(queue.into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default())
+        .await
+        .expect("passive declare");
+    assert_eq!(left.message_count(), 0, "the queue is empty");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_source_batches_of_both_engines_are_stored_leniently() {
+    let scene = scene().await;
+    let settings = settings(&[], "SAMPLE_QUEUE", None);
+    let no_broker = CredentialsProvider::new(CredentialSource::Missing, None);
+    for file in ["mq-activemq-event-source.json", "mq-rabbitmq-event-source.json"] {
+        let event = harness_runtime::paths::read_event(file);
+        let outcome = handle_event(&scene.dynamo, &settings, &no_broker, &event, in_a_minute()).await.expect(file);
+        assert!(matches!(outcome, Outcome::EventSource { stored: 2, .. }), "{file}: {outcome:?}");
+    }
+    // Fields missing, null or oddly named: nothing rejects the batch.
+    let odd = json!({"eventSource": "aws:amq", "messages": [
+        {"messageId": "ID:odd-1", "data": "T0s=", "destination": null, "properties": null, "redelivered": null},
+        {"data": "bm8gaWQ="}
+    ]});
+    handle_event(&scene.dynamo, &settings, &no_broker, &odd, in_a_minute()).await.expect("odd batch");
+    // The same batch again (the event source retries): overwritten, not duplicated, where ids exist.
+    let event = harness_runtime::paths::read_event("mq-activemq-event-source.json");
+    handle_event(&scene.dynamo, &settings, &no_broker, &event, in_a_minute()).await.expect("retry");
+    let items = scan_all(&scene.dynamo, TABLE).await;
+    assert_eq!(items.len(), 2 + 2 + 2);
+    let ids: BTreeSet<String> = items.iter().filter_map(|i| match i.get("id") { Some(AttributeValue::S(s)) => Some(s.clone()), _ => None }).collect();
+    assert!(ids.contains("ID:odd-1"));
+    assert!(bodies(&items).contains(b"no id".as_slice()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_drain_then_run_again_loses_nothing_and_stores_nothing_twice() {
+    use harness_runtime::paths::function_binary;
+    use harness_runtime::lambda_env::Output;
+    use harness_runtime::runtime_api::RuntimeApi;
+
+    let moto = Moto::start();
+    let dynamo = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
+    create_table(&dynamo, TABLE).await;
+    let broker = ActiveMq::start();
+    let queue = "crashy";
+    // Enough that the drain takes a while even on a loaded machine, so the kill lands mid-way.
+    const COUNT: usize = 3000;
+    send_messages(&broker, queue, 0..COUNT).await;
+
+    let mut env = moto.env();
+    for (k, v) in [
+        ("TABLE_NAME", TABLE.to_owned()),
+        ("QUEUE_NAME", queue.to_owned()),
+        ("BROKER_URL", broker.stomp_ssl_url()),
+        ("BROKER_CA_BUNDLE", broker.ca.display().to_string()),
+        ("BROKER_USERNAME", activemq::USER.to_owned()),
+        ("BROKER_PASSWORD", activemq::PASSWORD.to_owned()),
+        ("PREFETCH", "50".to_owned()),
+    ] {
+        env.push((k.to_owned(), v));
+    }
+    let api = std::sync::Arc::new(RuntimeApi::start().await);
+    let mut first = api.spawn_function(&function_binary("mq-poller"), "mq-poller", &env, Output::Inherit);
+    let invoking = api.clone();
+    let first_invoke = tokio::spawn(async move {
+        invoking.invoke(&schedule_event(), Duration::from_secs(120)).await;
+    });
+    // Let it store some, then SIGKILL it mid-drain.
+    let started = Instant::now();
+    loop {
+        let described = dynamo.describe_table().table_name(TABLE).send().await.expect("describe_table");
+        let stored = described.table().and_then(|t| t.item_count()).unwrap_or_default();
+        if stored >= 100 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the first run stored nothing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.0.kill().expect("SIGKILL");
+    let _ = first.0.wait();
+    first_invoke.abort();
+    let partial = scan_all(&dynamo, TABLE).await.len();
+    assert!(partial < COUNT, "killed too late to test anything ({partial} stored)");
+
+    let api = RuntimeApi::start().await;
+    let _second = api.spawn_function(&function_binary("mq-poller"), "mq-poller", &env, Output::Inherit);
+    let summary = api.invoke(&schedule_event(), Duration::from_secs(120)).await.response();
+    assert_eq!(summary["mode"], "poll", "{summary}");
+
+    let items = scan_all(&dynamo, TABLE).await;
+    assert_eq!(items.len(), COUNT, "every message is in the table, none twice (killed after {partial})");
+    assert_eq!(bodies(&items), (0..COUNT).map(|i| test_message(i).0).collect::<BTreeSet<_>>());
+    let redelivered = items.iter().filter(|i| i.get("redelivered") == Some(&AttributeValue::Bool(true))).count();
+    assert!(redelivered > 0, "the unacknowledged ones came back marked redelivered");
+    assert_eq!(remaining(&broker, queue).await, 0);
+}

@@ -1,0 +1,372 @@
+//! secret-rotation against moto's Secrets Manager and a throwaway PostgreSQL cluster with
+//! password authentication and TLS. moto cannot drive a rotation (RotateSecret needs Docker to run
+//! the function), so each test does what Secrets Manager does: it marks a new version AWSPENDING,
+//! calls the four steps in order, and clears AWSPENDING after finishSecret.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use aws_sdk_secretsmanager::Client;
+use harness_services::moto::Moto;
+use harness_services::postgres::Postgres;
+use harness_services::rotation::{begin_rotation, end_rotation};
+use secret_rotation::{rotate_step, RotationError, Settings};
+use serde_json::{json, Value};
+
+const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
+
+/// Everything every test in this binary logs, through the functions' own logging setup at TRACE.
+fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let sink = buffer.clone();
+        std::env::set_var("AWS_LAMBDA_LOG_LEVEL", "trace");
+        shared::logging::init_with_writer(move || LogSink(sink.clone()));
+        buffer
+    })
+    .clone()
+}
+
+struct LogSink(Arc<Mutex<Vec<u8>>>);
+impl Write for LogSink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().map_err(|_| std::io::ErrorKind::Other)?.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct Scene {
+    _moto: Moto,
+    sm: Client,
+    settings: Settings,
+}
+
+async fn scene() -> Scene {
+    captured_logs();
+    let moto = Moto::start();
+    let sm = Client::new(&moto.sdk_config().await);
+    Scene { _moto: moto, sm, settings: Settings::default() }
+}
+
+/// Settings that trust the test CA of a throwaway database server.
+fn settings_trusting(ca: &std::path::Path) -> Settings {
+    let mut settings = Settings::default();
+    settings.db.ca_bundle = Some(shared::tls::bundle("DB_CA_BUNDLE", ca));
+    settings
+}
+
+/// `base` with the fields of `extra` added (a test's own `ssl`, `masterarn` and such).
+fn with_fields(mut base: Value, extra: Value) -> Value {
+    if let (Some(map), Value::Object(extra)) = (base.as_object_mut(), extra) {
+        map.extend(extra);
+    }
+    base
+}
+
+async fn create_secret(sm: &Client, name: &str, value: &Value) -> String {
+    let out = sm.create_secret().name(name).secret_string(value.to_string()).send().await.expect("create_secret");
+    out.arn().expect("arn").to_owned()
+}
+
+fn step_event(step: &str, secret_id: &str, token: &str) -> Value {
+    json!({"Step": step, "SecretId": secret_id, "ClientRequestToken": token})
+}
+
+async fn step(scene: &Scene, settings: &Settings, step: &str, secret_id: &str, token: &str) -> Result<String, RotationError> {
+    rotate_step(&scene.sm, settings, &step_event(step, secret_id, token)).await.map(|r| r.result.to_owned())
+}
+
+async fn full_rotation(scene: &Scene, settings: &Settings, secret_id: &str, token: &str) {
+    begin_rotation(&scene.sm, secret_id, token).await;
+    for name in STEPS {
+        step(scene, settings, name, secret_id, token).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    end_rotation(&scene.sm, secret_id, token).await;
+}
+
+async fn current(sm: &Client, secret_id: &str) -> Value {
+    let out = sm.get_secret_value().secret_id(secret_id).version_stage("AWSCURRENT").send().await.expect("get current");
+    serde_json::from_str(out.secret_string().expect("string")).expect("json")
+}
+
+async fn current_version(sm: &Client, secret_id: &str) -> String {
+    let out = sm.get_secret_value().secret_id(secret_id).version_stage("AWSCURRENT").send().await.expect("get current");
+    out.version_id().expect("version").to_owned()
+}
+
+async fn pg_user_secret(sm: &Client, pg: &Postgres, name: &str, user: &str, password: &str, extra: Value) -> String {
+    let superuser = pg.superuser().await;
+    let create = superuser
+        .query_one("SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', $1::text, $2::text)", &[&user, &password])
+        .await
+        .expect("quoting");
+    superuser.batch_execute(create.get::<_, &str>(0)).await.expect("creating the user");
+    let secret = json!({
+        "engine": "postgres", "host": "127.0.0.1", "port": pg.port,
+        "username": user, "password": password, "dbname": "postgres", "note": "kept across rotations"
+    });
+    create_secret(sm, name, &with_fields(secret, extra)).await
+}
+
+fn assert_not_logged(secrets: &[&str]) {
+    let logs = captured_logs();
+    let text = String::from_utf8_lossy(&logs.lock().expect("logs")).into_owned();
+    assert!(text.contains("rotation step done"), "the capture saw no rotation logs");
+    for secret in secrets {
+        assert!(!text.contains(secret), "a password reached the logs");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_single_user_rotation_changes_the_password_and_each_step_reruns() {
+    let scene = scene().await;
+    let pg = Postgres::start();
+    let settings = settings_trusting(&pg.ca);
+    let old = "old-Passw0rd-single";
+    let id = pg_user_secret(&scene.sm, &pg, "pg-single", "app", old, json!({"ssl": true})).await;
+    let token = "11111111-1111-4111-8111-111111111111";
+    begin_rotation(&scene.sm, &id, token).await;
+    for name in STEPS {
+        let first = step(&scene, &settings, name, &id, token).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        // Each step run twice gives the same end state; the second run has nothing left to do.
+        let again = step(&scene, &settings, name, &id, token).await.unwrap_or_else(|e| panic!("{name} again: {e}"));
+        if name == "createSecret" || name == "setSecret" || name == "finishSecret" {
+            assert!(again.starts_with("nothing to do"), "{name} re-run: {again} (first: {first})");
+        }
+    }
+    end_rotation(&scene.sm, &id, token).await;
+
+    let now = current(&scene.sm, &id).await;
+    let new = now["password"].as_str().expect("password").to_owned();
+    assert_ne!(new, old);
+    assert_eq!(new.len(), 32);
+    assert!(!new.contains(':'), "default exclusions apply");
+    assert_eq!(now["note"], "kept across rotations");
+    assert_eq!(current_version(&scene.sm, &id).await, token);
+    assert!(pg.can_log_in("app", &new).await, "the new password logs in");
+    assert!(!pg.can_log_in("app", old).await, "the old password no longer does");
+    assert_not_logged(&[old, &new]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_alternating_users_swap_and_both_stay_usable() {
+    let scene = scene().await;
+    let pg = Postgres::start();
+    let settings = settings_trusting(&pg.ca);
+    let superuser = pg.superuser().await;
+    superuser.batch_execute("CREATE ROLE rotator2 LOGIN SUPERUSER PASSWORD 'master-Passw0rd'").await.expect("master");
+    let master = create_secret(&scene.sm, "pg-master", &json!({
+        "engine": "postgres", "host": "127.0.0.1", "port": pg.port, "username": "rotator2", "password": "master-Passw0rd"
+    })).await;
+    let id = pg_user_secret(&scene.sm, &pg, "pg-alternating", "app \"quoted\"", "first-Passw0rd", json!({"masterarn": master})).await;
+
+    full_rotation(&scene, &settings, &id, "22222222-2222-4222-8222-222222222221").await;
+    let first = current(&scene.sm, &id).await;
+    assert_eq!(first["username"], "app \"quoted\"_clone");
+    let clone_password = first["password"].as_str().expect("password");
+    assert!(pg.can_log_in("app \"quoted\"_clone", clone_password).await, "the clone logs in");
+    assert!(pg.can_log_in("app \"quoted\"", "first-Passw0rd").await, "the previous user still logs in");
+    let member = superuser
+        .query_one("SELECT pg_has_role('app \"quoted\"_clone', 'app \"quoted\"', 'MEMBER')", &[])
+        .await
+        .expect("membership");
+    assert!(member.get::<_, bool>(0), "the clone holds the original user's role");
+
+    full_rotation(&scene, &settings, &id, "22222222-2222-4222-8222-222222222222").await;
+    let second = current(&scene.sm, &id).await;
+    assert_eq!(second["username"], "app \"quoted\"");
+    let original_password = second["password"].as_str().expect("password");
+    assert!(pg.can_log_in("app \"quoted\"", original_password).await);
+    assert!(pg.can_log_in("app \"quoted\"_clone", clone_password).await, "the clone keeps working");
+    assert_not_logged(&["first-Passw0rd", clone_password, original_password]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_set_secret_completes_when_rerun_and_a_failed_test_moves_nothing() {
+    let scene = scene().await;
+    let mut pg = Postgres::start();
+    let settings = settings_trusting(&pg.ca);
+    let id = pg_user_secret(&scene.sm, &pg, "pg-outage", "app", "before-Passw0rd", json!({})).await;
+    let before = current_version(&scene.sm, &id).await;
+    let token = "33333333-3333-4333-8333-333333333333";
+    begin_rotation(&scene.sm, &id, token).await;
+    step(&scene, &settings, "createSecret", &id, token).await.expect("create");
+
+    pg.stop();
+    let error = step(&scene, &settings, "setSecret", &id, token).await.unwrap_err().to_string();
+    assert!(error.contains("cannot reach 127.0.0.1"), "{error}");
+    let error = step(&scene, &settings, "testSecret", &id, token).await.unwrap_err().to_string();
+    assert!(error.contains("cannot reach"), "{error}");
+    assert_eq!(current_version(&scene.sm, &id).await, before, "a failed test moves nothing");
+
+    pg.restart();
+    for name in ["setSecret", "testSecret", "finishSecret"] {
+        step(&scene, &settings, name, &id, token).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let new = current(&scene.sm, &id).await["password"].as_str().expect("password").to_owned();
+    assert!(pg.can_log_in("app", &new).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_secret_with_a_wrong_pending_password_fails_and_current_stays() {
+    let scene = scene().await;
+    let pg = Postgres::start();
+    let settings = settings_trusting(&pg.ca);
+    let id = pg_user_secret(&scene.sm, &pg, "pg-wrong", "app", "right-Passw0rd", json!({})).await;
+    let before = current_version(&scene.sm, &id).await;
+    let token = "44444444-4444-4444-8444-444444444444";
+    begin_rotation(&scene.sm, &id, token).await;
+    // A pending version whose password the database never got.
+    let mut pending = current(&scene.sm, &id).await;
+    pending["password"] = json!("never-set-Passw0rd");
+    scene.sm.put_secret_value().secret_id(&id).client_request_token(token).secret_string(pending.to_string())
+        .version_stages("AWSPENDING").send().await.expect("put pending");
+    let error = step(&scene, &settings, "testSecret", &id, token).await.unwrap_err().to_string();
+    assert!(error.contains("authentication failed for user \"app\""), "{error}");
+    assert!(!error.contains("never-set"), "{error}");
+    assert_eq!(current_version(&scene.sm, &id).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generic_secrets_rotate_without_an_external_system() {
+    let scene = scene().await;
+    let id = create_secret(&scene.sm, "api-key", &json!({"username": "partner", "password": "old-api-key", "endpoint": "https://api.example"})).await;
+    full_rotation(&scene, &scene.settings, &id, "55555555-5555-4555-8555-555555555555").await;
+    let now = current(&scene.sm, &id).await;
+    assert_ne!(now["password"], "old-api-key");
+    assert_eq!(now["endpoint"], "https://api.example");
+    assert_eq!(now["username"], "partner");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_change_nothing() {
+    let scene = scene().await;
+    let secret = json!({"engine": "postgres", "host": "127.0.0.1", "username": "app", "password": "p-Passw0rd"});
+    // Rotation not enabled.
+    let plain = create_secret(&scene.sm, "not-enabled", &secret).await;
+    let version = current_version(&scene.sm, &plain).await;
+    let error = step(&scene, &scene.settings, "createSecret", &plain, &version).await.unwrap_err();
+    assert!(matches!(error, RotationError::RotationNotEnabled(_)), "{error}");
+
+    let id = create_secret(&scene.sm, "refusals", &secret).await;
+    let token = "66666666-6666-4666-8666-666666666666";
+    begin_rotation(&scene.sm, &id, token).await;
+    let before = current_version(&scene.sm, &id).await;
+    // Unknown token.
+    let error = step(&scene, &scene.settings, "createSecret", &id, "77777777-7777-4777-8777-777777777777").await.unwrap_err();
+    assert!(matches!(error, RotationError::TokenNotAVersion { .. }), "{error}");
+    // The current version is not pending: its steps are no-ops, not errors.
+    let done = step(&scene, &scene.settings, "setSecret", &id, &before).await.expect("no-op");
+    assert!(done.starts_with("nothing to do"));
+    // Unknown step.
+    let error = rotate_step(&scene.sm, &scene.settings, &step_event("dropSecret", &id, token)).await.unwrap_err();
+    assert!(matches!(error, RotationError::UnknownStep(_)), "{error}");
+
+    // A malformed secret and an unknown engine are refused before anything is written.
+    for (name, value) in [("not-json", "user=app;password=p-Passw0rd"), ("odd-engine", r#"{"engine":"oracle","password":"p-Passw0rd"}"#),
+                          ("no-host", r#"{"engine":"mysql","username":"u","password":"p-Passw0rd"}"#)] {
+        let out = scene.sm.create_secret().name(name).secret_string(value).send().await.expect("create");
+        let arn = out.arn().expect("arn").to_owned();
+        begin_rotation(&scene.sm, &arn, token).await;
+        let error = step(&scene, &scene.settings, "createSecret", &arn, token).await.unwrap_err().to_string();
+        assert!(error.contains("is not usable"), "{name}: {error}");
+        assert!(!error.contains("p-Passw0rd"), "{name}: {error}");
+        let pending = scene.sm.get_secret_value().secret_id(&arn).version_id(token).version_stage("AWSPENDING").send().await;
+        assert!(pending.map(|p| p.secret_string().is_none()).unwrap_or(true), "{name}: a pending value was written");
+    }
+    assert_eq!(current_version(&scene.sm, &id).await, before);
+}
+
+// --- MySQL / MariaDB ------------------------------------------------------------------------
+
+use harness_services::mariadb::MariaDb;
+use mysql_async::prelude::Queryable;
+
+async fn mariadb_user_secret(sm: &Client, db: &MariaDb, name: &str, user: &str, password: &str, extra: Value) -> String {
+    let mut admin = db.admin().await;
+    // Account statements take no placeholders: quote as the function does.
+    let quote = |text: &str| mysql_async::Value::from(text).as_sql(false);
+    let (quoted_user, quoted_password) = (quote(user), quote(password));
+    admin.query_drop(format!("CREATE USER {quoted_user}@'%' IDENTIFIED BY {quoted_password}")).await.expect("creating the user");
+    admin.query_drop(format!("GRANT SELECT, INSERT ON app.* TO {quoted_user}@'%'")).await.expect("granting");
+    let _ = admin.disconnect().await;
+    let secret = json!({
+        "engine": "mariadb", "host": "127.0.0.1", "port": db.port,
+        "username": user, "password": password, "dbname": "app"
+    });
+    create_secret(sm, name, &with_fields(secret, extra)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_single_user_rotation_over_verified_tls() {
+    let scene = scene().await;
+    let db = MariaDb::start();
+    let settings = settings_trusting(&db.ca);
+    let old = "old-Maria-Passw0rd";
+    let id = mariadb_user_secret(&scene.sm, &db, "maria-single", "app", old, json!({"ssl": true})).await;
+    let token = "88888888-8888-4888-8888-888888888888";
+    begin_rotation(&scene.sm, &id, token).await;
+    for name in STEPS {
+        step(&scene, &settings, name, &id, token).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        step(&scene, &settings, name, &id, token).await.unwrap_or_else(|e| panic!("{name} again: {e}"));
+    }
+    end_rotation(&scene.sm, &id, token).await;
+    let new = current(&scene.sm, &id).await["password"].as_str().expect("password").to_owned();
+    assert!(db.can_log_in("app", &new).await, "the new password logs in");
+    assert!(!db.can_log_in("app", old).await, "the old password no longer does");
+    assert_not_logged(&[old, &new]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_alternating_users_with_a_hostile_name() {
+    let scene = scene().await;
+    let db = MariaDb::start();
+    let settings = settings_trusting(&db.ca);
+    let master = create_secret(&scene.sm, "maria-master", &json!({
+        "engine": "mariadb", "host": "127.0.0.1", "port": db.port,
+        "username": harness_services::mariadb::ADMIN, "password": harness_services::mariadb::ADMIN_PASSWORD
+    })).await;
+    let user = "o'brien\"; DROP USER admin; --";
+    let id = mariadb_user_secret(&scene.sm, &db, "maria-alternating", user, "first-Maria-Passw0rd", json!({"masterarn": master})).await;
+
+    full_rotation(&scene, &settings, &id, "99999999-9999-4999-8999-999999999991").await;
+    let first = current(&scene.sm, &id).await;
+    let clone = format!("{user}_clone");
+    assert_eq!(first["username"], json!(clone));
+    let clone_password = first["password"].as_str().expect("password").to_owned();
+    assert!(db.can_log_in(&clone, &clone_password).await, "the clone logs in");
+    assert!(db.can_log_in(user, "first-Maria-Passw0rd").await, "the original still logs in");
+    let mut as_clone = db.connect(&clone, &clone_password).await.expect("clone login");
+    as_clone.query_drop("CREATE TABLE IF NOT EXISTS app.t (x int)").await.ok();
+    let grants: Vec<String> = as_clone.query("SHOW GRANTS").await.expect("grants");
+    assert!(grants.iter().any(|g| g.contains("SELECT, INSERT ON `app`.*")), "the clone has the original's grants: {grants:?}");
+    let _ = as_clone.disconnect().await;
+
+    full_rotation(&scene, &settings, &id, "99999999-9999-4999-8999-999999999992").await;
+    let second = current(&scene.sm, &id).await;
+    assert_eq!(second["username"], json!(user));
+    let original_password = second["password"].as_str().expect("password").to_owned();
+    assert!(db.can_log_in(user, &original_password).await);
+    assert!(db.can_log_in(&clone, &clone_password).await, "the clone keeps working");
+    assert!(db.can_log_in(harness_services::mariadb::ADMIN, harness_services::mariadb::ADMIN_PASSWORD).await, "the hostile name broke nothing");
+    assert_not_logged(&["first-Maria-Passw0rd", &clone_password, &original_password]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unverifiable_certificate_is_refused_not_downgraded() {
+    let scene = scene().await;
+    let pg = Postgres::start();
+    // `ssl` absent (try TLS first), but the test CA is not trusted: the server's certificate
+    // cannot be verified. That is a TLS failure, not a reason to fall back to plain text.
+    let id = pg_user_secret(&scene.sm, &pg, "pg-untrusted", "app", "untrusted-Passw0rd", json!({})).await;
+    let token = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa";
+    begin_rotation(&scene.sm, &id, token).await;
+    step(&scene, &scene.settings, "createSecret", &id, token).await.expect("create");
+    let error = step(&scene, &scene.settings, "setSecret", &id, token).await.unwrap_err().to_string();
+    assert!(error.contains("TLS with 127.0.0.1"), "{error}");
+    assert!(pg.can_log_in("app", "untrusted-Passw0rd").await, "the password was not changed");
+}
