@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use harness_runtime::lambda_env::Output;
-use harness_runtime::paths::{read_event, venv_bin, workspace_root};
+use harness_runtime::paths::{publish_bench_table, read_event, venv_bin, workspace_root};
 use harness_runtime::process::KillOnDrop;
 use harness_runtime::runtime_api::{self, RuntimeApi};
 use harness_services::moto::Moto;
@@ -205,8 +205,5 @@ async fn main() {
         ));
     }
     table.push('\n');
-    print!("{table}");
-    let dir = workspace_root().join("bench-results");
-    let _ = std::fs::create_dir_all(&dir);
-    let _ = std::fs::write(dir.join("cold-start.md"), &table);
+    publish_bench_table("cold-start", &table);
 }

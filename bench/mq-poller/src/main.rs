@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use harness_runtime::paths::workspace_root;
+use harness_runtime::paths::publish_bench_table;
 use harness_services::activemq::{self, ActiveMq};
 use harness_services::call_counter::CallCounter;
 use harness_services::dynamo::{create_table, scan_all};
@@ -108,8 +108,5 @@ async fn main() {
             row.requests as f64 / row.messages as f64
         );
     }
-    print!("{table}");
-    let dir = workspace_root().join("bench-results");
-    let _ = std::fs::create_dir_all(&dir);
-    let _ = std::fs::write(dir.join("mq-poller.md"), &table);
+    publish_bench_table("mq-poller", &table);
 }

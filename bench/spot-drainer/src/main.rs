@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum;
-use harness_runtime::paths::{read_event, workspace_root};
+use harness_runtime::paths::{publish_bench_table, read_event};
 use harness_services::call_counter::CallCounter;
 use harness_services::ec2::{create_group, launch, register, vpc_with_subnet};
 use harness_services::moto::Moto;
@@ -87,8 +87,5 @@ async fn main() {
             row.spread.1.as_secs_f64() * 1e3
         );
     }
-    print!("{table}");
-    let dir = workspace_root().join("bench-results");
-    let _ = std::fs::create_dir_all(&dir);
-    let _ = std::fs::write(dir.join("spot-drainer.md"), &table);
+    publish_bench_table("spot-drainer", &table);
 }

@@ -32,3 +32,13 @@ pub fn read_event(name: &str) -> serde_json::Value {
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
 }
+
+/// Prints a bench's table and keeps it as `bench-results/<name>.md`.
+pub fn publish_bench_table(name: &str, table: &str) {
+    print!("{table}");
+    let dir = workspace_root().join("bench-results");
+    let written = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(dir.join(format!("{name}.md")), table));
+    if let Err(e) = written {
+        eprintln!("could not write bench-results/{name}.md: {e}");
+    }
+}
