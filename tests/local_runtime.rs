@@ -61,3 +61,50 @@ async fn spot_drainer_binary_drains_through_the_runtime_and_refuses_bad_events()
     let refusal = api.invoke(&read_event("hello-rest-api.json"), LIMIT).await.error();
     assert!(refusal["errorMessage"].as_str().unwrap_or_default().contains("malformed event"), "{refusal}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_answers_an_error_and_serves_the_next_event() {
+    let api = RuntimeApi::start().await;
+    let mut function = api.spawn_function(&function_binary("panicking-function"), "panicking-function", &[], Output::Inherit);
+    let error = api.invoke(&json!({"panic": "the handler gave up"}), LIMIT).await.error();
+    assert!(error["errorMessage"].as_str().unwrap_or_default().contains("the handler gave up"), "{error}");
+    assert!(!error["errorType"].as_str().unwrap_or_default().is_empty(), "{error}");
+    // The same process takes the next event.
+    let echoed = api.invoke(&json!({"after": "the panic"}), LIMIT).await.response();
+    assert_eq!(echoed, json!({"after": "the panic"}));
+    assert!(function.0.try_wait().expect("status").is_none(), "the process is still running");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_reach_lambda_with_a_type_naming_the_mistake() {
+    let moto = Moto::start();
+    let api = RuntimeApi::start().await;
+    let _drainer = api.spawn_function(&function_binary("spot-drainer"), "spot-drainer", &moto.env(), Output::Inherit);
+    let refusal = api.invoke(&read_event("hello-rest-api.json"), LIMIT).await.error();
+    assert_eq!(refusal["errorType"], "MalformedEvent", "{refusal}");
+    assert!(refusal["errorMessage"].as_str().unwrap_or_default().contains("detail-type"), "{refusal}");
+    let state_change = json!({"source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification",
+        "detail": {"instance-id": "i-0123456789abcdef0", "state": "stopping"}});
+    let refusal = api.invoke(&state_change, LIMIT).await.error();
+    assert_eq!(refusal["errorType"], "UnsupportedEvent", "{refusal}");
+
+    let api = RuntimeApi::start().await;
+    let _rotation = api.spawn_function(&function_binary("secret-rotation"), "secret-rotation", &moto.env(), Output::Inherit);
+    let refusal = api.invoke(&json!({"Step": "createSecret"}), LIMIT).await.error();
+    assert_eq!(refusal["errorType"], "MalformedEvent", "{refusal}");
+    let refusal = api
+        .invoke(&json!({"Step": "rotateEverything", "SecretId": "s", "ClientRequestToken": "t"}), LIMIT)
+        .await
+        .error();
+    assert_eq!(refusal["errorType"], "UnknownStep", "{refusal}");
+
+    let api = RuntimeApi::start().await;
+    let mut env = moto.env();
+    env.push(("TABLE_NAME".into(), "messages".into()));
+    let _poller = api.spawn_function(&function_binary("mq-poller"), "mq-poller", &env, Output::Inherit);
+    let refusal = api.invoke(&json!({"eventSource": "aws:mq"}), LIMIT).await.error();
+    assert_eq!(refusal["errorType"], "MalformedEvent", "{refusal}");
+    // A poll with no broker credentials configured says so.
+    let refusal = api.invoke(&read_event("mq-scheduled-poll.json"), LIMIT).await.error();
+    assert_eq!(refusal["errorType"], "BrokerCredentialsFailed", "{refusal}");
+}

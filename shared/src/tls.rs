@@ -5,7 +5,8 @@
 //! - loaded once per execution environment: the system store on first use, each bundle on its
 //!   first use, then reused by every connection.
 //!
-//! Connections to AWS endpoints follow the rule of [`crate::aws`].
+//! Connections to AWS endpoints follow the AWS half of the rule, in [`crate::aws`]: Mozilla's
+//! roots compiled in, plus `AWS_CA_BUNDLE`.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -26,6 +27,13 @@ pub enum TlsError {
     BadCertificate { variable: &'static str, path: PathBuf, reason: String },
     #[error("TLS configuration: {0}")]
     Config(String),
+}
+
+impl TlsError {
+    /// The `errorType` Lambda reports for it.
+    pub fn error_type(&self) -> &'static str {
+        "TrustedRootsInvalid"
+    }
 }
 
 /// An operator's PEM bundle of extra CAs, and the variable that named it.
@@ -87,12 +95,7 @@ fn build_peer_trust(system: &[CertificateDer<'static>], bundle: Option<&ExtraBun
     if let Some(bundle) = bundle {
         let (pem, certs) = read_bundle(bundle)?;
         for cert in certs {
-            // A bundle is the operator's explicit choice: a bad certificate in it is an error.
-            store.add(cert.clone()).map_err(|e| TlsError::BadCertificate {
-                variable: bundle.variable,
-                path: bundle.path.clone(),
-                reason: e.to_string(),
-            })?;
+            store.add(cert.clone()).map_err(|e| bad_certificate(bundle, e))?;
             roots.push(cert);
         }
         bundle_pem = Some(pem);
@@ -117,6 +120,21 @@ fn read_bundle(bundle: &ExtraBundle) -> Result<(String, Vec<CertificateDer<'stat
         return Err(TlsError::EmptyBundle { variable: bundle.variable, path: bundle.path.clone() });
     }
     Ok((pem, certs))
+}
+
+/// The certificates of an operator's bundle, each checked usable as a root: a bundle is an
+/// explicit choice, so a certificate in it that cannot be used is an error, not skipped.
+pub fn read_roots(bundle: &ExtraBundle) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let (_, certs) = read_bundle(bundle)?;
+    let mut check = RootCertStore::empty();
+    for cert in &certs {
+        check.add(cert.clone()).map_err(|e| bad_certificate(bundle, e))?;
+    }
+    Ok(certs)
+}
+
+fn bad_certificate(bundle: &ExtraBundle, error: rustls::Error) -> TlsError {
+    TlsError::BadCertificate { variable: bundle.variable, path: bundle.path.clone(), reason: error.to_string() }
 }
 
 /// `path` as the bundle of `variable`: what tests and tools pass where settings would.

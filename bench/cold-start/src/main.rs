@@ -33,6 +33,8 @@ struct Function {
 struct Figures {
     init: Vec<Duration>,
     first: Vec<Duration>,
+    /// init + first invocation of the same run: what a cold event waits for.
+    cold: Vec<Duration>,
     rss_kib: Vec<u64>,
 }
 
@@ -81,6 +83,7 @@ async fn measure(binary: &Path, function: &Function) -> Figures {
         }
         figures.init.push(ready.duration_since(started));
         figures.first.push(done.duration_since(sent));
+        figures.cold.push(ready.duration_since(started) + done.duration_since(sent));
         figures.rss_kib.push(peak_rss_kib(child.0.id()));
         drop(child);
     }
@@ -173,26 +176,34 @@ async fn main() {
     drop(moto);
 
     let floor = &rows[0].1;
-    let (floor_init, floor_first, floor_rss) = (median(&floor.init), median(&floor.first), median(&floor.rss_kib));
+    let (floor_init, floor_first, floor_cold, floor_rss) =
+        (median(&floor.init), median(&floor.first), median(&floor.cold), median(&floor.rss_kib));
+    let ratio = |value: Duration, floor: Duration| value.as_secs_f64() / floor.as_secs_f64();
+    let with_spread = |values: &[Duration]| {
+        let (lo, hi) = spread(values);
+        format!("{} ({}..{})", ms(median(values)), ms(lo), ms(hi))
+    };
+    // What the binaries were built with, when the caller says (scripts/bench-cold-start does).
+    let variant = std::env::var("BENCH_VARIANT").map(|v| format!(" [{v}]")).unwrap_or_default();
     let mut table = String::new();
     table.push_str(&format!(
-        "Cold start and size, x86_64 release binaries against a local Runtime API (AWS calls to moto), {RUNS} runs each; median (min..max) and ratio to the floor\n\n"
+        "Cold start and size{variant}, x86_64 release binaries against a local Runtime API (AWS calls to moto), {RUNS} runs each; median (min..max) and ratio to the floor\n\n"
     ));
-    table.push_str("| function | zip arm64 | zip x86_64 | init | x floor | first invocation | x floor | peak RSS | x floor |\n");
-    table.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    table.push_str("| function | zip arm64 | zip x86_64 | init | x floor | first invocation | x floor | init + first | x floor | peak RSS | x floor |\n");
+    table.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (name, f) in &rows {
-        let (init, first, rss) = (median(&f.init), median(&f.first), median(&f.rss_kib));
-        let (init_lo, init_hi) = spread(&f.init);
-        let (first_lo, first_hi) = spread(&f.first);
+        let rss = median(&f.rss_kib);
         let size = |arch| zip_size(arch, name).map(|b| format!("{b} B")).unwrap_or_else(|| "not built".into());
         table.push_str(&format!(
-            "| {name} | {} | {} | {} ({}..{}) | {:.2} | {} ({}..{}) | {:.2} | {} KiB | {:.2} |\n",
+            "| {name} | {} | {} | {} | {:.2} | {} | {:.2} | {} | {:.2} | {} KiB | {:.2} |\n",
             size("arm64"),
             size("x86_64"),
-            ms(init), ms(init_lo), ms(init_hi),
-            init.as_secs_f64() / floor_init.as_secs_f64(),
-            ms(first), ms(first_lo), ms(first_hi),
-            first.as_secs_f64() / floor_first.as_secs_f64(),
+            with_spread(&f.init),
+            ratio(median(&f.init), floor_init),
+            with_spread(&f.first),
+            ratio(median(&f.first), floor_first),
+            with_spread(&f.cold),
+            ratio(median(&f.cold), floor_cold),
             rss,
             rss as f64 / floor_rss as f64,
         ));

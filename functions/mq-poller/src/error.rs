@@ -40,3 +40,31 @@ pub enum PollError {
     #[error("malformed event: {0}")]
     MalformedEvent(String),
 }
+
+impl PollError {
+    /// The `errorType` Lambda reports: one stable name per kind, for alarms, retries and catches.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            PollError::MalformedEvent(_) => "MalformedEvent",
+            PollError::Store(StoreError::Unavailable(_)) => "StoreUnavailable",
+            PollError::Store(StoreError::Rejected(_)) => "StoreRejected",
+            PollError::Broker(broker) => match broker {
+                BrokerError::NoEndpoint => "NoBrokerEndpoint",
+                BrokerError::BadUrl(_) => "BadBrokerUrl",
+                BrokerError::Unreachable { .. } => "BrokerUnreachable",
+                BrokerError::Tls { .. } => "BrokerTlsFailed",
+                BrokerError::AuthFailed { .. } => "AuthFailed",
+                BrokerError::Protocol { .. } => "BrokerProtocolError",
+                BrokerError::AllEndpointsFailed(_) => "AllEndpointsFailed",
+                BrokerError::Credentials(_) => "BrokerCredentialsFailed",
+                BrokerError::TrustedRoots(e) => e.error_type(),
+            },
+        }
+    }
+}
+
+impl From<PollError> for lambda_runtime::Diagnostic {
+    fn from(error: PollError) -> Self {
+        lambda_runtime::Diagnostic { error_type: error.error_type().to_owned(), error_message: error.to_string() }
+    }
+}

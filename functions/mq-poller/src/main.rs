@@ -7,7 +7,7 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     shared::logging::init();
     let settings = Settings::from_env()?;
-    let config = shared::aws::load_config().await;
+    let config = shared::aws::load_config().await?;
     let dynamo = aws_sdk_dynamodb::Client::new(&config);
     let source = CredentialSource::from_lookup(|name| std::env::var(name).ok());
     let secrets = matches!(source, CredentialSource::Secret(_)).then(|| aws_sdk_secretsmanager::Client::new(&config));
@@ -17,7 +17,7 @@ async fn main() -> Result<(), Error> {
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         let left = mq_poller::handler::time_left(event.context.deadline, mq_poller::message::now_ms());
         let deadline = tokio::time::Instant::now() + left;
-        handle_event(dynamo, settings, credentials, &event.payload, deadline).await.map_err(Error::from)
+        handle_event(dynamo, settings, credentials, &event.payload, deadline).await
     }))
     .await
 }

@@ -22,3 +22,25 @@ pub enum RotationError {
     #[error("{step} for {secret_id}: {source}")]
     Database { step: &'static str, secret_id: String, source: DbError },
 }
+
+impl RotationError {
+    /// The `errorType` Lambda reports: one stable name per kind, for alarms, retries and catches.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            RotationError::MalformedEvent(_) => "MalformedEvent",
+            RotationError::UnknownStep(_) => "UnknownStep",
+            RotationError::RotationNotEnabled(_) => "RotationNotEnabled",
+            RotationError::TokenNotAVersion { .. } => "TokenNotAVersion",
+            RotationError::TokenNotPending { .. } => "TokenNotPending",
+            RotationError::MalformedSecret { .. } => "MalformedSecret",
+            RotationError::SecretsManager { .. } => "SecretsManagerFailed",
+            RotationError::Database { source, .. } => source.error_type(),
+        }
+    }
+}
+
+impl From<RotationError> for lambda_runtime::Diagnostic {
+    fn from(error: RotationError) -> Self {
+        lambda_runtime::Diagnostic { error_type: error.error_type().to_owned(), error_message: error.to_string() }
+    }
+}

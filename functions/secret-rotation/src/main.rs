@@ -6,11 +6,11 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     shared::logging::init();
     let settings = Settings::from_env()?;
-    let config = shared::aws::load_config().await;
+    let config = shared::aws::load_config().await?;
     let client = aws_sdk_secretsmanager::Client::new(&config);
     let (client, settings) = (&client, &settings);
     run(service_fn(move |event: LambdaEvent<Value>| async move {
-        rotate_step(client, settings, &event.payload).await.map_err(Error::from)
+        rotate_step(client, settings, &event.payload).await
     }))
     .await
 }

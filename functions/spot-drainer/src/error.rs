@@ -16,3 +16,22 @@ pub enum DrainError {
     #[error("drain of {} incomplete: {} step(s) failed", .0.instance_id, .0.failures())]
     Incomplete(Box<DrainSummary>),
 }
+
+impl DrainError {
+    /// The `errorType` Lambda reports: one stable name per kind, for alarms, retries and catches.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            DrainError::MalformedEvent(_) => "MalformedEvent",
+            DrainError::UnsupportedEvent(_) => "UnsupportedEvent",
+            DrainError::DescribeInstance { .. } => "DescribeInstanceFailed",
+            DrainError::ListTargetGroups(_) => "ListTargetGroupsFailed",
+            DrainError::Incomplete(_) => "DrainIncomplete",
+        }
+    }
+}
+
+impl From<DrainError> for lambda_runtime::Diagnostic {
+    fn from(error: DrainError) -> Self {
+        lambda_runtime::Diagnostic { error_type: error.error_type().to_owned(), error_message: error.to_string() }
+    }
+}

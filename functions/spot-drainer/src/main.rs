@@ -6,12 +6,12 @@ use spot_drainer::{drain_instance, Settings};
 async fn main() -> Result<(), Error> {
     shared::logging::init();
     let settings = Settings::from_env()?;
-    let config = shared::aws::load_config().await;
+    let config = shared::aws::load_config().await?;
     let ec2 = aws_sdk_ec2::Client::new(&config);
     let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
     let (ec2, elb, settings) = (&ec2, &elb, &settings);
     run(service_fn(move |event: LambdaEvent<Value>| async move {
-        drain_instance(ec2, elb, settings, &event.payload).await.map_err(Error::from)
+        drain_instance(ec2, elb, settings, &event.payload).await
     }))
     .await
 }

@@ -19,6 +19,8 @@ pub mod rotation;
 pub mod server_user;
 #[cfg(feature = "clients")]
 pub mod stomp;
+#[cfg(feature = "clients")]
+pub mod tls_proxy;
 
 use std::path::PathBuf;
 

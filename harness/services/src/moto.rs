@@ -10,6 +10,7 @@ pub const REGION: &str = "us-east-1";
 
 /// One moto server on its own port: every test gets an empty account.
 pub struct Moto {
+    pub port: u16,
     pub endpoint: String,
     _process: KillOnDrop,
 }
@@ -25,7 +26,7 @@ impl Moto {
             .spawn()
             .unwrap_or_else(|e| panic!("starting {} (run the README's setup): {e}", binary.display()));
         wait_for_port(port, Duration::from_secs(60), "moto_server", &mut child);
-        Moto { endpoint: format!("http://127.0.0.1:{port}"), _process: KillOnDrop(child) }
+        Moto { port, endpoint: format!("http://127.0.0.1:{port}"), _process: KillOnDrop(child) }
     }
 
     /// The environment a function process needs to reach this server through the SDK's

@@ -96,6 +96,19 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// The `errorType` Lambda reports for a rotation that failed with this.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            DbError::Unreachable { .. } => "DatabaseUnreachable",
+            DbError::Timeout { .. } => "DatabaseTimeout",
+            DbError::TlsRefused { .. } => "DatabaseTlsRefused",
+            DbError::Tls { .. } => "DatabaseTlsFailed",
+            DbError::TrustedRoots(e) => e.error_type(),
+            DbError::AuthFailed { .. } => "AuthFailed",
+            DbError::Query(_) => "DatabaseQueryFailed",
+        }
+    }
+
     pub fn is_auth_failure(&self) -> bool {
         matches!(self, DbError::AuthFailed { .. })
     }
