@@ -17,6 +17,9 @@ pub enum RotationError {
     TokenNotPending { secret_id: String, token: String },
     #[error("secret {secret_id} ({stage}) is not usable: {reason}")]
     MalformedSecret { secret_id: String, stage: String, reason: String },
+    /// The secrets do not describe one safe alternating rotation; nothing was changed.
+    #[error("rotation of {secret_id} refused: {reason}; nothing was changed")]
+    Refused { secret_id: String, reason: String },
     #[error("Secrets Manager {operation} failed for {secret_id}: {message}")]
     SecretsManager { operation: &'static str, secret_id: String, message: String },
     #[error("{step} for {secret_id}: {source}")]
@@ -33,6 +36,7 @@ impl RotationError {
             RotationError::TokenNotAVersion { .. } => "TokenNotAVersion",
             RotationError::TokenNotPending { .. } => "TokenNotPending",
             RotationError::MalformedSecret { .. } => "MalformedSecret",
+            RotationError::Refused { .. } => "RotationRefused",
             RotationError::SecretsManager { .. } => "SecretsManagerFailed",
             RotationError::Database { source, .. } => source.error_type(),
         }

@@ -155,14 +155,7 @@ async fn set_secret(client: &Client, settings: &Settings, event: &RotationEvent)
     }
 
     if let Some(master_arn) = pending.master_arn() {
-        let master = require_doc(client, master_arn, CURRENT, None).await?;
-        let master_spec = master.connection(Origin { secret_id: master_arn, stage: CURRENT })?;
-        let admin = target.with_credentials(&master_spec.username, &master_spec.password);
-        let original = original_username(&target.username);
-        engine::set_user_password(&admin, &target.username, &target.password, original, &settings.db)
-            .await
-            .map_err(fail)?;
-        return Ok("set the pending password with the master credentials");
+        return set_with_master(client, settings, event, &target, master_arn).await;
     }
 
     // Single user: log in with the current credentials, or failing that the previous ones.
@@ -185,6 +178,81 @@ async fn set_secret(client: &Client, settings: &Settings, event: &RotationEvent)
         }
     }
     Err(fail(last_error.unwrap_or(DbError::AuthFailed { user: target.username.clone() })))
+}
+
+/// Alternating users: the master's credentials set the pending user's password. They go only to
+/// the master's own database (its secret's host, port and TLS, never the user secret's), and
+/// only once the secrets are shown to describe one alternating rotation on that database, as
+/// AWS's MultiUser functions check, and more.
+async fn set_with_master(
+    client: &Client,
+    settings: &Settings,
+    event: &RotationEvent,
+    target: &ConnectionSpec,
+    master_arn: &str,
+) -> Result<&'static str, RotationError> {
+    let secret_id = &event.secret_id;
+    let fail = |e| db_error(Step::SetSecret, secret_id, e);
+    let current_doc = require_doc(client, secret_id, CURRENT, None).await?;
+    let current = current_doc.connection(Origin { secret_id, stage: CURRENT })?;
+    let master_doc = require_doc(client, master_arn, CURRENT, None).await?;
+    let master = master_doc.connection(Origin { secret_id: master_arn, stage: CURRENT })?;
+    check_alternation(&current, target, &master).map_err(|reason| RotationError::Refused { secret_id: secret_id.clone(), reason })?;
+    // AWS's own guard: the current credentials still log in, at the current host.
+    engine::check_login(&current, &settings.db).await.map_err(fail)?;
+    let original = original_username(&target.username);
+    engine::set_user_password(&master, &target.username, &target.password, original, &settings.db).await.map_err(fail)?;
+    Ok("set the pending password with the master credentials")
+}
+
+/// Why the current, pending and master secrets do not describe one alternating rotation on the
+/// master's own database, naming the fields that differ; `Ok` when they do.
+fn check_alternation(current: &ConnectionSpec, pending: &ConnectionSpec, master: &ConnectionSpec) -> Result<(), String> {
+    let mut differ = Vec::new();
+    if pending.kind != current.kind {
+        differ.push("engine");
+    }
+    if !pending.host.eq_ignore_ascii_case(&current.host) {
+        differ.push("host");
+    }
+    if pending.port != current.port {
+        differ.push("port");
+    }
+    if pending.dbname != current.dbname {
+        differ.push("dbname");
+    }
+    if !differ.is_empty() {
+        return Err(format!("the pending version's {} differ from the current version's", differ.join(", ")));
+    }
+    if pending.username != alternate_username(&current.username) {
+        return Err(format!(
+            "the pending user {:?} is not the alternate of the current user {:?}",
+            pending.username, current.username
+        ));
+    }
+    let mut elsewhere = Vec::new();
+    if master.kind != current.kind {
+        elsewhere.push("engine");
+    }
+    if !master.host.eq_ignore_ascii_case(&current.host) {
+        elsewhere.push("host");
+    }
+    if master.port != current.port {
+        elsewhere.push("port");
+    }
+    if !elsewhere.is_empty() {
+        return Err(format!(
+            "the master secret's {} differ from the user secret's: the master's credentials go only to the master's own database",
+            elsewhere.join(", ")
+        ));
+    }
+    let original = original_username(&current.username);
+    for user in [pending.username.as_str(), current.username.as_str(), original] {
+        if user.eq_ignore_ascii_case(&master.username) {
+            return Err(format!("the user {user:?} is the master's own user"));
+        }
+    }
+    Ok(())
 }
 
 async fn test_secret(client: &Client, settings: &Settings, event: &RotationEvent) -> Result<&'static str, RotationError> {
@@ -211,7 +279,37 @@ async fn finish_secret(client: &Client, event: &RotationEvent, current_version: 
 
 #[cfg(test)]
 mod tests {
-    use super::{alternate_username, original_username};
+    use super::{alternate_username, check_alternation, original_username};
+    use crate::engine::{ConnectionSpec, EngineKind, TlsMode};
+
+    fn spec(host: &str, port: u16, user: &str) -> ConnectionSpec {
+        ConnectionSpec {
+            kind: EngineKind::Postgres,
+            host: host.into(),
+            port,
+            username: user.into(),
+            password: "p".into(),
+            dbname: Some("app".into()),
+            tls: TlsMode::Require,
+        }
+    }
+
+    #[test]
+    fn alternation_is_checked_before_the_master_credentials_are_used() {
+        let master = spec("db.internal", 5432, "admin");
+        let current = spec("db.internal", 5432, "app");
+        assert_eq!(check_alternation(&current, &spec("DB.internal", 5432, "app_clone"), &master), Ok(()));
+        let refused = |pending: ConnectionSpec, master: &ConnectionSpec| check_alternation(&current, &pending, master).expect_err("refused");
+        assert!(refused(spec("evil.example", 5432, "app_clone"), &master).contains("host"));
+        assert!(refused(spec("db.internal", 6543, "app_clone"), &master).contains("port"));
+        assert!(refused(spec("db.internal", 5432, "someone_else"), &master).contains("alternate"));
+        // A user secret that points at another host together with its pending version.
+        let lure = spec("evil.example", 5432, "app");
+        assert!(check_alternation(&lure, &spec("evil.example", 5432, "app_clone"), &master).expect_err("lure").contains("master secret's host"));
+        // A user secret named after the master.
+        let admin_clone = spec("db.internal", 5432, "admin_clone");
+        assert!(check_alternation(&admin_clone, &spec("db.internal", 5432, "admin"), &master).expect_err("master").contains("master's own user"));
+    }
 
     #[test]
     fn alternating_users_swap_between_the_user_and_its_clone() {

@@ -8,6 +8,9 @@ use serde_json::{Map, Value};
 use crate::engine::{ConnectionSpec, EngineKind, TlsMode};
 use crate::error::RotationError;
 
+/// Fields that make a secret a database secret, whatever its `engine` says.
+const DATABASE_FIELDS: [&str; 3] = ["host", "port", "dbname"];
+
 #[derive(Clone, PartialEq)]
 pub struct SecretDoc {
     fields: Map<String, Value>,
@@ -58,9 +61,25 @@ impl SecretDoc {
         self.fields.insert(name.to_owned(), Value::String(value.to_owned()));
     }
 
+    /// The secret's engine. Generic (no database to change) only when `engine` says
+    /// `"generic"`, or when the secret has none of the database fields: a database secret that
+    /// lost its `engine` must not be rotated as generic, for the database would never learn the
+    /// new password.
     pub fn engine(&self, origin: Origin<'_>) -> Result<EngineKind, RotationError> {
         match self.fields.get("engine") {
-            None | Some(Value::Null) => Ok(EngineKind::Generic),
+            None | Some(Value::Null) => {
+                let database_fields: Vec<&str> =
+                    DATABASE_FIELDS.iter().copied().filter(|name| self.fields.get(*name).is_some_and(|v| !v.is_null())).collect();
+                if database_fields.is_empty() {
+                    Ok(EngineKind::Generic)
+                } else {
+                    Err(origin.malformed(format!(
+                        "it has database fields ({}) but no \"engine\"; set \"engine\" to postgres, mysql, mariadb (or their aurora- names), or to \"generic\" if no database uses it",
+                        database_fields.join(", ")
+                    )))
+                }
+            }
+            Some(Value::String(name)) if name.is_empty() => Err(origin.malformed("\"engine\" is empty")),
             Some(Value::String(name)) => EngineKind::from_name(name)
                 .ok_or_else(|| origin.malformed(format!("unknown engine {:?}", name.chars().take(40).collect::<String>()))),
             Some(_) => Err(origin.malformed("\"engine\" is not a string")),
@@ -142,5 +161,21 @@ mod tests {
         let spec = doc.connection(ORIGIN).unwrap();
         assert_eq!((spec.kind, spec.port, spec.tls), (EngineKind::MySql, 3306, TlsMode::Prefer));
         assert_eq!(SecretDoc::parse(r#"{"api_key":"k"}"#, ORIGIN).unwrap().engine(ORIGIN).unwrap(), EngineKind::Generic);
+        let explicit = SecretDoc::parse(r#"{"engine":"generic","host":"api.example.com","api_key":"k"}"#, ORIGIN).unwrap();
+        assert_eq!(explicit.engine(ORIGIN).unwrap(), EngineKind::Generic);
+    }
+
+    #[test]
+    fn a_database_secret_without_engine_is_refused_not_rotated_as_generic() {
+        for text in [
+            r#"{"host":"db","username":"u","password":"p"}"#,
+            r#"{"port":5432,"username":"u","password":"p"}"#,
+            r#"{"dbname":"app","username":"u","password":"p"}"#,
+            r#"{"engine":"","host":"db","username":"u","password":"p"}"#,
+        ] {
+            let doc = SecretDoc::parse(text, ORIGIN).unwrap();
+            let err = doc.engine(ORIGIN).expect_err(text).to_string();
+            assert!(err.contains("engine"), "{text}: {err}");
+        }
     }
 }

@@ -12,6 +12,8 @@ pub mod dynamo;
 pub mod ec2;
 pub mod mariadb;
 pub mod moto;
+#[cfg(feature = "clients")]
+pub mod password_lure;
 pub mod postgres;
 pub mod rabbitmq;
 #[cfg(feature = "clients")]

@@ -21,7 +21,7 @@ impl EngineKind {
         match name {
             "postgres" | "aurora-postgresql" => Some(EngineKind::Postgres),
             "mysql" | "mariadb" | "aurora-mysql" | "aurora" => Some(EngineKind::MySql),
-            "generic" | "" => Some(EngineKind::Generic),
+            "generic" => Some(EngineKind::Generic),
             _ => None,
         }
     }
@@ -91,6 +91,8 @@ pub enum DbError {
     TrustedRoots(#[from] shared::tls::TlsError),
     #[error("authentication failed for user {user:?}")]
     AuthFailed { user: String },
+    #[error("user {user:?} is a superuser or may create roles or users; the master's credentials are not used to change it")]
+    PrivilegedUser { user: String },
     #[error("database error: {0}")]
     Query(String),
 }
@@ -105,6 +107,7 @@ impl DbError {
             DbError::Tls { .. } => "DatabaseTlsFailed",
             DbError::TrustedRoots(e) => e.error_type(),
             DbError::AuthFailed { .. } => "AuthFailed",
+            DbError::PrivilegedUser { .. } => "PrivilegedUserRefused",
             DbError::Query(_) => "DatabaseQueryFailed",
         }
     }

@@ -98,6 +98,18 @@ pub async fn set_user_password(
     settings: &DbSettings,
 ) -> Result<(), DbError> {
     let mut conn = connect(admin, settings).await?;
+    // Neither the user nor the one it is cloned from may administer the server: a user secret
+    // must not turn the master's credentials against a privileged account.
+    let privileged: Option<String> = conn
+        .exec_first(
+            "SELECT User FROM mysql.user WHERE User IN (?, ?) AND 'Y' IN (Super_priv, Grant_priv, Create_user_priv, Shutdown_priv) LIMIT 1",
+            (user, template_user),
+        )
+        .await
+        .map_err(query_error)?;
+    if let Some(user) = privileged {
+        return Err(DbError::PrivilegedUser { user });
+    }
     let hosts: Vec<String> =
         conn.exec("SELECT Host FROM mysql.user WHERE User = ?", (user,)).await.map_err(query_error)?;
     let name = literal(&mut conn, user).await?;

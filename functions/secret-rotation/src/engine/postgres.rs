@@ -116,6 +116,18 @@ pub async fn set_user_password(
     settings: &DbSettings,
 ) -> Result<(), DbError> {
     let client = connect(admin, settings).await?;
+    // Neither the user nor the one it is cloned from may hold powers beyond its own objects:
+    // a user secret must not turn the master's credentials against a privileged role.
+    let privileged = client
+        .query(
+            "SELECT rolname FROM pg_catalog.pg_roles WHERE rolname = ANY($1) AND (rolsuper OR rolcreaterole OR rolreplication OR rolbypassrls)",
+            &[&vec![user, template_user]],
+        )
+        .await
+        .map_err(query_error)?;
+    if let Some(row) = privileged.first() {
+        return Err(DbError::PrivilegedUser { user: row.try_get(0).map_err(query_error)? });
+    }
     let exists = client
         .query_opt("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1", &[&user])
         .await
