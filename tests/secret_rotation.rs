@@ -372,6 +372,40 @@ async fn a_database_secret_without_engine_is_refused_and_the_database_keeps_work
     assert!(pg.can_log_in("app", "engine-less-Passw0rd").await, "AWSCURRENT still logs in");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strategies_single_and_alternating_and_a_clone_name_too_long() {
+    let scene = scene().await;
+    let pg = Postgres::start();
+    let master = pg_master_secret(&scene.sm, &pg, "master-Passw0rd-strategy").await;
+    // single: masterarn present (as CDK writes it), yet the user changes its own password.
+    let mut single = settings_trusting(&pg.ca);
+    single.strategy = secret_rotation::Strategy::Single;
+    let id = pg_user_secret(&scene.sm, &pg, "strategy-single", "solo", "solo-Passw0rd", json!({"masterarn": master})).await;
+    full_rotation(&scene, &single, &id, "a5555555-5555-4555-8555-555555555555").await;
+    let now = current(&scene.sm, &id).await;
+    assert_eq!(now["username"], "solo", "no clone under the single strategy");
+    assert!(pg.can_log_in("solo", now["password"].as_str().expect("password")).await);
+
+    // alternating without masterarn: refused at createSecret.
+    let mut alternating = settings_trusting(&pg.ca);
+    alternating.strategy = secret_rotation::Strategy::Alternating;
+    let id = pg_user_secret(&scene.sm, &pg, "strategy-alternating", "duo", "duo-Passw0rd", json!({})).await;
+    let token = "a6666666-6666-4666-8666-666666666666";
+    begin_rotation(&scene.sm, &id, token).await;
+    let error = step(&scene, &alternating, "createSecret", &id, token).await.expect_err("refused");
+    assert!(matches!(&error, RotationError::Refused { reason, .. } if reason.contains("masterarn")), "{error}");
+
+    // A user whose clone name would pass PostgreSQL's 63 bytes: refused before AWSPENDING exists.
+    let long = "u".repeat(60);
+    let id = pg_user_secret(&scene.sm, &pg, "long-name", &long, "long-Passw0rd", json!({"masterarn": master})).await;
+    let token = "a7777777-7777-4777-8777-777777777777";
+    begin_rotation(&scene.sm, &id, token).await;
+    let error = step(&scene, &settings_trusting(&pg.ca), "createSecret", &id, token).await.expect_err("refused");
+    assert!(matches!(&error, RotationError::Refused { reason, .. } if reason.contains("63")), "{error}");
+    let pending = scene.sm.get_secret_value().secret_id(&id).version_id(token).version_stage("AWSPENDING").send().await;
+    assert!(pending.map(|p| p.secret_string().is_none()).unwrap_or(true), "a pending value was written");
+}
+
 // --- MySQL / MariaDB ------------------------------------------------------------------------
 
 use harness_services::mariadb::MariaDb;

@@ -8,9 +8,11 @@ pub mod event;
 pub mod password;
 pub mod rotation;
 pub mod secret;
+pub mod settings;
 pub mod versions;
 
 pub use error::RotationError;
 pub use event::{RotationEvent, Step};
 pub use password::PasswordPolicy;
-pub use rotation::{rotate_step, Settings};
+pub use rotation::rotate_step;
+pub use settings::{Settings, Strategy};

@@ -38,9 +38,9 @@ impl PasswordPolicy {
         let flag = |name: &str, default: bool| match lookup(name) {
             None => Ok(default),
             Some(v) => match v.trim().to_ascii_lowercase().as_str() {
-                "true" => Ok(true),
-                "false" => Ok(false),
-                _ => Err(format!("{name} is {v:?}; expected true or false")),
+                "true" | "1" | "yes" => Ok(true),
+                "false" | "0" | "no" => Ok(false),
+                _ => Err(format!("{name} is {v:?}; expected true or false (or 1/0, yes/no)")),
             },
         };
         let length = match lookup("PASSWORD_LENGTH") {
@@ -100,6 +100,11 @@ mod tests {
         .unwrap();
         assert_eq!((custom.length, custom.exclude_punctuation), (20, true));
         assert!(PasswordPolicy::from_lookup(|n| (n == "PASSWORD_LENGTH").then(|| "0".into())).is_err());
-        assert!(PasswordPolicy::from_lookup(|n| (n == "EXCLUDE_NUMBERS").then(|| "yes".into())).is_err());
+        for (text, value) in [("yes", true), ("No", false), ("1", true), ("0", false), ("False", false)] {
+            let policy = PasswordPolicy::from_lookup(|n| (n == "EXCLUDE_NUMBERS").then(|| text.into())).expect(text);
+            assert_eq!(policy.exclude_numbers, value, "{text}");
+        }
+        let err = PasswordPolicy::from_lookup(|n| (n == "EXCLUDE_NUMBERS").then(|| "maybe".into())).unwrap_err();
+        assert!(err.contains("EXCLUDE_NUMBERS"), "{err}");
     }
 }

@@ -4,40 +4,14 @@ use aws_sdk_secretsmanager::Client;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::engine::{self, ConnectionSpec, DbError, DbSettings, EngineKind};
+use crate::engine::{self, ConnectionSpec, DbError, EngineKind};
 use crate::error::RotationError;
 use crate::event::{RotationEvent, Step};
-use crate::password::PasswordPolicy;
+use crate::settings::{Settings, Strategy};
 use crate::secret::{Origin, SecretDoc};
 use crate::versions::{check_versions, secret_string, sm_error, CURRENT, PENDING, PREVIOUS};
 
 const CLONE_SUFFIX: &str = "_clone";
-
-#[derive(Debug, Clone, Default)]
-pub struct Settings {
-    pub password_policy: PasswordPolicy,
-    pub db: DbSettings,
-}
-
-impl Settings {
-    /// The password variables, plus `DB_CA_BUNDLE` and `DB_CONNECT_TIMEOUT_SECONDS` (default 5).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
-        let password_policy = PasswordPolicy::from_lookup(&lookup)?;
-        let mut db = DbSettings::default();
-        db.ca_bundle = shared::tls::ExtraBundle::from_lookup("DB_CA_BUNDLE", &lookup);
-        if let Some(text) = lookup("DB_CONNECT_TIMEOUT_SECONDS") {
-            let seconds: u64 = text.trim().parse().ok().filter(|s| *s > 0).ok_or_else(|| {
-                format!("DB_CONNECT_TIMEOUT_SECONDS is {text:?}; expected a whole number above 0")
-            })?;
-            db.connect_timeout = std::time::Duration::from_secs(seconds);
-        }
-        Ok(Settings { password_policy, db })
-    }
-
-    pub fn from_env() -> Result<Settings, String> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-}
 
 /// What a step did; returned to the caller and logged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -120,8 +94,10 @@ async fn create_secret(client: &Client, settings: &Settings, event: &RotationEve
         return Ok("nothing to do: the AWSPENDING version already exists");
     }
     let mut pending = current.clone();
-    if let (Some(database), Some(_)) = (&database, current.master_arn()) {
-        pending.set_text("username", &alternate_username(&database.username));
+    if let (Some(database), Some(_)) = (&database, master_arn(settings, &current, secret_id)?) {
+        let alternate = alternate_username(&database.username);
+        check_user_name_fits(&current, &alternate).map_err(|reason| RotationError::Refused { secret_id: secret_id.clone(), reason })?;
+        pending.set_text("username", &alternate);
     }
     let password = settings.password_policy.generate(client, secret_id).await?;
     pending.set_text("password", &password);
@@ -136,6 +112,36 @@ async fn create_secret(client: &Client, settings: &Settings, event: &RotationEve
         .await
         .map_err(|e| sm_error("PutSecretValue", secret_id, &e))?;
     Ok("created the AWSPENDING version")
+}
+
+/// The master secret the strategy says to rotate with: `None` for a single user.
+fn master_arn<'a>(settings: &Settings, doc: &'a SecretDoc, secret_id: &str) -> Result<Option<&'a str>, RotationError> {
+    match settings.strategy {
+        Strategy::Auto => Ok(doc.master_arn()),
+        Strategy::Single => Ok(None),
+        Strategy::Alternating => doc.master_arn().map(Some).ok_or_else(|| RotationError::Refused {
+            secret_id: secret_id.to_owned(),
+            reason: "ROTATION_STRATEGY is alternating, and the secret has no \"masterarn\"".into(),
+        }),
+    }
+}
+
+/// The engines' limits on user names: PostgreSQL 63 bytes (NAMEDATALEN - 1), MySQL 32
+/// characters, MariaDB 80 characters. Checked before AWSPENDING is written, so a clone name the
+/// database would refuse (or, on PostgreSQL, silently truncate) never reaches a rotation.
+fn check_user_name_fits(doc: &SecretDoc, name: &str) -> Result<(), String> {
+    let engine = doc.text("engine").unwrap_or_default();
+    let (limit, length, unit) = match engine {
+        "postgres" | "aurora-postgresql" => (63, name.len(), "bytes"),
+        "mariadb" => (80, name.chars().count(), "characters"),
+        _ => (32, name.chars().count(), "characters"),
+    };
+    if length > limit {
+        return Err(format!(
+            "the alternate user name {name:?} is {length} {unit} long, and {engine} allows {limit}; shorten the user name"
+        ));
+    }
+    Ok(())
 }
 
 fn db_error(step: Step, secret_id: &str, source: DbError) -> RotationError {
@@ -154,7 +160,7 @@ async fn set_secret(client: &Client, settings: &Settings, event: &RotationEvent)
         Err(e) => return Err(fail(e)),
     }
 
-    if let Some(master_arn) = pending.master_arn() {
+    if let Some(master_arn) = master_arn(settings, &pending, secret_id)? {
         return set_with_master(client, settings, event, &target, master_arn).await;
     }
 
@@ -279,7 +285,8 @@ async fn finish_secret(client: &Client, event: &RotationEvent, current_version: 
 
 #[cfg(test)]
 mod tests {
-    use super::{alternate_username, check_alternation, original_username};
+    use super::{alternate_username, check_alternation, check_user_name_fits, original_username};
+    use crate::secret::{Origin, SecretDoc};
     use crate::engine::{ConnectionSpec, EngineKind, TlsMode};
 
     fn spec(host: &str, port: u16, user: &str) -> ConnectionSpec {
@@ -317,5 +324,16 @@ mod tests {
         assert_eq!(alternate_username("app_clone"), "app");
         assert_eq!(original_username("app_clone"), "app");
         assert_eq!(original_username("app"), "app");
+    }
+
+    #[test]
+    fn clone_names_must_fit_the_engine() {
+        let doc = |engine: &str| SecretDoc::parse(&format!(r#"{{"engine":"{engine}"}}"#), Origin { secret_id: "s", stage: "AWSCURRENT" }).unwrap();
+        assert!(check_user_name_fits(&doc("postgres"), &"a".repeat(63)).is_ok());
+        assert!(check_user_name_fits(&doc("postgres"), &"a".repeat(64)).unwrap_err().contains("63"));
+        // Bytes, not characters, on PostgreSQL.
+        assert!(check_user_name_fits(&doc("postgres"), &"é".repeat(32)).is_err());
+        assert!(check_user_name_fits(&doc("mysql"), &"a".repeat(33)).unwrap_err().contains("32"));
+        assert!(check_user_name_fits(&doc("mariadb"), &"a".repeat(80)).is_ok());
     }
 }

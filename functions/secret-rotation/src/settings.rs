@@ -1,0 +1,65 @@
+//! The function's settings, read once at init from its environment.
+
+use crate::engine::DbSettings;
+use crate::password::PasswordPolicy;
+
+/// How a database secret is rotated (`ROTATION_STRATEGY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// Alternating users when the secret has `masterarn`, else single user.
+    #[default]
+    Auto,
+    /// The user changes its own password, even when the secret has `masterarn` (CDK writes
+    /// `masterarn` into single-user secrets too).
+    Single,
+    /// Alternating users; a secret without `masterarn` is refused.
+    Alternating,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub password_policy: PasswordPolicy,
+    pub db: DbSettings,
+    pub strategy: Strategy,
+}
+
+impl Settings {
+    /// The password variables, `ROTATION_STRATEGY`, `DB_CA_BUNDLE` and
+    /// `DB_CONNECT_TIMEOUT_SECONDS` (default 5).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
+        let password_policy = PasswordPolicy::from_lookup(&lookup)?;
+        let mut db = DbSettings::default();
+        db.ca_bundle = shared::tls::ExtraBundle::from_lookup("DB_CA_BUNDLE", &lookup);
+        if let Some(text) = lookup("DB_CONNECT_TIMEOUT_SECONDS") {
+            let seconds: u64 = text.trim().parse().ok().filter(|s| *s > 0).ok_or_else(|| {
+                format!("DB_CONNECT_TIMEOUT_SECONDS is {text:?}; expected a whole number above 0")
+            })?;
+            db.connect_timeout = std::time::Duration::from_secs(seconds);
+        }
+        let strategy = match lookup("ROTATION_STRATEGY").map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("") | Some("auto") => Strategy::Auto,
+            Some("single") => Strategy::Single,
+            Some("alternating") => Strategy::Alternating,
+            Some(other) => return Err(format!("ROTATION_STRATEGY is {other:?}; expected auto, single or alternating")),
+        };
+        Ok(Settings { password_policy, db, strategy })
+    }
+
+    pub fn from_env() -> Result<Settings, String> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_strategy_is_auto_unless_set() {
+        let strategy = |value: Option<&str>| Settings::from_lookup(|n| (n == "ROTATION_STRATEGY").then(|| value.map(str::to_owned)).flatten()).map(|s| s.strategy);
+        assert_eq!(strategy(None), Ok(Strategy::Auto));
+        assert_eq!(strategy(Some("Single")), Ok(Strategy::Single));
+        assert_eq!(strategy(Some("alternating")), Ok(Strategy::Alternating));
+        assert!(strategy(Some("both")).unwrap_err().contains("ROTATION_STRATEGY"));
+    }
+}
