@@ -406,6 +406,28 @@ async fn strategies_single_and_alternating_and_a_clone_name_too_long() {
     assert!(pending.map(|p| p.secret_string().is_none()).unwrap_or(true), "a pending value was written");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_reach_postgresql_as_scram_verifiers_never_in_its_statement_log() {
+    let scene = scene().await;
+    let pg = Postgres::start_with(&[("log_statement", "all"), ("log_parameter_max_length", "-1")]);
+    let settings = settings_trusting(&pg.ca);
+    let master = pg_master_secret(&scene.sm, &pg, "master-Passw0rd-scram").await;
+    let single = pg_user_secret(&scene.sm, &pg, "scram-single", "logged", "logged-Passw0rd", json!({})).await;
+    full_rotation(&scene, &settings, &single, "a8888888-8888-4888-8888-888888888888").await;
+    let alternating = pg_user_secret(&scene.sm, &pg, "scram-alternating", "pair", "pair-Passw0rd", json!({"masterarn": master})).await;
+    full_rotation(&scene, &settings, &alternating, "a9999999-9999-4999-8999-999999999999").await;
+
+    let log = pg.log();
+    assert!(log.contains("ALTER ROLE") && log.contains("SCRAM-SHA-256$"), "the statement log saw the changes");
+    for id in [&single, &alternating] {
+        let now = current(&scene.sm, id).await;
+        let password = now["password"].as_str().expect("password");
+        let user = now["username"].as_str().expect("user");
+        assert!(pg.can_log_in(user, password).await, "{user} logs in with the rotated password");
+        assert!(!log.contains(password), "the server's log holds a rotated password");
+    }
+}
+
 // --- MySQL / MariaDB ------------------------------------------------------------------------
 
 use harness_services::mariadb::MariaDb;

@@ -19,6 +19,8 @@ pub struct Postgres {
     pub port: u16,
     pub ca: PathBuf,
     dir: PathBuf,
+    /// Server settings of the test's own (`-c name=value`).
+    settings: Vec<String>,
     process: Option<KillOnDrop>,
     owner: Option<(u32, u32)>,
 }
@@ -51,6 +53,11 @@ fn wait_until_ready(port: u16) {
 
 impl Postgres {
     pub fn start() -> Postgres {
+        Postgres::start_with(&[])
+    }
+
+    /// A cluster with extra server settings, such as `("log_statement", "all")`.
+    pub fn start_with(settings: &[(&str, &str)]) -> Postgres {
         let dir = scratch_dir("postgres");
         let data = dir.join("data");
         std::fs::create_dir_all(&dir).expect("creating the cluster folder");
@@ -69,9 +76,15 @@ impl Postgres {
             .expect("running initdb");
         assert!(output.status.success(), "initdb: {}", String::from_utf8_lossy(&output.stderr));
 
-        let mut postgres = Postgres { port: free_port(), ca: certs.ca, dir, process: None, owner };
+        let settings = settings.iter().map(|(name, value)| format!("{name}={value}")).collect();
+        let mut postgres = Postgres { port: free_port(), ca: certs.ca, dir, settings, process: None, owner };
         postgres.run_server();
         postgres
+    }
+
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }
 
     /// Stops the server (the data stays), as a crashed or stopped database would be.
@@ -88,14 +101,16 @@ impl Postgres {
     /// Starts the server on the cluster folder, and waits until it takes logins.
     fn run_server(&mut self) {
         let certs = self.dir.join("certs");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("server.log")).expect("server log");
         let mut child = as_owner(&mut Command::new(pg_bin("postgres")), self.owner)
             .arg("-D").arg(self.dir.join("data"))
             .args(["-p", &self.port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "ssl=on", "-c", "fsync=off"])
             .arg("-k").arg(&self.dir)
             .arg("-c").arg(format!("ssl_cert_file={}", certs.join("server.pem").display()))
             .arg("-c").arg(format!("ssl_key_file={}", certs.join("server.key").display()))
+            .args(self.settings.iter().flat_map(|setting| ["-c", setting.as_str()]))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("starting postgres");
         wait_for_port(self.port, Duration::from_secs(60), "postgres", &mut child);

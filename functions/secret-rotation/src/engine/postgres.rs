@@ -102,9 +102,16 @@ pub async fn check_login(spec: &ConnectionSpec, settings: &DbSettings) -> Result
     Ok(())
 }
 
+/// The password as a SCRAM-SHA-256 verifier (a fresh salt each time): what the server stores
+/// anyway. Sent in its place, the password never appears in a statement, so `log_statement`,
+/// `pg_stat_statements` and error reports cannot show it.
+fn verifier(password: &str) -> String {
+    postgres_protocol::password::scram_sha_256(password.as_bytes())
+}
+
 pub async fn set_own_password(spec: &ConnectionSpec, new_password: &str, settings: &DbSettings) -> Result<(), DbError> {
     let client = connect(spec, settings).await?;
-    let statement = formatted(&client, "ALTER ROLE %I WITH PASSWORD %L", &[&spec.username, new_password]).await?;
+    let statement = formatted(&client, "ALTER ROLE %I WITH PASSWORD %L", &[&spec.username, &verifier(new_password)]).await?;
     client.batch_execute(&statement).await.map_err(password_statement_error)
 }
 
@@ -134,12 +141,12 @@ pub async fn set_user_password(
         .map_err(query_error)?
         .is_some();
     if exists {
-        let statement = formatted(&client, "ALTER ROLE %I WITH PASSWORD %L", &[user, new_password]).await?;
+        let statement = formatted(&client, "ALTER ROLE %I WITH PASSWORD %L", &[user, &verifier(new_password)]).await?;
         return client.batch_execute(&statement).await.map_err(password_statement_error);
     }
     // The clone is a login role that is a member of the original user's role: the same
     // privileges, and it can use the objects the other created.
-    let create = formatted(&client, "CREATE ROLE %I WITH LOGIN PASSWORD %L", &[user, new_password]).await?;
+    let create = formatted(&client, "CREATE ROLE %I WITH LOGIN PASSWORD %L", &[user, &verifier(new_password)]).await?;
     let grant = formatted(&client, "GRANT %I TO %I", &[template_user, user]).await?;
     client.batch_execute(&format!("BEGIN; {create}; {grant}; COMMIT;")).await.map_err(password_statement_error)
 }
