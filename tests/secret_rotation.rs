@@ -517,3 +517,57 @@ async fn an_unverifiable_certificate_is_refused_not_downgraded() {
     assert!(error.contains("TLS with 127.0.0.1"), "{error}");
     assert!(pg.can_log_in("app", "untrusted-Passw0rd").await, "the password was not changed");
 }
+
+// --- Held locks -------------------------------------------------------------------------------
+
+/// Settings that trust `ca` and give each statement `seconds` at most.
+fn bounded(ca: &std::path::Path, seconds: u64) -> Settings {
+    let mut settings = settings_trusting(ca);
+    settings.db.statement_timeout = std::time::Duration::from_secs(seconds);
+    settings
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_lock_held_elsewhere_fails_the_step_in_time_saying_so() {
+    let scene = scene().await;
+    let pg = Postgres::start();
+    let settings = bounded(&pg.ca, 2);
+    let id = pg_user_secret(&scene.sm, &pg, "pg-locked", "app", "locked-Passw0rd", json!({})).await;
+    let token = "b1111111-1111-4111-8111-111111111111";
+    begin_rotation(&scene.sm, &id, token).await;
+    step(&scene, &settings, "createSecret", &id, token).await.expect("create");
+    // Another session changes the same role and keeps its transaction open.
+    let holder = pg.superuser().await;
+    holder.batch_execute("BEGIN; ALTER ROLE app CONNECTION LIMIT 50;").await.expect("holding the role's row");
+    let started = std::time::Instant::now();
+    let blocked = tokio::time::timeout(std::time::Duration::from_secs(25), step(&scene, &settings, "setSecret", &id, token));
+    let error = blocked.await.expect("the step waited on the lock without bound").expect_err("blocked");
+    assert_eq!(error.error_type(), "DatabaseStatementTimeout", "{error}");
+    assert!(error.to_string().contains("lock"), "{error}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "the step gave up long before the function's timeout");
+    holder.batch_execute("ROLLBACK").await.expect("release");
+    // Once the lock is gone, the re-run completes.
+    for name in ["setSecret", "testSecret", "finishSecret"] {
+        step(&scene, &settings, name, &id, token).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mariadb_lock_held_elsewhere_fails_the_step_in_time_saying_so() {
+    let scene = scene().await;
+    let db = MariaDb::start();
+    let settings = bounded(&db.ca, 2);
+    let id = mariadb_user_secret(&scene.sm, &db, "maria-locked", "app", "locked-Maria-Passw0rd", json!({})).await;
+    let token = "b2222222-2222-4222-8222-222222222222";
+    begin_rotation(&scene.sm, &id, token).await;
+    step(&scene, &settings, "createSecret", &id, token).await.expect("create");
+    let mut holder = db.admin().await;
+    holder.query_drop("FLUSH TABLES WITH READ LOCK").await.expect("global read lock");
+    let blocked = tokio::time::timeout(std::time::Duration::from_secs(25), step(&scene, &settings, "setSecret", &id, token));
+    let error = blocked.await.expect("the step waited on the lock without bound").expect_err("blocked");
+    assert_eq!(error.error_type(), "DatabaseStatementTimeout", "{error}");
+    holder.query_drop("UNLOCK TABLES").await.expect("unlock");
+    for name in ["setSecret", "testSecret", "finishSecret"] {
+        step(&scene, &settings, name, &id, token).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}

@@ -24,8 +24,8 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The password variables, `ROTATION_STRATEGY`, `DB_CA_BUNDLE` and
-    /// `DB_CONNECT_TIMEOUT_SECONDS` (default 5).
+    /// The password variables, `ROTATION_STRATEGY`, `DB_CA_BUNDLE`,
+    /// `DB_CONNECT_TIMEOUT_SECONDS` and `DB_STATEMENT_TIMEOUT_SECONDS` (both default 5).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
         let password_policy = PasswordPolicy::from_lookup(&lookup)?;
         let mut db = DbSettings::default();
@@ -35,6 +35,12 @@ impl Settings {
                 format!("DB_CONNECT_TIMEOUT_SECONDS is {text:?}; expected a whole number above 0")
             })?;
             db.connect_timeout = std::time::Duration::from_secs(seconds);
+        }
+        if let Some(text) = lookup("DB_STATEMENT_TIMEOUT_SECONDS") {
+            let seconds: u64 = text.trim().parse().ok().filter(|s| *s > 0).ok_or_else(|| {
+                format!("DB_STATEMENT_TIMEOUT_SECONDS is {text:?}; expected a whole number above 0")
+            })?;
+            db.statement_timeout = std::time::Duration::from_secs(seconds);
         }
         let strategy = match lookup("ROTATION_STRATEGY").map(|s| s.trim().to_ascii_lowercase()).as_deref() {
             None | Some("") | Some("auto") => Strategy::Auto,

@@ -91,6 +91,10 @@ pub enum DbError {
     TrustedRoots(#[from] shared::tls::TlsError),
     #[error("authentication failed for user {user:?}")]
     AuthFailed { user: String },
+    /// A statement waited longer than `DB_STATEMENT_TIMEOUT_SECONDS`, mostly for a lock another
+    /// session holds.
+    #[error("the database did not finish a statement within DB_STATEMENT_TIMEOUT_SECONDS (a lock held by another session, most likely): {message}")]
+    Blocked { message: String },
     #[error("user {user:?} is a superuser or may create roles or users; the master's credentials are not used to change it")]
     PrivilegedUser { user: String },
     #[error("database error: {0}")]
@@ -108,6 +112,7 @@ impl DbError {
             DbError::TrustedRoots(e) => e.error_type(),
             DbError::AuthFailed { .. } => "AuthFailed",
             DbError::PrivilegedUser { .. } => "PrivilegedUserRefused",
+            DbError::Blocked { .. } => "DatabaseStatementTimeout",
             DbError::Query(_) => "DatabaseQueryFailed",
         }
     }
@@ -121,13 +126,16 @@ impl DbError {
 #[derive(Debug, Clone)]
 pub struct DbSettings {
     pub connect_timeout: Duration,
+    /// Bound on each statement and each lock wait (`DB_STATEMENT_TIMEOUT_SECONDS`), so an `ALTER`
+    /// stuck behind another session's lock fails, saying so, well inside the function's timeout.
+    pub statement_timeout: Duration,
     /// `DB_CA_BUNDLE`: CAs trusted beside the system's (the suite's one TLS rule, `shared::tls`).
     pub ca_bundle: Option<shared::tls::ExtraBundle>,
 }
 
 impl Default for DbSettings {
     fn default() -> Self {
-        DbSettings { connect_timeout: Duration::from_secs(5), ca_bundle: None }
+        DbSettings { connect_timeout: Duration::from_secs(5), statement_timeout: Duration::from_secs(5), ca_bundle: None }
     }
 }
 

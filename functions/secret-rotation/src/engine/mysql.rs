@@ -27,7 +27,21 @@ async fn connect_with(spec: &ConnectionSpec, settings: &DbSettings, use_tls: boo
         let ssl = SslOpts::default().with_root_certs(roots).with_disable_built_in_roots(true);
         builder = builder.ssl_opts(Some(ssl));
     }
-    with_timeout(spec, settings, async { Conn::new(builder).await.map_err(|e| classify(spec, e)) }).await
+    let mut conn = with_timeout(spec, settings, async { Conn::new(builder).await.map_err(|e| classify(spec, e)) }).await?;
+    bound_statements(&mut conn, settings).await?;
+    Ok(conn)
+}
+
+/// Bounds lock waits (`lock_wait_timeout`, metadata locks included) and, on MariaDB, every
+/// statement (`max_statement_time`; MySQL's `max_execution_time` bounds only SELECT).
+async fn bound_statements(conn: &mut Conn, settings: &DbSettings) -> Result<(), DbError> {
+    let seconds = settings.statement_timeout.as_secs().max(1);
+    conn.query_drop(format!("SET SESSION lock_wait_timeout = {seconds}")).await.map_err(query_error)?;
+    match conn.query_drop(format!("SET SESSION max_statement_time = {seconds}")).await {
+        // 1193: unknown system variable, i.e. MySQL.
+        Err(mysql_async::Error::Server(ref e)) if e.code == 1193 => Ok(()),
+        other => other.map_err(query_error),
+    }
 }
 
 /// Names the kind of failure. mysql_async errors never include the password.
@@ -57,7 +71,11 @@ fn password_statement_error(err: mysql_async::Error) -> DbError {
 }
 
 fn query_error(err: mysql_async::Error) -> DbError {
-    DbError::Query(err.to_string())
+    match err {
+        // 1205: lock wait timeout; 1969: MariaDB's max_statement_time; 3024: MySQL's.
+        mysql_async::Error::Server(ref e) if [1205, 1969, 3024].contains(&e.code) => DbError::Blocked { message: e.message.clone() },
+        other => DbError::Query(other.to_string()),
+    }
 }
 
 /// A string literal quoted for this session (honouring NO_BACKSLASH_ESCAPES).

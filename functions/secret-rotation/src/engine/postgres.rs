@@ -22,6 +22,10 @@ async fn connect_with(spec: &ConnectionSpec, settings: &DbSettings, use_tls: boo
         .password(&spec.password)
         .dbname(spec.dbname.as_deref().unwrap_or("postgres"))
         .connect_timeout(settings.connect_timeout)
+        .options(&format!(
+            "-c lock_timeout={ms} -c statement_timeout={ms}",
+            ms = settings.statement_timeout.as_millis()
+        ))
         .application_name("secret-rotation");
     with_timeout(spec, settings, async {
         if use_tls {
@@ -83,7 +87,14 @@ fn password_statement_error(err: tokio_postgres::Error) -> DbError {
 }
 
 fn query_error(err: tokio_postgres::Error) -> DbError {
-    DbError::Query(err.as_db_error().map(|e| e.message().to_owned()).unwrap_or_else(|| err.to_string()))
+    let message = err.as_db_error().map(|e| e.message().to_owned()).unwrap_or_else(|| err.to_string());
+    match err.code() {
+        // lock_timeout or statement_timeout ran out.
+        Some(code) if *code == SqlState::LOCK_NOT_AVAILABLE || *code == SqlState::QUERY_CANCELED => {
+            DbError::Blocked { message }
+        }
+        _ => DbError::Query(message),
+    }
 }
 
 /// Builds a statement with the server's quoting, from bound values.
