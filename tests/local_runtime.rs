@@ -108,3 +108,44 @@ async fn errors_reach_lambda_with_a_type_naming_the_mistake() {
     let refusal = api.invoke(&read_event("mq-scheduled-poll.json"), LIMIT).await.error();
     assert_eq!(refusal["errorType"], "BrokerCredentialsFailed", "{refusal}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_trace_level_no_raw_event_reaches_the_logs() {
+    let moto = Moto::start();
+    let dir = std::env::temp_dir().join(format!("trace-logs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let trace = |env: &mut Vec<(String, String)>| {
+        env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "TRACE".into()));
+        env.push(("RUST_LOG".into(), "trace,lambda_runtime=trace,tokio_postgres=trace,mysql_async=trace,lapin=trace".into()));
+    };
+
+    // A rotation event: its RotationToken must not be logged.
+    let log = dir.join("rotation.log");
+    let mut env = moto.env();
+    trace(&mut env);
+    let api = RuntimeApi::start().await;
+    let function = api.spawn_function(&function_binary("secret-rotation"), "secret-rotation", &env, Output::File(log.clone()));
+    let event = json!({"Step": "createSecret", "SecretId": "absent", "ClientRequestToken": "c1111111-1111-4111-8111-111111111111",
+        "RotationToken": "rotation-token-that-must-stay-private"});
+    api.invoke(&event, LIMIT).await.error();
+    drop(function);
+
+    // An MQ batch: its message bodies must not be logged.
+    let batch_log = dir.join("mq.log");
+    let mut env = moto.env();
+    env.push(("TABLE_NAME".into(), "absent-table".into()));
+    trace(&mut env);
+    let api = RuntimeApi::start().await;
+    let function = api.spawn_function(&function_binary("mq-poller"), "mq-poller", &env, Output::File(batch_log.clone()));
+    // base64 of "private message body"
+    let batch = json!({"eventSource": "aws:mq", "messages": [{"messageID": "ID:1", "data": "cHJpdmF0ZSBtZXNzYWdlIGJvZHk="}]});
+    api.invoke(&batch, LIMIT).await.error();
+    drop(function);
+
+    let rotation = std::fs::read_to_string(&log).expect("rotation log");
+    let mq = std::fs::read_to_string(&batch_log).expect("mq log");
+    assert!(rotation.contains("TRACE") || rotation.contains("DEBUG"), "tracing was on: {rotation}");
+    assert!(!rotation.contains("rotation-token-that-must-stay-private"), "the RotationToken was logged:\n{rotation}");
+    assert!(!mq.contains("cHJpdmF0ZSBtZXNzYWdlIGJvZHk=") && !mq.contains("private message body"), "a message body was logged:\n{mq}");
+    let _ = std::fs::remove_dir_all(dir);
+}

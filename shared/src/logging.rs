@@ -2,23 +2,43 @@
 //! subscriber does: `AWS_LAMBDA_LOG_FORMAT=JSON` gives structured lines, `AWS_LAMBDA_LOG_LEVEL`
 //! (or `RUST_LOG`) sets the level; without them (a local run) readable text at INFO.
 //!
-//! One difference: database and broker clients log statements and frames (with their values,
-//! passwords included) at debug level. They are capped at INFO whatever level is asked for.
+//! One difference: some libraries log what must never be logged (statements with passwords,
+//! logins, raw events); they are capped whatever level or directive is asked for.
 
-use lambda_runtime::tracing::subscriber::filter::{EnvFilter, LevelFilter};
-use lambda_runtime::tracing::subscriber::fmt::MakeWriter;
+use lambda_runtime::tracing::subscriber as tracing_subscriber;
+use lambda_runtime::tracing::Level;
+use tracing_subscriber::filter::{filter_fn, EnvFilter, LevelFilter};
+use tracing_subscriber::fmt::{self, MakeWriter};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, Registry};
 
-/// Targets never logged below INFO: they would print SQL with passwords in it.
-/// (The AMQP client logs its frames, login included, at debug level too.)
-const CAPPED_TARGETS: &[&str] = &[
-    "tokio_postgres=info",
-    "mysql_async=info",
-    "mysql_common=info",
-    "lapin=info",
-    "amq_protocol=info",
-    "amq_protocol_tcp=info",
-    "tcp_stream=info",
+/// Targets capped whatever level or directive is asked for (`RUST_LOG=tokio_postgres=trace`
+/// included), with the most verbose level each may log at. Below it they would print what must
+/// never reach a log: SQL with passwords, logins (the database and AMQP clients log statements
+/// and frames at debug level), and `lambda_runtime` logs every raw event at TRACE (a rotation's
+/// `RotationToken`, an MQ batch's message bodies).
+const CAPPED_TARGETS: &[(&str, Level)] = &[
+    ("tokio_postgres", Level::INFO),
+    ("postgres_protocol", Level::INFO),
+    ("mysql_async", Level::INFO),
+    ("mysql_common", Level::INFO),
+    ("lapin", Level::INFO),
+    ("amq_protocol", Level::INFO),
+    ("amq_protocol_tcp", Level::INFO),
+    ("tcp_stream", Level::INFO),
+    ("lambda_runtime", Level::DEBUG),
+    ("lambda_runtime_api_client", Level::DEBUG),
+    ("lambda_http", Level::DEBUG),
 ];
+
+/// Whether a capped target's event or span at `level` may be logged.
+fn within_cap(target: &str, level: &Level) -> bool {
+    CAPPED_TARGETS
+        .iter()
+        .filter(|(capped, _)| target == *capped || target.strip_prefix(capped).is_some_and(|rest| rest.starts_with("::")))
+        .all(|(_, most_verbose)| level <= most_verbose)
+}
 
 /// Installs the global tracing subscriber, writing to stdout. Call once, first thing in `main`.
 pub fn init() {
@@ -35,18 +55,28 @@ where
         .ok()
         .and_then(|text| text.parse::<LevelFilter>().ok())
         .unwrap_or(LevelFilter::INFO);
-    let mut filter = EnvFilter::builder().with_default_directive(level.into()).from_env_lossy();
-    for directive in CAPPED_TARGETS {
-        if let Ok(directive) = directive.parse() {
-            filter = filter.add_directive(directive);
-        }
-    }
-    let builder = lambda_runtime::tracing::subscriber::fmt()
-        .with_target(false)
-        .without_time()
-        .with_env_filter(filter)
-        .with_writer(writer);
+    let requested = EnvFilter::builder().with_default_directive(level.into()).from_env_lossy();
+    // A hard cap on top of whatever was requested: directives cannot lift it.
+    let cap = filter_fn(|metadata| within_cap(metadata.target(), metadata.level()));
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let layer = fmt::layer().with_target(false).without_time().with_writer(writer);
+    let layer: Box<dyn Layer<Registry> + Send + Sync> = if json { layer.json().boxed() } else { layer.boxed() };
     // A second call (tests) finds a subscriber installed already; that one stays.
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let _ = tracing_subscriber::registry().with(layer.with_filter(requested).with_filter(cap)).try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capped_targets_stay_capped_and_others_are_free() {
+        assert!(!within_cap("tokio_postgres::query", &Level::DEBUG));
+        assert!(within_cap("tokio_postgres", &Level::INFO));
+        assert!(!within_cap("lambda_runtime::layers::api_response", &Level::TRACE));
+        assert!(within_cap("lambda_runtime::runtime", &Level::DEBUG));
+        assert!(within_cap("secret_rotation::rotation", &Level::TRACE));
+        // A prefix of a name is not the name.
+        assert!(within_cap("lapin_extras", &Level::TRACE));
+    }
 }

@@ -24,12 +24,14 @@ pub fn lambda_env(runtime_api: &str, function_name: &str) -> Vec<(String, String
 }
 
 /// Where a function process's stdout and stderr go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
     /// Into the caller's (a test shows the function's logs when it fails).
     Inherit,
     /// Nowhere (a bench measures the process, not the terminal).
     Discard,
+    /// Both into this file (a test reads what the function logged).
+    File(std::path::PathBuf),
 }
 
 /// Starts `binary` as Lambda starts a function: an environment of Lambda's variables and
@@ -47,8 +49,16 @@ pub fn spawn_function(
         command.env(key, value);
     }
     command.stdin(Stdio::null());
-    if output == Output::Discard {
-        command.stdout(Stdio::null()).stderr(Stdio::null());
+    match output {
+        Output::Inherit => {}
+        Output::Discard => {
+            command.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+        Output::File(path) => {
+            let file = std::fs::File::create(&path).unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
+            let copy = file.try_clone().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            command.stdout(file).stderr(copy);
+        }
     }
     let child = command.spawn().unwrap_or_else(|e| panic!("starting {} (is it built?): {e}", binary.display()));
     KillOnDrop(child)
