@@ -428,6 +428,28 @@ async fn passwords_reach_postgresql_as_scram_verifiers_never_in_its_statement_lo
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roots_shipped_in_the_function_verify_the_database_without_a_bundle() {
+    let scene = scene().await;
+    let pg = Postgres::start();
+    // The test CA takes the place of the shipped RDS roots: the same code path, no DB_CA_BUNDLE.
+    let pem: &'static [u8] = Box::leak(std::fs::read(&pg.ca).expect("test CA").into_boxed_slice());
+    let mut settings = Settings::default();
+    settings.db.shipped_roots = shared::tls::ShippedRoots { name: "test CA", pem };
+    assert!(settings.db.ca_bundle.is_none());
+    let id = pg_user_secret(&scene.sm, &pg, "shipped-roots", "app", "shipped-Passw0rd", json!({"ssl": true})).await;
+    full_rotation(&scene, &settings, &id, "b3333333-3333-4333-8333-333333333333").await;
+    let now = current(&scene.sm, &id).await;
+    assert!(pg.can_log_in("app", now["password"].as_str().expect("password")).await);
+    // With only the real shipped roots, the test CA's server is refused, not downgraded.
+    let id = pg_user_secret(&scene.sm, &pg, "shipped-roots-refused", "other", "other-Passw0rd", json!({"ssl": true})).await;
+    let token = "b4444444-4444-4444-8444-444444444444";
+    begin_rotation(&scene.sm, &id, token).await;
+    step(&scene, &Settings::default(), "createSecret", &id, token).await.expect("create");
+    let error = step(&scene, &Settings::default(), "setSecret", &id, token).await.expect_err("unverified");
+    assert_eq!(error.error_type(), "DatabaseTlsFailed", "{error}");
+}
+
 // --- MySQL / MariaDB ------------------------------------------------------------------------
 
 use harness_services::mariadb::MariaDb;

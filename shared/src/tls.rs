@@ -1,7 +1,8 @@
 //! The suite's one TLS rule, for every connection a function makes to a database or a broker:
 //! - always verified; a failed check is an error, never a reason to fall back to plain text;
-//! - trusted roots: the system's store, plus the operator's PEM bundle (`DB_CA_BUNDLE`,
-//!   `BROKER_CA_BUNDLE`) *added* to it;
+//! - trusted roots: the system's store, plus roots a function ships for its peers (the Amazon
+//!   RDS CAs, for databases), plus the operator's PEM bundle (`DB_CA_BUNDLE`,
+//!   `BROKER_CA_BUNDLE`) *added* to them;
 //! - loaded once per execution environment: the system store on first use, each bundle on its
 //!   first use, then reused by every connection.
 //!
@@ -50,10 +51,33 @@ impl ExtraBundle {
     }
 }
 
+/// Roots a function ships for its peers, compiled in as PEM (the RDS CAs for databases).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShippedRoots {
+    pub name: &'static str,
+    pub pem: &'static [u8],
+}
+
+impl ShippedRoots {
+    /// No roots beyond the system's (brokers).
+    pub const NONE: ShippedRoots = ShippedRoots { name: "none", pem: b"" };
+
+    /// The certificates, each checked usable as a root.
+    pub fn certificates(&self) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+        let bad = |reason: String| TlsError::Config(format!("the shipped {} roots: {reason}", self.name));
+        let certs = CertificateDer::pem_slice_iter(self.pem).collect::<Result<Vec<_>, _>>().map_err(|e| bad(e.to_string()))?;
+        let mut check = RootCertStore::empty();
+        for cert in &certs {
+            check.add(cert.clone()).map_err(|e| bad(e.to_string()))?;
+        }
+        Ok(certs)
+    }
+}
+
 /// The roots one kind of peer is verified against, and a rustls configuration built on them.
 #[derive(Debug)]
 pub struct PeerTrust {
-    /// Every trusted root (system, then bundle), for clients that take certificates, not a
+    /// Every trusted root (system, shipped, then bundle), for clients that take certificates, not a
     /// configuration.
     pub roots: Vec<CertificateDer<'static>>,
     /// The bundle's PEM text as read, for clients that add PEM to their own system roots.
@@ -74,23 +98,32 @@ fn system_roots() -> &'static [CertificateDer<'static>] {
     SYSTEM.get_or_init(|| rustls_native_certs::load_native_certs().certs)
 }
 
-/// The trust for peers verified against the system roots plus `bundle`: built on first use,
-/// then the same `Arc` for the life of the execution environment.
-pub fn peer_trust(bundle: Option<&ExtraBundle>) -> Result<Arc<PeerTrust>, TlsError> {
-    static BUILT: Mutex<Vec<(Option<ExtraBundle>, Arc<PeerTrust>)>> = Mutex::new(Vec::new());
+/// The trust for peers verified against the system roots plus `shipped` plus `bundle`: built
+/// on first use, then the same `Arc` for the life of the execution environment.
+pub fn peer_trust(shipped: &ShippedRoots, bundle: Option<&ExtraBundle>) -> Result<Arc<PeerTrust>, TlsError> {
+    type Key = (ShippedRoots, Option<ExtraBundle>);
+    static BUILT: Mutex<Vec<(Key, Arc<PeerTrust>)>> = Mutex::new(Vec::new());
     let mut built = BUILT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some((_, trust)) = built.iter().find(|(key, _)| key.as_ref() == bundle) {
+    if let Some((_, trust)) = built.iter().find(|((s, b), _)| s == shipped && b.as_ref() == bundle) {
         return Ok(trust.clone());
     }
-    let trust = Arc::new(build_peer_trust(system_roots(), bundle)?);
-    built.push((bundle.cloned(), trust.clone()));
+    let trust = Arc::new(build_peer_trust(system_roots(), shipped, bundle)?);
+    built.push(((*shipped, bundle.cloned()), trust.clone()));
     Ok(trust)
 }
 
-fn build_peer_trust(system: &[CertificateDer<'static>], bundle: Option<&ExtraBundle>) -> Result<PeerTrust, TlsError> {
+fn build_peer_trust(
+    system: &[CertificateDer<'static>],
+    shipped: &ShippedRoots,
+    bundle: Option<&ExtraBundle>,
+) -> Result<PeerTrust, TlsError> {
     let mut store = RootCertStore::empty();
     let (_valid, _invalid) = store.add_parsable_certificates(system.iter().cloned());
     let mut roots = system.to_vec();
+    for cert in shipped.certificates()? {
+        store.add(cert.clone()).map_err(|e| TlsError::Config(e.to_string()))?;
+        roots.push(cert);
+    }
     let mut bundle_pem = None;
     if let Some(bundle) = bundle {
         let (pem, certs) = read_bundle(bundle)?;
@@ -155,7 +188,7 @@ mod tests {
     #[test]
     fn a_missing_bundle_names_the_variable_and_the_path() {
         let missing = bundle("DB_CA_BUNDLE", Path::new("/nonexistent/ca.pem"));
-        let err = build_peer_trust(&[], Some(&missing)).expect_err("missing file");
+        let err = build_peer_trust(&[], &ShippedRoots::NONE, Some(&missing)).expect_err("missing file");
         assert!(matches!(err, TlsError::UnreadableBundle { variable: "DB_CA_BUNDLE", .. }), "{err:?}");
         assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
     }
@@ -163,7 +196,7 @@ mod tests {
     #[test]
     fn a_bundle_without_certificates_is_refused() {
         let path = temp_file("empty.pem", "not a certificate\n");
-        let err = build_peer_trust(&[], Some(&bundle("BROKER_CA_BUNDLE", &path))).expect_err("empty bundle");
+        let err = build_peer_trust(&[], &ShippedRoots::NONE, Some(&bundle("BROKER_CA_BUNDLE", &path))).expect_err("empty bundle");
         assert_eq!(err, TlsError::EmptyBundle { variable: "BROKER_CA_BUNDLE", path: path.clone() });
         let _ = std::fs::remove_file(path);
     }
@@ -176,7 +209,7 @@ mod tests {
         let der = system[0].as_ref();
         let pem = format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", base64_lines(der));
         let path = temp_file("one.pem", &pem);
-        let trust = build_peer_trust(system, Some(&bundle("DB_CA_BUNDLE", &path))).expect("trust");
+        let trust = build_peer_trust(system, &ShippedRoots::NONE, Some(&bundle("DB_CA_BUNDLE", &path))).expect("trust");
         assert_eq!(trust.roots.len(), system.len() + 1);
         assert_eq!(trust.bundle_pem.as_deref(), Some(pem.as_str()));
         let _ = std::fs::remove_file(path);
@@ -184,8 +217,8 @@ mod tests {
 
     #[test]
     fn each_bundle_is_loaded_once_and_shared() {
-        let first = peer_trust(None).expect("system trust");
-        let again = peer_trust(None).expect("system trust");
+        let first = peer_trust(&ShippedRoots::NONE, None).expect("system trust");
+        let again = peer_trust(&ShippedRoots::NONE, None).expect("system trust");
         assert!(Arc::ptr_eq(&first, &again));
     }
 

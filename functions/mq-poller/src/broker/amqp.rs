@@ -40,7 +40,7 @@ impl AmqpConsumer {
         // Credentials go into the parsed URI, never into a string that could be printed.
         uri.authority.userinfo = AMQPUserInfo { username: credentials.username.clone(), password: credentials.password().to_owned() };
         // lapin adds these to the system roots it loads itself (its rustls-native-certs feature).
-        let cert_chain = shared::tls::peer_trust(settings.broker_ca_bundle.as_ref())?.bundle_pem.clone();
+        let cert_chain = shared::tls::peer_trust(&shared::tls::ShippedRoots::NONE, settings.broker_ca_bundle.as_ref())?.bundle_pem.clone();
         let tls = OwnedTLSConfig { identity: None, cert_chain };
         let runtime = lapin::runtime::default_runtime().map_err(|e| classify(&name, &credentials.username, &e))?;
         let within = settings.connect_timeout;

@@ -48,7 +48,7 @@ impl StompConsumer {
             .map_err(|e| unreachable(e.to_string()))?;
         let io: Box<dyn Io> = if endpoint.tls {
             let tls_error = |message: String| BrokerError::Tls { endpoint: name.clone(), message };
-            let trust = shared::tls::peer_trust(settings.broker_ca_bundle.as_ref())?;
+            let trust = shared::tls::peer_trust(&shared::tls::ShippedRoots::NONE, settings.broker_ca_bundle.as_ref())?;
             let server_name = rustls::pki_types::ServerName::try_from(endpoint.host.clone())
                 .map_err(|e| tls_error(e.to_string()))?;
             let stream = tokio::time::timeout(within, TlsConnector::from(trust.config.clone()).connect(server_name, tcp))

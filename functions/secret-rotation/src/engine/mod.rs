@@ -122,6 +122,11 @@ impl DbError {
     }
 }
 
+/// The Amazon RDS root CAs (`certs/rds-ca-bundle.pem`), so TLS to RDS and Aurora verifies
+/// without a bundle of the operator's.
+pub const RDS_ROOTS: shared::tls::ShippedRoots =
+    shared::tls::ShippedRoots { name: "Amazon RDS", pem: include_bytes!("../../certs/rds-ca-bundle.pem") };
+
 /// Connection settings shared by every engine.
 #[derive(Debug, Clone)]
 pub struct DbSettings {
@@ -129,13 +134,21 @@ pub struct DbSettings {
     /// Bound on each statement and each lock wait (`DB_STATEMENT_TIMEOUT_SECONDS`), so an `ALTER`
     /// stuck behind another session's lock fails, saying so, well inside the function's timeout.
     pub statement_timeout: Duration,
-    /// `DB_CA_BUNDLE`: CAs trusted beside the system's (the suite's one TLS rule, `shared::tls`).
+    /// Roots shipped in the function and trusted beside the system's: the Amazon RDS CAs, which
+    /// Lambda's images lack. (Tests put a test CA here to exercise the same path.)
+    pub shipped_roots: shared::tls::ShippedRoots,
+    /// `DB_CA_BUNDLE`: CAs trusted beside those (the suite's one TLS rule, `shared::tls`).
     pub ca_bundle: Option<shared::tls::ExtraBundle>,
 }
 
 impl Default for DbSettings {
     fn default() -> Self {
-        DbSettings { connect_timeout: Duration::from_secs(5), statement_timeout: Duration::from_secs(5), ca_bundle: None }
+        DbSettings {
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(5),
+            shipped_roots: RDS_ROOTS,
+            ca_bundle: None,
+        }
     }
 }
 
@@ -203,4 +216,24 @@ pub(crate) async fn with_timeout<T>(
     tokio::time::timeout(settings.connect_timeout, connect).await.unwrap_or_else(|_| {
         Err(DbError::Timeout { host: spec.host.clone(), port: spec.port, seconds: settings.connect_timeout.as_secs() })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RDS_ROOTS;
+
+    #[test]
+    fn the_shipped_rds_bundle_parses_and_holds_the_g1_roots() {
+        let certs = RDS_ROOTS.certificates().expect("the shipped bundle parses, every certificate a usable root");
+        assert!(certs.len() >= 80, "{} certificates", certs.len());
+        // Subjects read "Amazon RDS <region> Root CA <family>".
+        for family in ["Root CA RSA2048 G1", "Root CA RSA4096 G1", "Root CA ECC384 G1"] {
+            let count = certs
+                .iter()
+                .map(|c| String::from_utf8_lossy(c.as_ref()).into_owned())
+                .filter(|text| text.contains("Amazon RDS") && text.contains(family))
+                .count();
+            assert!(count >= 20, "{family}: {count} regional roots");
+        }
+    }
 }

@@ -22,7 +22,7 @@ async fn connect_with(spec: &ConnectionSpec, settings: &DbSettings, use_tls: boo
         .prefer_socket(false);
     if use_tls {
         // The suite's roots in place of mysql_async's built-in ones.
-        let trust = shared::tls::peer_trust(settings.ca_bundle.as_ref())?;
+        let trust = shared::tls::peer_trust(&settings.shipped_roots, settings.ca_bundle.as_ref())?;
         let roots = trust.roots.iter().map(|cert| cert.to_vec().into()).collect();
         let ssl = SslOpts::default().with_root_certs(roots).with_disable_built_in_roots(true);
         builder = builder.ssl_opts(Some(ssl));

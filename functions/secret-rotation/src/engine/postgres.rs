@@ -30,7 +30,7 @@ async fn connect_with(spec: &ConnectionSpec, settings: &DbSettings, use_tls: boo
     with_timeout(spec, settings, async {
         if use_tls {
             config.ssl_mode(tokio_postgres::config::SslMode::Require);
-            let trust = shared::tls::peer_trust(settings.ca_bundle.as_ref())?;
+            let trust = shared::tls::peer_trust(&settings.shipped_roots, settings.ca_bundle.as_ref())?;
             let connector = MakeRustlsConnect::new(ClientConfig::clone(&trust.config));
             let (client, connection) = config.connect(connector).await.map_err(|e| classify(spec, e))?;
             tokio::spawn(connection);
