@@ -593,3 +593,57 @@ async fn a_mariadb_lock_held_elsewhere_fails_the_step_in_time_saying_so() {
         step(&scene, &settings, name, &id, token).await.unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
+
+// --- Clones converge ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_made_postgres_clone_is_repaired_and_its_objects_belong_to_the_original() {
+    let scene = scene().await;
+    let pg = Postgres::start();
+    let settings = settings_trusting(&pg.ca);
+    let master = pg_master_secret(&scene.sm, &pg, "master-Passw0rd-repair").await;
+    let id = pg_user_secret(&scene.sm, &pg, "half-made", "app", "half-Passw0rd", json!({"masterarn": master})).await;
+    let superuser = pg.superuser().await;
+    superuser.batch_execute("GRANT CREATE ON SCHEMA public TO app").await.expect("schema grant");
+    // A clone whose CREATE succeeded, and nothing after.
+    superuser.batch_execute("CREATE ROLE app_clone LOGIN").await.expect("half-made clone");
+    full_rotation(&scene, &settings, &id, "b5555555-5555-4555-8555-555555555555").await;
+    let now = current(&scene.sm, &id).await;
+    assert_eq!(now["username"], "app_clone");
+    let member = superuser.query_one("SELECT pg_has_role('app_clone', 'app', 'MEMBER')", &[]).await.expect("membership");
+    assert!(member.get::<_, bool>(0), "the re-run made the clone a member of the original");
+    let as_clone = pg.connect("app_clone", now["password"].as_str().expect("password")).await.expect("clone login");
+    as_clone.batch_execute("CREATE TABLE made_by_clone (x int)").await.expect("the clone creates a table");
+    let owner = superuser
+        .query_one("SELECT tableowner::text FROM pg_tables WHERE tablename = 'made_by_clone'", &[])
+        .await
+        .expect("owner");
+    assert_eq!(owner.get::<_, String>(0), "app", "objects the clone creates belong to the original");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_clone_grants_follow_the_original_both_ways_and_keep_its_tls_requirement() {
+    let scene = scene().await;
+    let db = MariaDb::start();
+    let settings = settings_trusting(&db.ca);
+    let master = create_secret(&scene.sm, "maria-master-sync", &json!({
+        "engine": "mariadb", "host": "127.0.0.1", "port": db.port,
+        "username": harness_services::mariadb::ADMIN, "password": harness_services::mariadb::ADMIN_PASSWORD
+    })).await;
+    let id = mariadb_user_secret(&scene.sm, &db, "maria-sync", "shop", "shop-Maria-Passw0rd", json!({"masterarn": master, "ssl": true})).await;
+    let mut admin = db.admin().await;
+    admin.query_drop("ALTER USER 'shop'@'%' REQUIRE SSL").await.expect("require ssl");
+    full_rotation(&scene, &settings, &id, "b6666666-6666-4666-8666-666666666661").await;
+    // The DBA changes the original's grants while the clone is current.
+    admin.query_drop("GRANT UPDATE ON app.* TO 'shop'@'%'").await.expect("grant update");
+    admin.query_drop("REVOKE INSERT ON app.* FROM 'shop'@'%'").await.expect("revoke insert");
+    full_rotation(&scene, &settings, &id, "b6666666-6666-4666-8666-666666666662").await;
+    full_rotation(&scene, &settings, &id, "b6666666-6666-4666-8666-666666666663").await;
+    assert_eq!(current(&scene.sm, &id).await["username"], "shop_clone");
+    let grants: Vec<String> = admin.query("SHOW GRANTS FOR 'shop_clone'@'%'").await.expect("grants");
+    let on_app = grants.iter().find(|g| g.contains("ON `app`.*")).cloned().unwrap_or_default();
+    assert!(on_app.contains("UPDATE") && on_app.contains("SELECT"), "the added grant reached the clone: {grants:?}");
+    assert!(!on_app.contains("INSERT"), "the revoked grant left the clone too: {grants:?}");
+    let ssl: Option<String> = admin.query_first("SELECT ssl_type FROM mysql.user WHERE User = 'shop_clone'").await.expect("ssl_type");
+    assert_eq!(ssl.as_deref(), Some("ANY"), "the clone requires TLS as the original does");
+}

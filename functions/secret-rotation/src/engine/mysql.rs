@@ -128,39 +128,76 @@ pub async fn set_user_password(
     if let Some(user) = privileged {
         return Err(DbError::PrivilegedUser { user });
     }
-    let hosts: Vec<String> =
-        conn.exec("SELECT Host FROM mysql.user WHERE User = ?", (user,)).await.map_err(query_error)?;
+    let hosts = hosts_of(&mut conn, user).await?;
     let name = literal(&mut conn, user).await?;
     let password = literal(&mut conn, new_password).await?;
-    if !hosts.is_empty() {
-        for host in hosts {
-            let host = literal(&mut conn, &host).await?;
+    if hosts.is_empty() {
+        copy_user(&mut conn, template_user, &name, &password).await?;
+    } else {
+        for host in &hosts {
+            let host = literal(&mut conn, host).await?;
             conn.query_drop(format!("ALTER USER {name}@{host} IDENTIFIED BY {password}")).await.map_err(password_statement_error)?;
         }
-    } else {
-        copy_user(&mut conn, template_user, &name, &password).await?;
+        if user != template_user {
+            sync_grants(&mut conn, template_user, &name, &hosts).await?;
+        }
     }
     let _ = conn.disconnect().await;
     Ok(())
 }
 
+/// The hosts `user` has accounts on; none means it does not exist.
+async fn hosts_of(conn: &mut Conn, user: &str) -> Result<Vec<String>, DbError> {
+    conn.exec("SELECT Host FROM mysql.user WHERE User = ?", (user,)).await.map_err(query_error)
+}
+
 /// Creates the clone on each host the original user has, with the original's grants.
 async fn copy_user(conn: &mut Conn, template_user: &str, clone: &str, password: &str) -> Result<(), DbError> {
-    let hosts: Vec<String> =
-        conn.exec("SELECT Host FROM mysql.user WHERE User = ?", (template_user,)).await.map_err(query_error)?;
+    let hosts = hosts_of(conn, template_user).await?;
     if hosts.is_empty() {
         return Err(DbError::Query(format!("user {template_user:?} does not exist, so it cannot be cloned")));
     }
-    let original = literal(conn, template_user).await?;
-    for host in hosts {
-        let host = literal(conn, &host).await?;
+    for host in &hosts {
+        let host = literal(conn, host).await?;
         conn.query_drop(format!("CREATE USER {clone}@{host} IDENTIFIED BY {password}")).await.map_err(password_statement_error)?;
+    }
+    sync_grants(conn, template_user, clone, &hosts).await
+}
+
+/// Makes the clone's grants and TLS requirement on each host those of the original: grants
+/// added to the original since reach the clone, grants taken from it are taken from the clone,
+/// and a clone whose grants failed half-way is completed. The clone is the pending user, not
+/// the one in use, while this runs.
+async fn sync_grants(conn: &mut Conn, template_user: &str, clone: &str, hosts: &[String]) -> Result<(), DbError> {
+    let original = literal(conn, template_user).await?;
+    for host_name in hosts {
+        let host = literal(conn, host_name).await?;
+        let template_has_host: Option<String> = conn
+            .exec_first("SELECT Host FROM mysql.user WHERE User = ? AND Host = ?", (template_user, host_name))
+            .await
+            .map_err(query_error)?;
+        if template_has_host.is_none() {
+            continue;
+        }
+        conn.query_drop(format!("REVOKE ALL PRIVILEGES, GRANT OPTION FROM {clone}@{host}")).await.map_err(query_error)?;
         let grants: Vec<String> = conn.query(format!("SHOW GRANTS FOR {original}@{host}")).await.map_err(query_error)?;
         for grant in grants {
             if let Some(statement) = regrant(&grant, clone, &host) {
                 conn.query_drop(statement).await.map_err(password_statement_error)?;
             }
         }
+        let ssl_type: Option<String> = conn
+            .exec_first("SELECT ssl_type FROM mysql.user WHERE User = ? AND Host = ?", (template_user, host_name))
+            .await
+            .map_err(query_error)?;
+        let require = match ssl_type.as_deref() {
+            Some("ANY") => "SSL",
+            Some("X509") => "X509",
+            // SPECIFIED (issuer, subject, cipher) names one client certificate: not copied.
+            Some("SPECIFIED") => continue,
+            _ => "NONE",
+        };
+        conn.query_drop(format!("ALTER USER {clone}@{host} REQUIRE {require}")).await.map_err(query_error)?;
     }
     Ok(())
 }

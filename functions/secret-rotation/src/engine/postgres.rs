@@ -151,13 +151,22 @@ pub async fn set_user_password(
         .await
         .map_err(query_error)?
         .is_some();
-    if exists {
-        let statement = formatted(&client, "ALTER ROLE %I WITH PASSWORD %L", &[user, &verifier(new_password)]).await?;
-        return client.batch_execute(&statement).await.map_err(password_statement_error);
+    let set_password = if exists {
+        formatted(&client, "ALTER ROLE %I WITH PASSWORD %L", &[user, &verifier(new_password)]).await?
+    } else {
+        formatted(&client, "CREATE ROLE %I WITH LOGIN PASSWORD %L", &[user, &verifier(new_password)]).await?
+    };
+    if user == template_user {
+        return client.batch_execute(&set_password).await.map_err(password_statement_error);
     }
-    // The clone is a login role that is a member of the original user's role: the same
-    // privileges, and it can use the objects the other created.
-    let create = formatted(&client, "CREATE ROLE %I WITH LOGIN PASSWORD %L", &[user, &verifier(new_password)]).await?;
+    // The clone is a login role that is a member of the original user's role, and whose
+    // sessions act as that role: the same privileges, and every object either creates is owned
+    // by the original, so neither loses access when the other is current. Stated again on each
+    // rotation, so a clone left half-made (created, not granted) is repaired by the re-run.
     let grant = formatted(&client, "GRANT %I TO %I", &[template_user, user]).await?;
-    client.batch_execute(&format!("BEGIN; {create}; {grant}; COMMIT;")).await.map_err(password_statement_error)
+    let act_as = formatted(&client, "ALTER ROLE %I SET role = %L", &[user, template_user]).await?;
+    client
+        .batch_execute(&format!("BEGIN; {set_password}; {grant}; {act_as}; COMMIT;"))
+        .await
+        .map_err(password_statement_error)
 }
