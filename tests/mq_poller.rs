@@ -240,7 +240,7 @@ async fn rabbitmq_drains_with_manual_acks_and_ids_from_the_message_id_property()
     channel.queue_declare(queue.into(), QueueDeclareOptions::default(), FieldTable::default()).await.expect("declare");
     for i in 0..300usize {
         let (body, _) = test_message(i);
-        // Every tenth message has no message_id: it gets a generated key.
+        // Every tenth message has no message_id: it is keyed by its content.
         let properties = if i % 10 == 0 { BasicProperties::default() } else { BasicProperties::default().with_message_id(format!("m-{i}").into()) };
         channel
             .basic_publish("".into(), queue.into(), BasicPublishOptions::default(), &body, properties)
@@ -259,8 +259,8 @@ async fn rabbitmq_drains_with_manual_acks_and_ids_from_the_message_id_property()
     let items = scan_all(&scene.dynamo, TABLE).await;
     assert_eq!(items.len(), 300);
     assert_eq!(bodies(&items), (0..300).map(|i| test_message(i).0).collect::<BTreeSet<_>>());
-    let generated = items.iter().filter(|i| matches!(i.get("id"), Some(AttributeValue::S(id)) if id.starts_with("generated:"))).count();
-    assert_eq!(generated, 30);
+    let by_content = items.iter().filter(|i| matches!(i.get("id"), Some(AttributeValue::S(id)) if id.starts_with("content:"))).count();
+    assert_eq!(by_content, 30, "messages without message_id are keyed by their content");
     let left = channel
         .queue_declare(queue.into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default())
         .await
@@ -355,4 +355,78 @@ async fn killed_mid_drain_then_run_again_loses_nothing_and_stores_nothing_twice(
     let redelivered = items.iter().filter(|i| i.get("redelivered") == Some(&AttributeValue::Bool(true))).count();
     assert!(redelivered > 0, "the unacknowledged ones came back marked redelivered");
     assert_eq!(remaining(&broker, queue).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_messages_sharing_a_publisher_id_are_all_stored_and_a_redelivery_is_not_doubled() {
+    use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
+    use lapin::types::FieldTable;
+    use lapin::{BasicProperties, Connection, ConnectionProperties};
+
+    let scene = scene().await;
+    let broker = RabbitMq::start();
+    let queue = "orders";
+    let connection = Connection::connect(&broker.amqp_url(), ConnectionProperties::default()).await.expect("connecting to RabbitMQ");
+    let channel = connection.create_channel().await.expect("channel");
+    channel.queue_declare(queue.into(), QueueDeclareOptions::default(), FieldTable::default()).await.expect("declare");
+    for body in [&b"two teas"[..], b"one coffee"] {
+        let properties = BasicProperties::default().with_message_id("order".into());
+        channel.basic_publish("".into(), queue.into(), BasicPublishOptions::default(), body, properties).await.expect("publish").await.expect("confirm");
+    }
+    let settings = settings(&[broker.broker_url()], queue, None);
+    let outcome = handle_event(&scene.dynamo, &settings, &credentials(rabbitmq::USER, rabbitmq::PASSWORD), &schedule_event(), in_a_minute())
+        .await
+        .expect("poll");
+    let Outcome::Poll(summary) = outcome else { panic!("poll") };
+    assert_eq!((summary.received, summary.stored), (2, 2));
+    let items = scan_all(&scene.dynamo, TABLE).await;
+    assert_eq!(bodies(&items), BTreeSet::from([b"two teas".to_vec(), b"one coffee".to_vec()]), "both bodies are in the table");
+
+    // The same two again, as a redelivery would bring them: nothing new.
+    for body in [&b"two teas"[..], b"one coffee"] {
+        let properties = BasicProperties::default().with_message_id("order".into());
+        channel.basic_publish("".into(), queue.into(), BasicPublishOptions::default(), body, properties).await.expect("publish").await.expect("confirm");
+    }
+    handle_event(&scene.dynamo, &settings, &credentials(rabbitmq::USER, rabbitmq::PASSWORD), &schedule_event(), in_a_minute()).await.expect("poll");
+    assert_eq!(scan_all(&scene.dynamo, TABLE).await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_source_messages_sharing_an_id_are_all_stored_and_a_retried_batch_adds_nothing() {
+    let scene = scene().await;
+    let settings = settings(&[], "SAMPLE_QUEUE", None);
+    let no_broker = CredentialsProvider::new(CredentialSource::Missing, None);
+    // base64 of "two teas" and "one coffee", both published with messageId "order".
+    let batch = json!({"eventSource": "aws:rmq", "rmqMessagesByQueue": {"orders::/": [
+        {"basicProperties": {"messageId": "order"}, "redelivered": false, "data": "dHdvIHRlYXM="},
+        {"basicProperties": {"messageId": "order"}, "redelivered": false, "data": "b25lIGNvZmZlZQ=="},
+        {"basicProperties": {}, "redelivered": false, "data": "bm8gaWQ="}
+    ]}});
+    for _ in 0..2 {
+        let outcome = handle_event(&scene.dynamo, &settings, &no_broker, &batch, in_a_minute()).await.expect("batch");
+        assert!(matches!(outcome, Outcome::EventSource { stored: 3, .. }), "{outcome:?}");
+    }
+    let items = scan_all(&scene.dynamo, TABLE).await;
+    assert_eq!(items.len(), 3, "three messages, stored once each");
+    assert_eq!(bodies(&items), BTreeSet::from([b"two teas".to_vec(), b"one coffee".to_vec(), b"no id".to_vec()]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_too_large_for_an_item_fails_the_event_source_batch_instead_of_vanishing() {
+    use base64::Engine;
+    let scene = scene().await;
+    let settings = settings(&[], "SAMPLE_QUEUE", None);
+    let no_broker = CredentialsProvider::new(CredentialSource::Missing, None);
+    let large = base64::engine::general_purpose::STANDARD.encode(vec![b'x'; 450 * 1024]);
+    let batch = json!({"eventSource": "aws:mq", "messages": [
+        {"messageID": "ID:small", "data": "c21hbGw="},
+        {"messageID": "ID:large", "data": large}
+    ]});
+    let error = handle_event(&scene.dynamo, &settings, &no_broker, &batch, in_a_minute()).await.expect_err("the batch fails");
+    assert_eq!(error.error_type(), "MessageTooLarge", "{error}");
+    assert!(error.to_string().contains("ID:large"), "{error}");
+    // The rest of the batch is stored; the retry overwrites it.
+    let items = scan_all(&scene.dynamo, TABLE).await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(item_body(&items[0]), b"small");
 }

@@ -28,3 +28,43 @@ fn cfn_lint_is_clean() {
 fn sam_validate_lint_is_clean() {
     run("sam", &["validate", "--lint", "--template", "template.yaml", "--region", "us-east-1"]);
 }
+
+/// `value` with each `{"Condition": name}` replaced by that condition's own expression.
+fn expand_conditions(value: &serde_json::Value, conditions: &serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => match map.get("Condition").and_then(|c| c.as_str()) {
+            Some(name) if map.len() == 1 => expand_conditions(&conditions[name], conditions),
+            _ => map.iter().map(|(k, v)| (k.clone(), expand_conditions(v, conditions))).collect(),
+        },
+        serde_json::Value::Array(items) => items.iter().map(|v| expand_conditions(v, conditions)).collect(),
+        other => other.clone(),
+    }
+}
+
+/// The CloudFormation SAM makes of the template (samtranslator, in the pinned tools).
+fn translated() -> serde_json::Value {
+    let output = Command::new(venv_bin("python"))
+        .arg(workspace_root().join("tests/sam_translate.py"))
+        .arg(workspace_root().join("template.yaml"))
+        .output()
+        .unwrap_or_else(|e| panic!("running samtranslator (run the README's setup): {e}"));
+    assert!(output.status.success(), "samtranslator: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("translated template JSON")
+}
+
+#[test]
+fn the_poll_schedule_is_off_unless_a_broker_is_configured_and_no_event_source_takes_the_queue() {
+    let template = translated();
+    let rule = &template["Resources"]["MqPollerFunctionPoll"];
+    assert_eq!(rule["Type"], "AWS::Events::Rule");
+    // SAM ignores `Enabled: !If` on a Schedule event and writes ENABLED; `State` passes through.
+    assert_eq!(rule["Properties"]["State"], serde_json::json!({"Fn::If": ["MqPollScheduled", "ENABLED", "DISABLED"]}), "{rule}");
+    let condition = expand_conditions(&template["Conditions"]["MqPollScheduled"], &template["Conditions"]).to_string();
+    for needed in ["BrokerUrl", "BrokerSecretArn", "MqBrokerArn"] {
+        assert!(condition.contains(needed), "MqPollScheduled depends on {needed}: {condition}");
+    }
+    // The event source mapping waits for the policy that lets it read the broker.
+    let mapping = &template["Resources"]["MqEventSourceMapping"];
+    let depends = mapping["DependsOn"].to_string();
+    assert!(depends.contains("MqEventSourcePolicy"), "{mapping}");
+}

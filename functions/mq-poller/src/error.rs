@@ -39,6 +39,9 @@ pub enum PollError {
     Store(#[from] StoreError),
     #[error("malformed event: {0}")]
     MalformedEvent(String),
+    /// An event-source batch held a message larger than an item; nothing is dropped.
+    #[error("message(s) {ids:?} too large for a DynamoDB item (the largest {largest_bytes} bytes; items hold 400 KB); the batch fails so the event source retries it, and no message is dropped")]
+    TooLarge { ids: Vec<String>, largest_bytes: usize },
 }
 
 impl PollError {
@@ -46,6 +49,7 @@ impl PollError {
     pub fn error_type(&self) -> &'static str {
         match self {
             PollError::MalformedEvent(_) => "MalformedEvent",
+            PollError::TooLarge { .. } => "MessageTooLarge",
             PollError::Store(StoreError::Unavailable(_)) => "StoreUnavailable",
             PollError::Store(StoreError::Rejected(_)) => "StoreRejected",
             PollError::Broker(broker) => match broker {

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use serde_json::Value;
 
 use crate::error::PollError;
-use crate::message::{generated_id, now_ms, BrokerMessage};
+use crate::message::{now_ms, BrokerMessage, MessageId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventSource {
@@ -100,14 +100,8 @@ pub fn messages_from_event(event: &Value, default_queue: &str) -> Result<Vec<Bro
                         .get("destination")
                         .and_then(|d| first_text(d, &["physicalName", "name"]).or_else(|| d.as_str().map(str::to_owned)))
                         .unwrap_or_else(|| default_queue.to_owned());
-                    BrokerMessage {
-                        id: first_text(m, &["messageID", "messageId", "message_id", "JMSMessageID"]).unwrap_or_else(generated_id),
-                        body: body(m.get("data")),
-                        headers,
-                        redelivered: redelivered(m),
-                        queue,
-                        received_at_ms,
-                    }
+                    BrokerMessage { id: String::new(), body: body(m.get("data")), headers, redelivered: redelivered(m), queue, received_at_ms }
+                        .keyed(MessageId::broker(first_text(m, &["messageID", "messageId", "message_id", "JMSMessageID"])))
                 })
                 .collect())
         }
@@ -128,14 +122,15 @@ pub fn messages_from_event(event: &Value, default_queue: &str) -> Result<Vec<Bro
                             headers.insert(name.to_owned(), v);
                         }
                     }
-                    messages.push(BrokerMessage {
-                        id: first_text(&properties, &["messageId", "messageID", "message_id"]).unwrap_or_else(generated_id),
+                    let message = BrokerMessage {
+                        id: String::new(),
                         body: body(m.get("data")),
                         headers,
                         redelivered: redelivered(m),
                         queue: queue.clone(),
                         received_at_ms,
-                    });
+                    };
+                    messages.push(message.keyed(MessageId::publisher(first_text(&properties, &["messageId", "messageID", "message_id"]))));
                 }
             }
             Ok(messages)
@@ -167,7 +162,7 @@ mod tests {
         assert_eq!(messages[0].headers["n"], "5");
         assert!(!messages[0].headers.contains_key("gone"));
         assert_eq!((messages[1].id.as_str(), messages[1].body.len(), messages[1].queue.as_str()), ("ID:b-2", 0, "SAMPLE_QUEUE"));
-        assert!(messages[2].id.starts_with("generated:"));
+        assert!(messages[2].id.starts_with("content:"));
         assert_eq!(messages[2].body, b"not base64 !!");
     }
 
@@ -186,13 +181,13 @@ mod tests {
         });
         let messages = messages_from_event(&event, "q").unwrap();
         assert_eq!(messages.len(), 2);
-        assert_eq!(messages[0].id, "m-1");
+        assert!(messages[0].id.starts_with("m-1#"), "a publisher's id carries a digest of the body");
         assert_eq!(messages[0].queue, "pizzaQueue");
         assert_eq!(messages[0].headers["header1"], "value1");
         assert_eq!(messages[0].headers["numberInHeader"], "10");
         assert!(messages[0].redelivered);
         assert_eq!(messages[0].body, b"Hello");
-        assert!(messages[1].id.starts_with("generated:"));
+        assert!(messages[1].id.starts_with("content:"));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::store::store_messages;
 #[serde(tag = "mode", rename_all = "kebab-case")]
 pub enum Outcome {
     Poll(PollSummary),
-    EventSource { received: u64, stored: u64, too_large: Vec<String> },
+    EventSource { received: u64, stored: u64 },
 }
 
 /// The time left before the invocation's deadline. Lambda sends the deadline in epoch
@@ -56,13 +56,17 @@ async fn store_event_batch(dynamo: &aws_sdk_dynamodb::Client, settings: &Setting
     let messages = messages_from_event(event, &settings.queue_name)?;
     let received = messages.len() as u64;
     let (fits, too_large): (Vec<_>, Vec<_>) = messages.into_iter().partition(|m| m.fits_in_an_item());
-    for message in &too_large {
-        // The event source cannot take one message back: the id and size are logged so it can be
-        // found in the broker's logs; the rest of the batch is stored.
-        tracing::error!(message_id = %message.id, bytes = message.body.len(), "message too large for a DynamoDB item; not stored");
-    }
     store_messages(dynamo, &settings.table_name, &fits, settings.ttl_days).await?;
-    let outcome = Outcome::EventSource { received, stored: fits.len() as u64, too_large: too_large.into_iter().map(|m| m.id).collect() };
+    if !too_large.is_empty() {
+        // The event source cannot take one message back, and a message is never dropped: the
+        // batch fails (its other messages are stored, and a retry overwrites them), so the event
+        // source retries it and the broker's redelivery policy decides where it ends.
+        let ids: Vec<String> = too_large.iter().map(|m| m.id.clone()).collect();
+        let largest = too_large.iter().map(|m| m.body.len()).max().unwrap_or_default();
+        tracing::error!(message_ids = ?ids, largest_bytes = largest, "messages too large for a DynamoDB item; the batch fails");
+        return Err(PollError::TooLarge { ids, largest_bytes: largest });
+    }
+    let outcome = Outcome::EventSource { received, stored: fits.len() as u64 };
     tracing::info!(received, stored = fits.len(), "event-source batch stored");
     Ok(outcome)
 }

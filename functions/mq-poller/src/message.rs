@@ -10,7 +10,7 @@ pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct BrokerMessage {
-    /// The table key: the broker's message id, or a generated one when it gave none.
+    /// The table key (see [`MessageId`] and [`BrokerMessage::keyed`]).
     pub id: String,
     pub body: Vec<u8>,
     pub headers: BTreeMap<String, String>,
@@ -33,10 +33,41 @@ impl std::fmt::Debug for BrokerMessage {
     }
 }
 
-/// A key for a message the broker gave no id: unique, so no message is lost, but a redelivery
-/// of such a message is stored again under a new key.
-pub fn generated_id() -> String {
-    format!("generated:{}", uuid::Uuid::new_v4())
+/// Where a message's id came from: that decides whether the id alone can be the table key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageId {
+    /// Assigned by the broker, unique per message (ActiveMQ's `message-id`, the `aws:mq` event
+    /// source's `messageID`): the key as it is.
+    Broker(String),
+    /// Set by the publisher, who may reuse it (AMQP `message_id`, the RabbitMQ event source's
+    /// `messageId`): the key is the id plus a digest of the body, so a redelivery reproduces its
+    /// key and a different body under the same id gets its own item.
+    Publisher(String),
+    /// None given: the key is a digest of the queue, the body and the publisher's headers, which
+    /// a redelivered or retried batch reproduces.
+    Missing,
+}
+
+impl MessageId {
+    /// `Broker`/`Publisher` of a non-empty id, else `Missing`.
+    pub fn broker(id: Option<String>) -> MessageId {
+        id.filter(|id| !id.is_empty()).map_or(MessageId::Missing, MessageId::Broker)
+    }
+
+    pub fn publisher(id: Option<String>) -> MessageId {
+        id.filter(|id| !id.is_empty()).map_or(MessageId::Missing, MessageId::Publisher)
+    }
+}
+
+/// Hex of the SHA-256 of `parts`, each length-prefixed so no two splits of the same bytes agree.
+fn digest(parts: &[&[u8]]) -> String {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part);
+    }
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub fn now_ms() -> u64 {
@@ -47,6 +78,19 @@ pub fn now_ms() -> u64 {
 }
 
 impl BrokerMessage {
+    /// The message with its table key set from `id` and its content (see [`MessageId`]).
+    pub fn keyed(mut self, id: MessageId) -> BrokerMessage {
+        self.id = match id {
+            MessageId::Broker(id) => id,
+            MessageId::Publisher(id) => format!("{id}#{}", &digest(&[&self.body])[..16]),
+            MessageId::Missing => {
+                let headers: Vec<u8> = self.headers.iter().flat_map(|(k, v)| [k.as_bytes(), b"\0", v.as_bytes(), b"\0"].concat()).collect();
+                format!("content:{}", &digest(&[self.queue.as_bytes(), &self.body, &headers])[..32])
+            }
+        };
+        self
+    }
+
     /// The item's size as DynamoDB counts it (attribute names plus values), rounded up a little.
     pub fn item_size(&self) -> usize {
         let headers: usize = self.headers.iter().map(|(k, v)| k.len() + v.len() + 3).sum();
@@ -114,7 +158,20 @@ mod tests {
     }
 
     #[test]
-    fn generated_ids_are_unique() {
-        assert_ne!(generated_id(), generated_id());
+    fn keys_neither_merge_distinct_messages_nor_duplicate_a_redelivery() {
+        let keyed = |body: &[u8], id: MessageId| message(body).keyed(id).id;
+        // Broker ids are unique: the key as it is.
+        assert_eq!(keyed(b"a", MessageId::Broker("ID:7".into())), "ID:7");
+        // A publisher's id reused for another body gets another key; the same body, the same key.
+        let first = keyed(b"order for tea", MessageId::Publisher("order".into()));
+        assert!(first.starts_with("order#"));
+        assert_ne!(first, keyed(b"order for coffee", MessageId::Publisher("order".into())));
+        assert_eq!(first, keyed(b"order for tea", MessageId::Publisher("order".into())));
+        // No id: the content decides, reproducibly.
+        let none = keyed(b"x", MessageId::Missing);
+        assert!(none.starts_with("content:"));
+        assert_eq!(none, keyed(b"x", MessageId::Missing));
+        assert_ne!(none, keyed(b"y", MessageId::Missing));
+        assert_eq!(MessageId::publisher(Some(String::new())), MessageId::Missing);
     }
 }

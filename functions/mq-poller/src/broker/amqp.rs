@@ -14,7 +14,7 @@ use lapin::{Channel, Connection, ConnectionProperties, Consumer};
 use super::{Endpoint, QueueConsumer, Received};
 use crate::credentials::BrokerCredentials;
 use crate::error::BrokerError;
-use crate::message::{generated_id, now_ms, BrokerMessage};
+use crate::message::{now_ms, BrokerMessage, MessageId};
 use crate::settings::Settings;
 
 pub struct AmqpConsumer {
@@ -129,15 +129,16 @@ impl QueueConsumer for AmqpConsumer {
                 headers.insert(name.to_owned(), value);
             }
         }
-        let id = properties.message_id().as_ref().map(|s| s.as_str().to_owned()).filter(|s| !s.is_empty());
+        let id = MessageId::publisher(properties.message_id().as_ref().map(|s| s.as_str().to_owned()));
         let message = BrokerMessage {
-            id: id.unwrap_or_else(generated_id),
+            id: String::new(),
             body: delivery.data,
             headers,
             redelivered: delivery.redelivered,
             queue: self.queue.clone(),
             received_at_ms: now_ms(),
-        };
+        }
+        .keyed(id);
         Ok(Some(Received { message, handle: AmqpHandle { acker: delivery.acker } }))
     }
 

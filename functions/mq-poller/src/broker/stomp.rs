@@ -16,7 +16,7 @@ use tokio_util::codec::Framed;
 use super::{Endpoint, QueueConsumer, Received};
 use crate::credentials::BrokerCredentials;
 use crate::error::BrokerError;
-use crate::message::{generated_id, now_ms, BrokerMessage};
+use crate::message::{now_ms, BrokerMessage, MessageId};
 use crate::settings::Settings;
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -123,15 +123,15 @@ impl QueueConsumer for StompConsumer {
                     let headers: BTreeMap<String, String> = headers.into_iter().collect();
                     let redelivered = headers.get("redelivered").is_some_and(|v| v == "true");
                     let ack_id = ack.unwrap_or_else(|| message_id.clone());
-                    let id = if message_id.is_empty() { generated_id() } else { message_id };
                     let message = BrokerMessage {
-                        id,
+                        id: String::new(),
                         body: body.unwrap_or_default(),
                         headers,
                         redelivered,
                         queue: self.queue.clone(),
                         received_at_ms: now_ms(),
-                    };
+                    }
+                    .keyed(MessageId::broker(Some(message_id)));
                     return Ok(Some(Received { message, handle: StompHandle { ack_id } }));
                 }
                 FromServer::Error { message, .. } => return Err(self.protocol(message.unwrap_or_default())),
