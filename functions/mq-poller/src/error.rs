@@ -12,8 +12,8 @@ pub enum StoreError {
 pub enum BrokerError {
     #[error("BROKER_URL is not set")]
     NoEndpoint,
-    #[error("unsupported broker URL scheme in {0:?}; expected stomp+ssl://, stomp://, amqps:// or amqp://")]
-    BadUrl(String),
+    #[error("broker URL {url:?}: {reason}")]
+    BadUrl { url: String, reason: String },
     #[error("cannot reach {endpoint}: {message}")]
     Unreachable { endpoint: String, message: String },
     #[error("TLS with {endpoint} failed: {message}")]
@@ -54,7 +54,7 @@ impl PollError {
             PollError::Store(StoreError::Rejected(_)) => "StoreRejected",
             PollError::Broker(broker) => match broker {
                 BrokerError::NoEndpoint => "NoBrokerEndpoint",
-                BrokerError::BadUrl(_) => "BadBrokerUrl",
+                BrokerError::BadUrl { .. } => "BadBrokerUrl",
                 BrokerError::Unreachable { .. } => "BrokerUnreachable",
                 BrokerError::Tls { .. } => "BrokerTlsFailed",
                 BrokerError::AuthFailed { .. } => "AuthFailed",

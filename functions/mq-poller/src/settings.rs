@@ -6,6 +6,8 @@ use std::time::Duration;
 pub struct Settings {
     /// One endpoint, or an active/standby pair separated by a comma, tried in order.
     pub broker_urls: Vec<String>,
+    /// `broker_urls`, parsed and checked at init.
+    pub broker_endpoints: Vec<crate::broker::Endpoint>,
     pub queue_name: String,
     pub table_name: String,
     pub idle_timeout: Duration,
@@ -36,8 +38,11 @@ impl Settings {
             .map(str::to_owned)
             .collect();
         let prefetch = number("PREFETCH")?.unwrap_or(100);
+        // Every entry is checked now: a bad second URL must not wait for a failover to show.
+        let broker_endpoints = crate::broker::parse_endpoints(&broker_urls)?;
         Ok(Settings {
             broker_urls,
+            broker_endpoints,
             queue_name: lookup("QUEUE_NAME").filter(|q| !q.trim().is_empty()).unwrap_or_else(|| "SAMPLE_QUEUE".into()),
             table_name: lookup("TABLE_NAME").filter(|t| !t.trim().is_empty()).ok_or("TABLE_NAME is not set")?,
             idle_timeout: Duration::from_millis(number("IDLE_TIMEOUT_MS")?.unwrap_or(1000)),

@@ -211,22 +211,28 @@ async fn set_with_master(
     Ok("set the pending password with the master credentials")
 }
 
+/// The fields naming a database server (and `dbname`, if asked) in which `a` and `b` differ.
+fn fields_that_differ(a: &ConnectionSpec, b: &ConnectionSpec, with_dbname: bool) -> Vec<&'static str> {
+    let mut differ = Vec::new();
+    if a.kind != b.kind {
+        differ.push("engine");
+    }
+    if !a.host.eq_ignore_ascii_case(&b.host) {
+        differ.push("host");
+    }
+    if a.port != b.port {
+        differ.push("port");
+    }
+    if with_dbname && a.dbname != b.dbname {
+        differ.push("dbname");
+    }
+    differ
+}
+
 /// Why the current, pending and master secrets do not describe one alternating rotation on the
 /// master's own database, naming the fields that differ; `Ok` when they do.
 fn check_alternation(current: &ConnectionSpec, pending: &ConnectionSpec, master: &ConnectionSpec) -> Result<(), String> {
-    let mut differ = Vec::new();
-    if pending.kind != current.kind {
-        differ.push("engine");
-    }
-    if !pending.host.eq_ignore_ascii_case(&current.host) {
-        differ.push("host");
-    }
-    if pending.port != current.port {
-        differ.push("port");
-    }
-    if pending.dbname != current.dbname {
-        differ.push("dbname");
-    }
+    let differ = fields_that_differ(pending, current, true);
     if !differ.is_empty() {
         return Err(format!("the pending version's {} differ from the current version's", differ.join(", ")));
     }
@@ -236,16 +242,8 @@ fn check_alternation(current: &ConnectionSpec, pending: &ConnectionSpec, master:
             pending.username, current.username
         ));
     }
-    let mut elsewhere = Vec::new();
-    if master.kind != current.kind {
-        elsewhere.push("engine");
-    }
-    if !master.host.eq_ignore_ascii_case(&current.host) {
-        elsewhere.push("host");
-    }
-    if master.port != current.port {
-        elsewhere.push("port");
-    }
+    // The master names the server; its own dbname may be another database on it.
+    let elsewhere = fields_that_differ(master, current, false);
     if !elsewhere.is_empty() {
         return Err(format!(
             "the master secret's {} differ from the user secret's: the master's credentials go only to the master's own database",

@@ -36,7 +36,10 @@ impl AmqpConsumer {
         credentials: &BrokerCredentials,
     ) -> Result<AmqpConsumer, BrokerError> {
         let name = endpoint.to_string();
-        let mut uri: AMQPUri = endpoint.url.parse().map_err(|_| BrokerError::BadUrl(name.clone()))?;
+        let mut uri: AMQPUri = endpoint
+            .url
+            .parse()
+            .map_err(|_| BrokerError::BadUrl { url: name.clone(), reason: "not an AMQP URI".into() })?;
         // Credentials go into the parsed URI, never into a string that could be printed.
         uri.authority.userinfo = AMQPUserInfo { username: credentials.username.clone(), password: credentials.password().to_owned() };
         // lapin adds these to the system roots it loads itself (its rustls-native-certs feature).

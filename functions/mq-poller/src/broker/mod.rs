@@ -43,31 +43,59 @@ impl std::fmt::Display for Endpoint {
 }
 
 impl Endpoint {
+    /// Parses one entry of `BROKER_URL`. Errors say what is wrong and which scheme and port to
+    /// use, and never repeat credentials a URL may carry.
     pub fn parse(url: &str) -> Result<Endpoint, BrokerError> {
-        let bad = || BrokerError::BadUrl(strip_userinfo(url));
-        let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
+        let bad = |reason: &str| BrokerError::BadUrl { url: strip_userinfo(url), reason: reason.to_owned() };
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("no scheme; expected stomp+ssl://, stomp://, amqps:// or amqp://"))?;
         let (protocol, tls, default_port) = match scheme.to_ascii_lowercase().as_str() {
-            "stomp+ssl" | "stomp+tls" | "stomps" | "ssl" => (Protocol::Stomp, true, 61614),
+            "stomp+ssl" | "stomp+tls" | "stomps" => (Protocol::Stomp, true, 61614),
             "stomp" => (Protocol::Stomp, false, 61613),
             "amqps" => (Protocol::Amqp, true, 5671),
             "amqp" => (Protocol::Amqp, false, 5672),
-            _ => return Err(bad()),
+            "ssl" => return Err(bad("ssl:// is ActiveMQ's OpenWire endpoint (port 61617), which mq-poller does not speak; use the broker's STOMP endpoint, stomp+ssl://<host>:61614")),
+            "tcp" => return Err(bad("tcp:// is ActiveMQ's OpenWire endpoint, which mq-poller does not speak; use STOMP: stomp+ssl://<host>:61614 (or stomp://<host>:61613 without TLS)")),
+            "amqp+ssl" => return Err(bad("use amqps://<host>:5671 for AMQP over TLS")),
+            _ => return Err(bad("unsupported scheme; expected stomp+ssl://, stomp://, amqps:// or amqp://")),
         };
         if rest.contains('@') {
             // Credentials belong in BROKER_SECRET_ID, not in a URL that ends up in logs.
-            return Err(bad());
+            return Err(bad("credentials in the URL; put them in the secret named by BROKER_SECRET_ID"));
         }
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((host, port)) => (host, port.parse::<u16>().map_err(|_| bad())?),
-            None => (authority, default_port),
-        };
+        let (host, port) = split_host_port(authority).ok_or_else(|| bad("the port is not a number from 1 to 65535"))?;
         if host.is_empty() {
-            return Err(bad());
+            return Err(bad("no host"));
         }
         let vhost = if path.is_empty() { "/".to_owned() } else { path.to_owned() };
-        Ok(Endpoint { protocol, tls, host: host.to_owned(), port, vhost, url: url.to_owned() })
+        Ok(Endpoint { protocol, tls, host: host.to_owned(), port: port.unwrap_or(default_port), vhost, url: url.to_owned() })
     }
+}
+
+/// `host[:port]`, with IPv6 literals in brackets (`[::1]:61613`); the host comes back without
+/// them. `None` when a port is given and is not a port.
+fn split_host_port(authority: &str) -> Option<(&str, Option<u16>)> {
+    let port = |text: &str| text.parse::<u16>().ok().filter(|p| *p > 0);
+    if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        return match after.strip_prefix(':') {
+            Some(p) => Some((host, Some(port(p)?))),
+            None if after.is_empty() => Some((host, None)),
+            None => None,
+        };
+    }
+    match authority.rsplit_once(':') {
+        Some((host, p)) => Some((host, Some(port(p)?))),
+        None => Some((authority, None)),
+    }
+}
+
+/// Parses every entry of `BROKER_URL` (at init), naming the position of a bad one.
+pub fn parse_endpoints(urls: &[String]) -> Result<Vec<Endpoint>, String> {
+    urls.iter()
+        .enumerate()
+        .map(|(i, url)| Endpoint::parse(url).map_err(|e| format!("BROKER_URL entry {} of {}: {e}", i + 1, urls.len())))
+        .collect()
 }
 
 fn strip_userinfo(url: &str) -> String {
@@ -148,12 +176,12 @@ pub async fn connect_first_available(
     settings: &Settings,
     credentials: &BrokerCredentials,
 ) -> Result<(AnyConsumer, Endpoint), BrokerError> {
-    if settings.broker_urls.is_empty() {
+    if settings.broker_endpoints.is_empty() {
         return Err(BrokerError::NoEndpoint);
     }
     let mut failures = Vec::new();
-    for url in &settings.broker_urls {
-        let endpoint = Endpoint::parse(url)?;
+    for endpoint in &settings.broker_endpoints {
+        let endpoint = endpoint.clone();
         let attempt = match endpoint.protocol {
             Protocol::Stomp => stomp::StompConsumer::connect(&endpoint, settings, credentials).await.map(AnyConsumer::Stomp),
             Protocol::Amqp => amqp::AmqpConsumer::connect(&endpoint, settings, credentials).await.map(AnyConsumer::Amqp),
@@ -187,7 +215,33 @@ mod tests {
     fn bad_urls_and_urls_with_credentials_are_refused_without_echoing_them() {
         assert!(Endpoint::parse("http://broker:80").is_err());
         assert!(Endpoint::parse("stomp://").is_err());
+        assert!(Endpoint::parse("stomp://broker:0").is_err());
+        assert!(Endpoint::parse("stomp://broker:61613x").is_err());
         let err = Endpoint::parse("amqps://admin:hunter2@broker:5671").unwrap_err().to_string();
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn openwire_and_misspelt_tls_schemes_name_the_right_one() {
+        let reason = |url: &str| Endpoint::parse(url).unwrap_err().to_string();
+        assert!(reason("ssl://b-1.mq.us-east-1.amazonaws.com:61617").contains("stomp+ssl://<host>:61614"));
+        assert!(reason("tcp://broker:61616").contains("stomp"));
+        assert!(reason("amqp+ssl://broker:5671").contains("amqps://<host>:5671"));
+    }
+
+    #[test]
+    fn ipv6_literals_parse() {
+        let e = Endpoint::parse("stomp://[::1]:61613").unwrap();
+        assert_eq!((e.host.as_str(), e.port), ("::1", 61613));
+        let e = Endpoint::parse("amqps://[2001:db8::7]").unwrap();
+        assert_eq!((e.host.as_str(), e.port), ("2001:db8::7", 5671));
+        assert!(Endpoint::parse("stomp://[::1").is_err());
+    }
+
+    #[test]
+    fn a_bad_entry_is_named_by_its_position() {
+        let urls = ["stomp+ssl://a:61614".to_owned(), "ssl://b:61617".to_owned()];
+        let err = parse_endpoints(&urls).unwrap_err();
+        assert!(err.starts_with("BROKER_URL entry 2 of 2"), "{err}");
     }
 }
