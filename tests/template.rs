@@ -68,3 +68,30 @@ fn the_poll_schedule_is_off_unless_a_broker_is_configured_and_no_event_source_ta
     let depends = mapping["DependsOn"].to_string();
     assert!(depends.contains("MqEventSourcePolicy"), "{mapping}");
 }
+
+#[test]
+fn every_function_keeps_its_report_lines_in_a_log_group_that_expires() {
+    let template = translated();
+    let resources = template["Resources"].as_object().expect("resources");
+    let functions: Vec<_> = resources.iter().filter(|(_, r)| r["Type"] == "AWS::Lambda::Function").collect();
+    assert_eq!(functions.len(), 4);
+    for (name, function) in functions {
+        let logging = &function["Properties"]["LoggingConfig"];
+        // Lambda writes START/REPORT (Init Duration, Max Memory Used) at INFO.
+        assert_eq!(logging["SystemLogLevel"], "INFO", "{name}");
+        assert_eq!(logging["LogFormat"], "JSON", "{name}");
+        let group = logging["LogGroup"]["Ref"].as_str().unwrap_or_else(|| panic!("{name} names its log group"));
+        assert_eq!(resources[group]["Type"], "AWS::Logs::LogGroup", "{name}");
+        assert_eq!(resources[group]["Properties"]["RetentionInDays"], serde_json::json!({"Ref": "LogRetentionDays"}), "{name}");
+    }
+    assert_eq!(template["Parameters"]["LogRetentionDays"]["Default"], 30);
+}
+
+#[test]
+fn the_messages_table_survives_a_stack_deletion_or_replacement() {
+    let template = translated();
+    let table = &template["Resources"]["MqMessagesTable"];
+    assert_eq!(table["DeletionPolicy"], "Retain");
+    assert_eq!(table["UpdateReplacePolicy"], "Retain");
+    assert_eq!(table["Properties"]["DeletionProtectionEnabled"], true);
+}

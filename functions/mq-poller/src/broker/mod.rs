@@ -150,7 +150,8 @@ impl QueueConsumer for AnyConsumer {
         match (self, handle) {
             (AnyConsumer::Stomp(c), AnyHandle::Stomp(h)) => c.ack(h).await,
             (AnyConsumer::Amqp(c), AnyHandle::Amqp(h)) => c.ack(h).await,
-            _ => Ok(()),
+            // A handle from another connection: claiming success would lose the message.
+            _ => Err(mismatched_handle()),
         }
     }
 
@@ -158,7 +159,7 @@ impl QueueConsumer for AnyConsumer {
         match (self, handle) {
             (AnyConsumer::Stomp(c), AnyHandle::Stomp(h)) => c.reject(h).await,
             (AnyConsumer::Amqp(c), AnyHandle::Amqp(h)) => c.reject(h).await,
-            _ => Ok(()),
+            _ => Err(mismatched_handle()),
         }
     }
 
@@ -168,6 +169,10 @@ impl QueueConsumer for AnyConsumer {
             AnyConsumer::Amqp(c) => c.close().await,
         }
     }
+}
+
+fn mismatched_handle() -> BrokerError {
+    BrokerError::Protocol { endpoint: "-".into(), message: "a message handle of the other protocol; nothing was acknowledged".into() }
 }
 
 /// Connects to the first endpoint of `BROKER_URL` that answers (active/standby brokers have
