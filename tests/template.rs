@@ -95,3 +95,23 @@ fn the_messages_table_survives_a_stack_deletion_or_replacement() {
     assert_eq!(table["UpdateReplacePolicy"], "Retain");
     assert_eq!(table["Properties"]["DeletionProtectionEnabled"], true);
 }
+
+#[test]
+fn spot_drainer_may_deregister_only_from_target_groups_and_is_granted_each_action_once() {
+    let template = translated();
+    let policies = template["Resources"]["SpotDrainerFunctionRole"]["Properties"]["Policies"].as_array().expect("policies").clone();
+    let statements: Vec<serde_json::Value> =
+        policies.iter().flat_map(|p| p["PolicyDocument"]["Statement"].as_array().cloned().unwrap_or_default()).collect();
+    let actions = |s: &serde_json::Value| -> Vec<String> {
+        match &s["Action"] {
+            serde_json::Value::String(a) => vec![a.clone()],
+            serde_json::Value::Array(list) => list.iter().filter_map(|a| a.as_str().map(str::to_owned)).collect(),
+            _ => vec![],
+        }
+    };
+    let deregister: Vec<_> = statements.iter().filter(|s| actions(s).iter().any(|a| a == "elasticloadbalancing:DeregisterTargets")).collect();
+    assert_eq!(deregister.len(), 1, "{deregister:?}");
+    assert!(deregister[0]["Resource"].to_string().contains(":targetgroup/"), "{}", deregister[0]);
+    let sends = statements.iter().filter(|s| actions(s).iter().any(|a| a.starts_with("sqs:SendMessage"))).count();
+    assert_eq!(sends, 1, "one grant to the failure queue (SAM's, for the OnFailure destination)");
+}
