@@ -115,3 +115,32 @@ fn spot_drainer_may_deregister_only_from_target_groups_and_is_granted_each_actio
     let sends = statements.iter().filter(|s| actions(s).iter().any(|a| a.starts_with("sqs:SendMessage"))).count();
     assert_eq!(sends, 1, "one grant to the failure queue (SAM's, for the OnFailure destination)");
 }
+
+#[test]
+fn rotation_may_change_only_secrets_that_name_it_and_only_read_master_secrets() {
+    let template = translated();
+    let function = &template["Resources"]["SecretRotationFunction"]["Properties"];
+    assert_eq!(function["FunctionName"], serde_json::json!({"Fn::Sub": "${AWS::StackName}-secret-rotation"}));
+    let policies = template["Resources"]["SecretRotationFunctionRole"]["Properties"]["Policies"].to_string();
+    let statements: serde_json::Value = serde_json::from_str(&policies).expect("policies");
+    let all: Vec<serde_json::Value> = statements
+        .as_array()
+        .expect("policies")
+        .iter()
+        .flat_map(|p| {
+            // A conditional policy is {"Fn::If": [cond, policy, NoValue]}.
+            let policy = if p.get("Fn::If").is_some() { p["Fn::If"][1].clone() } else { p.clone() };
+            policy["PolicyDocument"]["Statement"].as_array().cloned().unwrap_or_default()
+        })
+        .collect();
+    let by_sid = |sid: &str| all.iter().find(|s| s["Sid"] == sid).cloned().unwrap_or_else(|| panic!("statement {sid}: {all:?}"));
+    let rotate = by_sid("RotateTheSecrets");
+    let own_arn = rotate["Condition"]["StringEquals"]["secretsmanager:resource/AllowRotationLambdaArn"].to_string();
+    assert!(own_arn.contains("function:${AWS::StackName}-secret-rotation"), "{rotate}");
+    let master = by_sid("ReadMasterSecrets");
+    assert_eq!(master["Action"], "secretsmanager:GetSecretValue", "master secrets are read only: {master}");
+    assert!(by_sid("SecretsKey")["Condition"]["StringEquals"]["kms:ViaService"].to_string().contains("secretsmanager"));
+    let permission = &template["Resources"]["SecretRotationInvokePermission"]["Properties"];
+    assert!(permission["SourceArn"].to_string().contains("secretsmanager"), "{permission}");
+    assert_eq!(permission["SourceAccount"], serde_json::json!({"Ref": "AWS::AccountId"}));
+}
