@@ -10,7 +10,7 @@ use aws_sdk_secretsmanager::Client;
 use harness_services::moto::Moto;
 use harness_services::postgres::Postgres;
 use harness_services::rotation::{begin_rotation, end_rotation};
-use secret_rotation::{rotate_step, RotationError, Settings};
+use secret_rotation::{rotate_step, RotationError, Settings, StepOutcome};
 use serde_json::{json, Value};
 
 const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
@@ -76,8 +76,8 @@ fn step_event(step: &str, secret_id: &str, token: &str) -> Value {
     json!({"Step": step, "SecretId": secret_id, "ClientRequestToken": token})
 }
 
-async fn step(scene: &Scene, settings: &Settings, step: &str, secret_id: &str, token: &str) -> Result<String, RotationError> {
-    rotate_step(&scene.sm, settings, &step_event(step, secret_id, token)).await.map(|r| r.result.to_owned())
+async fn step(scene: &Scene, settings: &Settings, step: &str, secret_id: &str, token: &str) -> Result<StepOutcome, RotationError> {
+    rotate_step(&scene.sm, settings, &step_event(step, secret_id, token)).await.map(|r| r.result)
 }
 
 async fn full_rotation(scene: &Scene, settings: &Settings, secret_id: &str, token: &str) {
@@ -135,7 +135,7 @@ async fn postgres_single_user_rotation_changes_the_password_and_each_step_reruns
         // Each step run twice gives the same end state; the second run has nothing left to do.
         let again = step(&scene, &settings, name, &id, token).await.unwrap_or_else(|e| panic!("{name} again: {e}"));
         if name == "createSecret" || name == "setSecret" || name == "finishSecret" {
-            assert!(again.starts_with("nothing to do"), "{name} re-run: {again} (first: {first})");
+            assert!(again.was_already_done(), "{name} re-run: {again} (first: {first})");
         }
     }
     end_rotation(&scene.sm, &id, token).await;
@@ -261,7 +261,7 @@ async fn refusals_change_nothing() {
     assert!(matches!(error, RotationError::TokenNotAVersion { .. }), "{error}");
     // The current version is not pending: its steps are no-ops, not errors.
     let done = step(&scene, &scene.settings, "setSecret", &id, &before).await.expect("no-op");
-    assert!(done.starts_with("nothing to do"));
+    assert_eq!(done, StepOutcome::AlreadyCurrent);
     // Unknown step.
     let error = rotate_step(&scene.sm, &scene.settings, &step_event("dropSecret", &id, token)).await.unwrap_err();
     assert!(matches!(error, RotationError::UnknownStep(_)), "{error}");

@@ -14,5 +14,5 @@ pub mod versions;
 pub use error::RotationError;
 pub use event::{RotationEvent, Step};
 pub use password::PasswordPolicy;
-pub use rotation::rotate_step;
+pub use rotation::{rotate_step, StepOutcome, StepReport};
 pub use settings::{Settings, Strategy};

@@ -13,13 +13,65 @@ use crate::versions::{check_versions, secret_string, sm_error, CURRENT, PENDING,
 
 const CLONE_SUFFIX: &str = "_clone";
 
+/// What a step did. Tests match the variants; the text is for people (`Display`, and the report
+/// the function returns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepOutcome {
+    AlreadyCurrent,
+    PendingExists,
+    CreatedPending,
+    GenericNothingToSet,
+    PendingAlreadyLogsIn,
+    SetByMaster,
+    SetAsCurrentUser,
+    SetAsPreviousUser,
+    GenericValidated,
+    PendingLogsIn,
+    MovedCurrent,
+}
+
+impl StepOutcome {
+    /// A re-run that found its work done.
+    pub fn was_already_done(self) -> bool {
+        matches!(self, StepOutcome::AlreadyCurrent | StepOutcome::PendingExists | StepOutcome::PendingAlreadyLogsIn)
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            StepOutcome::AlreadyCurrent => "nothing to do: the version is already AWSCURRENT",
+            StepOutcome::PendingExists => "nothing to do: the AWSPENDING version already exists",
+            StepOutcome::CreatedPending => "created the AWSPENDING version",
+            StepOutcome::GenericNothingToSet => "generic secret: validated, nothing to set",
+            StepOutcome::PendingAlreadyLogsIn => "nothing to do: the pending credentials already log in",
+            StepOutcome::SetByMaster => "set the pending password with the master credentials",
+            StepOutcome::SetAsCurrentUser => "set the pending password (logged in as AWSCURRENT)",
+            StepOutcome::SetAsPreviousUser => "set the pending password (logged in as AWSPREVIOUS)",
+            StepOutcome::GenericValidated => "generic secret: validated",
+            StepOutcome::PendingLogsIn => "the pending credentials log in",
+            StepOutcome::MovedCurrent => "moved AWSCURRENT to the new version",
+        }
+    }
+}
+
+impl std::fmt::Display for StepOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
+impl Serialize for StepOutcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.describe())
+    }
+}
+
 /// What a step did; returned to the caller and logged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StepReport {
     pub step: &'static str,
     pub secret_id: String,
     pub token: String,
-    pub result: &'static str,
+    pub result: StepOutcome,
 }
 
 /// Runs one rotation step for the event Secrets Manager sent.
@@ -27,7 +79,7 @@ pub async fn rotate_step(client: &Client, settings: &Settings, event: &Value) ->
     let event = RotationEvent::parse(event)?;
     let versions = check_versions(client, &event).await?;
     let result = if versions.token_is_current {
-        "nothing to do: the version is already AWSCURRENT"
+        StepOutcome::AlreadyCurrent
     } else {
         match event.step {
             Step::CreateSecret => create_secret(client, settings, &event).await?,
@@ -37,7 +89,7 @@ pub async fn rotate_step(client: &Client, settings: &Settings, event: &Value) ->
         }
     };
     let report = StepReport { step: event.step.name(), secret_id: event.secret_id, token: event.token, result };
-    tracing::info!(step = report.step, secret_id = %report.secret_id, token = %report.token, result = report.result, "rotation step done");
+    tracing::info!(step = report.step, secret_id = %report.secret_id, token = %report.token, result = %report.result, "rotation step done");
     Ok(report)
 }
 
@@ -86,12 +138,12 @@ fn alternate_username(current: &str) -> String {
     }
 }
 
-async fn create_secret(client: &Client, settings: &Settings, event: &RotationEvent) -> Result<&'static str, RotationError> {
+async fn create_secret(client: &Client, settings: &Settings, event: &RotationEvent) -> Result<StepOutcome, RotationError> {
     let secret_id = &event.secret_id;
     let current = require_doc(client, secret_id, CURRENT, None).await?;
     let database = database_connection(&current, Origin { secret_id, stage: CURRENT })?;
     if read_doc(client, secret_id, PENDING, Some(&event.token)).await?.is_some() {
-        return Ok("nothing to do: the AWSPENDING version already exists");
+        return Ok(StepOutcome::PendingExists);
     }
     let mut pending = current.clone();
     if let (Some(database), Some(_)) = (&database, master_arn(settings, &current, secret_id)?) {
@@ -111,7 +163,7 @@ async fn create_secret(client: &Client, settings: &Settings, event: &RotationEve
         .send()
         .await
         .map_err(|e| sm_error("PutSecretValue", secret_id, &e))?;
-    Ok("created the AWSPENDING version")
+    Ok(StepOutcome::CreatedPending)
 }
 
 /// The master secret the strategy says to rotate with: `None` for a single user.
@@ -148,14 +200,14 @@ fn db_error(step: Step, secret_id: &str, source: DbError) -> RotationError {
     RotationError::Database { step: step.name(), secret_id: secret_id.to_owned(), source }
 }
 
-async fn set_secret(client: &Client, settings: &Settings, event: &RotationEvent) -> Result<&'static str, RotationError> {
+async fn set_secret(client: &Client, settings: &Settings, event: &RotationEvent) -> Result<StepOutcome, RotationError> {
     let secret_id = &event.secret_id;
     let (pending, Some(target)) = pending_version(client, event).await? else {
-        return Ok("generic secret: validated, nothing to set");
+        return Ok(StepOutcome::GenericNothingToSet);
     };
     let fail = |e| db_error(Step::SetSecret, secret_id, e);
     match engine::check_login(&target, &settings.db).await {
-        Ok(()) => return Ok("nothing to do: the pending credentials already log in"),
+        Ok(()) => return Ok(StepOutcome::PendingAlreadyLogsIn),
         Err(e) if e.is_auth_failure() => {}
         Err(e) => return Err(fail(e)),
     }
@@ -176,9 +228,16 @@ async fn set_secret(client: &Client, settings: &Settings, event: &RotationEvent)
                 reason: "its user name differs from the pending version's (single-user rotation changes one user)".into(),
             });
         }
+        let differ = fields_that_differ(&target, &old, true);
+        if !differ.is_empty() {
+            return Err(RotationError::Refused {
+                secret_id: secret_id.clone(),
+                reason: format!("the pending version's {} differ from {stage}'s (single-user rotation changes one user in place)", differ.join(", ")),
+            });
+        }
         let login: ConnectionSpec = target.with_credentials(&old.username, &old.password);
         match engine::set_own_password(&login, &target.password, &settings.db).await {
-            Ok(()) => return Ok(if stage == CURRENT { "set the pending password (logged in as AWSCURRENT)" } else { "set the pending password (logged in as AWSPREVIOUS)" }),
+            Ok(()) => return Ok(if stage == CURRENT { StepOutcome::SetAsCurrentUser } else { StepOutcome::SetAsPreviousUser }),
             Err(e) if e.is_auth_failure() => last_error = Some(e),
             Err(e) => return Err(fail(e)),
         }
@@ -196,7 +255,7 @@ async fn set_with_master(
     event: &RotationEvent,
     target: &ConnectionSpec,
     master_arn: &str,
-) -> Result<&'static str, RotationError> {
+) -> Result<StepOutcome, RotationError> {
     let secret_id = &event.secret_id;
     let fail = |e| db_error(Step::SetSecret, secret_id, e);
     let current_doc = require_doc(client, secret_id, CURRENT, None).await?;
@@ -208,7 +267,7 @@ async fn set_with_master(
     engine::check_login(&current, &settings.db).await.map_err(fail)?;
     let original = original_username(&target.username);
     engine::set_user_password(&master, &target.username, &target.password, original, &settings.db).await.map_err(fail)?;
-    Ok("set the pending password with the master credentials")
+    Ok(StepOutcome::SetByMaster)
 }
 
 /// The fields naming a database server (and `dbname`, if asked) in which `a` and `b` differ.
@@ -259,15 +318,15 @@ fn check_alternation(current: &ConnectionSpec, pending: &ConnectionSpec, master:
     Ok(())
 }
 
-async fn test_secret(client: &Client, settings: &Settings, event: &RotationEvent) -> Result<&'static str, RotationError> {
+async fn test_secret(client: &Client, settings: &Settings, event: &RotationEvent) -> Result<StepOutcome, RotationError> {
     let (_, Some(spec)) = pending_version(client, event).await? else {
-        return Ok("generic secret: validated");
+        return Ok(StepOutcome::GenericValidated);
     };
     engine::check_login(&spec, &settings.db).await.map_err(|e| db_error(Step::TestSecret, &event.secret_id, e))?;
-    Ok("the pending credentials log in")
+    Ok(StepOutcome::PendingLogsIn)
 }
 
-async fn finish_secret(client: &Client, event: &RotationEvent, current_version: Option<&str>) -> Result<&'static str, RotationError> {
+async fn finish_secret(client: &Client, event: &RotationEvent, current_version: Option<&str>) -> Result<StepOutcome, RotationError> {
     let secret_id = &event.secret_id;
     client
         .update_secret_version_stage()
@@ -278,7 +337,7 @@ async fn finish_secret(client: &Client, event: &RotationEvent, current_version: 
         .send()
         .await
         .map_err(|e| sm_error("UpdateSecretVersionStage", secret_id, &e))?;
-    Ok("moved AWSCURRENT to the new version")
+    Ok(StepOutcome::MovedCurrent)
 }
 
 #[cfg(test)]
