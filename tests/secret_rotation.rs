@@ -10,7 +10,7 @@ use aws_sdk_secretsmanager::Client;
 use harness_services::moto::Moto;
 use harness_services::postgres::Postgres;
 use harness_services::rotation::{begin_rotation, end_rotation};
-use secret_rotation::{rotate_step, RotationError, Settings, StepOutcome};
+use secret_rotation::{rotate_step, AwsClients, RotationError, Settings, StepOutcome};
 use serde_json::{json, Value};
 
 const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
@@ -41,6 +41,9 @@ impl Write for LogSink {
 
 struct Scene {
     _moto: Moto,
+    /// What the function calls: moto's Secrets Manager and RDS (a test may swap RDS for a mock).
+    clients: AwsClients,
+    /// The same Secrets Manager, for staging and checking.
     sm: Client,
     settings: Settings,
 }
@@ -48,8 +51,8 @@ struct Scene {
 async fn scene() -> Scene {
     captured_logs();
     let moto = Moto::start();
-    let sm = Client::new(&moto.sdk_config().await);
-    Scene { _moto: moto, sm, settings: Settings::default() }
+    let clients = AwsClients::new(&moto.sdk_config().await);
+    Scene { _moto: moto, sm: clients.secrets.clone(), clients, settings: Settings::default() }
 }
 
 /// Settings that trust the test CA of a throwaway database server.
@@ -77,7 +80,7 @@ fn step_event(step: &str, secret_id: &str, token: &str) -> Value {
 }
 
 async fn step(scene: &Scene, settings: &Settings, step: &str, secret_id: &str, token: &str) -> Result<StepOutcome, RotationError> {
-    rotate_step(&scene.sm, settings, &step_event(step, secret_id, token)).await.map(|r| r.result)
+    rotate_step(&scene.clients, settings, &step_event(step, secret_id, token)).await.map(|r| r.result)
 }
 
 async fn full_rotation(scene: &Scene, settings: &Settings, secret_id: &str, token: &str) {
@@ -263,7 +266,7 @@ async fn refusals_change_nothing() {
     let done = step(&scene, &scene.settings, "setSecret", &id, &before).await.expect("no-op");
     assert_eq!(done, StepOutcome::AlreadyCurrent);
     // Unknown step.
-    let error = rotate_step(&scene.sm, &scene.settings, &step_event("dropSecret", &id, token)).await.unwrap_err();
+    let error = rotate_step(&scene.clients, &scene.settings, &step_event("dropSecret", &id, token)).await.unwrap_err();
     assert!(matches!(error, RotationError::UnknownStep(_)), "{error}");
 
     // A malformed secret and an unknown engine are refused before anything is written.
@@ -646,4 +649,112 @@ async fn mariadb_clone_grants_follow_the_original_both_ways_and_keep_its_tls_req
     assert!(!on_app.contains("INSERT"), "the revoked grant left the clone too: {grants:?}");
     let ssl: Option<String> = admin.query_first("SELECT ssl_type FROM mysql.user WHERE User = 'shop_clone'").await.expect("ssl_type");
     assert_eq!(ssl.as_deref(), Some("ANY"), "the clone requires TLS as the original does");
+}
+
+// Master secrets that RDS manages: only `username` and `password`, and a tag naming the DB
+// instance or cluster; the function finds the endpoint through the RDS API.
+
+use aws_sdk_secretsmanager::types::Tag;
+
+/// A DB instance in moto's RDS whose master password RDS manages; moto makes its `rds!db-…`
+/// secret, tagged as RDS tags it. Returns the secret's ARN and the instance's endpoint.
+async fn moto_rds_instance(clients: &AwsClients, name: &str, port: i32) -> (String, String) {
+    let out = clients
+        .rds
+        .create_db_instance()
+        .db_instance_identifier(name)
+        .engine("postgres")
+        .db_instance_class("db.t4g.micro")
+        .master_username("admin")
+        .manage_master_user_password(true)
+        .port(port)
+        .allocated_storage(20)
+        .send()
+        .await
+        .expect("create_db_instance");
+    let instance = out.db_instance().expect("instance");
+    let secret = instance.master_user_secret().and_then(|s| s.secret_arn()).expect("an RDS-managed master secret").to_owned();
+    let host = instance.endpoint().and_then(|e| e.address()).expect("endpoint").to_owned();
+    (secret, host)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rds_managed_master_is_resolved_through_rds_and_its_endpoint_must_be_the_users() {
+    use secret_rotation::rds_master::{endpoint_of, owner_of, RdsOwner};
+    let scene = scene().await;
+    let (master, rds_host) = moto_rds_instance(&scene.clients, "app-db", 5433).await;
+    assert!(master.contains(":secret:rds!db-"), "{master}");
+
+    // The resolution: the tag names the instance, and RDS gives its endpoint and engine.
+    let owner = owner_of(&scene.sm, &master).await.expect("describe").expect("an RDS tag");
+    assert!(matches!(&owner, RdsOwner::Instance(arn) if arn.ends_with(":db:app-db")), "{owner:?}");
+    let endpoint = endpoint_of(&scene.clients.rds, &master, &owner).await.expect("endpoint");
+    assert_eq!((endpoint.host.as_str(), endpoint.port, endpoint.engine.as_str()), (rds_host.as_str(), 5433, "postgres"));
+
+    // The check: a user secret on another server (here a real one, where the user logs in)
+    // cannot have the master's credentials sent there.
+    let pg = Postgres::start();
+    let settings = settings_trusting(&pg.ca);
+    let id = pg_user_secret(&scene.sm, &pg, "app-on-rds", "app", "user-Passw0rd-rds", json!({"masterarn": master})).await;
+    let token = "a9999999-9999-4999-8999-999999999999";
+    begin_rotation(&scene.sm, &id, token).await;
+    step(&scene, &settings, "createSecret", &id, token).await.expect("create");
+    let error = step(&scene, &settings, "setSecret", &id, token).await.expect_err("refused");
+    assert!(matches!(&error, RotationError::Refused { reason, .. } if reason.contains("host") && reason.contains("port")), "{error}");
+    // Nothing was made on the user's server.
+    let clone = pg.superuser().await.query("SELECT 1 FROM pg_roles WHERE rolname = 'app_clone'", &[]).await.expect("query");
+    assert!(clone.is_empty(), "the clone was created with a master that does not own the database");
+
+    // A tag naming an instance RDS does not know is a clear error, not a connection anywhere.
+    let ghost = RdsOwner::Instance("arn:aws:rds:us-east-1:123456789012:db:gone".into());
+    let error = endpoint_of(&scene.clients.rds, &master, &ghost).await.expect_err("unknown instance");
+    assert_eq!(error.error_type(), "RdsFailed", "{error}");
+}
+
+/// An RDS client whose DescribeDBInstances answers with `host`:`port` for every instance: moto's
+/// endpoints do not resolve, so the login part runs against a database of the test's own.
+fn rds_answering(host: &str, port: u16) -> aws_sdk_rds::Client {
+    use aws_sdk_rds::operation::describe_db_instances::DescribeDbInstancesOutput;
+    use aws_sdk_rds::types::{DbInstance, Endpoint};
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+    let host = host.to_owned();
+    let describe = mock!(aws_sdk_rds::Client::describe_db_instances).then_output(move || {
+        let endpoint = Endpoint::builder().address(host.clone()).port(i32::from(port)).build();
+        let instance = DbInstance::builder().db_instance_identifier("app-db").engine("postgres").endpoint(endpoint).build();
+        DescribeDbInstancesOutput::builder().db_instances(instance).build()
+    });
+    mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&describe])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alternating_users_rotate_with_an_rds_managed_master_at_the_endpoint_rds_gives() {
+    let mut scene = scene().await;
+    let pg = Postgres::start();
+    scene.clients.rds = rds_answering("127.0.0.1", pg.port);
+    let settings = settings_trusting(&pg.ca);
+    let master_password = "rds-Managed-Passw0rd";
+    pg.superuser().await.batch_execute(&format!("CREATE ROLE rdsadmin LOGIN CREATEROLE PASSWORD '{master_password}'")).await.expect("master");
+    // As RDS writes it: credentials only, and the tag naming the instance.
+    let master = scene
+        .sm
+        .create_secret()
+        .name("rds!db-0a1b2c3d")
+        .secret_string(json!({"username": "rdsadmin", "password": master_password}).to_string())
+        .tags(Tag::builder().key("aws:rds:primaryDBInstanceArn").value("arn:aws:rds:us-east-1:123456789012:db:app-db").build())
+        .send()
+        .await
+        .expect("master secret")
+        .arn()
+        .expect("arn")
+        .to_owned();
+    let id = pg_user_secret(&scene.sm, &pg, "app-rds-master", "app", "user-Passw0rd-1", json!({"masterarn": master, "ssl": true})).await;
+    let token = "aa999999-9999-4999-8999-999999999999";
+    full_rotation(&scene, &settings, &id, token).await;
+    let now = current(&scene.sm, &id).await;
+    assert_eq!(now["username"], "app_clone");
+    let new = now["password"].as_str().expect("password");
+    assert!(pg.can_log_in("app_clone", new).await, "the clone logs in with the new password");
+    assert!(pg.can_log_in("app", "user-Passw0rd-1").await, "the original keeps working");
+    assert!(pg.can_log_in("rdsadmin", master_password).await, "the master is untouched");
+    assert_not_logged(&[master_password, new]);
 }

@@ -138,7 +138,15 @@ fn rotation_may_change_only_secrets_that_name_it_and_only_read_master_secrets() 
     let own_arn = rotate["Condition"]["StringEquals"]["secretsmanager:resource/AllowRotationLambdaArn"].to_string();
     assert!(own_arn.contains("function:${AWS::StackName}-secret-rotation"), "{rotate}");
     let master = by_sid("ReadMasterSecrets");
-    assert_eq!(master["Action"], "secretsmanager:GetSecretValue", "master secrets are read only: {master}");
+    assert_eq!(
+        master["Action"],
+        serde_json::json!(["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]),
+        "master secrets are read only: {master}"
+    );
+    let rds = by_sid("FindRdsManagedMasters");
+    assert_eq!(rds["Action"], serde_json::json!(["rds:DescribeDBInstances", "rds:DescribeDBClusters"]), "{rds}");
+    let resources = rds["Resource"].to_string();
+    assert!(resources.contains(":db:*") && resources.contains(":cluster:*") && !resources.contains("\"*\""), "{rds}");
     assert!(by_sid("SecretsKey")["Condition"]["StringEquals"]["kms:ViaService"].to_string().contains("secretsmanager"));
     let permission = &template["Resources"]["SecretRotationInvokePermission"]["Properties"];
     assert!(permission["SourceArn"].to_string().contains("secretsmanager"), "{permission}");

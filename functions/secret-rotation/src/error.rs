@@ -22,6 +22,9 @@ pub enum RotationError {
     Refused { secret_id: String, reason: String },
     #[error("Secrets Manager {operation} failed for {secret_id}: {message}")]
     SecretsManager { operation: &'static str, secret_id: String, message: String },
+    /// Looking up the database an RDS-managed master secret belongs to failed.
+    #[error("RDS {operation} failed for {resource}: {message}")]
+    Rds { operation: &'static str, resource: String, message: String },
     #[error("{step} for {secret_id}: {source}")]
     Database { step: &'static str, secret_id: String, source: DbError },
 }
@@ -38,6 +41,7 @@ impl RotationError {
             RotationError::MalformedSecret { .. } => "MalformedSecret",
             RotationError::Refused { .. } => "RotationRefused",
             RotationError::SecretsManager { .. } => "SecretsManagerFailed",
+            RotationError::Rds { .. } => "RdsFailed",
             RotationError::Database { source, .. } => source.error_type(),
         }
     }

@@ -1,5 +1,5 @@
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use secret_rotation::{rotate_step, Settings};
+use secret_rotation::{rotate_step, AwsClients, Settings};
 use serde_json::Value;
 
 #[tokio::main(flavor = "current_thread")]
@@ -7,10 +7,10 @@ async fn main() -> Result<(), Error> {
     shared::logging::init();
     let settings = Settings::from_env()?;
     let config = shared::aws::load_config().await?;
-    let client = aws_sdk_secretsmanager::Client::new(&config);
-    let (client, settings) = (&client, &settings);
+    let clients = AwsClients::new(&config);
+    let (clients, settings) = (&clients, &settings);
     run(service_fn(move |event: LambdaEvent<Value>| async move {
-        rotate_step(client, settings, &event.payload).await
+        rotate_step(clients, settings, &event.payload).await
     }))
     .await
 }

@@ -7,6 +7,7 @@ use serde_json::Value;
 use crate::engine::{self, ConnectionSpec, DbError, EngineKind};
 use crate::error::RotationError;
 use crate::event::{RotationEvent, Step};
+use crate::rds_master;
 use crate::settings::{Settings, Strategy};
 use crate::secret::{Origin, SecretDoc};
 use crate::versions::{check_versions, secret_string, sm_error, CURRENT, PENDING, PREVIOUS};
@@ -74,8 +75,23 @@ pub struct StepReport {
     pub result: StepOutcome,
 }
 
+/// The AWS APIs rotation calls: Secrets Manager for every step, RDS to find the database of a
+/// master secret that RDS manages.
+#[derive(Debug, Clone)]
+pub struct AwsClients {
+    pub secrets: Client,
+    pub rds: aws_sdk_rds::Client,
+}
+
+impl AwsClients {
+    pub fn new(config: &shared::aws::SdkConfig) -> AwsClients {
+        AwsClients { secrets: Client::new(config), rds: aws_sdk_rds::Client::new(config) }
+    }
+}
+
 /// Runs one rotation step for the event Secrets Manager sent.
-pub async fn rotate_step(client: &Client, settings: &Settings, event: &Value) -> Result<StepReport, RotationError> {
+pub async fn rotate_step(clients: &AwsClients, settings: &Settings, event: &Value) -> Result<StepReport, RotationError> {
+    let client = &clients.secrets;
     let event = RotationEvent::parse(event)?;
     let versions = check_versions(client, &event).await?;
     let result = if versions.token_is_current {
@@ -83,7 +99,7 @@ pub async fn rotate_step(client: &Client, settings: &Settings, event: &Value) ->
     } else {
         match event.step {
             Step::CreateSecret => create_secret(client, settings, &event).await?,
-            Step::SetSecret => set_secret(client, settings, &event).await?,
+            Step::SetSecret => set_secret(clients, settings, &event).await?,
             Step::TestSecret => test_secret(client, settings, &event).await?,
             Step::FinishSecret => finish_secret(client, &event, versions.current_version.as_deref()).await?,
         }
@@ -200,7 +216,8 @@ fn db_error(step: Step, secret_id: &str, source: DbError) -> RotationError {
     RotationError::Database { step: step.name(), secret_id: secret_id.to_owned(), source }
 }
 
-async fn set_secret(client: &Client, settings: &Settings, event: &RotationEvent) -> Result<StepOutcome, RotationError> {
+async fn set_secret(clients: &AwsClients, settings: &Settings, event: &RotationEvent) -> Result<StepOutcome, RotationError> {
+    let client = &clients.secrets;
     let secret_id = &event.secret_id;
     let (pending, Some(target)) = pending_version(client, event).await? else {
         return Ok(StepOutcome::GenericNothingToSet);
@@ -212,11 +229,22 @@ async fn set_secret(client: &Client, settings: &Settings, event: &RotationEvent)
         Err(e) => return Err(fail(e)),
     }
 
-    if let Some(master_arn) = master_arn(settings, &pending, secret_id)? {
-        return set_with_master(client, settings, event, &target, master_arn).await;
+    match master_arn(settings, &pending, secret_id)? {
+        Some(master_arn) => set_with_master(clients, settings, event, &target, master_arn).await,
+        None => set_as_single_user(client, settings, event, &target).await,
     }
+}
 
-    // Single user: log in with the current credentials, or failing that the previous ones.
+/// Single user: the user changes its own password, logged in with the current credentials, or
+/// failing that the previous ones (a re-run after the password was already changed).
+async fn set_as_single_user(
+    client: &Client,
+    settings: &Settings,
+    event: &RotationEvent,
+    target: &ConnectionSpec,
+) -> Result<StepOutcome, RotationError> {
+    let secret_id = &event.secret_id;
+    let fail = |e| db_error(Step::SetSecret, secret_id, e);
     let mut last_error = None;
     for stage in [CURRENT, PREVIOUS] {
         let Some(doc) = read_doc(client, secret_id, stage, None).await? else { continue };
@@ -228,7 +256,7 @@ async fn set_secret(client: &Client, settings: &Settings, event: &RotationEvent)
                 reason: "its user name differs from the pending version's (single-user rotation changes one user)".into(),
             });
         }
-        let differ = fields_that_differ(&target, &old, true);
+        let differ = fields_that_differ(target, &old, true);
         if !differ.is_empty() {
             return Err(RotationError::Refused {
                 secret_id: secret_id.clone(),
@@ -250,7 +278,7 @@ async fn set_secret(client: &Client, settings: &Settings, event: &RotationEvent)
 /// only once the secrets are shown to describe one alternating rotation on that database, as
 /// AWS's MultiUser functions check, and more.
 async fn set_with_master(
-    client: &Client,
+    clients: &AwsClients,
     settings: &Settings,
     event: &RotationEvent,
     target: &ConnectionSpec,
@@ -258,16 +286,31 @@ async fn set_with_master(
 ) -> Result<StepOutcome, RotationError> {
     let secret_id = &event.secret_id;
     let fail = |e| db_error(Step::SetSecret, secret_id, e);
-    let current_doc = require_doc(client, secret_id, CURRENT, None).await?;
+    let current_doc = require_doc(&clients.secrets, secret_id, CURRENT, None).await?;
     let current = current_doc.connection(Origin { secret_id, stage: CURRENT })?;
-    let master_doc = require_doc(client, master_arn, CURRENT, None).await?;
-    let master = master_doc.connection(Origin { secret_id: master_arn, stage: CURRENT })?;
+    let master_doc = require_doc(&clients.secrets, master_arn, CURRENT, None).await?;
+    let master = master_connection(clients, master_arn, &master_doc).await?;
     check_alternation(&current, target, &master).map_err(|reason| RotationError::Refused { secret_id: secret_id.clone(), reason })?;
     // AWS's own guard: the current credentials still log in, at the current host.
     engine::check_login(&current, &settings.db).await.map_err(fail)?;
     let original = original_username(&target.username);
     engine::set_user_password(&master, &target.username, &target.password, original, &settings.db).await.map_err(fail)?;
     Ok(StepOutcome::SetByMaster)
+}
+
+/// The master's own database: the server its secret names or, for a master secret that RDS
+/// manages (only `username` and `password`, and an RDS tag), the writer endpoint RDS gives for
+/// the instance or cluster the tag names.
+async fn master_connection(clients: &AwsClients, master_arn: &str, doc: &SecretDoc) -> Result<ConnectionSpec, RotationError> {
+    let origin = Origin { secret_id: master_arn, stage: CURRENT };
+    if rds_master::names_no_server(doc) {
+        if let Some(owner) = rds_master::owner_of(&clients.secrets, master_arn).await? {
+            let endpoint = rds_master::endpoint_of(&clients.rds, master_arn, &owner).await?;
+            tracing::info!(master = master_arn, host = %endpoint.host, port = endpoint.port, "master secret managed by RDS; its endpoint is from the RDS API");
+            return rds_master::master_connection(doc, origin, &endpoint);
+        }
+    }
+    doc.connection(origin)
 }
 
 /// The fields naming a database server (and `dbname`, if asked) in which `a` and `b` differ.
