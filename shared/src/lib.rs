@@ -1,6 +1,7 @@
-//! What the functions of the suite share, and nothing more: logging, AWS SDK configuration, and
-//! the one TLS rule.
+//! What the functions of the suite share, and nothing more: logging, metrics (EMF), AWS SDK
+//! configuration, and the one TLS rule.
 
 pub mod aws;
 pub mod logging;
+pub mod metrics;
 pub mod tls;

@@ -6,6 +6,7 @@
 use lambda_http::http::{header::CONTENT_TYPE, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
+use shared::metrics::Metrics;
 
 /// The Go sample's error text for a request without a name.
 pub const NO_NAME_PROVIDED: &str = "no name was provided in the HTTP body";
@@ -53,11 +54,18 @@ pub async fn handle_request(request: Request) -> Result<Response<Body>, Error> {
         Ok(greeting) => (StatusCode::OK, greeting),
         Err(error) => (StatusCode::BAD_REQUEST, error.message().to_owned()),
     };
+    request_metrics(status).emit();
     let response = Response::builder()
         .status(status)
         .header(CONTENT_TYPE, "text/plain; charset=utf-8")
         .body(Body::Text(text))?;
     Ok(response)
+}
+
+/// One request's metrics: a greeting, or a request refused with 400.
+pub fn request_metrics(status: StatusCode) -> Metrics {
+    let greeted = status == StatusCode::OK;
+    Metrics::for_this_function().count("Greetings", u64::from(greeted)).count("BadRequests", u64::from(!greeted))
 }
 
 /// API Gateway's own id for the request, the one the Go sample logs.

@@ -9,6 +9,7 @@ pub mod error;
 pub mod event_source;
 pub mod handler;
 pub mod message;
+pub mod metrics;
 pub mod poll;
 pub mod settings;
 pub mod store;

@@ -17,7 +17,10 @@ async fn main() -> Result<(), Error> {
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         let left = mq_poller::handler::time_left(event.context.deadline, mq_poller::message::now_ms());
         let deadline = tokio::time::Instant::now() + left;
-        handle_event(dynamo, settings, credentials, &event.payload, deadline).await
+        let started = std::time::Instant::now();
+        let result = handle_event(dynamo, settings, credentials, &event.payload, deadline).await;
+        mq_poller::metrics::invocation_metrics(&result, started.elapsed()).emit();
+        result
     }))
     .await
 }

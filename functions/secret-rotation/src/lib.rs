@@ -5,6 +5,7 @@
 pub mod engine;
 pub mod error;
 pub mod event;
+pub mod metrics;
 pub mod password;
 pub mod rds_master;
 pub mod rotation;

@@ -89,24 +89,36 @@ impl AwsClients {
     }
 }
 
-/// Runs one rotation step for the event Secrets Manager sent.
+/// Runs one rotation step for the event Secrets Manager sent, and reports it as a metric.
 pub async fn rotate_step(clients: &AwsClients, settings: &Settings, event: &Value) -> Result<StepReport, RotationError> {
-    let client = &clients.secrets;
     let event = RotationEvent::parse(event)?;
-    let versions = check_versions(client, &event).await?;
-    let result = if versions.token_is_current {
-        StepOutcome::AlreadyCurrent
-    } else {
-        match event.step {
-            Step::CreateSecret => create_secret(client, settings, &event).await?,
-            Step::SetSecret => set_secret(clients, settings, &event).await?,
-            Step::TestSecret => test_secret(client, settings, &event).await?,
-            Step::FinishSecret => finish_secret(client, &event, versions.current_version.as_deref()).await?,
-        }
-    };
+    // The engine, once a step has read the secret: the metric's dimension.
+    let mut engine = None;
+    let result = run_step(clients, settings, &event, &mut engine).await;
+    crate::metrics::step_metrics(event.step, engine, result.is_ok()).emit();
+    let result = result?;
     let report = StepReport { step: event.step.name(), secret_id: event.secret_id, token: event.token, result };
     tracing::info!(step = report.step, secret_id = %report.secret_id, token = %report.token, result = %report.result, "rotation step done");
     Ok(report)
+}
+
+async fn run_step(
+    clients: &AwsClients,
+    settings: &Settings,
+    event: &RotationEvent,
+    engine: &mut Option<EngineKind>,
+) -> Result<StepOutcome, RotationError> {
+    let client = &clients.secrets;
+    let versions = check_versions(client, event).await?;
+    if versions.token_is_current {
+        return Ok(StepOutcome::AlreadyCurrent);
+    }
+    match event.step {
+        Step::CreateSecret => create_secret(client, settings, event, engine).await,
+        Step::SetSecret => set_secret(clients, settings, event, engine).await,
+        Step::TestSecret => test_secret(client, settings, event, engine).await,
+        Step::FinishSecret => finish_secret(client, event, versions.current_version.as_deref()).await,
+    }
 }
 
 async fn read_doc(client: &Client, secret_id: &str, stage: &'static str, version: Option<&str>) -> Result<Option<SecretDoc>, RotationError> {
@@ -135,9 +147,15 @@ fn database_connection(doc: &SecretDoc, origin: Origin<'_>) -> Result<Option<Con
 }
 
 /// The pending version, read once, and its database connection (`None` for a generic secret).
-async fn pending_version(client: &Client, event: &RotationEvent) -> Result<(SecretDoc, Option<ConnectionSpec>), RotationError> {
+async fn pending_version(
+    client: &Client,
+    event: &RotationEvent,
+    engine: &mut Option<EngineKind>,
+) -> Result<(SecretDoc, Option<ConnectionSpec>), RotationError> {
     let pending = require_doc(client, &event.secret_id, PENDING, Some(&event.token)).await?;
-    let database = database_connection(&pending, Origin { secret_id: &event.secret_id, stage: PENDING })?;
+    let origin = Origin { secret_id: &event.secret_id, stage: PENDING };
+    *engine = pending.engine(origin).ok();
+    let database = database_connection(&pending, origin)?;
     Ok((pending, database))
 }
 
@@ -154,9 +172,15 @@ fn alternate_username(current: &str) -> String {
     }
 }
 
-async fn create_secret(client: &Client, settings: &Settings, event: &RotationEvent) -> Result<StepOutcome, RotationError> {
+async fn create_secret(
+    client: &Client,
+    settings: &Settings,
+    event: &RotationEvent,
+    engine: &mut Option<EngineKind>,
+) -> Result<StepOutcome, RotationError> {
     let secret_id = &event.secret_id;
     let current = require_doc(client, secret_id, CURRENT, None).await?;
+    *engine = current.engine(Origin { secret_id, stage: CURRENT }).ok();
     let database = database_connection(&current, Origin { secret_id, stage: CURRENT })?;
     if read_doc(client, secret_id, PENDING, Some(&event.token)).await?.is_some() {
         return Ok(StepOutcome::PendingExists);
@@ -216,10 +240,15 @@ fn db_error(step: Step, secret_id: &str, source: DbError) -> RotationError {
     RotationError::Database { step: step.name(), secret_id: secret_id.to_owned(), source }
 }
 
-async fn set_secret(clients: &AwsClients, settings: &Settings, event: &RotationEvent) -> Result<StepOutcome, RotationError> {
+async fn set_secret(
+    clients: &AwsClients,
+    settings: &Settings,
+    event: &RotationEvent,
+    engine: &mut Option<EngineKind>,
+) -> Result<StepOutcome, RotationError> {
     let client = &clients.secrets;
     let secret_id = &event.secret_id;
-    let (pending, Some(target)) = pending_version(client, event).await? else {
+    let (pending, Some(target)) = pending_version(client, event, engine).await? else {
         return Ok(StepOutcome::GenericNothingToSet);
     };
     let fail = |e| db_error(Step::SetSecret, secret_id, e);
@@ -361,8 +390,13 @@ fn check_alternation(current: &ConnectionSpec, pending: &ConnectionSpec, master:
     Ok(())
 }
 
-async fn test_secret(client: &Client, settings: &Settings, event: &RotationEvent) -> Result<StepOutcome, RotationError> {
-    let (_, Some(spec)) = pending_version(client, event).await? else {
+async fn test_secret(
+    client: &Client,
+    settings: &Settings,
+    event: &RotationEvent,
+    engine: &mut Option<EngineKind>,
+) -> Result<StepOutcome, RotationError> {
+    let (_, Some(spec)) = pending_version(client, event, engine).await? else {
         return Ok(StepOutcome::GenericValidated);
     };
     engine::check_login(&spec, &settings.db).await.map_err(|e| db_error(Step::TestSecret, &event.secret_id, e))?;

@@ -8,6 +8,7 @@ pub mod drain;
 pub mod error;
 pub mod event;
 pub mod instance;
+pub mod metrics;
 pub mod settings;
 pub mod summary;
 

@@ -11,7 +11,12 @@ async fn main() -> Result<(), Error> {
     let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
     let (ec2, elb, settings) = (&ec2, &elb, &settings);
     run(service_fn(move |event: LambdaEvent<Value>| async move {
-        drain_instance(ec2, elb, settings, &event.payload).await
+        let started = std::time::Instant::now();
+        let result = drain_instance(ec2, elb, settings, &event.payload).await;
+        if let Some(metrics) = spot_drainer::metrics::drain_metrics(&result, started.elapsed()) {
+            metrics.emit();
+        }
+        result
     }))
     .await
 }

@@ -26,6 +26,15 @@ impl EngineKind {
         }
     }
 
+    /// The name metrics and logs use.
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Postgres => "postgres",
+            EngineKind::MySql => "mysql",
+            EngineKind::Generic => "generic",
+        }
+    }
+
     pub fn default_port(self) -> u16 {
         match self {
             EngineKind::Postgres => 5432,

@@ -1,0 +1,22 @@
+//! What one step tells CloudWatch (EMF, see `shared::metrics`).
+
+use shared::metrics::Metrics;
+
+use crate::engine::EngineKind;
+use crate::event::Step;
+
+/// A step that succeeded or failed, by engine (the step is a property of the line). The engine is the secret's, where the
+/// step read it (finishSecret reads no secret: `none`; a secret whose engine cannot be read:
+/// `unknown`).
+pub fn step_metrics(step: Step, engine: Option<EngineKind>, succeeded: bool) -> Metrics {
+    let engine = match (step, engine) {
+        (_, Some(kind)) => kind.name(),
+        (Step::FinishSecret, None) => "none",
+        (_, None) => "unknown",
+    };
+    Metrics::for_this_function()
+        .dimension("Engine", engine)
+        .property("Step", step.name())
+        .count("StepsSucceeded", u64::from(succeeded))
+        .count("StepsFailed", u64::from(!succeeded))
+}

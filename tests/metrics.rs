@@ -1,0 +1,170 @@
+//! Each function's CloudWatch metrics, read back from what the built binary wrote to stdout in
+//! Lambda's JSON log format, after real invocations against the local stand-ins: the Embedded
+//! Metric Format lines CloudWatch Logs turns into metrics, with their names, dimensions, units
+//! and values.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum;
+use base64::Engine as _;
+use harness_runtime::lambda_env::Output;
+use harness_runtime::paths::{function_binary, read_event};
+use harness_runtime::runtime_api::RuntimeApi;
+use harness_services::dynamo::{create_table, scan_all};
+use harness_services::ec2::{create_group, launch, register, vpc_with_subnet};
+use harness_services::moto::Moto;
+use harness_services::rotation::begin_rotation;
+use serde_json::{json, Value};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A log file of the test's own for one function.
+fn log_file(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("emf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("log dir");
+    dir.join(format!("{name}.log"))
+}
+
+/// Lambda's production logging: JSON lines at INFO.
+fn json_logging(mut env: Vec<(String, String)>) -> Vec<(String, String)> {
+    env.push(("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into()));
+    env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "INFO".into()));
+    env
+}
+
+/// The EMF records in a log: the top-level JSON objects carrying `_aws`.
+fn emf_records(log: &PathBuf) -> Vec<Value> {
+    let text = std::fs::read_to_string(log).expect("function log");
+    let records: Vec<Value> = text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|value| value.get("_aws").is_some())
+        .collect();
+    for record in &records {
+        let directive = &record["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "OpsSuite", "{record}");
+        assert!(record["_aws"]["Timestamp"].as_u64().is_some_and(|t| t > 1_600_000_000_000), "{record}");
+        // Every dimension and metric the directive names is a top-level field of the line.
+        for name in directive["Dimensions"][0].as_array().expect("dimensions") {
+            assert!(record[name.as_str().expect("name")].is_string(), "dimension {name} missing: {record}");
+        }
+        for metric in directive["Metrics"].as_array().expect("metrics") {
+            assert!(record[metric["Name"].as_str().expect("name")].is_number(), "metric {metric} missing: {record}");
+        }
+    }
+    records
+}
+
+/// The unit the record declares for `metric`.
+fn unit(record: &Value, metric: &str) -> String {
+    let metrics = record["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().cloned().unwrap_or_default();
+    metrics.iter().find(|m| m["Name"] == metric).map(|m| m["Unit"].as_str().unwrap_or_default().to_owned()).unwrap_or_default()
+}
+
+fn dimensions(record: &Value) -> Value {
+    record["_aws"]["CloudWatchMetrics"][0]["Dimensions"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hello_api_counts_greetings_and_bad_requests() {
+    let log = log_file("hello-api");
+    let api = RuntimeApi::start().await;
+    let function = api.spawn_function(&function_binary("hello-api"), "hello-api-fn", &json_logging(Vec::new()), Output::File(log.clone()));
+    assert_eq!(api.invoke(&read_event("hello-rest-api.json"), LIMIT).await.response()["statusCode"], 200);
+    assert_eq!(api.invoke(&read_event("hello-empty-body.json"), LIMIT).await.response()["statusCode"], 400);
+    drop(function);
+    let records = emf_records(&log);
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(dimensions(&records[0]), json!([["FunctionName"]]));
+    assert_eq!(records[0]["FunctionName"], "hello-api-fn");
+    assert_eq!((records[0]["Greetings"].as_f64(), records[0]["BadRequests"].as_f64()), (Some(1.0), Some(0.0)));
+    assert_eq!((records[1]["Greetings"].as_f64(), records[1]["BadRequests"].as_f64()), (Some(0.0), Some(1.0)));
+    assert_eq!(unit(&records[1], "BadRequests"), "Count");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spot_drainer_reports_registrations_removed_and_drain_seconds() {
+    let moto = Moto::start();
+    let config = moto.sdk_config().await;
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
+    let (vpc_id, subnet_id) = vpc_with_subnet(&ec2, "10.41").await;
+    let instance_id = launch(&ec2, &subnet_id, &[]).await.id;
+    for name in ["web", "api"] {
+        let group = create_group(&elb, &vpc_id, name, TargetTypeEnum::Instance).await;
+        register(&elb, &group, &instance_id, 8080).await;
+    }
+    let log = log_file("spot-drainer");
+    let mut env = json_logging(moto.env());
+    env.push(("DISCOVERY".into(), "scan".into()));
+    let api = RuntimeApi::start().await;
+    let function = api.spawn_function(&function_binary("spot-drainer"), "spot-drainer-fn", &env, Output::File(log.clone()));
+    let mut event = read_event("spot-interruption-warning.json");
+    event["detail"]["instance-id"] = json!(instance_id);
+    api.invoke(&event, LIMIT).await.response();
+    drop(function);
+    let records = emf_records(&log);
+    assert_eq!(records.len(), 1, "{records:?}");
+    let record = &records[0];
+    assert_eq!(record["FunctionName"], "spot-drainer-fn");
+    assert_eq!((record["RegistrationsRemoved"].as_f64(), record["DrainFailures"].as_f64()), (Some(2.0), Some(0.0)));
+    assert!(record["DrainSeconds"].as_f64().is_some_and(|s| s > 0.0 && s < 60.0), "{record}");
+    assert_eq!(unit(record, "DrainSeconds"), "Seconds");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mq_poller_counts_messages_received_stored_and_rejected() {
+    let moto = Moto::start();
+    let dynamo = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
+    create_table(&dynamo, "messages").await;
+    let log = log_file("mq-poller");
+    let mut env = json_logging(moto.env());
+    env.push(("TABLE_NAME".into(), "messages".into()));
+    let api = RuntimeApi::start().await;
+    let function = api.spawn_function(&function_binary("mq-poller"), "mq-poller-fn", &env, Output::File(log.clone()));
+    let encode = |text: &[u8]| base64::engine::general_purpose::STANDARD.encode(text);
+    let batch = json!({"eventSource": "aws:mq", "messages": [
+        {"messageID": "ID:m-1", "data": encode(b"first")},
+        {"messageID": "ID:m-2", "data": encode(b"second")},
+    ]});
+    api.invoke(&batch, LIMIT).await.response();
+    // Too large for an item: the batch fails, and the message counts as rejected.
+    let large = json!({"eventSource": "aws:mq", "messages": [{"messageID": "ID:m-3", "data": encode(&vec![b'x'; 450 * 1024])}]});
+    assert_eq!(api.invoke(&large, LIMIT).await.error()["errorType"], "MessageTooLarge");
+    drop(function);
+    assert_eq!(scan_all(&dynamo, "messages").await.len(), 2);
+    let records = emf_records(&log);
+    assert_eq!(records.len(), 2, "{records:?}");
+    let counts = |r: &Value| (r["MessagesReceived"].as_f64(), r["MessagesStored"].as_f64(), r["MessagesRejected"].as_f64());
+    assert_eq!(counts(&records[0]), (Some(2.0), Some(2.0), Some(0.0)));
+    assert_eq!(counts(&records[1]).2, Some(1.0));
+    assert_eq!(records[0]["FunctionName"], "mq-poller-fn");
+    assert_eq!(unit(&records[0], "PollDuration"), "Milliseconds");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_rotation_counts_steps_by_engine() {
+    let moto = Moto::start();
+    let sm = aws_sdk_secretsmanager::Client::new(&moto.sdk_config().await);
+    let arn = sm.create_secret().name("api-key").secret_string(r#"{"engine":"generic","api_key":"k"}"#).send().await.expect("secret");
+    let id = arn.arn().expect("arn").to_owned();
+    let token = "e1111111-1111-4111-8111-111111111111";
+    begin_rotation(&sm, &id, token).await;
+    let log = log_file("secret-rotation");
+    let api = RuntimeApi::start().await;
+    let function =
+        api.spawn_function(&function_binary("secret-rotation"), "rotation-fn", &json_logging(moto.env()), Output::File(log.clone()));
+    let step = |name: &str, token: &str| json!({"Step": name, "SecretId": id, "ClientRequestToken": token});
+    api.invoke(&step("createSecret", token), LIMIT).await.response();
+    // A token that is no version of the secret: the step fails.
+    api.invoke(&step("setSecret", "e2222222-2222-4222-8222-222222222222"), LIMIT).await.error();
+    drop(function);
+    let records = emf_records(&log);
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(dimensions(&records[0]), json!([["FunctionName", "Engine"]]));
+    assert_eq!((records[0]["Engine"].as_str(), records[0]["Step"].as_str()), (Some("generic"), Some("createSecret")));
+    assert_eq!((records[0]["StepsSucceeded"].as_f64(), records[0]["StepsFailed"].as_f64()), (Some(1.0), Some(0.0)));
+    // It failed before reading the secret, so its engine is not known.
+    assert_eq!((records[1]["Engine"].as_str(), records[1]["StepsFailed"].as_f64()), (Some("unknown"), Some(1.0)));
+}
