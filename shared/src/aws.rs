@@ -28,10 +28,24 @@ pub use aws_config::SdkConfig;
 pub const CA_BUNDLE_VARIABLE: &str = "AWS_CA_BUNDLE";
 
 /// Loads the SDK configuration from the environment, with the suite's HTTPS client.
+///
+/// Lambda hands a function its region and its role's credentials as environment variables
+/// (`AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`). When they
+/// are there, they are used directly: building the SDK's whole provider chains (profiles, SSO,
+/// web identity, ECS, IMDS, each with clients of its own) is init work for providers a Lambda
+/// function never reaches. Without them (a local run), the chains are the SDK's own.
 pub async fn load_config() -> Result<SdkConfig, TlsError> {
     let extra = ExtraBundle::from_lookup(CA_BUNDLE_VARIABLE, |name| std::env::var(name).ok());
     let client = https_client(extra.as_ref())?;
-    Ok(aws_config::defaults(BehaviorVersion::latest()).http_client(client).load().await)
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(client);
+    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.is_empty());
+    if set("AWS_ACCESS_KEY_ID") && set("AWS_SECRET_ACCESS_KEY") {
+        loader = loader.credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new());
+    }
+    if let Some(region) = std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty()) {
+        loader = loader.region(aws_config::Region::new(region));
+    }
+    Ok(loader.load().await)
 }
 
 /// The SDK's default HTTPS client (rustls on aws-lc, proxies from the environment), trusting
