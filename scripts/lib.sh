@@ -7,7 +7,8 @@
 #   rabbitmq-server). A server package installed here is installed with its system service kept
 #   from starting, and that service is disabled: nothing is left running. A server the machine
 #   already had is never touched.
-# - The pinned Python tools (tools/requirements.txt) into .venv in the repository.
+# - The pinned Python tools (tools/requirements.txt) into .venv in the repository, and for the
+#   tests checkov (tools/checkov-requirements.txt) into .venv-checkov.
 
 OPS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -95,19 +96,30 @@ ensure_system_packages() {
   command -v cargo >/dev/null || die "cargo is not installed: install Rust with rustup (https://rustup.rs), then run this again"
 }
 
-# The Python tools (moto, cargo-lambda, zig, cfn-lint, the SAM CLI), pinned in
-# tools/requirements.txt, in the repository's .venv; reinstalled only when the pins change.
-ensure_venv() {
-  local venv="$OPS_ROOT/.venv" want
+# A virtualenv in the repository with a pinned requirements file installed; reinstalled only
+# when the pins change.
+pinned_venv() {
+  local venv="$OPS_ROOT/$1" requirements="$OPS_ROOT/tools/$2" want
   local stamp="$venv/.requirements.sha256"
-  want="$(sha256sum "$OPS_ROOT/tools/requirements.txt" | cut -d' ' -f1)"
+  want="$(sha256sum "$requirements" | cut -d' ' -f1)"
   if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    say "installing the Python tools into .venv (tools/requirements.txt)"
+    say "installing Python tools into $1 (tools/$2)"
     python3 -m venv "$venv"
     "$venv/bin/python" -m pip install -q --upgrade pip
-    "$venv/bin/python" -m pip install -q -r "$OPS_ROOT/tools/requirements.txt"
+    "$venv/bin/python" -m pip install -q -r "$requirements"
     echo "$want" > "$stamp"
   fi
+}
+
+# The Python tools (moto, cargo-lambda, zig, cfn-lint, the SAM CLI), pinned in
+# tools/requirements.txt, in the repository's .venv.
+ensure_venv() {
+  pinned_venv .venv requirements.txt
+}
+
+# checkov, in a virtualenv of its own (.venv-checkov): its pins conflict with the SAM CLI's.
+ensure_checkov_venv() {
+  pinned_venv .venv-checkov checkov-requirements.txt
 }
 
 # The environment the scripts run the tools in.

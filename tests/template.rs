@@ -1,6 +1,10 @@
-//! The SAM template passes both linters a deploy would meet: cfn-lint and `sam validate --lint`.
+//! The SAM template: both linters a deploy would meet (cfn-lint, `sam validate --lint`), checkov,
+//! and the CloudFormation SAM makes of it (samtranslator), checked for what an operator relies on.
 
+use std::collections::BTreeSet;
 use std::process::Command;
+
+use serde_json::{json, Value};
 
 use harness_runtime::paths::{venv_bin, workspace_root};
 
@@ -96,59 +100,328 @@ fn the_messages_table_survives_a_stack_deletion_or_replacement() {
     assert_eq!(table["Properties"]["DeletionProtectionEnabled"], true);
 }
 
-#[test]
-fn spot_drainer_may_deregister_only_from_target_groups_and_is_granted_each_action_once() {
-    let template = translated();
-    let policies = template["Resources"]["SpotDrainerFunctionRole"]["Properties"]["Policies"].as_array().expect("policies").clone();
-    let statements: Vec<serde_json::Value> =
-        policies.iter().flat_map(|p| p["PolicyDocument"]["Statement"].as_array().cloned().unwrap_or_default()).collect();
-    let actions = |s: &serde_json::Value| -> Vec<String> {
-        match &s["Action"] {
-            serde_json::Value::String(a) => vec![a.clone()],
-            serde_json::Value::Array(list) => list.iter().filter_map(|a| a.as_str().map(str::to_owned)).collect(),
-            _ => vec![],
+/// The statements of an explicit role's inline policies; a policy under `Fn::If` counts with its
+/// "true" branch (the one that grants more).
+fn role_statements(template: &Value, role: &str) -> Vec<Value> {
+    let policies = template["Resources"][role]["Properties"]["Policies"].as_array().cloned().unwrap_or_else(|| panic!("{role} has policies"));
+    policies
+        .iter()
+        .flat_map(|p| {
+            let policy = if p.get("Fn::If").is_some() { p["Fn::If"][1].clone() } else { p.clone() };
+            policy["PolicyDocument"]["Statement"].as_array().cloned().unwrap_or_default()
+        })
+        .collect()
+}
+
+fn actions(statement: &Value) -> Vec<String> {
+    match &statement["Action"] {
+        Value::String(a) => vec![a.clone()],
+        Value::Array(list) => list.iter().filter_map(|a| a.as_str().map(str::to_owned)).collect(),
+        _ => vec![],
+    }
+}
+
+fn by_sid(statements: &[Value], sid: &str) -> Value {
+    statements.iter().find(|s| s["Sid"] == sid).cloned().unwrap_or_else(|| panic!("statement {sid}: {statements:?}"))
+}
+
+/// Parameters as a deploy with `given` (and every other default) would see them.
+fn parameter(template: &Value, given: &Value, name: &str) -> Value {
+    given.get(name).cloned().unwrap_or_else(|| template["Parameters"][name]["Default"].clone())
+}
+
+/// A condition's value for a deploy with `given` parameters. Takes the intrinsics the
+/// template's conditions use.
+fn holds(template: &Value, given: &Value, condition: &Value) -> bool {
+    let eval = |v: &Value| scalar(template, given, v);
+    match condition {
+        Value::Object(map) if map.contains_key("Condition") => {
+            holds(template, given, &template["Conditions"][map["Condition"].as_str().expect("name")])
         }
-    };
+        Value::Object(map) if map.contains_key("Fn::Not") => !holds(template, given, &map["Fn::Not"][0]),
+        Value::Object(map) if map.contains_key("Fn::And") => {
+            map["Fn::And"].as_array().expect("and").iter().all(|c| holds(template, given, c))
+        }
+        Value::Object(map) if map.contains_key("Fn::Or") => map["Fn::Or"].as_array().expect("or").iter().any(|c| holds(template, given, c)),
+        Value::Object(map) if map.contains_key("Fn::Equals") => eval(&map["Fn::Equals"][0]) == eval(&map["Fn::Equals"][1]),
+        other => panic!("unexpected condition {other}"),
+    }
+}
+
+fn scalar(template: &Value, given: &Value, value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Object(map) if map.contains_key("Ref") => match parameter(template, given, map["Ref"].as_str().expect("ref")) {
+            Value::String(s) => s,
+            other => other.to_string(),
+        },
+        Value::Object(map) if map.contains_key("Fn::Join") => scalar(template, given, &map["Fn::Join"][1]),
+        other => panic!("unexpected value in a condition: {other}"),
+    }
+}
+
+fn named_condition(template: &Value, given: &Value, name: Option<&str>) -> bool {
+    name.is_none_or(|name| holds(template, given, &template["Conditions"][name]))
+}
+
+/// The resources a deploy with `given` parameters creates.
+fn deployed(template: &Value, given: &Value) -> BTreeSet<String> {
+    let resources = template["Resources"].as_object().expect("resources");
+    resources.iter().filter(|(_, r)| named_condition(template, given, r["Condition"].as_str())).map(|(name, _)| name.clone()).collect()
+}
+
+/// Every resource `value` refers to (Ref, Fn::GetAtt, ${Name} in Fn::Sub), skipping the branch of
+/// each Fn::If the deploy does not take.
+fn references(template: &Value, given: &Value, value: &Value, found: &mut BTreeSet<String>) {
+    let resources = template["Resources"].as_object().expect("resources");
+    match value {
+        Value::Object(map) => {
+            if let Some(branches) = map.get("Fn::If") {
+                let taken = if named_condition(template, given, branches[0].as_str()) { &branches[1] } else { &branches[2] };
+                return references(template, given, taken, found);
+            }
+            if let Some(Value::String(name)) = map.get("Ref") {
+                found.insert(name.clone());
+            }
+            if let Some(name) = map.get("Fn::GetAtt").and_then(|g| g[0].as_str()) {
+                found.insert(name.to_owned());
+            }
+            if let Some(sub) = map.get("Fn::Sub") {
+                let text = if sub.is_array() { sub[0].as_str() } else { sub.as_str() }.unwrap_or_default();
+                for name in resources.keys() {
+                    if text.contains(&format!("${{{name}}}")) || text.contains(&format!("${{{name}.")) {
+                        found.insert(name.clone());
+                    }
+                }
+            }
+            map.values().for_each(|v| references(template, given, v, found));
+        }
+        Value::Array(items) => items.iter().for_each(|v| references(template, given, v, found)),
+        _ => {}
+    }
+    found.retain(|name| resources.contains_key(name));
+}
+
+#[test]
+fn each_function_can_be_left_out_and_nothing_deployed_refers_to_what_was_left_out() {
+    let template = translated();
+    let everything = deployed(&template, &json!({}));
+    assert!(everything.contains("HelloApiFunction") && everything.contains("MqMessagesTable"), "{everything:?}");
+    for (parameter, function, own) in [
+        ("DeployHelloApi", "HelloApiFunction", &["HelloApi", "ServerlessRestApi", "ServerlessHttpApi"][..]),
+        ("DeploySpotDrainer", "SpotDrainerFunction", &["SpotDrainer", "SpotInterruption", "SpotRebalance"][..]),
+        ("DeploySecretRotation", "SecretRotationFunction", &["SecretRotation"][..]),
+        ("DeployMqPoller", "MqPollerFunction", &["MqPoller", "MqMessages", "MqEventSource"][..]),
+    ] {
+        let given = json!({parameter: "false", "BrokerUrl": "stomp+ssl://b:61614", "BrokerSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:b",
+            "MqBrokerArn": "arn:aws:mq:us-east-1:123456789012:broker:b:b-1", "DrainOnRebalance": "true", "OperatorEmail": "ops@example.com"});
+        let left = deployed(&template, &given);
+        assert!(!left.contains(function), "{parameter}=false still deploys {function}");
+        let strays: Vec<_> = left.iter().filter(|name| own.iter().any(|prefix| name.starts_with(prefix))).collect();
+        assert!(strays.is_empty(), "{parameter}=false still deploys {strays:?}");
+        for name in &left {
+            let mut found = BTreeSet::new();
+            references(&template, &given, &template["Resources"][name], &mut found);
+            let missing: Vec<_> = found.difference(&left).collect();
+            assert!(missing.is_empty(), "with {parameter}=false, {name} refers to {missing:?}, which is not deployed");
+        }
+        let outputs = template["Outputs"].as_object().expect("outputs");
+        for (output, spec) in outputs.iter().filter(|(_, o)| named_condition(&template, &given, o["Condition"].as_str())) {
+            let mut found = BTreeSet::new();
+            references(&template, &given, &spec["Value"], &mut found);
+            assert!(found.is_subset(&left), "output {output} refers to {found:?} with {parameter}=false");
+        }
+    }
+}
+
+#[test]
+fn no_role_gets_vpc_access_without_a_vpc_nor_a_wildcard_its_actions_do_not_need() {
+    let template = translated();
+    let resources = template["Resources"].as_object().expect("resources");
+    // SAM makes no role of its own: it would attach its VPC policy whenever VpcConfig is there.
+    let roles: Vec<&String> = resources.iter().filter(|(_, r)| r["Type"] == "AWS::IAM::Role").map(|(n, _)| n).collect();
+    assert_eq!(roles.len(), 4, "{roles:?}");
+    for role in &roles {
+        let managed = &resources[role.as_str()]["Properties"]["ManagedPolicyArns"];
+        let text = managed.to_string();
+        assert!(!text.contains("AWSLambdaBasicExecutionRole"), "{role}: logs are granted on the function's own group: {managed}");
+        if text.contains("AWSLambdaVPCAccessExecutionRole") {
+            let condition = managed["Fn::If"][0].as_str().unwrap_or_default();
+            assert!(condition == "RotationInVpc" || condition == "MqInVpc", "{role}: VPC access only with a VPC: {managed}");
+        }
+        // Resource "*" only where the action supports no resource-level scoping.
+        let unscoped = ["ec2:DescribeInstances", "elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth", "secretsmanager:GetRandomPassword"];
+        for statement in role_statements(&template, role) {
+            if statement["Resource"] == "*" {
+                for action in actions(&statement) {
+                    assert!(unscoped.contains(&action.as_str()), "{role}: {action} on *");
+                }
+            }
+            if actions(&statement).iter().any(|a| a.starts_with("logs:")) {
+                assert!(statement["Resource"]["Fn::GetAtt"][0].as_str().is_some_and(|g| g.ends_with("LogGroup")), "{role}: {statement}");
+            }
+        }
+    }
+    // With a VPC, its policy is there.
+    let with_vpc = holds(&template, &json!({"RotationSubnetIds": "subnet-1", "RotationSecurityGroupIds": "sg-1"}), &json!({"Condition": "RotationInVpc"}));
+    assert!(with_vpc && !holds(&template, &json!({}), &json!({"Condition": "RotationInVpc"})));
+}
+
+#[test]
+fn spot_drainer_may_deregister_only_from_target_groups_and_reports_to_its_destinations() {
+    let template = translated();
+    let statements = role_statements(&template, "SpotDrainerRole");
     let deregister: Vec<_> = statements.iter().filter(|s| actions(s).iter().any(|a| a == "elasticloadbalancing:DeregisterTargets")).collect();
     assert_eq!(deregister.len(), 1, "{deregister:?}");
     assert!(deregister[0]["Resource"].to_string().contains(":targetgroup/"), "{}", deregister[0]);
-    let sends = statements.iter().filter(|s| actions(s).iter().any(|a| a.starts_with("sqs:SendMessage"))).count();
-    assert_eq!(sends, 1, "one grant to the failure queue (SAM's, for the OnFailure destination)");
+    let sends: Vec<_> = statements.iter().filter(|s| actions(s).iter().any(|a| a.starts_with("sqs:"))).collect();
+    assert_eq!(sends.len(), 1, "{sends:?}");
+    assert_eq!(sends[0]["Resource"], json!({"Fn::GetAtt": ["SpotDrainerFailedEvents", "Arn"]}));
+    assert_eq!(actions(sends[0]), ["sqs:SendMessage"]);
+    assert_eq!(by_sid(&statements, "DrainSummaries")["Resource"], json!({"Ref": "SpotInterruptionNotices"}));
+    let destinations = &template["Resources"]["SpotDrainerFunctionEventInvokeConfig"]["Properties"]["DestinationConfig"];
+    assert_eq!(destinations["OnSuccess"]["Destination"], json!({"Ref": "SpotInterruptionNotices"}), "{destinations}");
+    assert_eq!(destinations["OnFailure"]["Destination"], json!({"Fn::GetAtt": ["SpotDrainerFailedEvents", "Arn"]}));
 }
 
 #[test]
 fn rotation_may_change_only_secrets_that_name_it_and_only_read_master_secrets() {
     let template = translated();
     let function = &template["Resources"]["SecretRotationFunction"]["Properties"];
-    assert_eq!(function["FunctionName"], serde_json::json!({"Fn::Sub": "${AWS::StackName}-secret-rotation"}));
-    let policies = template["Resources"]["SecretRotationFunctionRole"]["Properties"]["Policies"].to_string();
-    let statements: serde_json::Value = serde_json::from_str(&policies).expect("policies");
-    let all: Vec<serde_json::Value> = statements
-        .as_array()
-        .expect("policies")
-        .iter()
-        .flat_map(|p| {
-            // A conditional policy is {"Fn::If": [cond, policy, NoValue]}.
-            let policy = if p.get("Fn::If").is_some() { p["Fn::If"][1].clone() } else { p.clone() };
-            policy["PolicyDocument"]["Statement"].as_array().cloned().unwrap_or_default()
-        })
-        .collect();
-    let by_sid = |sid: &str| all.iter().find(|s| s["Sid"] == sid).cloned().unwrap_or_else(|| panic!("statement {sid}: {all:?}"));
-    let rotate = by_sid("RotateTheSecrets");
+    assert_eq!(function["FunctionName"], json!({"Fn::Sub": "${AWS::StackName}-secret-rotation"}));
+    let all = role_statements(&template, "SecretRotationRole");
+    let rotate = by_sid(&all, "RotateTheSecrets");
     let own_arn = rotate["Condition"]["StringEquals"]["secretsmanager:resource/AllowRotationLambdaArn"].to_string();
     assert!(own_arn.contains("function:${AWS::StackName}-secret-rotation"), "{rotate}");
-    let master = by_sid("ReadMasterSecrets");
-    assert_eq!(
-        master["Action"],
-        serde_json::json!(["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]),
-        "master secrets are read only: {master}"
-    );
-    let rds = by_sid("FindRdsManagedMasters");
-    assert_eq!(rds["Action"], serde_json::json!(["rds:DescribeDBInstances", "rds:DescribeDBClusters"]), "{rds}");
+    let master = by_sid(&all, "ReadMasterSecrets");
+    assert_eq!(master["Action"], json!(["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]), "master secrets are read only: {master}");
+    let rds = by_sid(&all, "FindRdsManagedMasters");
+    assert_eq!(rds["Action"], json!(["rds:DescribeDBInstances", "rds:DescribeDBClusters"]), "{rds}");
     let resources = rds["Resource"].to_string();
     assert!(resources.contains(":db:*") && resources.contains(":cluster:*") && !resources.contains("\"*\""), "{rds}");
-    assert!(by_sid("SecretsKey")["Condition"]["StringEquals"]["kms:ViaService"].to_string().contains("secretsmanager"));
+    assert!(by_sid(&all, "SecretsKey")["Condition"]["StringEquals"]["kms:ViaService"].to_string().contains("secretsmanager"));
     let permission = &template["Resources"]["SecretRotationInvokePermission"]["Properties"];
     assert!(permission["SourceArn"].to_string().contains("secretsmanager"), "{permission}");
-    assert_eq!(permission["SourceAccount"], serde_json::json!({"Ref": "AWS::AccountId"}));
+    assert_eq!(permission["SourceAccount"], json!({"Ref": "AWS::AccountId"}));
+}
+
+#[test]
+fn failures_reach_the_operators_topic() {
+    let template = translated();
+    let resources = template["Resources"].as_object().expect("resources");
+    let alarms: Vec<&Value> = resources.values().filter(|r| r["Type"] == "AWS::CloudWatch::Alarm").collect();
+    for alarm in &alarms {
+        assert_eq!(alarm["Properties"]["AlarmActions"], json!([{"Ref": "OperatorsTopic"}]), "{alarm}");
+        assert_eq!(alarm["Properties"]["Threshold"], 0, "{alarm}");
+        assert_eq!(alarm["Properties"]["ComparisonOperator"], "GreaterThanThreshold", "{alarm}");
+    }
+    let watching = |namespace: &str, metric: &str, dimension: Value| {
+        alarms.iter().any(|a| {
+            let p = &a["Properties"];
+            p["Namespace"] == namespace && p["MetricName"] == metric && p["Dimensions"][0]["Value"] == dimension
+        })
+    };
+    for function in ["HelloApiFunction", "SpotDrainerFunction", "SecretRotationFunction", "MqPollerFunction"] {
+        assert!(watching("AWS/Lambda", "Errors", json!({"Ref": function})), "no Errors alarm for {function}");
+    }
+    assert!(watching("AWS/SQS", "ApproximateNumberOfMessagesVisible", json!({"Fn::GetAtt": ["SpotDrainerFailedEvents", "QueueName"]})));
+    assert!(watching("OpsSuite", "MessagesRejected", json!({"Ref": "MqPollerFunction"})), "the metric mq-poller emits");
+
+    let rule = &resources["RotationFailedRule"]["Properties"];
+    assert_eq!(rule["EventPattern"]["source"], json!(["aws.secretsmanager"]));
+    assert_eq!(rule["EventPattern"]["detail"]["eventName"], json!(["RotationFailed"]));
+    assert_eq!(rule["Targets"][0]["Arn"], json!({"Ref": "OperatorsTopic"}));
+    // The topic lets this stack's rules and this account's alarms publish.
+    let policy = resources["OperatorsTopicPolicy"]["Properties"]["PolicyDocument"].to_string();
+    assert!(policy.contains("events.amazonaws.com") && policy.contains("cloudwatch.amazonaws.com"), "{policy}");
+    let rule_name = resources["RotationFailedRule"]["Properties"]["Name"]["Fn::Sub"].as_str().expect("name");
+    assert!(rule_name.starts_with("${AWS::StackName}-") && policy.contains("rule/${AWS::StackName}-*"), "{policy}");
+    assert_eq!(resources["OperatorsEmailSubscription"]["Condition"], "OperatorEmailGiven");
+}
+
+#[test]
+fn the_dashboard_shows_each_function_and_the_suites_metrics() {
+    let template = translated();
+    let body = &template["Resources"]["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"];
+    let text = body[0].as_str().expect("body").replace("${Prefix}", "ops").replace("${AWS::StackName}", "ops").replace("${AWS::Region}", "us-east-1");
+    assert_eq!(body[1], json!({"Prefix": {"Ref": "AWS::StackName"}}));
+    let dashboard: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("the dashboard body is not JSON ({e}):\n{text}"));
+    let widgets = dashboard["widgets"].as_array().expect("widgets");
+    let all = dashboard.to_string();
+    for function in ["ops-hello-api", "ops-spot-drainer", "ops-secret-rotation", "ops-mq-poller"] {
+        assert!(all.contains(function), "{function} is not on the dashboard");
+        // Each function's name is the one the template gives it.
+    }
+    for metric in ["Invocations", "Errors", "Duration", "RegistrationsRemoved", "DrainFailures", "DrainSeconds", "MessagesReceived", "MessagesStored", "MessagesRejected", "PollDuration", "Greetings", "BadRequests"] {
+        assert!(all.contains(&format!("\"{metric}\"")), "{metric} is not on the dashboard");
+    }
+    assert!(all.contains("StepsSucceeded") || all.contains("{OpsSuite,FunctionName,Engine}"), "rotation steps by engine");
+    let log = widgets.iter().find(|w| w["type"] == "log").expect("a Logs Insights widget");
+    assert!(log["properties"]["query"].as_str().is_some_and(|q| q.contains("initDurationMs") && q.contains("maxMemoryUsedMB")), "{log}");
+    for (function, name) in [("HelloApiFunction", "hello-api"), ("SpotDrainerFunction", "spot-drainer"), ("MqPollerFunction", "mq-poller")] {
+        assert_eq!(template["Resources"][function]["Properties"]["FunctionName"], json!({"Fn::Sub": format!("${{AWS::StackName}}-{name}")}));
+    }
+}
+
+#[test]
+fn hello_api_is_deployed_on_both_api_kinds_and_throttled() {
+    let template = translated();
+    let resources = template["Resources"].as_object().expect("resources");
+    let rest = &resources["ServerlessRestApiProdStage"]["Properties"];
+    assert_eq!(rest["MethodSettings"][0]["ThrottlingRateLimit"], json!({"Ref": "HelloApiThrottleRate"}), "{rest}");
+    assert_eq!(rest["MethodSettings"][0]["ThrottlingBurstLimit"], json!({"Ref": "HelloApiThrottleBurst"}), "{rest}");
+    assert_eq!(rest["AccessLogSetting"]["Fn::If"][0], "HelloApiRestAccessLogs", "REST access logs are opt-in: {rest}");
+    let http = &resources["ServerlessHttpApiApiGatewayDefaultStage"]["Properties"];
+    assert_eq!(http["DefaultRouteSettings"]["ThrottlingRateLimit"], json!({"Ref": "HelloApiThrottleRate"}), "{http}");
+    assert_eq!(http["AccessLogSettings"]["DestinationArn"], json!({"Fn::GetAtt": ["HelloApiAccessLogGroup", "Arn"]}));
+    assert_eq!(resources["ServerlessHttpApi"]["Type"], "AWS::ApiGatewayV2::Api");
+    assert!(template["Outputs"]["HelloApiUrl"]["Value"].to_string().contains("${ServerlessRestApi}.execute-api"));
+}
+
+#[test]
+fn free_form_parameters_fail_early_and_pairs_come_together() {
+    let template = translated();
+    for (name, parameter) in template["Parameters"].as_object().expect("parameters") {
+        match parameter["Type"].as_str() {
+            Some("String") => assert!(
+                parameter.get("AllowedPattern").is_some() || parameter.get("AllowedValues").is_some(),
+                "{name} takes anything"
+            ),
+            Some("Number") => assert!(parameter.get("AllowedValues").is_some() || parameter.get("MinValue").is_some(), "{name} takes any number"),
+            _ => {}
+        }
+    }
+    let rules = template["Rules"].as_object().expect("Rules");
+    for (rule, needs) in [
+        ("RotationSubnetsNeedSecurityGroups", "RotationSecurityGroupIds"),
+        ("MqSubnetsNeedSecurityGroups", "MqSecurityGroupIds"),
+        ("BrokerNeedsItsSecret", "BrokerSecretArn"),
+    ] {
+        assert!(rules[rule]["Assertions"].to_string().contains(needs), "{rule}: {}", rules[rule]);
+    }
+    let sar = &template["Metadata"]["AWS::ServerlessRepo::Application"];
+    assert!(sar["Name"].is_string() && sar["SemanticVersion"].is_string() && sar["SpdxLicenseId"].is_string(), "{sar}");
+}
+
+#[test]
+fn checkov_is_clean_and_each_skip_says_why() {
+    let checkov = workspace_root().join(".venv-checkov/bin/checkov");
+    let output = Command::new(&checkov)
+        .args(["-f", "template.yaml", "--framework", "cloudformation", "--compact", "--quiet", "--skip-download"])
+        .current_dir(workspace_root())
+        .output()
+        .unwrap_or_else(|e| panic!("running {} (run the README's test command): {e}", checkov.display()));
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "checkov found problems:\n{report}");
+    assert!(report.contains("Failed checks: 0"), "{report}");
+    let template = std::fs::read_to_string(workspace_root().join("template.yaml")).expect("template");
+    let lines: Vec<&str> = template.lines().collect();
+    let skips: Vec<usize> = lines.iter().enumerate().filter(|(_, l)| l.trim_start().starts_with("- id: CKV_")).map(|(i, _)| i).collect();
+    assert!(!skips.is_empty());
+    for i in skips {
+        let comment = lines.get(i + 1).map(|l| l.trim_start()).unwrap_or_default();
+        assert!(comment.starts_with("comment: ") && comment.len() > 30, "skip without a reason: {}", lines[i]);
+    }
 }
