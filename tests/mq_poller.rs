@@ -430,3 +430,65 @@ async fn a_message_too_large_for_an_item_fails_the_event_source_batch_instead_of
     assert_eq!(items.len(), 1);
     assert_eq!(item_body(&items[0]), b"small");
 }
+
+/// A body that passes the function's own size check (items of up to 400 KiB, 409,600 bytes) but
+/// that moto refuses (its limit is 405,000 bytes) with a ValidationException for the whole
+/// BatchWriteItem: a stand-in for any item DynamoDB refuses that no retry can fix.
+fn poison_body() -> Vec<u8> {
+    vec![b'p'; 406_000]
+}
+
+/// 24 ordinary messages around one that DynamoDB refuses.
+async fn send_with_a_poison_item(broker: &ActiveMq, queue: &str) -> Vec<u8> {
+    let poison = poison_body();
+    let mut producer = StompClient::connect(broker.stomp_port, activemq::USER, activemq::PASSWORD).await;
+    for i in 0..25 {
+        if i == 12 {
+            producer.send(queue, &poison, &[("x-poison", "yes")]).await;
+        } else {
+            producer.send(queue, format!("ordinary {i}").as_bytes(), &[]).await;
+        }
+    }
+    producer.flush().await;
+    poison
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_dynamodb_refuses_is_parked_and_the_rest_of_its_batch_is_stored() {
+    let scene = scene().await;
+    let broker = ActiveMq::start();
+    let queue = "poisoned";
+    let poison = send_with_a_poison_item(&broker, queue).await;
+    let settings = settings(&[broker.stomp_url()], queue, None);
+    let outcome = handle_event(&scene.dynamo, &settings, &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), in_a_minute())
+        .await
+        .expect("the poll goes on past the refused item");
+    let Outcome::Poll(summary) = outcome else { panic!("poll") };
+    assert_eq!((summary.received, summary.stored, summary.rejected), (25, 24, 1), "{summary:?}");
+    let stored = scan_all(&scene.dynamo, TABLE).await;
+    assert_eq!(stored.len(), 24);
+    assert!(!bodies(&stored).contains(&poison));
+    // The queue keeps moving: nothing is left, and the refused message is in the dead-letter queue.
+    assert_eq!(remaining(&broker, queue).await, 0);
+    let dead = StompClient::connect(broker.stomp_port, activemq::USER, activemq::PASSWORD).await;
+    let dead = dead.drain(&format!("DLQ.{queue}"), Duration::from_secs(3)).await;
+    assert_eq!(dead.len(), 1, "the refused message is parked in the dead-letter queue");
+    assert_eq!(dead[0].1, poison);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_source_batch_with_a_refused_item_stores_the_rest_and_fails_naming_it() {
+    use base64::Engine as _;
+    let scene = scene().await;
+    let settings = settings(&["stomp://127.0.0.1:1".into()], "SAMPLE_QUEUE", None);
+    let poison = poison_body();
+    let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let mut messages: Vec<serde_json::Value> =
+        (0..24).map(|i| json!({"messageID": format!("ID:ok-{i}"), "data": encode(format!("ordinary {i}").as_bytes())})).collect();
+    messages.insert(12, json!({"messageID": "ID:poison", "data": encode(&poison)}));
+    let batch = json!({"eventSource": "aws:mq", "messages": messages});
+    let error = handle_event(&scene.dynamo, &settings, &credentials("u", "p"), &batch, in_a_minute()).await.expect_err("fails");
+    assert_eq!(error.error_type(), "StoreRejected", "{error}");
+    assert!(error.to_string().contains("ID:poison"), "{error}");
+    assert_eq!(scan_all(&scene.dynamo, TABLE).await.len(), 24, "the other 24 are stored");
+}

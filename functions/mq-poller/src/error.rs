@@ -39,6 +39,9 @@ pub enum PollError {
     Store(#[from] StoreError),
     #[error("malformed event: {0}")]
     MalformedEvent(String),
+    /// DynamoDB refused messages of an event-source batch (the rest is stored); nothing is dropped.
+    #[error("DynamoDB refused message(s) {ids:?} ({reason}); the rest of the batch is stored, and the batch fails so the event source retries it")]
+    Refused { ids: Vec<String>, reason: String },
     /// An event-source batch held a message larger than an item; nothing is dropped.
     #[error("message(s) {ids:?} too large for a DynamoDB item (the largest {largest_bytes} bytes; items hold 400 KB); the batch fails so the event source retries it, and no message is dropped")]
     TooLarge { ids: Vec<String>, largest_bytes: usize },
@@ -50,6 +53,7 @@ impl PollError {
         match self {
             PollError::MalformedEvent(_) => "MalformedEvent",
             PollError::TooLarge { .. } => "MessageTooLarge",
+            PollError::Refused { .. } => "StoreRejected",
             PollError::Store(StoreError::Unavailable(_)) => "StoreUnavailable",
             PollError::Store(StoreError::Rejected(_)) => "StoreRejected",
             PollError::Broker(broker) => match broker {

@@ -10,7 +10,7 @@ use crate::error::PollError;
 use crate::event_source::{event_source, messages_from_event};
 use crate::poll::{poll_broker, PollSummary};
 use crate::settings::Settings;
-use crate::store::store_messages;
+use crate::store::store_setting_aside_refused;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "mode", rename_all = "kebab-case")]
@@ -56,7 +56,15 @@ async fn store_event_batch(dynamo: &aws_sdk_dynamodb::Client, settings: &Setting
     let messages = messages_from_event(event, &settings.queue_name)?;
     let received = messages.len() as u64;
     let (fits, too_large): (Vec<_>, Vec<_>) = messages.into_iter().partition(|m| m.fits_in_an_item());
-    store_messages(dynamo, &settings.table_name, &fits, settings.ttl_days).await?;
+    let refused = store_setting_aside_refused(dynamo, &settings.table_name, &fits.iter().collect::<Vec<_>>(), settings.ttl_days).await?;
+    if !refused.is_empty() {
+        // As with a message too large: the rest is stored, the batch fails naming the refused
+        // ones, and the event source's retries and the broker's redelivery policy decide.
+        let ids: Vec<String> = refused.iter().map(|r| fits[r.index].id.clone()).collect();
+        let reason = refused[0].reason.clone();
+        tracing::error!(message_ids = ?ids, %reason, "DynamoDB refused messages; the batch fails");
+        return Err(PollError::Refused { ids, reason });
+    }
     if !too_large.is_empty() {
         // The event source cannot take one message back, and a message is never dropped: the
         // batch fails (its other messages are stored, and a retry overwrites them), so the event

@@ -14,7 +14,7 @@ pub fn invocation_metrics(result: &Result<Outcome, PollError>, took: Duration) -
     let (received, stored, rejected) = match result {
         Ok(Outcome::Poll(summary)) => (summary.received, summary.stored, summary.rejected),
         Ok(Outcome::EventSource { received, stored }) => (*received, *stored, 0),
-        Err(PollError::TooLarge { ids, .. }) => (0, 0, ids.len() as u64),
+        Err(PollError::TooLarge { ids, .. } | PollError::Refused { ids, .. }) => (0, 0, ids.len() as u64),
         Err(_) => (0, 0, 0),
     };
     Metrics::for_this_function()

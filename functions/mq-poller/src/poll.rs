@@ -11,7 +11,7 @@ use crate::broker::{connect_first_available, QueueConsumer, Received};
 use crate::credentials::BrokerCredentials;
 use crate::error::PollError;
 use crate::settings::Settings;
-use crate::store::{store_messages, BATCH_SIZE};
+use crate::store::{store_setting_aside_refused, BATCH_SIZE};
 
 /// How long a batch waits for more messages once it has one (prefetched ones arrive at once).
 const BATCH_LINGER: Duration = Duration::from_millis(20);
@@ -30,7 +30,8 @@ pub struct PollSummary {
     pub queue: String,
     pub received: u64,
     pub stored: u64,
-    /// Could never be stored (too large for an item): handed to the broker's dead-letter handling.
+    /// Could never be stored (too large for an item, or refused by DynamoDB): handed to the
+    /// broker's dead-letter handling.
     pub rejected: u64,
     pub stop_reason: StopReason,
 }
@@ -104,10 +105,22 @@ pub async fn drain_queue<C: QueueConsumer>(
             consumer.reject(received.handle).await?;
             summary.rejected += 1;
         }
-        store_messages(dynamo, &settings.table_name, fits.iter().map(|r| &r.message), settings.ttl_days).await?;
-        for received in fits {
-            consumer.ack(received.handle).await?;
-            summary.stored += 1;
+        let messages: Vec<_> = fits.iter().map(|r| &r.message).collect();
+        let refused = store_setting_aside_refused(dynamo, &settings.table_name, &messages, settings.ttl_days).await?;
+        let mut refused = refused.into_iter().peekable();
+        for (index, received) in fits.into_iter().enumerate() {
+            match refused.next_if(|r| r.index == index) {
+                Some(refusal) => {
+                    // Parked, so the queue keeps moving: no retry could ever store it.
+                    tracing::error!(message_id = %received.message.id, reason = %refusal.reason, "DynamoDB refused the message; rejected to the broker's dead-letter handling");
+                    consumer.reject(received.handle).await?;
+                    summary.rejected += 1;
+                }
+                None => {
+                    consumer.ack(received.handle).await?;
+                    summary.stored += 1;
+                }
+            }
         }
         if summary.stop_reason != StopReason::Idle {
             return Ok(());

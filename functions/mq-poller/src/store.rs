@@ -1,10 +1,12 @@
 //! Writing messages to the table: `BatchWriteItem` in batches of 25, retrying what DynamoDB
 //! leaves unprocessed with backoff. Items are keyed by message id, so a retry is idempotent.
+//! An item DynamoDB refuses (a ValidationException, which no retry fixes) is found by splitting
+//! its batch, so the rest of the batch is stored and only that message is left to park.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
 
@@ -45,6 +47,54 @@ pub async fn store_messages<'m>(
     Ok(())
 }
 
+/// A message DynamoDB refused: its index among the messages given, and DynamoDB's reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub index: usize,
+    pub reason: String,
+}
+
+/// Stores `messages`, setting aside those DynamoDB refuses: a refused batch is split in halves
+/// until each refusal is down to one message. Returns the refused ones; a failure retrying
+/// cannot fix only for them, any other failure (throttling, 5xx, network) for the whole call.
+pub async fn store_setting_aside_refused(
+    dynamo: &Client,
+    table: &str,
+    messages: &[&BrokerMessage],
+    ttl_days: Option<u64>,
+) -> Result<Vec<Refused>, StoreError> {
+    let mut refused = Vec::new();
+    let mut ranges = vec![(0, messages.len())];
+    while let Some((start, end)) = ranges.pop() {
+        if start == end {
+            continue;
+        }
+        match store_messages(dynamo, table, messages[start..end].iter().copied(), ttl_days).await {
+            Ok(()) => {}
+            Err(StoreError::Rejected(reason)) if end - start == 1 => refused.push(Refused { index: start, reason }),
+            Err(StoreError::Rejected(_)) => {
+                let middle = start + (end - start) / 2;
+                ranges.push((middle, end));
+                ranges.push((start, middle));
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    refused.sort_by_key(|r| r.index);
+    Ok(refused)
+}
+
+/// A ValidationException is the request's fault, and no retry fixes it; anything else may pass.
+fn write_error<E: std::error::Error + ProvideErrorMetadata + 'static, R: std::fmt::Debug>(err: &SdkError<E, R>) -> StoreError {
+    match err.as_service_error() {
+        Some(service) if service.code() == Some("ValidationException") => {
+            StoreError::Rejected(format!("ValidationException: {}", service.message().unwrap_or_default()))
+        }
+        Some(service) => StoreError::Unavailable(format!("{}: {}", service.code().unwrap_or("error"), service.message().unwrap_or_default())),
+        None => StoreError::Unavailable(DisplayErrorContext(err).to_string()),
+    }
+}
+
 async fn write_batch(dynamo: &Client, table: &str, mut pending: Vec<WriteRequest>) -> Result<(), StoreError> {
     let mut delay = Duration::from_millis(50);
     for attempt in 1..=MAX_ATTEMPTS {
@@ -53,7 +103,7 @@ async fn write_batch(dynamo: &Client, table: &str, mut pending: Vec<WriteRequest
             .request_items(table, pending.clone())
             .send()
             .await
-            .map_err(|e| StoreError::Unavailable(DisplayErrorContext(&e).to_string()))?;
+            .map_err(|e| write_error(&e))?;
         pending = output.unprocessed_items().and_then(|items| items.get(table)).cloned().unwrap_or_default();
         if pending.is_empty() {
             return Ok(());
