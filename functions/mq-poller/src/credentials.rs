@@ -1,9 +1,13 @@
 //! Broker credentials: from a Secrets Manager secret (`BROKER_SECRET_ID`, JSON with `username`
-//! and `password`), read once per execution environment and reused; or, for local use, from
-//! `BROKER_USERNAME` / `BROKER_PASSWORD`. Never printed.
+//! and `password`), kept for a while (`BROKER_SECRET_TTL_SECONDS`) and read again when the
+//! broker refuses them, so a rotated broker password reaches warm execution environments; or,
+//! for local use, from `BROKER_USERNAME` / `BROKER_PASSWORD`. Never printed.
+
+use std::time::Duration;
 
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
-use tokio::sync::OnceCell;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 use crate::error::BrokerError;
 
@@ -48,20 +52,48 @@ impl CredentialSource {
     }
 }
 
-/// Resolves the credentials on first use and keeps them for the execution environment's life.
+/// How long credentials read from the secret are used before they are read again.
+pub const DEFAULT_SECRET_TTL: Duration = Duration::from_secs(300);
+
+/// Resolves the credentials on first use and keeps them for `ttl`.
 pub struct CredentialsProvider {
     source: CredentialSource,
     secrets: Option<aws_sdk_secretsmanager::Client>,
-    cached: OnceCell<BrokerCredentials>,
+    ttl: Duration,
+    cached: Mutex<Option<(BrokerCredentials, Instant)>>,
 }
 
 impl CredentialsProvider {
     pub fn new(source: CredentialSource, secrets: Option<aws_sdk_secretsmanager::Client>) -> Self {
-        CredentialsProvider { source, secrets, cached: OnceCell::new() }
+        CredentialsProvider::with_ttl(source, secrets, DEFAULT_SECRET_TTL)
     }
 
-    pub async fn get(&self) -> Result<&BrokerCredentials, BrokerError> {
-        self.cached.get_or_try_init(|| self.resolve()).await
+    pub fn with_ttl(source: CredentialSource, secrets: Option<aws_sdk_secretsmanager::Client>, ttl: Duration) -> Self {
+        CredentialsProvider { source, secrets, ttl, cached: Mutex::new(None) }
+    }
+
+    /// The credentials, read again once they are older than the TTL.
+    pub async fn get(&self) -> Result<BrokerCredentials, BrokerError> {
+        let mut cached = self.cached.lock().await;
+        if let Some((credentials, read_at)) = cached.as_ref() {
+            if read_at.elapsed() < self.ttl {
+                return Ok(credentials.clone());
+            }
+        }
+        let fresh = self.resolve().await?;
+        *cached = Some((fresh.clone(), Instant::now()));
+        Ok(fresh)
+    }
+
+    /// After the broker refused `refused`: the secret read again, when it now holds other
+    /// credentials (rotated since they were read); `None` when there is nothing newer to try.
+    pub async fn refresh_after_refusal(&self, refused: &BrokerCredentials) -> Result<Option<BrokerCredentials>, BrokerError> {
+        if !matches!(self.source, CredentialSource::Secret(_)) {
+            return Ok(None);
+        }
+        let fresh = self.resolve().await?;
+        *self.cached.lock().await = Some((fresh.clone(), Instant::now()));
+        Ok((fresh != *refused).then_some(fresh))
     }
 
     async fn resolve(&self) -> Result<BrokerCredentials, BrokerError> {

@@ -6,7 +6,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::credentials::CredentialsProvider;
-use crate::error::PollError;
+use crate::error::{BrokerError, PollError};
 use crate::event_source::{event_source, messages_from_event};
 use crate::poll::{poll_broker, PollSummary};
 use crate::settings::Settings;
@@ -40,9 +40,17 @@ pub async fn handle_event(
     if event_source(event).is_some() {
         return store_event_batch(dynamo, settings, event).await;
     }
-    let credentials = credentials.get().await?;
     let stop_at = deadline.checked_sub(settings.deadline_margin).unwrap_or_else(Instant::now);
-    let summary = poll_broker(dynamo, settings, credentials, stop_at).await?;
+    let current = credentials.get().await?;
+    let summary = match poll_broker(dynamo, settings, &current, stop_at).await {
+        // A refused login may be a password rotated since the secret was read: read it again,
+        // once, and retry with what it holds now.
+        Err(PollError::Broker(BrokerError::AuthFailed { .. })) if let Some(fresh) = credentials.refresh_after_refusal(&current).await? => {
+            tracing::info!("the broker refused the cached credentials; retrying with the secret's current version");
+            poll_broker(dynamo, settings, &fresh, stop_at).await?
+        }
+        other => other?,
+    };
     tracing::info!(
         endpoint = %summary.endpoint, queue = %summary.queue, received = summary.received,
         stored = summary.stored, rejected = summary.rejected, stop_reason = ?summary.stop_reason, "poll finished"

@@ -11,8 +11,8 @@ async fn main() -> Result<(), Error> {
     let dynamo = aws_sdk_dynamodb::Client::new(&config);
     let source = CredentialSource::from_lookup(|name| std::env::var(name).ok());
     let secrets = matches!(source, CredentialSource::Secret(_)).then(|| aws_sdk_secretsmanager::Client::new(&config));
-    // Read once per execution environment, on the first poll, and reused after.
-    let credentials = CredentialsProvider::new(source, secrets);
+    // Read on the first poll, kept for BROKER_SECRET_TTL_SECONDS, read again on a refused login.
+    let credentials = CredentialsProvider::with_ttl(source, secrets, settings.secret_ttl);
     let (dynamo, settings, credentials) = (&dynamo, &settings, &credentials);
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         let left = mq_poller::handler::time_left(event.context.deadline, mq_poller::message::now_ms());

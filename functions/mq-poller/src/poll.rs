@@ -95,6 +95,10 @@ pub async fn drain_queue<C: QueueConsumer>(
         if batch.is_empty() {
             return Ok(());
         }
+        if summary.stop_reason != StopReason::Idle {
+            // The last batch: nothing more is taken, so nothing more should be sent.
+            consumer.stop_deliveries().await;
+        }
         let (fits, too_large): (Vec<_>, Vec<_>) = batch.into_iter().partition(|r| r.message.fits_in_an_item());
         for received in too_large {
             tracing::error!(

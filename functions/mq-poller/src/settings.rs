@@ -20,6 +20,8 @@ pub struct Settings {
     /// Extra CA certificates (PEM) to trust for the broker's TLS, besides the system's.
     pub broker_ca_bundle: Option<shared::tls::ExtraBundle>,
     pub connect_timeout: Duration,
+    /// How long broker credentials read from the secret are used before being read again.
+    pub secret_ttl: Duration,
 }
 
 impl Settings {
@@ -52,7 +54,19 @@ impl Settings {
             prefetch: u16::try_from(prefetch.clamp(1, 65535)).unwrap_or(100),
             broker_ca_bundle: shared::tls::ExtraBundle::from_lookup("BROKER_CA_BUNDLE", &lookup),
             connect_timeout: Duration::from_millis(number("BROKER_CONNECT_TIMEOUT_MS")?.unwrap_or(5000)),
+            secret_ttl: number("BROKER_SECRET_TTL_SECONDS")?
+                .map_or(crate::credentials::DEFAULT_SECRET_TTL, Duration::from_secs),
         })
+    }
+
+    /// The messages the broker may send ahead: `PREFETCH`, but never more than the poll may
+    /// take (`MAX_MESSAGES`), so no message is delivered only to be handed back unprocessed,
+    /// which would count as a redelivery against it.
+    pub fn prefetch_window(&self) -> u16 {
+        match self.max_messages {
+            Some(max) => self.prefetch.min(u16::try_from(max).unwrap_or(u16::MAX)).max(1),
+            None => self.prefetch,
+        }
     }
 
     pub fn from_env() -> Result<Settings, String> {
@@ -71,6 +85,14 @@ mod tests {
         assert_eq!(s.idle_timeout, Duration::from_millis(1000));
         assert_eq!((s.max_messages, s.ttl_days), (None, None));
         assert!(s.broker_urls.is_empty());
+        assert_eq!((s.prefetch_window(), s.secret_ttl), (100, Duration::from_secs(300)));
+        let capped = Settings::from_lookup(|n| match n {
+            "TABLE_NAME" => Some("t".into()),
+            "MAX_MESSAGES" => Some("5".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(capped.prefetch_window(), 5);
     }
 
     #[test]

@@ -15,10 +15,13 @@ pub const USER: &str = "guest";
 pub const PASSWORD: &str = "guest";
 /// The node's start script; Debian's `/usr/sbin` wrapper would switch to the system user.
 const SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
+const CTL: &str = "/usr/lib/rabbitmq/bin/rabbitmqctl";
 
 pub struct RabbitMq {
     pub port: u16,
     dir: PathBuf,
+    nodename: String,
+    epmd_port: u16,
     // Dropped in this order: the node, then its epmd.
     node: Option<ProcessGroup>,
     _epmd: KillOnDrop,
@@ -43,6 +46,7 @@ impl RabbitMq {
         let epmd = KillOnDrop(epmd);
 
         let log = std::fs::File::create(dir.join("node.log")).expect("node log");
+        let nodename = format!("ops-suite-{port}@localhost");
         let mut command = Command::new(SERVER);
         command
             .current_dir(&dir)
@@ -50,7 +54,7 @@ impl RabbitMq {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             // The Erlang cookie goes into $HOME.
             .env("HOME", &dir)
-            .env("RABBITMQ_NODENAME", format!("ops-suite-{port}@localhost"))
+            .env("RABBITMQ_NODENAME", &nodename)
             .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
             .env("RABBITMQ_NODE_PORT", port.to_string())
             .env("RABBITMQ_DIST_PORT", dist_port.to_string())
@@ -68,7 +72,23 @@ impl RabbitMq {
         let mut node = ProcessGroup::spawn(&mut command, Duration::from_secs(10))
             .unwrap_or_else(|e| panic!("starting {SERVER} (install rabbitmq-server: run the README's setup): {e}"));
         wait_for_port(port, Duration::from_secs(120), "RabbitMQ", node.child());
-        RabbitMq { port, dir, node: Some(node), _epmd: epmd }
+        RabbitMq { port, dir, nodename, epmd_port, node: Some(node), _epmd: epmd }
+    }
+
+    /// Changes a user's password on the running node (`rabbitmqctl change_password`), as an
+    /// operator rotating the broker's credentials would.
+    pub fn change_password(&self, user: &str, password: &str) {
+        let status = Command::new(CTL)
+            .args(["-n", &self.nodename, "change_password", user, password])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.dir)
+            .env("ERL_EPMD_PORT", self.epmd_port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("running rabbitmqctl");
+        assert!(status.success(), "rabbitmqctl change_password failed");
     }
 
     /// The AMQP URL of the default virtual host, with the default user.

@@ -56,7 +56,7 @@ impl AmqpConsumer {
         .map_err(|e| classify(&name, &credentials.username, &e))?;
         let protocol = |e: lapin::Error| BrokerError::Protocol { endpoint: name.clone(), message: e.to_string() };
         let channel = connection.create_channel().await.map_err(protocol)?;
-        channel.basic_qos(settings.prefetch, BasicQosOptions::default()).await.map_err(protocol)?;
+        channel.basic_qos(settings.prefetch_window(), BasicQosOptions::default()).await.map_err(protocol)?;
         let consumer = channel
             .basic_consume(
                 settings.queue_name.as_str().into(),
@@ -158,6 +158,14 @@ impl QueueConsumer for AmqpConsumer {
             endpoint: self.endpoint.clone(),
             message: e.to_string(),
         })
+    }
+
+    async fn stop_deliveries(&mut self) {
+        // basic.cancel: the broker sends no more; deliveries already made stay ackable.
+        let tag = self.consumer.tag();
+        if let Err(e) = self.channel.basic_cancel(tag, lapin::options::BasicCancelOptions::default()).await {
+            tracing::warn!(endpoint = %self.endpoint, error = %e, "could not cancel the consumer; the broker may send messages the poll will not take");
+        }
     }
 
     async fn close(self) {

@@ -121,6 +121,9 @@ pub trait QueueConsumer {
     async fn ack(&mut self, handle: Self::Handle) -> Result<(), BrokerError>;
     /// The message can never be stored: to the broker's dead-letter handling, not back to us.
     async fn reject(&mut self, handle: Self::Handle) -> Result<(), BrokerError>;
+    /// The poll takes no more: the broker may stop sending (what it already sent is still
+    /// acknowledged). Messages it would send now would only go back unprocessed, as redeliveries.
+    async fn stop_deliveries(&mut self);
     /// Closes the connection; whatever was not acknowledged is redelivered by the broker.
     async fn close(self);
 }
@@ -163,6 +166,13 @@ impl QueueConsumer for AnyConsumer {
         }
     }
 
+    async fn stop_deliveries(&mut self) {
+        match self {
+            AnyConsumer::Stomp(c) => c.stop_deliveries().await,
+            AnyConsumer::Amqp(c) => c.stop_deliveries().await,
+        }
+    }
+
     async fn close(self) {
         match self {
             AnyConsumer::Stomp(c) => c.close().await,
@@ -195,11 +205,20 @@ pub async fn connect_first_available(
             Ok(consumer) => return Ok((consumer, endpoint)),
             Err(error) => {
                 tracing::warn!(endpoint = %endpoint, error = %error, "broker endpoint failed; trying the next");
-                failures.push(error.to_string());
+                failures.push(error);
             }
         }
     }
-    Err(BrokerError::AllEndpointsFailed(failures.join("; ")))
+    Err(all_failed(failures))
+}
+
+/// One error for every endpoint having failed: the login refusal itself when that is what every
+/// endpoint answered (the credentials are the thing to fix, or to read again), else the list.
+fn all_failed(mut failures: Vec<BrokerError>) -> BrokerError {
+    if failures.iter().all(|e| matches!(e, BrokerError::AuthFailed { .. })) {
+        return failures.swap_remove(0);
+    }
+    BrokerError::AllEndpointsFailed(failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
 }
 
 #[cfg(test)]

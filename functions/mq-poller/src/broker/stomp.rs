@@ -89,7 +89,7 @@ impl StompConsumer {
             .destination(format!("/queue/{}", settings.queue_name))
             .id("mq-poller")
             .ack(AckMode::ClientIndividual)
-            .headers(vec![("activemq.prefetchSize".to_owned(), settings.prefetch.to_string())])
+            .headers(vec![("activemq.prefetchSize".to_owned(), settings.prefetch_window().to_string())])
             .subscribe();
         frames.send(subscribe).await.map_err(|e| protocol(e.to_string()))?;
         Ok(StompConsumer { frames, queue: settings.queue_name.clone(), endpoint: name })
@@ -147,6 +147,11 @@ impl QueueConsumer for StompConsumer {
 
     async fn reject(&mut self, handle: StompHandle) -> Result<(), BrokerError> {
         self.send(ToServer::Nack { id: handle.ack_id, transaction: None }).await
+    }
+
+    async fn stop_deliveries(&mut self) {
+        // Left to the prefetch window (never more than the poll takes): STOMP 1.2 does not say
+        // whether a message may still be acknowledged once its subscription is gone.
     }
 
     async fn close(mut self) {
