@@ -578,3 +578,14 @@ async fn a_poll_capped_by_max_messages_is_sent_no_more_than_it_takes() {
     }
     assert_eq!(redelivered, 0, "messages the poll never took came back marked redelivered");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stomp_close_waits_for_the_brokers_receipt() {
+    use mq_poller::broker::stomp::StompConsumer;
+    use mq_poller::broker::{Endpoint, QueueConsumer};
+    let broker = ActiveMq::start();
+    let settings = settings(&[broker.stomp_url()], "receipts", None);
+    let endpoint = Endpoint::parse(&broker.stomp_url()).expect("endpoint");
+    let consumer = StompConsumer::connect(&endpoint, &settings, &BrokerCredentials::new(activemq::USER, activemq::PASSWORD)).await.expect("connect");
+    assert!(consumer.close().await, "ActiveMQ answered DISCONNECT with its receipt");
+}

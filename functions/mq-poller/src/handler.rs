@@ -10,7 +10,7 @@ use crate::error::{BrokerError, PollError};
 use crate::event_source::{event_source, messages_from_event};
 use crate::poll::{poll_broker, PollSummary};
 use crate::settings::Settings;
-use crate::store::store_setting_aside_refused;
+use crate::store::{store_setting_aside_refused, Table};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "mode", rename_all = "kebab-case")]
@@ -18,6 +18,9 @@ pub enum Outcome {
     Poll(PollSummary),
     EventSource { received: u64, stored: u64 },
 }
+
+/// What is kept of the invocation for acknowledging and answering once the writes are done.
+const WRITE_RESERVE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The time left before the invocation's deadline. Lambda sends the deadline in epoch
 /// milliseconds; cargo-lambda's local runtime sends the timeout itself (600000), so a value too
@@ -37,17 +40,20 @@ pub async fn handle_event(
     event: &Value,
     deadline: Instant,
 ) -> Result<Outcome, PollError> {
+    // Writes may run until just before the deadline, leaving time to acknowledge and answer.
+    let write_by = deadline.checked_sub(WRITE_RESERVE).unwrap_or_else(Instant::now);
+    let table = Table { dynamo, name: &settings.table_name, ttl_days: settings.ttl_days, write_by };
     if event_source(event).is_some() {
-        return store_event_batch(dynamo, settings, event).await;
+        return store_event_batch(&table, settings, event).await;
     }
     let stop_at = deadline.checked_sub(settings.deadline_margin).unwrap_or_else(Instant::now);
     let current = credentials.get().await?;
-    let summary = match poll_broker(dynamo, settings, &current, stop_at).await {
+    let summary = match poll_broker(&table, settings, &current, stop_at).await {
         // A refused login may be a password rotated since the secret was read: read it again,
         // once, and retry with what it holds now.
         Err(PollError::Broker(BrokerError::AuthFailed { .. })) if let Some(fresh) = credentials.refresh_after_refusal(&current).await? => {
             tracing::info!("the broker refused the cached credentials; retrying with the secret's current version");
-            poll_broker(dynamo, settings, &fresh, stop_at).await?
+            poll_broker(&table, settings, &fresh, stop_at).await?
         }
         other => other?,
     };
@@ -60,11 +66,11 @@ pub async fn handle_event(
 
 /// Stores an event-source batch. Any failed write fails the invocation, so the event source
 /// retries the batch; keys by message id make the retry overwrite, not duplicate.
-async fn store_event_batch(dynamo: &aws_sdk_dynamodb::Client, settings: &Settings, event: &Value) -> Result<Outcome, PollError> {
+async fn store_event_batch(table: &Table<'_>, settings: &Settings, event: &Value) -> Result<Outcome, PollError> {
     let messages = messages_from_event(event, &settings.queue_name)?;
     let received = messages.len() as u64;
     let (fits, too_large): (Vec<_>, Vec<_>) = messages.into_iter().partition(|m| m.fits_in_an_item());
-    let refused = store_setting_aside_refused(dynamo, &settings.table_name, &fits.iter().collect::<Vec<_>>(), settings.ttl_days).await?;
+    let refused = store_setting_aside_refused(table, &fits.iter().collect::<Vec<_>>()).await?;
     if !refused.is_empty() {
         // As with a message too large: the rest is stored, the batch fails naming the refused
         // ones, and the event source's retries and the broker's redelivery policy decide.

@@ -11,7 +11,7 @@ use crate::broker::{connect_first_available, QueueConsumer, Received};
 use crate::credentials::BrokerCredentials;
 use crate::error::PollError;
 use crate::settings::Settings;
-use crate::store::{store_setting_aside_refused, BATCH_SIZE};
+use crate::store::{store_setting_aside_refused, Table, BATCH_SIZE};
 
 /// How long a batch waits for more messages once it has one (prefetched ones arrive at once).
 const BATCH_LINGER: Duration = Duration::from_millis(20);
@@ -36,9 +36,10 @@ pub struct PollSummary {
     pub stop_reason: StopReason,
 }
 
-/// Connects to the first endpoint that answers and drains the queue into the table.
+/// Connects to the first endpoint that answers and drains the queue into `table`, taking
+/// messages until `stop_at`.
 pub async fn poll_broker(
-    dynamo: &aws_sdk_dynamodb::Client,
+    table: &Table<'_>,
     settings: &Settings,
     credentials: &BrokerCredentials,
     stop_at: Instant,
@@ -52,16 +53,18 @@ pub async fn poll_broker(
         rejected: 0,
         stop_reason: StopReason::Idle,
     };
-    let result = drain_queue(&mut consumer, dynamo, settings, stop_at, &mut summary).await;
+    let result = drain_queue(&mut consumer, table, settings, stop_at, &mut summary).await;
     // Whatever is unacknowledged now goes back to the queue when the connection closes.
-    consumer.close().await;
+    if !consumer.close().await {
+        tracing::warn!(endpoint = %summary.endpoint, "the broker did not confirm the close; unconfirmed acknowledgements mean redeliveries, which overwrite their own items");
+    }
     result.map(|()| summary)
 }
 
 /// The loop itself, over any consumer.
 pub async fn drain_queue<C: QueueConsumer>(
     consumer: &mut C,
-    dynamo: &aws_sdk_dynamodb::Client,
+    table: &Table<'_>,
     settings: &Settings,
     stop_at: Instant,
     summary: &mut PollSummary,
@@ -110,7 +113,7 @@ pub async fn drain_queue<C: QueueConsumer>(
             summary.rejected += 1;
         }
         let messages: Vec<_> = fits.iter().map(|r| &r.message).collect();
-        let refused = store_setting_aside_refused(dynamo, &settings.table_name, &messages, settings.ttl_days).await?;
+        let refused = store_setting_aside_refused(table, &messages).await?;
         let mut refused = refused.into_iter().peekable();
         for (index, received) in fits.into_iter().enumerate() {
             match refused.next_if(|r| r.index == index) {

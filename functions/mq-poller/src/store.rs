@@ -9,6 +9,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
+use tokio::time::Instant;
 
 use crate::error::StoreError;
 use crate::message::BrokerMessage;
@@ -17,13 +18,19 @@ use crate::message::BrokerMessage;
 pub const BATCH_SIZE: usize = 25;
 const MAX_ATTEMPTS: u32 = 8;
 
+/// Where messages go, and by when every write (and retry) must be done.
+#[derive(Debug, Clone, Copy)]
+pub struct Table<'a> {
+    pub dynamo: &'a Client,
+    pub name: &'a str,
+    pub ttl_days: Option<u64>,
+    /// No request is sent, and no retry waited for, past this: the invocation must still answer
+    /// (and, in a poll, acknowledge what was stored) before Lambda's deadline.
+    pub write_by: Instant,
+}
+
 /// Stores the messages (any number); returns once every one is written, or with an error.
-pub async fn store_messages<'m>(
-    dynamo: &Client,
-    table: &str,
-    messages: impl IntoIterator<Item = &'m BrokerMessage>,
-    ttl_days: Option<u64>,
-) -> Result<(), StoreError> {
+pub async fn store_messages<'m>(table: &Table<'_>, messages: impl IntoIterator<Item = &'m BrokerMessage>) -> Result<(), StoreError> {
     // A batch may not name one key twice (a redelivery next to its original): the later wins.
     let mut by_key: HashMap<&str, &BrokerMessage> = HashMap::new();
     let mut order = Vec::new();
@@ -36,13 +43,13 @@ pub async fn store_messages<'m>(
         .iter()
         .filter_map(|key| by_key.get(key))
         .map(|message| {
-            let put = PutRequest::builder().set_item(Some(message.to_item(ttl_days))).build();
+            let put = PutRequest::builder().set_item(Some(message.to_item(table.ttl_days))).build();
             put.map(|put| WriteRequest::builder().put_request(put).build())
                 .map_err(|e| StoreError::Rejected(e.to_string()))
         })
         .collect::<Result<_, _>>()?;
     for chunk in requests.chunks(BATCH_SIZE) {
-        write_batch(dynamo, table, chunk.to_vec()).await?;
+        write_batch(table, chunk.to_vec()).await?;
     }
     Ok(())
 }
@@ -57,19 +64,14 @@ pub struct Refused {
 /// Stores `messages`, setting aside those DynamoDB refuses: a refused batch is split in halves
 /// until each refusal is down to one message. Returns the refused ones; a failure retrying
 /// cannot fix only for them, any other failure (throttling, 5xx, network) for the whole call.
-pub async fn store_setting_aside_refused(
-    dynamo: &Client,
-    table: &str,
-    messages: &[&BrokerMessage],
-    ttl_days: Option<u64>,
-) -> Result<Vec<Refused>, StoreError> {
+pub async fn store_setting_aside_refused(table: &Table<'_>, messages: &[&BrokerMessage]) -> Result<Vec<Refused>, StoreError> {
     let mut refused = Vec::new();
     let mut ranges = vec![(0, messages.len())];
     while let Some((start, end)) = ranges.pop() {
         if start == end {
             continue;
         }
-        match store_messages(dynamo, table, messages[start..end].iter().copied(), ttl_days).await {
+        match store_messages(table, messages[start..end].iter().copied()).await {
             Ok(()) => {}
             Err(StoreError::Rejected(reason)) if end - start == 1 => refused.push(Refused { index: start, reason }),
             Err(StoreError::Rejected(_)) => {
@@ -95,18 +97,21 @@ fn write_error<E: std::error::Error + ProvideErrorMetadata + 'static, R: std::fm
     }
 }
 
-async fn write_batch(dynamo: &Client, table: &str, mut pending: Vec<WriteRequest>) -> Result<(), StoreError> {
+async fn write_batch(table: &Table<'_>, mut pending: Vec<WriteRequest>) -> Result<(), StoreError> {
     let mut delay = Duration::from_millis(50);
+    let late = |what: String| StoreError::Unavailable(format!("{what} before the invocation's deadline"));
     for attempt in 1..=MAX_ATTEMPTS {
-        let output = dynamo
-            .batch_write_item()
-            .request_items(table, pending.clone())
-            .send()
+        let request = table.dynamo.batch_write_item().request_items(table.name, pending.clone()).send();
+        let output = tokio::time::timeout_at(table.write_by, request)
             .await
+            .map_err(|_| late("no answer from DynamoDB".into()))?
             .map_err(|e| write_error(&e))?;
-        pending = output.unprocessed_items().and_then(|items| items.get(table)).cloned().unwrap_or_default();
+        pending = output.unprocessed_items().and_then(|items| items.get(table.name)).cloned().unwrap_or_default();
         if pending.is_empty() {
             return Ok(());
+        }
+        if Instant::now() + delay >= table.write_by {
+            return Err(late(format!("{} items still unprocessed", pending.len())));
         }
         tracing::warn!(attempt, unprocessed = pending.len(), "DynamoDB left items unprocessed; retrying");
         tokio::time::sleep(delay).await;

@@ -168,8 +168,9 @@ impl QueueConsumer for AmqpConsumer {
         }
     }
 
-    async fn close(self) {
-        let _ = self.channel.close(200, "done".into()).await;
-        let _ = self.connection.close(200, "done".into()).await;
+    async fn close(self) -> bool {
+        let channel = self.channel.close(200, "done".into()).await;
+        let connection = self.connection.close(200, "done".into()).await;
+        channel.is_ok() && connection.is_ok()
     }
 }

@@ -124,8 +124,10 @@ pub trait QueueConsumer {
     /// The poll takes no more: the broker may stop sending (what it already sent is still
     /// acknowledged). Messages it would send now would only go back unprocessed, as redeliveries.
     async fn stop_deliveries(&mut self);
-    /// Closes the connection; whatever was not acknowledged is redelivered by the broker.
-    async fn close(self);
+    /// Closes the connection; whatever was not acknowledged is redelivered by the broker. True
+    /// when the broker confirmed it had processed everything sent before (STOMP's DISCONNECT
+    /// receipt, AMQP's close-ok).
+    async fn close(self) -> bool;
 }
 
 /// A consumer on whichever endpoint answered first.
@@ -173,7 +175,7 @@ impl QueueConsumer for AnyConsumer {
         }
     }
 
-    async fn close(self) {
+    async fn close(self) -> bool {
         match self {
             AnyConsumer::Stomp(c) => c.close().await,
             AnyConsumer::Amqp(c) => c.close().await,

@@ -19,6 +19,10 @@ use crate::error::BrokerError;
 use crate::message::{now_ms, BrokerMessage, MessageId};
 use crate::settings::Settings;
 
+/// The receipt asked for with DISCONNECT, and how long to wait for it.
+const DISCONNECT_RECEIPT: &str = "mq-poller-disconnect";
+const RECEIPT_WAIT: Duration = Duration::from_secs(2);
+
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
@@ -154,8 +158,22 @@ impl QueueConsumer for StompConsumer {
         // whether a message may still be acknowledged once its subscription is gone.
     }
 
-    async fn close(mut self) {
-        let _ = self.send(ToServer::Disconnect { receipt: None }).await;
+    async fn close(mut self) -> bool {
+        // DISCONNECT with a receipt, awaited: the broker answers it only once it has processed
+        // every frame before it, so the last ACKs are not lost to a closing socket.
+        let mut confirmed = false;
+        if self.send(ToServer::Disconnect { receipt: Some(DISCONNECT_RECEIPT.into()) }).await.is_ok() {
+            let receipt = async {
+                while let Some(Ok(frame)) = self.frames.next().await {
+                    if matches!(&frame.content, FromServer::Receipt { receipt_id } if receipt_id == DISCONNECT_RECEIPT) {
+                        return true;
+                    }
+                }
+                false
+            };
+            confirmed = tokio::time::timeout(RECEIPT_WAIT, receipt).await.unwrap_or(false);
+        }
         let _ = SinkExt::<Message<ToServer>>::close(&mut self.frames).await;
+        confirmed
     }
 }
