@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use crate::broker::{connect_first_available, QueueConsumer, Received};
 use crate::credentials::BrokerCredentials;
 use crate::error::PollError;
+use crate::message::BrokerMessage;
 use crate::settings::Settings;
 use crate::store::{store_setting_aside_refused, Table, BATCH_SIZE};
 
@@ -61,7 +62,9 @@ pub async fn poll_broker(
     result.map(|()| summary)
 }
 
-/// The loop itself, over any consumer.
+/// The loop itself, over any consumer. Two stages: while one batch is written, the next one is
+/// received, so the broker and DynamoDB work at the same time; a batch is acknowledged only once
+/// it is stored, in the order received.
 pub async fn drain_queue<C: QueueConsumer>(
     consumer: &mut C,
     table: &Table<'_>,
@@ -69,40 +72,25 @@ pub async fn drain_queue<C: QueueConsumer>(
     stop_at: Instant,
     summary: &mut PollSummary,
 ) -> Result<(), PollError> {
-    loop {
-        let mut batch: Vec<Received<C::Handle>> = Vec::with_capacity(BATCH_SIZE);
-        while batch.len() < BATCH_SIZE {
-            if settings.max_messages.is_some_and(|max| summary.received >= max) {
-                summary.stop_reason = StopReason::MaxMessages;
-                break;
-            }
-            let now = Instant::now();
-            if now >= stop_at {
-                summary.stop_reason = StopReason::Deadline;
-                break;
-            }
-            let left = stop_at - now;
-            let wait = if batch.is_empty() { settings.idle_timeout.min(left) } else { BATCH_LINGER.min(left) };
-            match consumer.next(wait).await? {
-                Some(received) => {
-                    summary.received += 1;
-                    batch.push(received);
-                }
-                None if batch.is_empty() => {
-                    summary.stop_reason = if wait < settings.idle_timeout { StopReason::Deadline } else { StopReason::Idle };
-                    break;
-                }
-                None => break,
-            }
-        }
-        if batch.is_empty() {
-            return Ok(());
-        }
-        if summary.stop_reason != StopReason::Idle {
-            // The last batch: nothing more is taken, so nothing more should be sent.
+    // Receiving ahead needs room for two unacknowledged batches in the prefetch window; with
+    // less, the broker would hold the next batch back and the poll would look idle.
+    let overlap = usize::from(settings.prefetch_window()) >= 2 * BATCH_SIZE;
+    let mut batch = next_batch(consumer, settings, stop_at, summary).await?;
+    while !batch.is_empty() {
+        let last = summary.stop_reason != StopReason::Idle;
+        if last {
+            // Nothing more is taken, so nothing more should be sent.
             consumer.stop_deliveries().await;
         }
         let (fits, too_large): (Vec<_>, Vec<_>) = batch.into_iter().partition(|r| r.message.fits_in_an_item());
+        let messages: Vec<&BrokerMessage> = fits.iter().map(|r| &r.message).collect();
+        let (refused, next) = if overlap && !last {
+            tokio::join!(store_setting_aside_refused(table, &messages), next_batch(consumer, settings, stop_at, summary))
+        } else {
+            (store_setting_aside_refused(table, &messages).await, Ok(Vec::new()))
+        };
+        // A failed write leaves this batch, and the one received meanwhile, unacknowledged.
+        let refused = refused?;
         for received in too_large {
             tracing::error!(
                 message_id = %received.message.id,
@@ -112,8 +100,6 @@ pub async fn drain_queue<C: QueueConsumer>(
             consumer.reject(received.handle).await?;
             summary.rejected += 1;
         }
-        let messages: Vec<_> = fits.iter().map(|r| &r.message).collect();
-        let refused = store_setting_aside_refused(table, &messages).await?;
         let mut refused = refused.into_iter().peekable();
         for (index, received) in fits.into_iter().enumerate() {
             match refused.next_if(|r| r.index == index) {
@@ -129,8 +115,46 @@ pub async fn drain_queue<C: QueueConsumer>(
                 }
             }
         }
-        if summary.stop_reason != StopReason::Idle {
-            return Ok(());
+        batch = if overlap || last { next? } else { next_batch(consumer, settings, stop_at, summary).await? };
+    }
+    Ok(())
+}
+
+/// Up to a batch of messages: stops early when the queue is idle, at `MAX_MESSAGES` or at
+/// `stop_at`, saying which in `summary.stop_reason`.
+async fn next_batch<C: QueueConsumer>(
+    consumer: &mut C,
+    settings: &Settings,
+    stop_at: Instant,
+    summary: &mut PollSummary,
+) -> Result<Vec<Received<C::Handle>>, PollError> {
+    let mut batch = Vec::with_capacity(BATCH_SIZE);
+    if summary.stop_reason != StopReason::Idle {
+        return Ok(batch);
+    }
+    while batch.len() < BATCH_SIZE {
+        if settings.max_messages.is_some_and(|max| summary.received >= max) {
+            summary.stop_reason = StopReason::MaxMessages;
+            break;
+        }
+        let now = Instant::now();
+        if now >= stop_at {
+            summary.stop_reason = StopReason::Deadline;
+            break;
+        }
+        let left = stop_at - now;
+        let wait = if batch.is_empty() { settings.idle_timeout.min(left) } else { BATCH_LINGER.min(left) };
+        match consumer.next(wait).await? {
+            Some(received) => {
+                summary.received += 1;
+                batch.push(received);
+            }
+            None if batch.is_empty() => {
+                summary.stop_reason = if wait < settings.idle_timeout { StopReason::Deadline } else { StopReason::Idle };
+                break;
+            }
+            None => break,
         }
     }
+    Ok(batch)
 }
