@@ -5,7 +5,7 @@ use aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum;
 use harness_services::ec2::{create_group, launch, register, vpc_with_subnet, Instance};
 use harness_services::moto::Moto;
 use serde_json::{json, Value};
-use spot_drainer::summary::Outcome;
+use spot_drainer::registration::Outcome;
 use spot_drainer::{drain_instance, Discovery, DrainError, Settings};
 
 const TAG_KEY: &str = "loadBalancerTargetGroup";

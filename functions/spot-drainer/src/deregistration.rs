@@ -8,7 +8,7 @@ use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
 use aws_sdk_elasticloadbalancingv2::Client as ElbClient;
 use futures::{stream, StreamExt};
 
-use crate::summary::{Outcome, Registration, RegistrationOutcome};
+use crate::registration::{Outcome, Registration, RegistrationOutcome};
 
 /// Deregisters every registration; never stops at the first failure, so one bad group does not
 /// keep the instance in the others.

@@ -8,7 +8,8 @@ use futures::{stream, StreamExt};
 
 use crate::error::DrainError;
 use crate::instance::InstanceFacts;
-use crate::summary::{GroupOutcome, GroupProblem, Registration};
+use crate::registration::Registration;
+use crate::summary::{GroupOutcome, GroupProblem};
 
 /// The target group ARNs in a tag value: one or several, separated by commas or white space.
 pub fn target_group_arns_from_tag(value: &str) -> Vec<String> {

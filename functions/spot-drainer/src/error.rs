@@ -1,3 +1,4 @@
+use crate::event::EventError;
 use crate::summary::DrainSummary;
 
 /// Why a drain did not complete. Each is returned to the runtime, so the asynchronous
@@ -15,6 +16,15 @@ pub enum DrainError {
     /// Some registrations could not be found or removed; the summary says which.
     #[error("drain of {} incomplete: {} step(s) failed", .0.instance_id, .0.failures())]
     Incomplete(Box<DrainSummary>),
+}
+
+impl From<EventError> for DrainError {
+    fn from(error: EventError) -> Self {
+        match error {
+            EventError::Malformed(why) => DrainError::MalformedEvent(why),
+            EventError::Unsupported(detail_type) => DrainError::UnsupportedEvent(detail_type),
+        }
+    }
 }
 
 impl DrainError {

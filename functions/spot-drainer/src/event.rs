@@ -3,7 +3,14 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::DrainError;
+/// Why an event is not a drain request. Its own type, so the parser depends on nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("malformed event: {0}")]
+    Malformed(String),
+    #[error("unsupported event: detail-type {0:?} is neither an EC2 Spot Instance Interruption Warning nor an EC2 Instance Rebalance Recommendation")]
+    Unsupported(String),
+}
 
 pub const INTERRUPTION_WARNING: &str = "EC2 Spot Instance Interruption Warning";
 pub const REBALANCE_RECOMMENDATION: &str = "EC2 Instance Rebalance Recommendation";
@@ -42,8 +49,8 @@ struct Detail {
 }
 
 /// Reads an EventBridge event; anything that is not one of the two EC2 notices is refused.
-pub fn parse_drain_request(event: &Value) -> Result<DrainRequest, DrainError> {
-    let malformed = |why: String| DrainError::MalformedEvent(why);
+pub fn parse_drain_request(event: &Value) -> Result<DrainRequest, EventError> {
+    let malformed = EventError::Malformed;
     let envelope = Envelope::deserialize(event)
         .map_err(|e| malformed(format!("not an EventBridge event: {e}")))?;
     let detail_type = envelope
@@ -74,7 +81,7 @@ pub fn parse_drain_request(event: &Value) -> Result<DrainRequest, DrainError> {
             }
         },
         REBALANCE_RECOMMENDATION => Action::Rebalance,
-        other => return Err(DrainError::UnsupportedEvent(other.to_owned())),
+        other => return Err(EventError::Unsupported(other.to_owned())),
     };
     Ok(DrainRequest { instance_id, action })
 }

@@ -1,6 +1,7 @@
 //! What the drain needs to know about the instance, from one `DescribeInstances` call.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata};
 
@@ -10,16 +11,54 @@ use crate::error::DrainError;
 pub struct InstanceFacts {
     pub instance_id: String,
     pub vpc_id: Option<String>,
-    /// Every private IPv4 address on every network interface: ip-type target groups
-    /// may have registered any of them.
-    pub private_ips: Vec<String>,
+    /// Every private address on every network interface (IPv4, secondary ones included, and
+    /// IPv6): ip-type target groups may have registered any of them.
+    pub addresses: Vec<IpAddr>,
+    /// The prefixes delegated to its interfaces (IPv4 /28, IPv6 /80): an ip target inside one
+    /// is an address of this instance too.
+    pub prefixes: Vec<IpPrefix>,
     pub tags: HashMap<String, String>,
 }
 
 impl InstanceFacts {
-    /// Whether a target group's target id names this instance.
+    /// Whether a target group's target id names this instance: its id, or one of its addresses
+    /// compared as an address (so `2001:db8::1` and `2001:db8:0:0::1` are one).
     pub fn is_target(&self, target_id: &str) -> bool {
-        target_id == self.instance_id || self.private_ips.iter().any(|ip| ip == target_id)
+        if target_id == self.instance_id {
+            return true;
+        }
+        match target_id.parse::<IpAddr>() {
+            Ok(ip) => self.addresses.contains(&ip) || self.prefixes.iter().any(|prefix| prefix.contains(ip)),
+            Err(_) => false,
+        }
+    }
+}
+
+/// An address prefix, `10.0.0.16/28` or `2001:db8:1::/80`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpPrefix {
+    network: IpAddr,
+    length: u8,
+}
+
+impl IpPrefix {
+    pub fn parse(text: &str) -> Option<IpPrefix> {
+        let (address, length) = text.trim().split_once('/')?;
+        let network: IpAddr = address.parse().ok()?;
+        let length: u8 = length.parse().ok()?;
+        let bits = if network.is_ipv4() { 32 } else { 128 };
+        (length <= bits).then_some(IpPrefix { network, length })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        // Compared as the leading `length` bits; an IPv4 address is never inside an IPv6 prefix.
+        let (network, ip, bits) = match (self.network, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => (u128::from(u32::from(n)), u128::from(u32::from(a)), 32u32),
+            (IpAddr::V6(n), IpAddr::V6(a)) => (u128::from(n), u128::from(a), 128u32),
+            _ => return false,
+        };
+        let host_bits = bits - u32::from(self.length);
+        host_bits >= 128 || (network >> host_bits) == (ip >> host_bits)
     }
 }
 
@@ -46,17 +85,20 @@ pub async fn describe_instance(
     else {
         return Ok(None);
     };
-    let mut private_ips: Vec<String> = instance
-        .network_interfaces()
-        .iter()
-        .flat_map(|interface| interface.private_ip_addresses())
-        .filter_map(|address| address.private_ip_address().map(str::to_owned))
-        .collect();
-    if let Some(primary) = instance.private_ip_address() {
-        if !private_ips.iter().any(|ip| ip == primary) {
-            private_ips.push(primary.to_owned());
+    let interfaces = instance.network_interfaces();
+    let ipv4 = interfaces.iter().flat_map(|i| i.private_ip_addresses()).filter_map(|a| a.private_ip_address());
+    let ipv6 = interfaces.iter().flat_map(|i| i.ipv6_addresses()).filter_map(|a| a.ipv6_address());
+    let mut addresses: Vec<IpAddr> = Vec::new();
+    for text in ipv4.chain(ipv6).chain(instance.private_ip_address()).chain(instance.ipv6_address()) {
+        if let Ok(ip) = text.parse::<IpAddr>() {
+            if !addresses.contains(&ip) {
+                addresses.push(ip);
+            }
         }
     }
+    let v4_prefixes = interfaces.iter().flat_map(|i| i.ipv4_prefixes()).filter_map(|p| p.ipv4_prefix());
+    let v6_prefixes = interfaces.iter().flat_map(|i| i.ipv6_prefixes()).filter_map(|p| p.ipv6_prefix());
+    let prefixes = v4_prefixes.chain(v6_prefixes).filter_map(IpPrefix::parse).collect();
     let tags = instance
         .tags()
         .iter()
@@ -65,7 +107,42 @@ pub async fn describe_instance(
     Ok(Some(InstanceFacts {
         instance_id: instance_id.to_owned(),
         vpc_id: instance.vpc_id().map(str::to_owned),
-        private_ips,
+        addresses,
+        prefixes,
         tags,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(addresses: &[&str], prefixes: &[&str]) -> InstanceFacts {
+        InstanceFacts {
+            instance_id: "i-0abc".into(),
+            addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
+            prefixes: prefixes.iter().map(|p| IpPrefix::parse(p).unwrap()).collect(),
+            ..InstanceFacts::default()
+        }
+    }
+
+    #[test]
+    fn targets_match_by_id_address_or_delegated_prefix() {
+        let facts = instance(&["10.0.0.5", "10.0.0.6", "2001:db8::1"], &["10.0.1.16/28", "2001:db8:1:2:3::/80"]);
+        assert!(facts.is_target("i-0abc"));
+        assert!(facts.is_target("10.0.0.6"), "a secondary address");
+        assert!(facts.is_target("2001:0db8:0:0:0:0:0:1"), "IPv6 compared as an address, not as text");
+        assert!(facts.is_target("10.0.1.31") && !facts.is_target("10.0.1.32"), "inside the /28, and just past it");
+        assert!(facts.is_target("2001:db8:1:2:3:0:ffff:1"), "inside the delegated /80");
+        assert!(!facts.is_target("2001:db8:1:2:4::1"));
+        assert!(!facts.is_target("10.0.0.7") && !facts.is_target("i-0abd") && !facts.is_target("not an address"));
+    }
+
+    #[test]
+    fn prefixes_parse_strictly() {
+        assert!(IpPrefix::parse("10.0.0.0/33").is_none());
+        assert!(IpPrefix::parse("10.0.0.0").is_none());
+        assert!(IpPrefix::parse("::/0").is_some_and(|p| p.contains("2001:db8::9".parse().unwrap())));
+        assert!(!IpPrefix::parse("0.0.0.0/0").unwrap().contains("::1".parse().unwrap()));
+    }
 }

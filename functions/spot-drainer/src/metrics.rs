@@ -5,7 +5,8 @@ use std::time::Duration;
 use shared::metrics::{Metrics, Unit};
 
 use crate::error::DrainError;
-use crate::summary::{DrainSummary, Outcome};
+use crate::registration::Outcome;
+use crate::summary::DrainSummary;
 
 /// Registrations removed, steps that failed, and the seconds the drain took. An event that was
 /// not a drain request (malformed, unsupported) has none: the Errors alarm counts it.

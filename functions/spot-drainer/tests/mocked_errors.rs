@@ -11,7 +11,7 @@ use aws_sdk_elasticloadbalancingv2::operation::describe_target_health::DescribeT
 use aws_sdk_elasticloadbalancingv2::types::{TargetDescription, TargetHealthDescription};
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use serde_json::json;
-use spot_drainer::summary::Outcome;
+use spot_drainer::registration::Outcome;
 use spot_drainer::{drain_instance, Discovery, DrainError, Settings};
 
 const INSTANCE: &str = "i-0123456789abcdef0";
@@ -119,4 +119,48 @@ async fn a_group_whose_health_cannot_be_read_fails_the_drain_after_the_rest() {
     assert_eq!(summary.group_problems.len(), 1);
     assert_eq!(summary.group_problems[0].target_group_arn, THROTTLED);
     assert_eq!(deregister.num_calls(), 2, "one call per readable group");
+}
+
+/// moto has no delegated prefixes: an instance with a secondary IPv4 address, an IPv6 address and
+/// a /28 prefix delegated to its interface, staged as DescribeInstances answers it.
+fn ec2_with_addresses() -> aws_sdk_ec2::Client {
+    use aws_sdk_ec2::types::{InstanceIpv4Prefix, InstanceIpv6Address, InstanceNetworkInterface, InstancePrivateIpAddress};
+    let describe = mock!(aws_sdk_ec2::Client::describe_instances).then_output(|| {
+        let interface = InstanceNetworkInterface::builder()
+            .private_ip_addresses(InstancePrivateIpAddress::builder().private_ip_address("10.0.0.5").build())
+            .private_ip_addresses(InstancePrivateIpAddress::builder().private_ip_address("10.0.0.9").build())
+            .ipv6_addresses(InstanceIpv6Address::builder().ipv6_address("2001:db8:0:1::5").build())
+            .ipv4_prefixes(InstanceIpv4Prefix::builder().ipv4_prefix("10.0.1.16/28").build())
+            .build();
+        let tag = Tag::builder().key("loadBalancerTargetGroup").value(HEALTHY).build();
+        let instance = Instance::builder().instance_id(INSTANCE).vpc_id("vpc-1").private_ip_address("10.0.0.5").network_interfaces(interface).tags(tag).build();
+        DescribeInstancesOutput::builder().reservations(Reservation::builder().instances(instance).build()).build()
+    });
+    mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&describe])
+}
+
+#[tokio::test]
+async fn ip_targets_match_as_addresses_on_every_interface_and_delegated_prefix() {
+    // Targets as an ip-type group may hold them: the IPv6 address written out in full, an address
+    // inside the delegated prefix, a secondary address, and two addresses of other hosts.
+    let ids = ["2001:0db8:0000:0001:0000:0000:0000:0005", "10.0.1.20", "10.0.0.9", "10.0.1.32", "2001:db8:0:1::6"];
+    let health = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health).then_output(move || {
+        let mut output = DescribeTargetHealthOutput::builder();
+        for id in ids {
+            output = output.target_health_descriptions(TargetHealthDescription::builder().target(TargetDescription::builder().id(id).port(80).build()).build());
+        }
+        output.build()
+    });
+    let deregister = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets)
+        .match_requests(|r| {
+            let mut ids: Vec<_> = r.targets().iter().filter_map(|t| t.id()).collect();
+            ids.sort();
+            ids == ["10.0.0.9", "10.0.1.20", "2001:0db8:0000:0001:0000:0000:0000:0005"]
+        })
+        .then_output(|| DeregisterTargetsOutput::builder().build());
+    let elb = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&health, &deregister]);
+    let settings = Settings { discovery: Discovery::Tag, ..Settings::default() };
+    let summary = drain_instance(&ec2_with_addresses(), &elb, &settings, &event()).await.expect("drained");
+    assert_eq!(summary.count(Outcome::Deregistered), 3, "{summary:?}");
+    assert_eq!(deregister.num_calls(), 1, "the three targets of this instance, exactly, in one call");
 }
