@@ -16,7 +16,10 @@ use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
 use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore};
 use aws_smithy_http_client::{Builder, ConnectorBuilder};
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::http::{HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector};
+use aws_smithy_runtime_api::client::runtime_components::{RuntimeComponents, RuntimeComponentsBuilder};
+use aws_smithy_types::config_bag::ConfigBag;
 use base64::Engine;
 use rustls::pki_types::CertificateDer;
 
@@ -48,13 +51,14 @@ pub async fn load_config() -> Result<SdkConfig, TlsError> {
     Ok(loader.load().await)
 }
 
+/// Mozilla's roots (the `webpki-root-certs` crate) as one PEM bundle, made by `build.rs`.
+const MOZILLA_ROOTS_PEM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/mozilla-roots.pem"));
+
 /// The SDK's default HTTPS client (rustls on aws-lc, proxies from the environment), trusting
 /// Mozilla's compiled-in roots plus `extra`.
 pub fn https_client(extra: Option<&ExtraBundle>) -> Result<SharedHttpClient, TlsError> {
     let mut store = TrustStore::empty();
-    for cert in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
-        store.add_pem_certificate(pem(cert));
-    }
+    store.add_pem_certificate(MOZILLA_ROOTS_PEM);
     if let Some(bundle) = extra {
         // Checked here: the client would panic on a certificate it cannot use as a root.
         for cert in crate::tls::read_roots(bundle)? {
@@ -63,7 +67,7 @@ pub fn https_client(extra: Option<&ExtraBundle>) -> Result<SharedHttpClient, Tls
     }
     let context = TlsContext::builder().with_trust_store(store).build().map_err(|e| TlsError::Config(e.to_string()))?;
     // As the SDK builds its default client, with our trust store.
-    Ok(Builder::new().build_with_connector_fn(move |settings, components| {
+    let client = Builder::new().build_with_connector_fn(move |settings, components| {
         let mut connector = ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::AwsLc));
         connector.set_connector_settings(settings.cloned());
         if let Some(components) = components {
@@ -71,7 +75,34 @@ pub fn https_client(extra: Option<&ExtraBundle>) -> Result<SharedHttpClient, Tls
         }
         connector.set_proxy_config(Some(ProxyConfig::from_env()));
         connector.tls_context(context.clone()).build()
-    }))
+    });
+    Ok(SharedHttpClient::new(NoWarmUp(client)))
+}
+
+/// The client above, without the warm-up the SDK's client does when each SDK client is made: it
+/// builds a connector and throws it away, so that a *system* trust store is read at init rather
+/// than on the first request. Ours is compiled in, so that connector only parsed every root
+/// again, once per SDK client, at every cold start; the one the first request uses is built
+/// then, as it always was.
+#[derive(Debug)]
+struct NoWarmUp(SharedHttpClient);
+
+impl HttpClient for NoWarmUp {
+    fn http_connector(&self, settings: &HttpConnectorSettings, components: &RuntimeComponents) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn validate_base_client_config(&self, _: &RuntimeComponentsBuilder, _: &ConfigBag) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    fn validate_final_config(&self, components: &RuntimeComponents, cfg: &ConfigBag) -> Result<(), BoxError> {
+        self.0.validate_final_config(components, cfg)
+    }
+
+    fn connector_metadata(&self) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
 }
 
 /// One certificate as PEM, the form the client's trust store takes.
@@ -101,6 +132,13 @@ mod tests {
             .collect();
         // Amazon Root CA 1 to 4 sign the certificates of AWS endpoints.
         assert!(names.len() >= 4, "found {}", names.len());
+    }
+
+    #[test]
+    fn the_bundle_built_at_compile_time_holds_every_mozilla_root() {
+        let parsed: Vec<_> = CertificateDer::pem_slice_iter(MOZILLA_ROOTS_PEM).collect::<Result<_, _>>().expect("the bundle parses");
+        let expected: Vec<&[u8]> = webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().map(|c| c.as_ref()).collect();
+        assert_eq!(parsed.iter().map(|c| c.as_ref()).collect::<Vec<_>>(), expected);
     }
 
     #[test]
