@@ -4,11 +4,10 @@
 
 use std::time::Duration;
 
-use aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum;
 use harness_runtime::lambda_env::Output;
 use harness_runtime::paths::{function_binary, read_event};
 use harness_runtime::runtime_api::RuntimeApi;
-use harness_services::ec2::{create_group, launch, register, vpc_with_subnet};
+use harness_services::ec2::instance_in_groups;
 use harness_services::moto::Moto;
 use serde_json::json;
 
@@ -39,10 +38,8 @@ async fn spot_drainer_binary_drains_through_the_runtime_and_refuses_bad_events()
     let config = moto.sdk_config().await;
     let ec2 = aws_sdk_ec2::Client::new(&config);
     let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
-    let (vpc_id, subnet_id) = vpc_with_subnet(&ec2, "10.40").await;
-    let instance_id = launch(&ec2, &subnet_id, &[]).await.id;
-    let group_arn = create_group(&elb, &vpc_id, "web", TargetTypeEnum::Instance).await;
-    register(&elb, &group_arn, &instance_id, 8080).await;
+    let (instance_id, groups) = instance_in_groups(&ec2, &elb, "10.40", &["web"], 8080).await;
+    let group_arn = groups[0].clone();
 
     let api = RuntimeApi::start().await;
     let mut env = moto.env();

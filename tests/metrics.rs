@@ -6,13 +6,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum;
 use base64::Engine as _;
 use harness_runtime::lambda_env::Output;
 use harness_runtime::paths::{function_binary, read_event};
 use harness_runtime::runtime_api::RuntimeApi;
 use harness_services::dynamo::{create_table, scan_all};
-use harness_services::ec2::{create_group, launch, register, vpc_with_subnet};
+use harness_services::ec2::instance_in_groups;
 use harness_services::moto::Moto;
 use harness_services::rotation::begin_rotation;
 use serde_json::{json, Value};
@@ -89,12 +88,7 @@ async fn spot_drainer_reports_registrations_removed_and_drain_seconds() {
     let config = moto.sdk_config().await;
     let ec2 = aws_sdk_ec2::Client::new(&config);
     let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
-    let (vpc_id, subnet_id) = vpc_with_subnet(&ec2, "10.41").await;
-    let instance_id = launch(&ec2, &subnet_id, &[]).await.id;
-    for name in ["web", "api"] {
-        let group = create_group(&elb, &vpc_id, name, TargetTypeEnum::Instance).await;
-        register(&elb, &group, &instance_id, 8080).await;
-    }
+    let (instance_id, _) = instance_in_groups(&ec2, &elb, "10.41", &["web", "api"], 8080).await;
     let log = log_file("spot-drainer");
     let mut env = json_logging(moto.env());
     env.push(("DISCOVERY".into(), "scan".into()));

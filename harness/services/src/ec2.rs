@@ -62,3 +62,23 @@ pub async fn register(elb: &aws_sdk_elasticloadbalancingv2::Client, group: &str,
         .await
         .expect("register_targets");
 }
+
+/// An instance in a VPC of its own (`<prefix>.0.0/16`), registered on `port` in a new
+/// instance-type group of each name; returns the instance id and the groups' ARNs.
+pub async fn instance_in_groups(
+    ec2: &aws_sdk_ec2::Client,
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    prefix: &str,
+    groups: &[&str],
+    port: i32,
+) -> (String, Vec<String>) {
+    let (vpc_id, subnet_id) = vpc_with_subnet(ec2, prefix).await;
+    let instance_id = launch(ec2, &subnet_id, &[]).await.id;
+    let mut arns = Vec::new();
+    for name in groups {
+        let arn = create_group(elb, &vpc_id, name, TargetTypeEnum::Instance).await;
+        register(elb, &arn, &instance_id, port).await;
+        arns.push(arn);
+    }
+    (instance_id, arns)
+}
