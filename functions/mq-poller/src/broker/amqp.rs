@@ -70,19 +70,29 @@ impl AmqpConsumer {
     }
 }
 
-/// Names the failure. lapin's messages never include the password.
+/// Names the failure by lapin's error kinds. lapin's messages never include the password.
 fn classify(endpoint: &str, user: &str, error: &lapin::Error) -> BrokerError {
+    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+    use lapin::ErrorKind;
     let message = error.to_string();
-    let lower = message.to_ascii_lowercase();
     let endpoint = endpoint.to_owned();
-    if lower.contains("access_refused") || lower.contains("auth") || lower.contains("login") {
-        BrokerError::AuthFailed { endpoint, user: user.to_owned(), message }
-    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
-        BrokerError::Tls { endpoint, message }
-    } else if lower.contains("io error") || lower.contains("connection refused") || lower.contains("connect") {
-        BrokerError::Unreachable { endpoint, message }
-    } else {
-        BrokerError::Protocol { endpoint, message }
+    match error.kind() {
+        // RabbitMQ answers a refused login by closing the connection with 403 ACCESS_REFUSED.
+        ErrorKind::ProtocolError(amqp) if matches!(amqp.kind(), AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED)) => {
+            BrokerError::AuthFailed { endpoint, user: user.to_owned(), message }
+        }
+        ErrorKind::AuthProviderError(_) => BrokerError::AuthFailed { endpoint, user: user.to_owned(), message },
+        ErrorKind::IOError(io) | ErrorKind::RuntimeShutdownError(io) => {
+            // A failed TLS handshake reaches here as the I/O error rustls raised.
+            let tls = std::iter::successors(io.get_ref().map(|e| e as &(dyn std::error::Error + 'static)), |e| e.source())
+                .any(|e| e.is::<rustls::Error>());
+            if tls {
+                BrokerError::Tls { endpoint, message }
+            } else {
+                BrokerError::Unreachable { endpoint, message }
+            }
+        }
+        _ => BrokerError::Protocol { endpoint, message },
     }
 }
 
@@ -172,5 +182,29 @@ impl QueueConsumer for AmqpConsumer {
         let channel = self.channel.close(200, "done".into()).await;
         let connection = self.connection.close(200, "done".into()).await;
         channel.is_ok() && connection.is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::classify;
+    use crate::error::BrokerError;
+    use lapin::protocol::{AMQPError, AMQPErrorKind, AMQPSoftError};
+
+    fn kind_of(error: lapin::Error) -> BrokerError {
+        classify("amqps://b:5671", "u", &error)
+    }
+
+    #[test]
+    fn failures_are_named_by_lapins_error_kinds() {
+        let refused = AMQPError::new(AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED), "ACCESS_REFUSED - Login was refused".into());
+        assert!(matches!(kind_of(lapin::ErrorKind::ProtocolError(refused).into()), BrokerError::AuthFailed { .. }));
+        let untrusted = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        assert!(matches!(kind_of(std::io::Error::new(std::io::ErrorKind::InvalidData, untrusted).into()), BrokerError::Tls { .. }));
+        let closed = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(matches!(kind_of(closed.into()), BrokerError::Unreachable { .. }));
+        // A message that merely mentions a login is not a refused login.
+        let other = AMQPError::new(AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND), "NOT_FOUND - no queue 'login'".into());
+        assert!(matches!(kind_of(lapin::ErrorKind::ProtocolError(other).into()), BrokerError::Protocol { .. }));
     }
 }
