@@ -78,65 +78,63 @@ fn redelivered(object: &Value) -> bool {
 pub fn messages_from_event(event: &Value, default_queue: &str) -> Result<Vec<BrokerMessage>, PollError> {
     let received_at_ms = now_ms();
     match event_source(event) {
-        Some(EventSource::ActiveMq) => {
-            let list = event
-                .get("messages")
-                .and_then(Value::as_array)
-                .ok_or_else(|| PollError::MalformedEvent("ActiveMQ event without a \"messages\" list".into()))?;
-            Ok(list
-                .iter()
-                .map(|m| {
-                    let mut headers = headers_of(m.get("properties"));
-                    for (name, keys) in [
-                        ("messageType", &["messageType"][..]),
-                        ("correlationId", &["correlationId", "correlationID"][..]),
-                        ("timestamp", &["timestamp"][..]),
-                    ] {
-                        if let Some(v) = first_text(m, keys) {
-                            headers.insert(name.to_owned(), v);
-                        }
-                    }
-                    let queue = m
-                        .get("destination")
-                        .and_then(|d| first_text(d, &["physicalName", "name"]).or_else(|| d.as_str().map(str::to_owned)))
-                        .unwrap_or_else(|| default_queue.to_owned());
-                    BrokerMessage { id: String::new(), body: body(m.get("data")), headers, redelivered: redelivered(m), queue, received_at_ms }
-                        .keyed(MessageId::broker(first_text(m, &["messageID", "messageId", "message_id", "JMSMessageID"])))
-                })
-                .collect())
-        }
-        Some(EventSource::RabbitMq) => {
-            let by_queue = event
-                .get("rmqMessagesByQueue")
-                .and_then(Value::as_object)
-                .ok_or_else(|| PollError::MalformedEvent("RabbitMQ event without \"rmqMessagesByQueue\"".into()))?;
-            let mut messages = Vec::new();
-            for (key, list) in by_queue {
-                // Keys are "queue::vhost".
-                let queue = key.split("::").next().filter(|q| !q.is_empty()).unwrap_or(default_queue).to_owned();
-                for m in list.as_array().map(Vec::as_slice).unwrap_or_default() {
-                    let properties = m.get("basicProperties").cloned().unwrap_or(Value::Null);
-                    let mut headers = headers_of(properties.get("headers"));
-                    for (name, keys) in [("contentType", &["contentType"][..]), ("correlationId", &["correlationId"][..]), ("type", &["type"][..])] {
-                        if let Some(v) = first_text(&properties, keys) {
-                            headers.insert(name.to_owned(), v);
-                        }
-                    }
-                    let message = BrokerMessage {
-                        id: String::new(),
-                        body: body(m.get("data")),
-                        headers,
-                        redelivered: redelivered(m),
-                        queue: queue.clone(),
-                        received_at_ms,
-                    };
-                    messages.push(message.keyed(MessageId::publisher(first_text(&properties, &["messageId", "messageID", "message_id"]))));
-                }
-            }
-            Ok(messages)
-        }
+        Some(EventSource::ActiveMq) => activemq_messages(event, default_queue, received_at_ms),
+        Some(EventSource::RabbitMq) => rabbitmq_messages(event, default_queue, received_at_ms),
         None => Err(PollError::MalformedEvent("not an Amazon MQ event".into())),
     }
+}
+
+/// `aws:mq` / `aws:amq`: a `messages` list; ids are the broker's, unique per message.
+fn activemq_messages(event: &Value, default_queue: &str, received_at_ms: u64) -> Result<Vec<BrokerMessage>, PollError> {
+    let list = event
+        .get("messages")
+        .and_then(Value::as_array)
+        .ok_or_else(|| PollError::MalformedEvent("ActiveMQ event without a \"messages\" list".into()))?;
+    Ok(list
+        .iter()
+        .map(|m| {
+            let mut headers = headers_of(m.get("properties"));
+            for (name, keys) in [
+                ("messageType", &["messageType"][..]),
+                ("correlationId", &["correlationId", "correlationID"][..]),
+                ("timestamp", &["timestamp"][..]),
+            ] {
+                if let Some(v) = first_text(m, keys) {
+                    headers.insert(name.to_owned(), v);
+                }
+            }
+            let queue = m
+                .get("destination")
+                .and_then(|d| first_text(d, &["physicalName", "name"]).or_else(|| d.as_str().map(str::to_owned)))
+                .unwrap_or_else(|| default_queue.to_owned());
+            BrokerMessage { id: String::new(), body: body(m.get("data")), headers, redelivered: redelivered(m), queue, received_at_ms }
+                .keyed(MessageId::broker(first_text(m, &["messageID", "messageId", "message_id", "JMSMessageID"])))
+        })
+        .collect())
+}
+
+/// `aws:rmq`: lists by `"queue::vhost"`; ids are the publisher's, which may repeat.
+fn rabbitmq_messages(event: &Value, default_queue: &str, received_at_ms: u64) -> Result<Vec<BrokerMessage>, PollError> {
+    let by_queue = event
+        .get("rmqMessagesByQueue")
+        .and_then(Value::as_object)
+        .ok_or_else(|| PollError::MalformedEvent("RabbitMQ event without \"rmqMessagesByQueue\"".into()))?;
+    let mut messages = Vec::new();
+    for (key, list) in by_queue {
+        let queue = key.split("::").next().filter(|q| !q.is_empty()).unwrap_or(default_queue).to_owned();
+        for m in list.as_array().map(Vec::as_slice).unwrap_or_default() {
+            let properties = m.get("basicProperties").cloned().unwrap_or(Value::Null);
+            let mut headers = headers_of(properties.get("headers"));
+            for (name, keys) in [("contentType", &["contentType"][..]), ("correlationId", &["correlationId"][..]), ("type", &["type"][..])] {
+                if let Some(v) = first_text(&properties, keys) {
+                    headers.insert(name.to_owned(), v);
+                }
+            }
+            let message = BrokerMessage { id: String::new(), body: body(m.get("data")), headers, redelivered: redelivered(m), queue: queue.clone(), received_at_ms };
+            messages.push(message.keyed(MessageId::publisher(first_text(&properties, &["messageId", "messageID", "message_id"]))));
+        }
+    }
+    Ok(messages)
 }
 
 #[cfg(test)]
