@@ -589,3 +589,33 @@ async fn the_stomp_close_waits_for_the_brokers_receipt() {
     let consumer = StompConsumer::connect(&endpoint, &settings, &BrokerCredentials::new(activemq::USER, activemq::PASSWORD)).await.expect("connect");
     assert!(consumer.close().await, "ActiveMQ answered DISCONNECT with its receipt");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_event_source_payloads_lose_nothing_and_a_huge_one_fails_the_batch_by_name() {
+    use base64::Engine;
+    let scene = scene().await;
+    let settings = settings(&[], "SAMPLE_QUEUE", None);
+    let no_broker = CredentialsProvider::new(CredentialSource::Missing, None);
+    // Not base64: kept as the text it is. No `data`: an empty body, still stored. Neither rejects the batch.
+    let odd = json!({"eventSource": "aws:mq", "messages": [
+        {"messageID": "ID:not-base64", "data": "this is not base64!"},
+        {"messageID": "ID:no-data"},
+        {"messageID": "ID:null-data", "data": null},
+    ]});
+    let outcome = handle_event(&scene.dynamo, &settings, &no_broker, &odd, in_a_minute()).await.expect("stored");
+    assert_eq!(outcome, Outcome::EventSource { received: 3, stored: 3 });
+    let items = scan_all(&scene.dynamo, TABLE).await;
+    let by_id = |id: &str| items.iter().find(|i| i.get("id") == Some(&AttributeValue::S(id.into()))).map(item_body);
+    assert_eq!(by_id("ID:not-base64").as_deref(), Some(&b"this is not base64!"[..]));
+    assert_eq!(by_id("ID:no-data").as_deref(), Some(&b""[..]));
+    // A 10 MB `data` field (Lambda's payloads stop at 6 MB, but nothing here relies on it).
+    let huge = base64::engine::general_purpose::STANDARD.encode(vec![b'h'; 10 * 1024 * 1024]);
+    let batch = json!({"eventSource": "aws:mq", "messages": [
+        {"messageID": "ID:before", "data": "YmVmb3Jl"},
+        {"messageID": "ID:huge", "data": huge},
+    ]});
+    let error = handle_event(&scene.dynamo, &settings, &no_broker, &batch, in_a_minute()).await.expect_err("fails");
+    assert_eq!(error.error_type(), "MessageTooLarge");
+    assert!(error.to_string().contains("ID:huge") && !error.to_string().contains("hhhh"), "named, body not quoted: {}", &error.to_string()[..200.min(error.to_string().len())]);
+    assert_eq!(scan_all(&scene.dynamo, TABLE).await.len(), 4, "the message beside it is stored");
+}

@@ -17,6 +17,10 @@ use crate::store::{store_setting_aside_refused, Table, BATCH_SIZE};
 /// How long a batch waits for more messages once it has one (prefetched ones arrive at once).
 const BATCH_LINGER: Duration = Duration::from_millis(20);
 
+/// A batch closes once its bodies reach this many bytes, so large messages never pile up: at most
+/// two batches (one being written, one being received) are held, each under this plus one message.
+pub const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StopReason {
@@ -132,7 +136,8 @@ async fn next_batch<C: QueueConsumer>(
     if summary.stop_reason != StopReason::Idle {
         return Ok(batch);
     }
-    while batch.len() < BATCH_SIZE {
+    let mut bytes = 0;
+    while batch.len() < BATCH_SIZE && bytes < MAX_BATCH_BYTES {
         if settings.max_messages.is_some_and(|max| summary.received >= max) {
             summary.stop_reason = StopReason::MaxMessages;
             break;
@@ -147,6 +152,7 @@ async fn next_batch<C: QueueConsumer>(
         match consumer.next(wait).await? {
             Some(received) => {
                 summary.received += 1;
+                bytes += received.message.body.len();
                 batch.push(received);
             }
             None if batch.is_empty() => {
@@ -157,4 +163,66 @@ async fn next_batch<C: QueueConsumer>(
         }
     }
     Ok(batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, VecDeque};
+
+    use super::*;
+    use crate::error::BrokerError;
+    use crate::message::{MessageId, MAX_ITEM_BYTES};
+
+    /// A queue of messages that counts the bytes handed out and not yet settled.
+    struct CountingConsumer {
+        queue: VecDeque<Vec<u8>>,
+        outstanding: usize,
+        most_outstanding: usize,
+    }
+
+    impl QueueConsumer for CountingConsumer {
+        type Handle = usize;
+
+        async fn next(&mut self, _wait: Duration) -> Result<Option<Received<usize>>, BrokerError> {
+            let Some(body) = self.queue.pop_front() else { return Ok(None) };
+            let size = body.len();
+            self.outstanding += size;
+            self.most_outstanding = self.most_outstanding.max(self.outstanding);
+            let message = BrokerMessage { id: String::new(), body, headers: BTreeMap::new(), redelivered: false, queue: "q".into(), received_at_ms: 1 }
+                .keyed(MessageId::Missing);
+            Ok(Some(Received { message, handle: size }))
+        }
+
+        async fn ack(&mut self, size: usize) -> Result<(), BrokerError> {
+            self.outstanding -= size;
+            Ok(())
+        }
+
+        async fn reject(&mut self, size: usize) -> Result<(), BrokerError> {
+            self.outstanding -= size;
+            Ok(())
+        }
+
+        async fn stop_deliveries(&mut self) {}
+
+        async fn close(self) -> bool {
+            true
+        }
+    }
+
+    #[tokio::test]
+    async fn large_messages_never_pile_up_in_memory() {
+        // Forty 1 MiB messages, each too large for an item (rejected, never written): unbounded,
+        // two batches of 25 would hold 50 MiB at once.
+        let mut consumer = CountingConsumer { queue: (0..40).map(|_| vec![b'x'; 1024 * 1024]).collect(), outstanding: 0, most_outstanding: 0 };
+        let dynamo = aws_smithy_mocks::mock_client!(aws_sdk_dynamodb, []);
+        let table = Table { dynamo: &dynamo, name: "t", ttl_days: None, write_by: Instant::now() + Duration::from_secs(60) };
+        let settings = Settings::from_lookup(|n| (n == "TABLE_NAME").then(|| "t".into())).unwrap();
+        let mut summary = PollSummary { endpoint: "-".into(), queue: "q".into(), received: 0, stored: 0, rejected: 0, stop_reason: StopReason::Idle };
+        drain_queue(&mut consumer, &table, &settings, Instant::now() + Duration::from_secs(60), &mut summary).await.expect("drained");
+        assert_eq!((summary.received, summary.rejected, consumer.outstanding), (40, 40, 0));
+        assert!(1024 * 1024 > MAX_ITEM_BYTES);
+        // Two batches of 8 MiB plus one message each: 18 MiB.
+        assert!(consumer.most_outstanding <= 18 * 1024 * 1024, "{} bytes held at once", consumer.most_outstanding);
+    }
 }
