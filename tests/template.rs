@@ -67,6 +67,10 @@ fn the_poll_schedule_is_off_unless_a_broker_is_configured_and_no_event_source_ta
     for needed in ["BrokerUrl", "BrokerSecretArn", "MqBrokerArn"] {
         assert!(condition.contains(needed), "MqPollScheduled depends on {needed}: {condition}");
     }
+    // A customer-managed key for the broker secret: decrypt through Secrets Manager only.
+    let key = by_sid(&role_statements(&template, "MqPollerRole"), "BrokerSecretKey");
+    assert_eq!((key["Action"].as_str(), &key["Resource"]), (Some("kms:Decrypt"), &json!({"Ref": "BrokerSecretKmsKeyArn"})));
+    assert!(key["Condition"]["StringEquals"]["kms:ViaService"].to_string().contains("secretsmanager"), "{key}");
     // The event source mapping waits for the policy that lets it read the broker.
     let mapping = &template["Resources"]["MqEventSourceMapping"];
     let depends = mapping["DependsOn"].to_string();
