@@ -13,6 +13,7 @@ use harness_runtime::paths::{publish_bench_table, read_event};
 use harness_services::call_counter::CallCounter;
 use harness_services::ec2::{create_group, launch, register, vpc_with_subnet};
 use harness_services::moto::Moto;
+use spot_drainer::settings::Pacing;
 use spot_drainer::{drain_instance, Discovery, Settings};
 
 const GROUP_COUNTS: [usize; 3] = [10, 100, 500];
@@ -48,7 +49,10 @@ async fn main() {
         event["detail"]["instance-id"] = serde_json::json!(instance_id);
 
         for concurrency in CONCURRENCIES {
-            let settings = Settings { discovery: Discovery::Scan, scan_concurrency: concurrency, ..Settings::default() };
+            // Unpaced: this bench measures calls and the effect of concurrency against moto; the
+            // function's own ELB budgets (pacing) would make the wall time theirs.
+            let unpaced = Pacing { describe_rate: u32::MAX, describe_burst: u32::MAX, deregister_rate: u32::MAX, deregister_burst: u32::MAX };
+            let settings = Settings { discovery: Discovery::Scan, scan_concurrency: concurrency, pacing: unpaced, ..Settings::default() };
             let mut times = Vec::with_capacity(RUNS);
             let mut calls = Default::default();
             for _ in 0..RUNS {

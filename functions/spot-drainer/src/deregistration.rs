@@ -1,43 +1,24 @@
 //! Removing the registrations: one `DeregisterTargets` call per target group, with each target's
-//! exact port, groups `concurrency` at a time.
-
-use std::collections::BTreeMap;
+//! exact port.
 
 use aws_sdk_elasticloadbalancingv2::error::DisplayErrorContext;
 use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
 use aws_sdk_elasticloadbalancingv2::Client as ElbClient;
-use futures::{stream, StreamExt};
 
+use crate::pacing::TokenBucket;
 use crate::registration::{Outcome, Registration, RegistrationOutcome};
 
-/// Deregisters every registration; never stops at the first failure, so one bad group does not
-/// keep the instance in the others.
-pub async fn deregister_from_target_groups(
-    elb: &ElbClient,
-    registrations: Vec<Registration>,
-    concurrency: usize,
-) -> Vec<RegistrationOutcome> {
-    let mut by_group: BTreeMap<String, Vec<Registration>> = BTreeMap::new();
-    for registration in registrations {
-        by_group.entry(registration.target_group_arn.clone()).or_default().push(registration);
-    }
-    let per_group: Vec<Vec<RegistrationOutcome>> = stream::iter(by_group)
-        .map(|(arn, targets)| async move { deregister_group(elb, &arn, targets).await })
-        .buffered(concurrency.max(1))
-        .collect()
-        .await;
-    per_group.into_iter().flatten().collect()
-}
-
-async fn deregister_group(elb: &ElbClient, arn: &str, targets: Vec<Registration>) -> Vec<RegistrationOutcome> {
-    match deregister(elb, arn, &targets).await {
+/// Deregisters the instance's registrations in one group, in one call, each with its exact
+/// port; every call waits for a token of `budget`.
+pub async fn deregister_group(elb: &ElbClient, arn: &str, targets: Vec<Registration>, budget: &TokenBucket) -> Vec<RegistrationOutcome> {
+    match deregister(elb, arn, &targets, budget).await {
         Ok(()) => with_outcome(targets, Outcome::Deregistered, None),
         Err(Failure::GroupGone) => with_outcome(targets, Outcome::AlreadyGone, None),
         // One invalid target fails the whole call; retry one by one so the others still go.
         Err(Failure::InvalidTarget) if targets.len() > 1 => {
             let mut outcomes = Vec::with_capacity(targets.len());
             for target in targets {
-                let (outcome, error) = match deregister(elb, arn, std::slice::from_ref(&target)).await {
+                let (outcome, error) = match deregister(elb, arn, std::slice::from_ref(&target), budget).await {
                     Ok(()) => (Outcome::Deregistered, None),
                     Err(Failure::GroupGone | Failure::InvalidTarget) => (Outcome::AlreadyGone, None),
                     Err(Failure::Other(message)) => (Outcome::Failed, Some(message)),
@@ -58,7 +39,8 @@ enum Failure {
     Other(String),
 }
 
-async fn deregister(elb: &ElbClient, arn: &str, targets: &[Registration]) -> Result<(), Failure> {
+async fn deregister(elb: &ElbClient, arn: &str, targets: &[Registration], budget: &TokenBucket) -> Result<(), Failure> {
+    budget.take().await;
     let mut request = elb.deregister_targets().target_group_arn(arn);
     for target in targets {
         request = request.targets(

@@ -1,10 +1,9 @@
-//! Finding every registration of the instance: which target groups to look in (the tag, or a scan
-//! of the VPC), then each group's target health, which gives the exact target ids and ports.
+//! Finding the registrations of the instance: which target groups to look in (the tag, or a scan
+//! of the VPC), and a group's target health, which gives the exact target ids and ports.
 
 use aws_sdk_elasticloadbalancingv2::error::DisplayErrorContext;
 use aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum;
 use aws_sdk_elasticloadbalancingv2::Client as ElbClient;
-use futures::{stream, StreamExt};
 
 use crate::error::DrainError;
 use crate::instance::InstanceFacts;
@@ -38,42 +37,9 @@ pub async fn target_groups_in_vpc(elb: &ElbClient, vpc_id: &str) -> Result<Vec<S
     Ok(arns)
 }
 
-/// What the search of the groups found.
-#[derive(Debug, Default)]
-pub struct Found {
-    pub registrations: Vec<Registration>,
-    pub problems: Vec<GroupProblem>,
-}
-
-/// Describes the target health of each group, `concurrency` at a time, and keeps the targets
-/// that are this instance (by id, or by any of its private IPs).
-pub async fn find_registrations(
-    elb: &ElbClient,
-    target_group_arns: &[String],
-    instance: &InstanceFacts,
-    concurrency: usize,
-) -> Found {
-    let results: Vec<_> = stream::iter(target_group_arns)
-        .map(|arn| async move { (arn, registrations_in_group(elb, arn, instance).await) })
-        .buffer_unordered(concurrency.max(1))
-        .collect()
-        .await;
-    let mut found = Found::default();
-    for (arn, result) in results {
-        match result {
-            Ok(registrations) => found.registrations.extend(registrations),
-            Err(problem) => found.problems.push(GroupProblem { target_group_arn: arn.clone(), ..problem }),
-        }
-    }
-    // Deterministic order for the summary, whatever order the calls finished in.
-    found.registrations.sort_by(|a, b| {
-        (&a.target_group_arn, &a.target_id, a.port).cmp(&(&b.target_group_arn, &b.target_id, b.port))
-    });
-    found.problems.sort_by(|a, b| a.target_group_arn.cmp(&b.target_group_arn));
-    found
-}
-
-async fn registrations_in_group(
+/// The registrations of the instance in one group, from its target health (exact ids and
+/// ports); a group that cannot be read is a problem for the summary, not an error of the drain.
+pub async fn registrations_in_group(
     elb: &ElbClient,
     arn: &str,
     instance: &InstanceFacts,

@@ -2,8 +2,13 @@
 
 use serde_json::Value;
 
-use crate::deregistration::deregister_from_target_groups;
-use crate::discovery::{find_registrations, target_group_arns_from_tag, target_groups_in_vpc};
+use futures::{stream, StreamExt};
+
+use crate::deregistration::deregister_group;
+use crate::discovery::{registrations_in_group, target_group_arns_from_tag, target_groups_in_vpc};
+use crate::pacing::ElbBudget;
+use crate::registration::RegistrationOutcome;
+use crate::summary::GroupProblem;
 use crate::error::DrainError;
 use crate::event::parse_drain_request;
 use crate::instance::{describe_instance, InstanceFacts};
@@ -38,14 +43,52 @@ pub async fn drain_instance(
 
     let (discovered_by, groups) = target_groups_to_search(elb, settings, &instance).await?;
     summary.discovered_by = Some(discovered_by);
-    let found = find_registrations(elb, &groups, &instance, settings.scan_concurrency).await;
-    summary.group_problems = found.problems;
-    if found.registrations.is_empty() {
+    let budget = ElbBudget::new(&settings.pacing);
+    let (registrations, problems) = drain_groups(elb, &groups, &instance, settings, &budget).await;
+    if registrations.is_empty() && problems.is_empty() {
         tracing::info!(instance_id = %instance.instance_id, groups = groups.len(), "instance is in no target group");
     }
-    summary.registrations =
-        deregister_from_target_groups(elb, found.registrations, settings.scan_concurrency).await;
+    summary.registrations = registrations;
+    summary.group_problems = problems;
     finish(summary)
+}
+
+/// Each group is searched and, where the instance is registered, drained at once, not after the
+/// whole scan: the first targets leave within seconds even when there are hundreds of groups.
+/// `SCAN_CONCURRENCY` groups at a time, every call within the function's ELB budgets.
+async fn drain_groups(
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    groups: &[String],
+    instance: &InstanceFacts,
+    settings: &Settings,
+    budget: &ElbBudget,
+) -> (Vec<RegistrationOutcome>, Vec<GroupProblem>) {
+    let per_group: Vec<_> = stream::iter(groups)
+        .map(|arn| async move {
+            budget.describe.take().await;
+            match registrations_in_group(elb, arn, instance).await {
+                Ok(found) if found.is_empty() => Ok(Vec::new()),
+                Ok(found) => Ok(deregister_group(elb, arn, found, &budget.deregister).await),
+                Err(problem) => Err(problem),
+            }
+        })
+        .buffer_unordered(settings.scan_concurrency.max(1))
+        .collect()
+        .await;
+    let (mut registrations, mut problems) = (Vec::new(), Vec::new());
+    for result in per_group {
+        match result {
+            Ok(outcomes) => registrations.extend(outcomes),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    // Deterministic order for the summary, whatever order the calls finished in.
+    registrations.sort_by(|a, b| {
+        let key = |r: &RegistrationOutcome| (r.registration.target_group_arn.clone(), r.registration.target_id.clone(), r.registration.port);
+        key(a).cmp(&key(b))
+    });
+    problems.sort_by(|a, b| a.target_group_arn.cmp(&b.target_group_arn));
+    (registrations, problems)
 }
 
 /// The groups to look in, and which discovery chose them.

@@ -9,6 +9,7 @@ pub mod error;
 pub mod event;
 pub mod instance;
 pub mod metrics;
+pub mod pacing;
 pub mod registration;
 pub mod settings;
 pub mod summary;

@@ -35,6 +35,26 @@ pub struct Settings {
     pub target_group_tag_key: String,
     /// How many target groups are described (and deregistered from) at once.
     pub scan_concurrency: usize,
+    /// Calls per second (and bursts) the function allows itself against the ELB API.
+    pub pacing: Pacing,
+}
+
+/// The function's own ELB budgets: `ELB_DESCRIBE_RATE`/`ELB_DESCRIBE_BURST` and
+/// `ELB_DEREGISTER_RATE`/`ELB_DEREGISTER_BURST`. The defaults are half of what the API allows
+/// every caller of the account together (describe calls: 40 at once, refilled at 10 a second;
+/// deregistrations: taken as 20 at 4 a second), so the console and other tools keep working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pacing {
+    pub describe_rate: u32,
+    pub describe_burst: u32,
+    pub deregister_rate: u32,
+    pub deregister_burst: u32,
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Pacing { describe_rate: 5, describe_burst: 20, deregister_rate: 2, deregister_burst: 10 }
+    }
 }
 
 impl Default for Settings {
@@ -43,6 +63,7 @@ impl Default for Settings {
             discovery: Discovery::Auto,
             target_group_tag_key: "loadBalancerTargetGroup".into(),
             scan_concurrency: 8,
+            pacing: Pacing::default(),
         }
     }
 }
@@ -58,14 +79,23 @@ impl Settings {
         let target_group_tag_key = lookup("TARGET_GROUP_TAG_KEY")
             .filter(|key| !key.trim().is_empty())
             .unwrap_or(defaults.target_group_tag_key);
-        let scan_concurrency = match lookup("SCAN_CONCURRENCY") {
-            Some(text) => match text.trim().parse::<usize>() {
-                Ok(n) if n > 0 => n,
-                _ => return Err(format!("SCAN_CONCURRENCY is {text:?}; expected a whole number above 0")),
-            },
-            None => defaults.scan_concurrency,
+        let positive = |name: &str, default: u32| -> Result<u32, String> {
+            match lookup(name) {
+                Some(text) => match text.trim().parse::<u32>() {
+                    Ok(n) if n > 0 => Ok(n),
+                    _ => Err(format!("{name} is {text:?}; expected a whole number above 0")),
+                },
+                None => Ok(default),
+            }
         };
-        Ok(Settings { discovery, target_group_tag_key, scan_concurrency })
+        let scan_concurrency = positive("SCAN_CONCURRENCY", 8)? as usize;
+        let pacing = Pacing {
+            describe_rate: positive("ELB_DESCRIBE_RATE", defaults.pacing.describe_rate)?,
+            describe_burst: positive("ELB_DESCRIBE_BURST", defaults.pacing.describe_burst)?,
+            deregister_rate: positive("ELB_DEREGISTER_RATE", defaults.pacing.deregister_rate)?,
+            deregister_burst: positive("ELB_DEREGISTER_BURST", defaults.pacing.deregister_burst)?,
+        };
+        Ok(Settings { discovery, target_group_tag_key, scan_concurrency, pacing })
     }
 
     pub fn from_env() -> Result<Self, String> {
@@ -84,9 +114,13 @@ mod tests {
             "DISCOVERY" => Some("Scan".into()),
             "TARGET_GROUP_TAG_KEY" => Some("drain-from".into()),
             "SCAN_CONCURRENCY" => Some("3".into()),
+            "ELB_DESCRIBE_RATE" => Some("9".into()),
+            "ELB_DEREGISTER_BURST" => Some("4".into()),
             _ => None,
         })
         .unwrap();
+        assert_eq!((settings.pacing.describe_rate, settings.pacing.describe_burst), (9, 20));
+        assert_eq!((settings.pacing.deregister_rate, settings.pacing.deregister_burst), (2, 4));
         assert_eq!(settings.discovery, Discovery::Scan);
         assert_eq!(settings.target_group_tag_key, "drain-from");
         assert_eq!(settings.scan_concurrency, 3);
@@ -98,5 +132,7 @@ mod tests {
         assert!(err.contains("DISCOVERY"));
         let err = Settings::from_lookup(|n| (n == "SCAN_CONCURRENCY").then(|| "0".into())).unwrap_err();
         assert!(err.contains("SCAN_CONCURRENCY"));
+        let err = Settings::from_lookup(|n| (n == "ELB_DEREGISTER_RATE").then(|| "fast".into())).unwrap_err();
+        assert!(err.contains("ELB_DEREGISTER_RATE"));
     }
 }

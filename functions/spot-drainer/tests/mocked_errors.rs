@@ -164,3 +164,30 @@ async fn ip_targets_match_as_addresses_on_every_interface_and_delegated_prefix()
     assert_eq!(summary.count(Outcome::Deregistered), 3, "{summary:?}");
     assert_eq!(deregister.num_calls(), 1, "the three targets of this instance, exactly, in one call");
 }
+
+#[tokio::test]
+async fn a_registration_is_removed_as_soon_as_its_group_is_read_not_after_the_scan() {
+    use std::sync::{Arc, Mutex};
+    let calls: Arc<Mutex<Vec<&'static str>>> = Arc::default();
+    let (log_describe, log_deregister) = (calls.clone(), calls.clone());
+    // The tag names three groups; the instance is in the first only.
+    let describe = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health).then_output(move || {
+        let mut log = log_describe.lock().unwrap();
+        log.push("describe");
+        let mut output = DescribeTargetHealthOutput::builder();
+        if log.iter().filter(|c| **c == "describe").count() == 1 {
+            let target = TargetDescription::builder().id(INSTANCE).port(80).build();
+            output = output.target_health_descriptions(TargetHealthDescription::builder().target(target).build());
+        }
+        output.build()
+    });
+    let deregister = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets).then_output(move || {
+        log_deregister.lock().unwrap().push("deregister");
+        DeregisterTargetsOutput::builder().build()
+    });
+    let elb = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&describe, &deregister]);
+    let settings = Settings { discovery: Discovery::Tag, scan_concurrency: 1, ..Settings::default() };
+    let summary = drain_instance(&ec2_client(), &elb, &settings, &event()).await.expect("drained");
+    assert_eq!(summary.count(Outcome::Deregistered), 1);
+    assert_eq!(*calls.lock().unwrap(), ["describe", "deregister", "describe", "describe"]);
+}

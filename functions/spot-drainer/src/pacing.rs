@@ -1,0 +1,81 @@
+//! The function's own pacing of ELB calls. ELBv2 draws every caller in the account and region
+//! from shared token buckets (describe calls from one, mutating calls such as DeregisterTargets
+//! from others), so a drain that spends them all throttles the console, the CLI and the load
+//! balancer controller too. `SCAN_CONCURRENCY` bounds calls in flight; these buckets bound calls
+//! per second, below the API's own, leaving headroom for everyone else.
+
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+/// A token bucket: `burst` calls at once, then `rate` a second.
+#[derive(Debug)]
+pub struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl TokenBucket {
+    pub fn new(rate_per_second: u32, burst: u32) -> TokenBucket {
+        let burst = f64::from(burst.max(1));
+        TokenBucket { rate: f64::from(rate_per_second.max(1)), burst, state: Mutex::new((burst, Instant::now())) }
+    }
+
+    /// Waits for a token, then takes it.
+    pub async fn take(&self) {
+        loop {
+            let wait = {
+                let mut state = self.state.lock().await;
+                let (tokens, last) = *state;
+                let now = Instant::now();
+                let tokens = (tokens + now.duration_since(last).as_secs_f64() * self.rate).min(self.burst);
+                if tokens >= 1.0 {
+                    *state = (tokens - 1.0, now);
+                    return;
+                }
+                *state = (tokens, now);
+                Duration::from_secs_f64((1.0 - tokens) / self.rate)
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// The two budgets a drain draws on.
+#[derive(Debug)]
+pub struct ElbBudget {
+    pub describe: TokenBucket,
+    pub deregister: TokenBucket,
+}
+
+impl ElbBudget {
+    pub fn new(settings: &crate::settings::Pacing) -> ElbBudget {
+        ElbBudget {
+            describe: TokenBucket::new(settings.describe_rate, settings.describe_burst),
+            deregister: TokenBucket::new(settings.deregister_rate, settings.deregister_burst),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bucket_lets_its_burst_through_then_its_rate() {
+        let bucket = TokenBucket::new(2, 3);
+        let start = Instant::now();
+        for _ in 0..3 {
+            bucket.take().await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO, "the burst goes at once");
+        for _ in 0..4 {
+            bucket.take().await;
+        }
+        // Four more at two a second: two seconds of the (paused, so exact) clock.
+        let spent = start.elapsed();
+        assert!(spent >= Duration::from_millis(1999) && spent < Duration::from_millis(2100), "{spent:?}");
+    }
+}
