@@ -22,15 +22,6 @@ pub enum Outcome {
 /// What is kept of the invocation for acknowledging and answering once the writes are done.
 const WRITE_RESERVE: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// The time left before the invocation's deadline. Lambda sends the deadline in epoch
-/// milliseconds; cargo-lambda's local runtime sends the timeout itself (600000), so a value too
-/// small to be an epoch time (before 2001) is read as the time left.
-pub fn time_left(deadline_ms: u64, now_ms: u64) -> std::time::Duration {
-    const EPOCH_MS_2001: u64 = 978_307_200_000;
-    let left = if deadline_ms < EPOCH_MS_2001 { deadline_ms } else { deadline_ms.saturating_sub(now_ms) };
-    std::time::Duration::from_millis(left)
-}
-
 /// Handles one invocation. `deadline` is the invocation's; the poll stops `deadline_margin`
 /// before it.
 pub async fn handle_event(
@@ -91,18 +82,4 @@ async fn store_event_batch(table: &Table<'_>, settings: &Settings, event: &Value
     let outcome = Outcome::EventSource { received, stored: fits.len() as u64 };
     tracing::info!(received, stored = fits.len(), "event-source batch stored");
     Ok(outcome)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::time_left;
-    use std::time::Duration;
-
-    #[test]
-    fn deadlines_as_lambda_and_as_cargo_lambda_send_them() {
-        let now = 1_795_432_190_842;
-        assert_eq!(time_left(now + 90_000, now), Duration::from_secs(90));
-        assert_eq!(time_left(now - 5, now), Duration::ZERO);
-        assert_eq!(time_left(600_000, now), Duration::from_secs(600));
-    }
 }

@@ -15,8 +15,7 @@ async fn main() -> Result<(), Error> {
     let credentials = CredentialsProvider::with_ttl(source, secrets, settings.secret_ttl);
     let (dynamo, settings, credentials) = (&dynamo, &settings, &credentials);
     run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let left = mq_poller::handler::time_left(event.context.deadline, mq_poller::message::now_ms());
-        let deadline = tokio::time::Instant::now() + left;
+        let deadline = shared::deadline::invocation_deadline(event.context.deadline);
         let started = std::time::Instant::now();
         let result = handle_event(dynamo, settings, credentials, &event.payload, deadline).await;
         mq_poller::metrics::invocation_metrics(&result, started.elapsed()).emit();

@@ -8,7 +8,8 @@ use crate::deregistration::deregister_group;
 use crate::discovery::{registrations_in_group, target_group_arns_from_tag, target_groups_in_vpc};
 use crate::pacing::ElbBudget;
 use crate::registration::RegistrationOutcome;
-use crate::summary::GroupProblem;
+use crate::summary::{GroupOutcome, GroupProblem};
+use tokio::time::Instant;
 use crate::error::DrainError;
 use crate::event::parse_drain_request;
 use crate::instance::{describe_instance, InstanceFacts};
@@ -24,6 +25,18 @@ pub async fn drain_instance(
     elb: &aws_sdk_elasticloadbalancingv2::Client,
     settings: &Settings,
     event: &Value,
+) -> Result<DrainSummary, DrainError> {
+    drain_instance_by(ec2, elb, settings, event, None).await
+}
+
+/// As [`drain_instance`], searching no group after `stop_by` (the invocation's deadline less a
+/// margin): the groups not reached are reported, and the drain fails so the event is retried.
+pub async fn drain_instance_by(
+    ec2: &aws_sdk_ec2::Client,
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    settings: &Settings,
+    event: &Value,
+    stop_by: Option<Instant>,
 ) -> Result<DrainSummary, DrainError> {
     let request = parse_drain_request(event)?;
     let mut summary = DrainSummary {
@@ -44,7 +57,7 @@ pub async fn drain_instance(
     let (discovered_by, groups) = target_groups_to_search(elb, settings, &instance).await?;
     summary.discovered_by = Some(discovered_by);
     let budget = ElbBudget::new(&settings.pacing);
-    let (registrations, problems) = drain_groups(elb, &groups, &instance, settings, &budget).await;
+    let (registrations, problems) = drain_groups(elb, &groups, &instance, settings, &budget, stop_by).await;
     if registrations.is_empty() && problems.is_empty() {
         tracing::info!(instance_id = %instance.instance_id, groups = groups.len(), "instance is in no target group");
     }
@@ -62,10 +75,18 @@ async fn drain_groups(
     instance: &InstanceFacts,
     settings: &Settings,
     budget: &ElbBudget,
+    stop_by: Option<Instant>,
 ) -> (Vec<RegistrationOutcome>, Vec<GroupProblem>) {
     let per_group: Vec<_> = stream::iter(groups)
         .map(|arn| async move {
-            budget.describe.take().await;
+            let late = stop_by.is_some_and(|stop_by| Instant::now() >= stop_by);
+            if late || !budget.describe.take_by(stop_by).await {
+                return Err(GroupProblem {
+                    target_group_arn: arn.clone(),
+                    outcome: GroupOutcome::NotReached,
+                    error: Some("not searched before the invocation's deadline".into()),
+                });
+            }
             match registrations_in_group(elb, arn, instance).await {
                 Ok(found) if found.is_empty() => Ok(Vec::new()),
                 Ok(found) => Ok(deregister_group(elb, arn, found, &budget.deregister).await),

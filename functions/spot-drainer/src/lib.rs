@@ -14,7 +14,7 @@ pub mod registration;
 pub mod settings;
 pub mod summary;
 
-pub use drain::drain_instance;
+pub use drain::{drain_instance, drain_instance_by};
 pub use error::DrainError;
 pub use settings::{Discovery, Settings};
 pub use summary::DrainSummary;

@@ -1,6 +1,9 @@
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use serde_json::Value;
-use spot_drainer::{drain_instance, Settings};
+use spot_drainer::{drain_instance_by, Settings};
+
+/// Kept of the invocation to finish the deregistrations under way and answer.
+const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_secs(3);
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -12,7 +15,9 @@ async fn main() -> Result<(), Error> {
     let (ec2, elb, settings) = (&ec2, &elb, &settings);
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         let started = std::time::Instant::now();
-        let result = drain_instance(ec2, elb, settings, &event.payload).await;
+        // Stop searching in time to answer: what is left is reported, and the event retried.
+        let stop_by = shared::deadline::invocation_deadline(event.context.deadline).checked_sub(DEADLINE_MARGIN);
+        let result = drain_instance_by(ec2, elb, settings, &event.payload, stop_by).await;
         if let Some(metrics) = spot_drainer::metrics::drain_metrics(&result, started.elapsed()) {
             metrics.emit();
         }

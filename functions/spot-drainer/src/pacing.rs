@@ -25,18 +25,28 @@ impl TokenBucket {
 
     /// Waits for a token, then takes it.
     pub async fn take(&self) {
+        self.take_by(None).await;
+    }
+
+    /// As [`take`](Self::take), unless the token would come after `deadline`: then `false` at
+    /// once, and no token is taken.
+    pub async fn take_by(&self, deadline: Option<Instant>) -> bool {
         loop {
             let wait = {
                 let mut state = self.state.lock().await;
                 let (tokens, last) = *state;
                 let now = Instant::now();
                 let tokens = (tokens + now.duration_since(last).as_secs_f64() * self.rate).min(self.burst);
+                *state = (tokens, now);
                 if tokens >= 1.0 {
                     *state = (tokens - 1.0, now);
-                    return;
+                    return true;
                 }
-                *state = (tokens, now);
-                Duration::from_secs_f64((1.0 - tokens) / self.rate)
+                let wait = Duration::from_secs_f64((1.0 - tokens) / self.rate);
+                if deadline.is_some_and(|deadline| now + wait > deadline) {
+                    return false;
+                }
+                wait
             };
             tokio::time::sleep(wait).await;
         }
@@ -77,5 +87,10 @@ mod tests {
         // Four more at two a second: two seconds of the (paused, so exact) clock.
         let spent = start.elapsed();
         assert!(spent >= Duration::from_millis(1999) && spent < Duration::from_millis(2100), "{spent:?}");
+        // A token that would come after the deadline is refused at once.
+        let now = Instant::now();
+        assert!(!bucket.take_by(Some(now + Duration::from_millis(100))).await);
+        assert_eq!(now.elapsed(), Duration::ZERO);
+        assert!(bucket.take_by(Some(now + Duration::from_secs(1))).await);
     }
 }

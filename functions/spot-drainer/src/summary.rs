@@ -21,6 +21,9 @@ pub struct GroupProblem {
 pub enum GroupOutcome {
     NotFound,
     Failed,
+    /// Not searched before the invocation's deadline: the drain is incomplete, and the retried
+    /// event searches it.
+    NotReached,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -42,7 +45,7 @@ impl DrainSummary {
     /// Steps that failed and make the drain incomplete.
     pub fn failures(&self) -> usize {
         let registrations = self.registrations.iter().filter(|r| r.outcome == Outcome::Failed).count();
-        let groups = self.group_problems.iter().filter(|g| g.outcome == GroupOutcome::Failed).count();
+        let groups = self.group_problems.iter().filter(|g| matches!(g.outcome, GroupOutcome::Failed | GroupOutcome::NotReached)).count();
         registrations + groups
     }
 

@@ -191,3 +191,23 @@ async fn a_registration_is_removed_as_soon_as_its_group_is_read_not_after_the_sc
     assert_eq!(summary.count(Outcome::Deregistered), 1);
     assert_eq!(*calls.lock().unwrap(), ["describe", "deregister", "describe", "describe"]);
 }
+
+#[tokio::test]
+async fn the_deadline_stops_the_scan_and_the_groups_not_reached_are_reported() {
+    use spot_drainer::settings::Pacing;
+    use spot_drainer::summary::GroupOutcome;
+    let describe = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health).then_output(health(&[80]));
+    let deregister = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets).then_output(|| DeregisterTargetsOutput::builder().build());
+    let elb = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&describe, &deregister]);
+    // One describe at once, then one a second: the second group's would come after the deadline.
+    let pacing = Pacing { describe_rate: 1, describe_burst: 1, ..Pacing::default() };
+    let settings = Settings { discovery: Discovery::Tag, scan_concurrency: 1, pacing, ..Settings::default() };
+    let stop_by = tokio::time::Instant::now() + Duration::from_millis(300);
+    let error = spot_drainer::drain_instance_by(&ec2_client(), &elb, &settings, &event(), Some(stop_by)).await.unwrap_err();
+    let DrainError::Incomplete(summary) = error else { panic!("expected an incomplete drain, got {error}") };
+    assert_eq!(summary.count(Outcome::Deregistered), 1, "the group reached in time is drained");
+    let not_reached: Vec<_> = summary.group_problems.iter().filter(|p| p.outcome == GroupOutcome::NotReached).collect();
+    assert_eq!(not_reached.len(), 2, "{:?}", summary.group_problems);
+    assert_eq!(describe.num_calls(), 1, "no group is described after the deadline");
+    assert_eq!(summary.failures(), 2, "so Lambda retries the event for what is left");
+}
