@@ -105,8 +105,8 @@ async fn drain_groups(
     }
     // Deterministic order for the summary, whatever order the calls finished in.
     registrations.sort_by(|a, b| {
-        let key = |r: &RegistrationOutcome| (r.registration.target_group_arn.clone(), r.registration.target_id.clone(), r.registration.port);
-        key(a).cmp(&key(b))
+        let (a, b) = (&a.registration, &b.registration);
+        (&a.target_group_arn, &a.target_id, a.port).cmp(&(&b.target_group_arn, &b.target_id, b.port))
     });
     problems.sort_by(|a, b| a.target_group_arn.cmp(&b.target_group_arn));
     (registrations, problems)

@@ -88,7 +88,7 @@ impl Settings {
                 None => Ok(default),
             }
         };
-        let scan_concurrency = positive("SCAN_CONCURRENCY", 8)? as usize;
+        let scan_concurrency = positive("SCAN_CONCURRENCY", defaults.scan_concurrency as u32)? as usize;
         let pacing = Pacing {
             describe_rate: positive("ELB_DESCRIBE_RATE", defaults.pacing.describe_rate)?,
             describe_burst: positive("ELB_DESCRIBE_BURST", defaults.pacing.describe_burst)?,
