@@ -135,6 +135,20 @@ async fn mq_poller_counts_messages_received_stored_and_rejected() {
     assert_eq!(counts(&records[1]).2, Some(1.0));
     assert_eq!(records[0]["FunctionName"], "mq-poller-fn");
     assert_eq!(unit(&records[0], "PollDuration"), "Milliseconds");
+
+    // With a body bucket, the same message is stored and its body counted as sent to S3 (the
+    // binary's own S3 client, path-style against the stand-in's endpoint).
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&moto.sdk_config().await).force_path_style(true).build());
+    s3.create_bucket().bucket("bodies").send().await.expect("create_bucket");
+    env.push(("BODY_BUCKET".into(), "bodies".into()));
+    let log = log_file("mq-poller-bodies");
+    let function = api.spawn_function(&function_binary("mq-poller"), "mq-poller-fn", &env, Output::File(log.clone()));
+    assert_eq!(api.invoke(&large, LIMIT).await.response()["stored"], 1);
+    drop(function);
+    let records = emf_records(&log);
+    assert_eq!((counts(&records[0]), records[0]["BodiesToS3"].as_f64()), ((Some(1.0), Some(1.0), Some(0.0)), Some(1.0)));
+    let listed = s3.list_objects_v2().bucket("bodies").send().await.expect("list_objects_v2");
+    assert_eq!(listed.contents().len(), 1, "the body is in the bucket");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,22 +11,28 @@ use harness_services::rabbitmq::{self, RabbitMq};
 use harness_services::stomp::StompClient;
 use mq_poller::credentials::{BrokerCredentials, CredentialSource, CredentialsProvider};
 use mq_poller::poll::StopReason;
-use mq_poller::{handle_event, Outcome, Settings};
+use mq_poller::{handle_event, AwsClients, Outcome, Settings};
 use serde_json::json;
 use tokio::time::Instant;
 
 const TABLE: &str = "mq-messages";
 
 struct Scene {
-    _moto: Moto,
+    moto: Moto,
     dynamo: aws_sdk_dynamodb::Client,
+    /// The table, and no body bucket.
+    aws: AwsClients,
 }
 
 async fn scene() -> Scene {
     let moto = Moto::start();
     let dynamo = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
     create_table(&dynamo, TABLE).await;
-    Scene { _moto: moto, dynamo }
+    Scene { aws: table_only(&dynamo), moto, dynamo }
+}
+
+fn table_only(dynamo: &aws_sdk_dynamodb::Client) -> AwsClients {
+    AwsClients { dynamo: dynamo.clone(), s3: None }
 }
 
 fn settings(urls: &[String], queue: &str, ca: Option<&std::path::Path>) -> Settings {
@@ -90,7 +96,7 @@ async fn activemq_over_tls_drains_a_thousand_messages_byte_for_byte() {
     send_messages(&broker, queue, 0..1000).await;
 
     let settings = settings(&[broker.stomp_ssl_url()], queue, Some(&broker.ca));
-    let outcome = handle_event(&scene.dynamo, &settings, &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), in_a_minute())
+    let outcome = handle_event(&scene.aws, &settings, &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), in_a_minute())
         .await
         .expect("poll");
     let Outcome::Poll(summary) = outcome else { panic!("expected a poll: {outcome:?}") };
@@ -128,7 +134,7 @@ async fn unreachable_table_acknowledges_nothing_and_bad_endpoints_fail_clearly()
         .await;
     let dynamo = aws_sdk_dynamodb::Client::new(&nowhere);
     let good = settings(&[broker.stomp_url()], queue, None);
-    let error = handle_event(&dynamo, &good, &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), in_a_minute())
+    let error = handle_event(&table_only(&dynamo), &good, &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), in_a_minute())
         .await
         .unwrap_err()
         .to_string();
@@ -137,7 +143,7 @@ async fn unreachable_table_acknowledges_nothing_and_bad_endpoints_fail_clearly()
 
     let scene = scene().await;
     // Wrong password: refused by the broker, named as such, and the password is not echoed.
-    let error = handle_event(&scene.dynamo, &good, &credentials(activemq::USER, "not-the-Passw0rd"), &schedule_event(), in_a_minute())
+    let error = handle_event(&scene.aws, &good, &credentials(activemq::USER, "not-the-Passw0rd"), &schedule_event(), in_a_minute())
         .await
         .unwrap_err()
         .to_string();
@@ -146,7 +152,7 @@ async fn unreachable_table_acknowledges_nothing_and_bad_endpoints_fail_clearly()
 
     // Unreachable broker.
     let closed = format!("stomp://127.0.0.1:{}", harness_runtime::process::free_port());
-    let error = handle_event(&scene.dynamo, &settings(&[closed.clone()], queue, None), &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), in_a_minute())
+    let error = handle_event(&scene.aws, &settings(&[closed.clone()], queue, None), &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), in_a_minute())
         .await
         .unwrap_err()
         .to_string();
@@ -155,7 +161,7 @@ async fn unreachable_table_acknowledges_nothing_and_bad_endpoints_fail_clearly()
     // Active/standby: the first endpoint is down, the second answers.
     send_messages(&broker, queue, 100..110).await;
     let pair = settings(&[closed, broker.stomp_url()], queue, None);
-    let outcome = handle_event(&scene.dynamo, &pair, &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), in_a_minute())
+    let outcome = handle_event(&scene.aws, &pair, &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), in_a_minute())
         .await
         .expect("the standby answers");
     let Outcome::Poll(summary) = outcome else { panic!("poll") };
@@ -175,7 +181,7 @@ async fn an_oversized_message_goes_to_the_dead_letter_queue_and_the_rest_are_sto
     producer.send(queue, b"small after", &[]).await;
     producer.flush().await;
 
-    let outcome = handle_event(&scene.dynamo, &settings(&[broker.stomp_url()], queue, None), &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), in_a_minute())
+    let outcome = handle_event(&scene.aws, &settings(&[broker.stomp_url()], queue, None), &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), in_a_minute())
         .await
         .expect("poll");
     let Outcome::Poll(summary) = outcome else { panic!("poll") };
@@ -187,6 +193,115 @@ async fn an_oversized_message_goes_to_the_dead_letter_queue_and_the_rest_are_sto
     let dead = dead.drain(&format!("DLQ.{queue}"), Duration::from_secs(3)).await;
     assert_eq!(dead.len(), 1, "the oversized message is in the dead-letter queue");
     assert_eq!(dead[0].1.len(), 450 * 1024);
+}
+
+const BODIES: &str = "mq-bodies";
+
+/// `settings` with the body bucket, and clients that write to it; `create` makes the bucket.
+async fn with_body_bucket(scene: &Scene, mut settings: Settings, create: bool) -> (Settings, AwsClients, aws_sdk_s3::Client) {
+    let config = scene.moto.sdk_config().await;
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build());
+    if create {
+        s3.create_bucket().bucket(BODIES).send().await.expect("create_bucket");
+    }
+    settings.body_bucket = Some(BODIES.into());
+    let aws = AwsClients::new(&config, &settings);
+    (settings, aws, s3)
+}
+
+async fn object(s3: &aws_sdk_s3::Client, key: &str) -> Vec<u8> {
+    let object = s3.get_object().bucket(BODIES).key(key).send().await.expect("get_object");
+    object.body.collect().await.expect("object body").into_bytes().to_vec()
+}
+
+async fn object_keys(s3: &aws_sdk_s3::Client) -> Vec<String> {
+    let listed = s3.list_objects_v2().bucket(BODIES).send().await.expect("list_objects_v2");
+    listed.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect()
+}
+
+fn text(item: &HashMap<String, AttributeValue>, name: &str) -> String {
+    match item.get(name) {
+        Some(AttributeValue::S(s)) => s.clone(),
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_too_large_for_an_item_goes_to_the_bucket_and_its_item_points_at_it() {
+    let scene = scene().await;
+    let broker = ActiveMq::start();
+    let queue = "claims";
+    let large: Vec<u8> = (0..450 * 1024).map(|i| (i % 251) as u8).collect();
+    let mut producer = StompClient::connect(broker.stomp_port, activemq::USER, activemq::PASSWORD).await;
+    producer.send(queue, b"small before", &[]).await;
+    producer.send(queue, &large, &[("x-big", "yes")]).await;
+    producer.send(queue, b"small after", &[]).await;
+    producer.flush().await;
+    let (settings, aws, s3) = with_body_bucket(&scene, settings(&[broker.stomp_url()], queue, None), true).await;
+
+    let outcome = handle_event(&aws, &settings, &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), in_a_minute()).await.expect("poll");
+    let Outcome::Poll(summary) = outcome else { panic!("poll") };
+    assert_eq!((summary.received, summary.stored, summary.rejected, summary.bodies_in_bucket), (3, 3, 0, 1), "{summary:?}");
+    let items = scan_all(&scene.dynamo, TABLE).await;
+    assert_eq!(items.len(), 3);
+    let claim = items.iter().find(|i| i.contains_key("bodyKey")).expect("the large message's item");
+    assert!(!claim.contains_key("message"), "the body is not in the item");
+    assert_eq!(text(claim, "bodyBucket"), BODIES);
+    assert_eq!(claim.get("bodyBytes"), Some(&AttributeValue::N(large.len().to_string())));
+    let Some(AttributeValue::M(headers)) = claim.get("headers") else { panic!("headers") };
+    assert_eq!(headers.get("x-big"), Some(&AttributeValue::S("yes".into())));
+    assert_eq!(object(&s3, &text(claim, "bodyKey")).await, large, "the object is the body, byte for byte");
+    assert_eq!(object_keys(&s3).await.len(), 1);
+    assert_eq!(remaining(&broker, queue).await, 0);
+    let dead = StompClient::connect(broker.stomp_port, activemq::USER, activemq::PASSWORD).await;
+    assert!(dead.drain(&format!("DLQ.{queue}"), Duration::from_secs(2)).await.is_empty(), "nothing was dead-lettered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_source_batch_with_a_large_body_is_stored_and_its_retry_rewrites_the_same_object() {
+    use base64::Engine;
+    let scene = scene().await;
+    let (settings, aws, s3) = with_body_bucket(&scene, settings(&[], "SAMPLE_QUEUE", None), true).await;
+    let no_broker = CredentialsProvider::new(CredentialSource::Missing, None);
+    let large = vec![b'L'; 700 * 1024];
+    let batch = json!({"eventSource": "aws:mq", "messages": [
+        {"messageID": "ID:small", "data": "c21hbGw="},
+        {"messageID": "ID:large", "data": base64::engine::general_purpose::STANDARD.encode(&large)}
+    ]});
+    for attempt in 0..2 {
+        let outcome = handle_event(&aws, &settings, &no_broker, &batch, in_a_minute()).await.expect("stored");
+        assert_eq!(outcome, Outcome::EventSource { received: 2, stored: 2, bodies_in_bucket: 1 }, "attempt {attempt}");
+    }
+    let items = scan_all(&scene.dynamo, TABLE).await;
+    assert_eq!(items.len(), 2, "the retry overwrote its items");
+    let claim = items.iter().find(|i| text(i, "id") == "ID:large").expect("the large item");
+    assert_eq!(object_keys(&s3).await, [text(claim, "bodyKey")], "one object, rewritten by the retry");
+    assert_eq!(object(&s3, &text(claim, "bodyKey")).await, large);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_body_bucket_acknowledges_nothing_and_says_so() {
+    let scene = scene().await;
+    let broker = ActiveMq::start();
+    let queue = "no-bucket";
+    let mut producer = StompClient::connect(broker.stomp_port, activemq::USER, activemq::PASSWORD).await;
+    producer.send(queue, b"small", &[]).await;
+    producer.send(queue, &vec![b'x'; 450 * 1024], &[]).await;
+    producer.flush().await;
+    // The bucket is named but was never created (or the role may not write to it).
+    let (settings, aws, _s3) = with_body_bucket(&scene, settings(&[broker.stomp_url()], queue, None), false).await;
+    let error = handle_event(&aws, &settings, &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), in_a_minute())
+        .await
+        .expect_err("the bucket fails");
+    assert_eq!(error.error_type(), "BodyStoreUnavailable", "{error}");
+    assert!(error.to_string().contains("BODY_BUCKET"), "{error}");
+    // The small message may have been stored in a batch of its own before; the large one is not.
+    let items = scan_all(&scene.dynamo, TABLE).await;
+    assert!(items.iter().all(|i| !i.contains_key("bodyKey")), "no item points at a body that is not there");
+    let consumer = StompClient::connect(broker.stomp_port, activemq::USER, activemq::PASSWORD).await;
+    let left = consumer.drain(queue, Duration::from_millis(1500)).await;
+    assert!(left.iter().any(|(_, body)| body.len() == 450 * 1024), "the large message stays on the queue");
+    assert_eq!(left.len() + items.len(), 2, "nothing lost");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,7 +328,7 @@ async fn the_poll_stops_before_the_deadline_when_the_queue_never_goes_idle() {
     let mut settings = settings(&[broker.stomp_url()], queue, None);
     settings.deadline_margin = Duration::from_secs(1);
     let deadline = Instant::now() + Duration::from_secs(5);
-    let outcome = handle_event(&scene.dynamo, &settings, &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), deadline)
+    let outcome = handle_event(&scene.aws, &settings, &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), deadline)
         .await
         .expect("poll");
     let returned_at = Instant::now();
@@ -251,7 +366,7 @@ async fn rabbitmq_drains_with_manual_acks_and_ids_from_the_message_id_property()
     }
 
     let settings = settings(&[broker.broker_url()], queue, None);
-    let outcome = handle_event(&scene.dynamo, &settings, &credentials(rabbitmq::USER, rabbitmq::PASSWORD), &schedule_event(), in_a_minute())
+    let outcome = handle_event(&scene.aws, &settings, &credentials(rabbitmq::USER, rabbitmq::PASSWORD), &schedule_event(), in_a_minute())
         .await
         .expect("poll");
     let Outcome::Poll(summary) = outcome else { panic!("poll") };
@@ -275,7 +390,7 @@ async fn event_source_batches_of_both_engines_are_stored_leniently() {
     let no_broker = CredentialsProvider::new(CredentialSource::Missing, None);
     for file in ["mq-activemq-event-source.json", "mq-rabbitmq-event-source.json"] {
         let event = harness_runtime::paths::read_event(file);
-        let outcome = handle_event(&scene.dynamo, &settings, &no_broker, &event, in_a_minute()).await.expect(file);
+        let outcome = handle_event(&scene.aws, &settings, &no_broker, &event, in_a_minute()).await.expect(file);
         assert!(matches!(outcome, Outcome::EventSource { stored: 2, .. }), "{file}: {outcome:?}");
     }
     // Fields missing, null or oddly named: nothing rejects the batch.
@@ -283,10 +398,10 @@ async fn event_source_batches_of_both_engines_are_stored_leniently() {
         {"messageId": "ID:odd-1", "data": "T0s=", "destination": null, "properties": null, "redelivered": null},
         {"data": "bm8gaWQ="}
     ]});
-    handle_event(&scene.dynamo, &settings, &no_broker, &odd, in_a_minute()).await.expect("odd batch");
+    handle_event(&scene.aws, &settings, &no_broker, &odd, in_a_minute()).await.expect("odd batch");
     // The same batch again (the event source retries): overwritten, not duplicated, where ids exist.
     let event = harness_runtime::paths::read_event("mq-activemq-event-source.json");
-    handle_event(&scene.dynamo, &settings, &no_broker, &event, in_a_minute()).await.expect("retry");
+    handle_event(&scene.aws, &settings, &no_broker, &event, in_a_minute()).await.expect("retry");
     let items = scan_all(&scene.dynamo, TABLE).await;
     assert_eq!(items.len(), 2 + 2 + 2);
     let ids: BTreeSet<String> = items.iter().filter_map(|i| match i.get("id") { Some(AttributeValue::S(s)) => Some(s.clone()), _ => None }).collect();
@@ -374,7 +489,7 @@ async fn rabbitmq_messages_sharing_a_publisher_id_are_all_stored_and_a_redeliver
         channel.basic_publish("".into(), queue.into(), BasicPublishOptions::default(), body, properties).await.expect("publish").await.expect("confirm");
     }
     let settings = settings(&[broker.broker_url()], queue, None);
-    let outcome = handle_event(&scene.dynamo, &settings, &credentials(rabbitmq::USER, rabbitmq::PASSWORD), &schedule_event(), in_a_minute())
+    let outcome = handle_event(&scene.aws, &settings, &credentials(rabbitmq::USER, rabbitmq::PASSWORD), &schedule_event(), in_a_minute())
         .await
         .expect("poll");
     let Outcome::Poll(summary) = outcome else { panic!("poll") };
@@ -387,7 +502,7 @@ async fn rabbitmq_messages_sharing_a_publisher_id_are_all_stored_and_a_redeliver
         let properties = BasicProperties::default().with_message_id("order".into());
         channel.basic_publish("".into(), queue.into(), BasicPublishOptions::default(), body, properties).await.expect("publish").await.expect("confirm");
     }
-    handle_event(&scene.dynamo, &settings, &credentials(rabbitmq::USER, rabbitmq::PASSWORD), &schedule_event(), in_a_minute()).await.expect("poll");
+    handle_event(&scene.aws, &settings, &credentials(rabbitmq::USER, rabbitmq::PASSWORD), &schedule_event(), in_a_minute()).await.expect("poll");
     assert_eq!(scan_all(&scene.dynamo, TABLE).await.len(), 2);
 }
 
@@ -403,7 +518,7 @@ async fn event_source_messages_sharing_an_id_are_all_stored_and_a_retried_batch_
         {"basicProperties": {}, "redelivered": false, "data": "bm8gaWQ="}
     ]}});
     for _ in 0..2 {
-        let outcome = handle_event(&scene.dynamo, &settings, &no_broker, &batch, in_a_minute()).await.expect("batch");
+        let outcome = handle_event(&scene.aws, &settings, &no_broker, &batch, in_a_minute()).await.expect("batch");
         assert!(matches!(outcome, Outcome::EventSource { stored: 3, .. }), "{outcome:?}");
     }
     let items = scan_all(&scene.dynamo, TABLE).await;
@@ -422,9 +537,10 @@ async fn a_message_too_large_for_an_item_fails_the_event_source_batch_instead_of
         {"messageID": "ID:small", "data": "c21hbGw="},
         {"messageID": "ID:large", "data": large}
     ]});
-    let error = handle_event(&scene.dynamo, &settings, &no_broker, &batch, in_a_minute()).await.expect_err("the batch fails");
+    let error = handle_event(&scene.aws, &settings, &no_broker, &batch, in_a_minute()).await.expect_err("the batch fails");
     assert_eq!(error.error_type(), "MessageTooLarge", "{error}");
     assert!(error.to_string().contains("ID:large"), "{error}");
+    assert!(error.to_string().contains("BODY_BUCKET"), "the error names the setting: {error}");
     // The rest of the batch is stored; the retry overwrites it.
     let items = scan_all(&scene.dynamo, TABLE).await;
     assert_eq!(items.len(), 1);
@@ -460,7 +576,7 @@ async fn an_item_dynamodb_refuses_is_parked_and_the_rest_of_its_batch_is_stored(
     let queue = "poisoned";
     let poison = send_with_a_poison_item(&broker, queue).await;
     let settings = settings(&[broker.stomp_url()], queue, None);
-    let outcome = handle_event(&scene.dynamo, &settings, &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), in_a_minute())
+    let outcome = handle_event(&scene.aws, &settings, &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), in_a_minute())
         .await
         .expect("the poll goes on past the refused item");
     let Outcome::Poll(summary) = outcome else { panic!("poll") };
@@ -487,7 +603,7 @@ async fn an_event_source_batch_with_a_refused_item_stores_the_rest_and_fails_nam
         (0..24).map(|i| json!({"messageID": format!("ID:ok-{i}"), "data": encode(format!("ordinary {i}").as_bytes())})).collect();
     messages.insert(12, json!({"messageID": "ID:poison", "data": encode(&poison)}));
     let batch = json!({"eventSource": "aws:mq", "messages": messages});
-    let error = handle_event(&scene.dynamo, &settings, &credentials("u", "p"), &batch, in_a_minute()).await.expect_err("fails");
+    let error = handle_event(&scene.aws, &settings, &credentials("u", "p"), &batch, in_a_minute()).await.expect_err("fails");
     assert_eq!(error.error_type(), "StoreRejected", "{error}");
     assert!(error.to_string().contains("ID:poison"), "{error}");
     assert_eq!(scan_all(&scene.dynamo, TABLE).await.len(), 24, "the other 24 are stored");
@@ -527,14 +643,14 @@ async fn a_warm_environment_follows_a_broker_password_rotated_between_two_polls(
     };
     let settings = settings(&[broker.broker_url()], queue, None);
     publish(0..5, rabbitmq::PASSWORD).await;
-    handle_event(&dynamo, &settings, &provider, &schedule_event(), in_a_minute()).await.expect("first poll");
+    handle_event(&table_only(&dynamo), &settings, &provider, &schedule_event(), in_a_minute()).await.expect("first poll");
 
     // The operator rotates the broker's password, and the secret with it.
     broker.change_password(rabbitmq::USER, "rotated-Passw0rd");
     sm.put_secret_value().secret_id("broker").secret_string(secret("rotated-Passw0rd")).send().await.expect("new secret version");
     publish(5..10, "rotated-Passw0rd").await;
 
-    let outcome = handle_event(&dynamo, &settings, &provider, &schedule_event(), in_a_minute())
+    let outcome = handle_event(&table_only(&dynamo), &settings, &provider, &schedule_event(), in_a_minute())
         .await
         .expect("the refused login re-reads the secret and the poll goes on");
     let Outcome::Poll(summary) = outcome else { panic!("poll") };
@@ -561,7 +677,7 @@ async fn a_poll_capped_by_max_messages_is_sent_no_more_than_it_takes() {
     }
     let mut settings = settings(&[broker.broker_url()], queue, None);
     settings.max_messages = Some(5);
-    let outcome = handle_event(&scene.dynamo, &settings, &credentials(rabbitmq::USER, rabbitmq::PASSWORD), &schedule_event(), in_a_minute())
+    let outcome = handle_event(&scene.aws, &settings, &credentials(rabbitmq::USER, rabbitmq::PASSWORD), &schedule_event(), in_a_minute())
         .await
         .expect("poll");
     let Outcome::Poll(summary) = outcome else { panic!("poll") };
@@ -602,8 +718,8 @@ async fn odd_event_source_payloads_lose_nothing_and_a_huge_one_fails_the_batch_b
         {"messageID": "ID:no-data"},
         {"messageID": "ID:null-data", "data": null},
     ]});
-    let outcome = handle_event(&scene.dynamo, &settings, &no_broker, &odd, in_a_minute()).await.expect("stored");
-    assert_eq!(outcome, Outcome::EventSource { received: 3, stored: 3 });
+    let outcome = handle_event(&scene.aws, &settings, &no_broker, &odd, in_a_minute()).await.expect("stored");
+    assert_eq!(outcome, Outcome::EventSource { received: 3, stored: 3, bodies_in_bucket: 0 });
     let items = scan_all(&scene.dynamo, TABLE).await;
     let by_id = |id: &str| items.iter().find(|i| i.get("id") == Some(&AttributeValue::S(id.into()))).map(item_body);
     assert_eq!(by_id("ID:not-base64").as_deref(), Some(&b"this is not base64!"[..]));
@@ -614,7 +730,7 @@ async fn odd_event_source_payloads_lose_nothing_and_a_huge_one_fails_the_batch_b
         {"messageID": "ID:before", "data": "YmVmb3Jl"},
         {"messageID": "ID:huge", "data": huge},
     ]});
-    let error = handle_event(&scene.dynamo, &settings, &no_broker, &batch, in_a_minute()).await.expect_err("fails");
+    let error = handle_event(&scene.aws, &settings, &no_broker, &batch, in_a_minute()).await.expect_err("fails");
     assert_eq!(error.error_type(), "MessageTooLarge");
     assert!(error.to_string().contains("ID:huge") && !error.to_string().contains("hhhh"), "named, body not quoted: {}", &error.to_string()[..200.min(error.to_string().len())]);
     assert_eq!(scan_all(&scene.dynamo, TABLE).await.len(), 4, "the message beside it is stored");

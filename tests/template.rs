@@ -104,6 +104,37 @@ fn the_messages_table_survives_a_stack_deletion_or_replacement() {
     assert_eq!(table["Properties"]["DeletionProtectionEnabled"], true);
 }
 
+#[test]
+fn large_bodies_have_a_private_encrypted_bucket_that_outlives_the_stack_and_expires_with_the_items() {
+    let template = translated();
+    let bucket = &template["Resources"]["MqBodyBucket"];
+    assert_eq!((bucket["DeletionPolicy"].as_str(), bucket["UpdateReplacePolicy"].as_str()), (Some("Retain"), Some("Retain")));
+    let properties = &bucket["Properties"];
+    let block = &properties["PublicAccessBlockConfiguration"];
+    for setting in ["BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"] {
+        assert_eq!(block[setting], true, "{setting}");
+    }
+    assert!(properties["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"].is_string());
+    // The expiry is BodyRetentionDays, on the bodies, and the Rules tie it to the table's TTL.
+    let lifecycle = properties["LifecycleConfiguration"].to_string();
+    assert!(lifecycle.contains(r#"{"Ref":"BodyRetentionDays"}"#) && lifecycle.contains(r#""Prefix":"bodies/""#), "{lifecycle}");
+    let rules = &template["Rules"];
+    assert!(rules["BodyRetentionComesWithTheTtl"]["RuleCondition"].to_string().contains("MessageTtlDays"));
+    assert!(rules["BodyRetentionComesWithTheTtl"]["Assertions"].to_string().contains("BodyRetentionDays"));
+    assert!(rules["BodiesExpireOnlyWithTheirItems"]["Assertions"].to_string().contains("BodyRetentionDays"));
+    // The function is told where, and may only put bodies there.
+    let variables = &template["Resources"]["MqPollerFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(variables["BODY_BUCKET"], serde_json::json!({"Ref": "MqBodyBucket"}));
+    let statements = role_statements(&template, "MqPollerRole");
+    let bodies = by_sid(&statements, "StoreLargeBodies");
+    assert_eq!(actions(&bodies), ["s3:PutObject"]);
+    assert!(bodies["Resource"].to_string().contains("/bodies/*"), "{bodies}");
+    let s3_actions: Vec<String> = statements.iter().flat_map(actions).filter(|a| a.starts_with("s3:")).collect();
+    assert_eq!(s3_actions, ["s3:PutObject"], "no other S3 permission");
+    let policy = template["Resources"]["MqBodyBucketPolicy"]["Properties"]["PolicyDocument"].to_string();
+    assert!(policy.contains("aws:SecureTransport") && policy.contains("Deny"), "{policy}");
+}
+
 /// The statements of an explicit role's inline policies; a policy under `Fn::If` counts with its
 /// "true" branch (the one that grants more).
 fn role_statements(template: &Value, role: &str) -> Vec<Value> {

@@ -17,7 +17,7 @@ use harness_services::moto::Moto;
 use harness_services::stomp::StompClient;
 use mq_poller::credentials::{BrokerCredentials, CredentialSource, CredentialsProvider};
 use mq_poller::message::{now_ms, BrokerMessage};
-use mq_poller::{handle_event, Outcome, Settings};
+use mq_poller::{handle_event, AwsClients, Outcome, Settings};
 
 const SIZES: [usize; 2] = [1_000, 10_000];
 
@@ -43,6 +43,7 @@ async fn main() {
     let config = moto.sdk_config().await;
     let counter = CallCounter::default();
     let dynamo = aws_sdk_dynamodb::Client::from_conf(aws_sdk_dynamodb::config::Builder::from(&config).interceptor(counter.clone()).build());
+    let aws = AwsClients { dynamo: dynamo.clone(), s3: None };
     let credentials = CredentialsProvider::new(CredentialSource::Given(BrokerCredentials::new(activemq::USER, activemq::PASSWORD)), None);
     let event = harness_runtime::paths::read_event("mq-scheduled-poll.json");
     let mut rows = Vec::new();
@@ -62,7 +63,7 @@ async fn main() {
         .expect("settings");
         counter.reset();
         let start = Instant::now();
-        let outcome = handle_event(&dynamo, &settings, &credentials, &event, tokio::time::Instant::now() + Duration::from_secs(900)).await.expect("poll");
+        let outcome = handle_event(&aws, &settings, &credentials, &event, tokio::time::Instant::now() + Duration::from_secs(900)).await.expect("poll");
         // The idle wait at the end is not work: take it off.
         let elapsed = start.elapsed().saturating_sub(settings.idle_timeout);
         let Outcome::Poll(summary) = outcome else { panic!("poll") };

@@ -6,6 +6,11 @@ pub enum StoreError {
     Unavailable(String),
     #[error("DynamoDB refused the item: {0}")]
     Rejected(String),
+    /// The body bucket failed (or was not answering): the message's item is not written either.
+    #[error("the body bucket (BODY_BUCKET) failed: {0}")]
+    BodyBucket(String),
+    #[error("a message is too large for a DynamoDB item (400 KB) and BODY_BUCKET is not set, so its body has nowhere to go")]
+    NoBodyBucket,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +48,7 @@ pub enum PollError {
     #[error("DynamoDB refused message(s) {ids:?} ({reason}); the rest of the batch is stored, and the batch fails so the event source retries it")]
     Refused { ids: Vec<String>, reason: String },
     /// An event-source batch held a message larger than an item; nothing is dropped.
-    #[error("message(s) {ids:?} too large for a DynamoDB item (the largest {largest_bytes} bytes; items hold 400 KB); the batch fails so the event source retries it, and no message is dropped")]
+    #[error("message(s) {ids:?} too large for a DynamoDB item (the largest {largest_bytes} bytes; items hold 400 KB) and BODY_BUCKET is not set (the template sets it); the batch fails so the event source retries it, and no message is dropped")]
     TooLarge { ids: Vec<String>, largest_bytes: usize },
 }
 
@@ -56,6 +61,8 @@ impl PollError {
             PollError::Refused { .. } => "StoreRejected",
             PollError::Store(StoreError::Unavailable(_)) => "StoreUnavailable",
             PollError::Store(StoreError::Rejected(_)) => "StoreRejected",
+            PollError::Store(StoreError::BodyBucket(_)) => "BodyStoreUnavailable",
+            PollError::Store(StoreError::NoBodyBucket) => "MessageTooLarge",
             PollError::Broker(broker) => match broker {
                 BrokerError::NoEndpoint => "NoBrokerEndpoint",
                 BrokerError::BadUrl { .. } => "BadBrokerUrl",

@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use crate::clients::AwsClients;
 use crate::credentials::CredentialsProvider;
 use crate::error::{BrokerError, PollError};
 use crate::event_source::{event_source, messages_from_event};
@@ -16,7 +17,7 @@ use crate::store::{store_setting_aside_refused, Table};
 #[serde(tag = "mode", rename_all = "kebab-case")]
 pub enum Outcome {
     Poll(PollSummary),
-    EventSource { received: u64, stored: u64 },
+    EventSource { received: u64, stored: u64, bodies_in_bucket: u64 },
 }
 
 /// What is kept of the invocation for acknowledging and answering once the writes are done.
@@ -25,7 +26,7 @@ const WRITE_RESERVE: std::time::Duration = std::time::Duration::from_millis(500)
 /// Handles one invocation. `deadline` is the invocation's; the poll stops `deadline_margin`
 /// before it.
 pub async fn handle_event(
-    dynamo: &aws_sdk_dynamodb::Client,
+    aws: &AwsClients,
     settings: &Settings,
     credentials: &CredentialsProvider,
     event: &Value,
@@ -33,7 +34,7 @@ pub async fn handle_event(
 ) -> Result<Outcome, PollError> {
     // Writes may run until just before the deadline, leaving time to acknowledge and answer.
     let write_by = deadline.checked_sub(WRITE_RESERVE).unwrap_or_else(Instant::now);
-    let table = Table { dynamo, name: &settings.table_name, ttl_days: settings.ttl_days, write_by };
+    let table = aws.table(settings, write_by);
     if event_source(event).is_some() {
         return store_event_batch(&table, settings, event).await;
     }
@@ -60,7 +61,7 @@ pub async fn handle_event(
 async fn store_event_batch(table: &Table<'_>, settings: &Settings, event: &Value) -> Result<Outcome, PollError> {
     let messages = messages_from_event(event, &settings.queue_name)?;
     let received = messages.len() as u64;
-    let (fits, too_large): (Vec<_>, Vec<_>) = messages.into_iter().partition(|m| m.fits_in_an_item());
+    let (fits, too_large): (Vec<_>, Vec<_>) = messages.into_iter().partition(|m| table.can_store(m));
     let refused = store_setting_aside_refused(table, &fits.iter().collect::<Vec<_>>()).await?;
     if !refused.is_empty() {
         // As with a message too large: the rest is stored, the batch fails naming the refused
@@ -79,7 +80,8 @@ async fn store_event_batch(table: &Table<'_>, settings: &Settings, event: &Value
         tracing::error!(message_ids = ?ids, largest_bytes = largest, "messages too large for a DynamoDB item; the batch fails");
         return Err(PollError::TooLarge { ids, largest_bytes: largest });
     }
-    let outcome = Outcome::EventSource { received, stored: fits.len() as u64 };
-    tracing::info!(received, stored = fits.len(), "event-source batch stored");
+    let bodies_in_bucket = fits.iter().filter(|m| !m.fits_in_an_item()).count() as u64;
+    let outcome = Outcome::EventSource { received, stored: fits.len() as u64, bodies_in_bucket };
+    tracing::info!(received, stored = fits.len(), bodies_in_bucket, "event-source batch stored");
     Ok(outcome)
 }

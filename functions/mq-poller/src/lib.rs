@@ -4,6 +4,7 @@
 //! The same binary also stores the batches of Lambda's native Amazon MQ event source.
 
 pub mod broker;
+pub mod clients;
 pub mod credentials;
 pub mod error;
 pub mod event_source;
@@ -14,5 +15,6 @@ pub mod poll;
 pub mod settings;
 pub mod store;
 
+pub use clients::AwsClients;
 pub use handler::{handle_event, Outcome};
 pub use settings::Settings;

@@ -105,13 +105,38 @@ impl BrokerMessage {
 
     /// The item: `message` is a string when the body is UTF-8, binary otherwise, byte for byte.
     pub fn to_item(&self, ttl_days: Option<u64>) -> HashMap<String, AttributeValue> {
-        let mut item = HashMap::new();
-        item.insert("id".to_owned(), AttributeValue::S(self.id.clone()));
         let message = match std::str::from_utf8(&self.body) {
             Ok(text) => AttributeValue::S(text.to_owned()),
             Err(_) => AttributeValue::B(Blob::new(self.body.clone())),
         };
-        item.insert("message".to_owned(), message);
+        self.item_with(ttl_days, [("message", message)])
+    }
+
+    /// Where this message's body is kept when it is too large for an item (claim check): the
+    /// object key is derived from the item key, so a retry rewrites the same object.
+    pub fn body_object_key(&self) -> String {
+        format!("bodies/{}", digest(&[self.id.as_bytes()]))
+    }
+
+    /// The item of a message whose body is in `bucket` under [`Self::body_object_key`]: every
+    /// attribute but `message`, and the body's location and size instead.
+    pub fn to_claim_item(&self, ttl_days: Option<u64>, bucket: &str) -> HashMap<String, AttributeValue> {
+        self.item_with(
+            ttl_days,
+            [
+                ("bodyBucket", AttributeValue::S(bucket.to_owned())),
+                ("bodyKey", AttributeValue::S(self.body_object_key())),
+                ("bodyBytes", AttributeValue::N(self.body.len().to_string())),
+            ],
+        )
+    }
+
+    fn item_with<const N: usize>(&self, ttl_days: Option<u64>, body: [(&str, AttributeValue); N]) -> HashMap<String, AttributeValue> {
+        let mut item = HashMap::new();
+        item.insert("id".to_owned(), AttributeValue::S(self.id.clone()));
+        for (name, value) in body {
+            item.insert(name.to_owned(), value);
+        }
         item.insert("timestamp".to_owned(), AttributeValue::N(self.received_at_ms.to_string()));
         item.insert("queue".to_owned(), AttributeValue::S(self.queue.clone()));
         let headers = self.headers.iter().map(|(k, v)| (k.clone(), AttributeValue::S(v.clone()))).collect();
@@ -148,6 +173,22 @@ mod tests {
         let item = message(&[0xff, 0x00, 0x10]).to_item(None);
         assert_eq!(item["message"], AttributeValue::B(Blob::new(vec![0xff, 0x00, 0x10])));
         assert!(!item.contains_key("expiresAt"));
+    }
+
+    #[test]
+    fn a_claim_item_points_at_an_object_named_after_the_key_and_holds_no_body() {
+        let large = message(&vec![b's'; 500 * 1024]);
+        let item = large.to_claim_item(Some(1), "bodies-bucket");
+        assert!(!item.contains_key("message"));
+        assert_eq!(item["bodyBucket"], AttributeValue::S("bodies-bucket".into()));
+        assert_eq!(item["bodyBytes"], AttributeValue::N((500 * 1024).to_string()));
+        assert_eq!(item["bodyKey"], AttributeValue::S(large.body_object_key()));
+        assert!(item.contains_key("expiresAt") && item.contains_key("headers"));
+        // The same key, the same object; another key, another object.
+        let other = BrokerMessage { id: "ID:2".into(), ..large.clone() };
+        assert_eq!(large.body_object_key(), large.clone().body_object_key());
+        assert_ne!(large.body_object_key(), other.body_object_key());
+        assert!(large.body_object_key().starts_with("bodies/"));
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub struct PollSummary {
     /// Could never be stored (too large for an item, or refused by DynamoDB): handed to the
     /// broker's dead-letter handling.
     pub rejected: u64,
+    /// Of `stored`, those whose body went to the body bucket (too large for an item).
+    pub bodies_in_bucket: u64,
     pub stop_reason: StopReason,
 }
 
@@ -56,6 +58,7 @@ pub async fn poll_broker(
         received: 0,
         stored: 0,
         rejected: 0,
+        bodies_in_bucket: 0,
         stop_reason: StopReason::Idle,
     };
     let result = drain_queue(&mut consumer, table, settings, stop_at, &mut summary).await;
@@ -86,7 +89,7 @@ pub async fn drain_queue<C: QueueConsumer>(
             // Nothing more is taken, so nothing more should be sent.
             consumer.stop_deliveries().await;
         }
-        let (fits, too_large): (Vec<_>, Vec<_>) = batch.into_iter().partition(|r| r.message.fits_in_an_item());
+        let (fits, too_large): (Vec<_>, Vec<_>) = batch.into_iter().partition(|r| table.can_store(&r.message));
         let messages: Vec<&BrokerMessage> = fits.iter().map(|r| &r.message).collect();
         let (refused, next) = if overlap && !last {
             tokio::join!(store_setting_aside_refused(table, &messages), next_batch(consumer, settings, stop_at, summary))
@@ -99,7 +102,7 @@ pub async fn drain_queue<C: QueueConsumer>(
             tracing::error!(
                 message_id = %received.message.id,
                 bytes = received.message.body.len(),
-                "message too large for a DynamoDB item; rejected to the broker's dead-letter handling"
+                "message too large for a DynamoDB item and BODY_BUCKET is not set; rejected to the broker's dead-letter handling"
             );
             consumer.reject(received.handle).await?;
             summary.rejected += 1;
@@ -116,6 +119,7 @@ pub async fn drain_queue<C: QueueConsumer>(
                 None => {
                     consumer.ack(received.handle).await?;
                     summary.stored += 1;
+                    summary.bodies_in_bucket += u64::from(!received.message.fits_in_an_item());
                 }
             }
         }
@@ -216,9 +220,9 @@ mod tests {
         // two batches of 25 would hold 50 MiB at once.
         let mut consumer = CountingConsumer { queue: (0..40).map(|_| vec![b'x'; 1024 * 1024]).collect(), outstanding: 0, most_outstanding: 0 };
         let dynamo = aws_smithy_mocks::mock_client!(aws_sdk_dynamodb, []);
-        let table = Table { dynamo: &dynamo, name: "t", ttl_days: None, write_by: Instant::now() + Duration::from_secs(60) };
+        let table = Table { dynamo: &dynamo, name: "t", ttl_days: None, write_by: Instant::now() + Duration::from_secs(60), bodies: None };
         let settings = Settings::from_lookup(|n| (n == "TABLE_NAME").then(|| "t".into())).unwrap();
-        let mut summary = PollSummary { endpoint: "-".into(), queue: "q".into(), received: 0, stored: 0, rejected: 0, stop_reason: StopReason::Idle };
+        let mut summary = PollSummary { endpoint: "-".into(), queue: "q".into(), received: 0, stored: 0, rejected: 0, bodies_in_bucket: 0, stop_reason: StopReason::Idle };
         drain_queue(&mut consumer, &table, &settings, Instant::now() + Duration::from_secs(60), &mut summary).await.expect("drained");
         assert_eq!((summary.received, summary.rejected, consumer.outstanding), (40, 40, 0));
         assert!(1024 * 1024 > MAX_ITEM_BYTES);

@@ -10,6 +10,8 @@ pub struct Settings {
     pub broker_endpoints: Vec<crate::broker::Endpoint>,
     pub queue_name: String,
     pub table_name: String,
+    /// The bucket for bodies too large for an item (claim check); unset, they cannot be stored.
+    pub body_bucket: Option<String>,
     pub idle_timeout: Duration,
     pub max_messages: Option<u64>,
     pub ttl_days: Option<u64>,
@@ -47,6 +49,7 @@ impl Settings {
             broker_endpoints,
             queue_name: lookup("QUEUE_NAME").filter(|q| !q.trim().is_empty()).unwrap_or_else(|| "SAMPLE_QUEUE".into()),
             table_name: lookup("TABLE_NAME").filter(|t| !t.trim().is_empty()).ok_or("TABLE_NAME is not set")?,
+            body_bucket: lookup("BODY_BUCKET").map(|b| b.trim().to_owned()).filter(|b| !b.is_empty()),
             idle_timeout: Duration::from_millis(number("IDLE_TIMEOUT_MS")?.unwrap_or(1000)),
             max_messages: number("MAX_MESSAGES")?.filter(|n| *n > 0),
             ttl_days: number("TTL_DAYS")?.filter(|n| *n > 0),

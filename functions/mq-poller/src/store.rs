@@ -2,6 +2,8 @@
 //! leaves unprocessed with backoff. Items are keyed by message id, so a retry is idempotent.
 //! An item DynamoDB refuses (a ValidationException, which no retry fixes) is found by splitting
 //! its batch, so the rest of the batch is stored and only that message is left to park.
+//! A body too large for an item goes to the body bucket first (claim check), and its item, which
+//! points at it, is written only once the object is.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -9,6 +11,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
+use futures::{StreamExt, TryStreamExt};
 use tokio::time::Instant;
 
 use crate::error::StoreError;
@@ -27,6 +30,25 @@ pub struct Table<'a> {
     /// No request is sent, and no retry waited for, past this: the invocation must still answer
     /// (and, in a poll, acknowledge what was stored) before Lambda's deadline.
     pub write_by: Instant,
+    /// Where bodies too large for an item go (`BODY_BUCKET`); without it such messages cannot be
+    /// stored here, and the caller hands them back.
+    pub bodies: Option<BodyBucket<'a>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct BodyBucket<'a> {
+    pub s3: &'a aws_sdk_s3::Client,
+    pub name: &'a str,
+}
+
+/// Bodies written to the bucket at once: each may be megabytes, so a few, not a batch's worth.
+const BODY_WRITES_IN_FLIGHT: usize = 4;
+
+impl Table<'_> {
+    /// Whether the message can be stored: in its item, or with its body in the bucket.
+    pub fn can_store(&self, message: &BrokerMessage) -> bool {
+        message.fits_in_an_item() || self.bodies.is_some()
+    }
 }
 
 /// Stores the messages (any number); returns once every one is written, or with an error.
@@ -39,11 +61,24 @@ pub async fn store_messages<'m>(table: &Table<'_>, messages: impl IntoIterator<I
             order.push(message.id.as_str());
         }
     }
-    let requests: Vec<WriteRequest> = order
+    let unique: Vec<&BrokerMessage> = order.iter().filter_map(|key| by_key.get(key).copied()).collect();
+    let large: Vec<&BrokerMessage> = unique.iter().copied().filter(|m| !m.fits_in_an_item()).collect();
+    let bucket = match (large.is_empty(), table.bodies) {
+        (true, bodies) => bodies.map(|b| b.name),
+        (false, Some(bodies)) => {
+            store_bodies(table, bodies, &large).await?;
+            Some(bodies.name)
+        }
+        (false, None) => return Err(StoreError::NoBodyBucket),
+    };
+    let requests: Vec<WriteRequest> = unique
         .iter()
-        .filter_map(|key| by_key.get(key))
         .map(|message| {
-            let put = PutRequest::builder().set_item(Some(message.to_item(table.ttl_days))).build();
+            let item = match bucket {
+                Some(bucket) if !message.fits_in_an_item() => message.to_claim_item(table.ttl_days, bucket),
+                _ => message.to_item(table.ttl_days),
+            };
+            let put = PutRequest::builder().set_item(Some(item)).build();
             put.map(|put| WriteRequest::builder().put_request(put).build())
                 .map_err(|e| StoreError::Rejected(e.to_string()))
         })
@@ -52,6 +87,32 @@ pub async fn store_messages<'m>(table: &Table<'_>, messages: impl IntoIterator<I
         write_batch(table, chunk.to_vec()).await?;
     }
     Ok(())
+}
+
+/// Writes the bodies of `large` to the bucket, each under the key its item will point at; a
+/// rewrite of the same message writes the same object. Every failure fails the call, so nothing
+/// is acknowledged: a missing permission or bucket is the deployment's to fix, not the message's.
+async fn store_bodies(table: &Table<'_>, bucket: BodyBucket<'_>, large: &[&BrokerMessage]) -> Result<(), StoreError> {
+    futures::stream::iter(large.iter().copied())
+        .map(|message| async move {
+            let key = message.body_object_key();
+            let put = bucket
+                .s3
+                .put_object()
+                .bucket(bucket.name)
+                .key(&key)
+                .content_type("application/octet-stream")
+                .body(aws_sdk_s3::primitives::ByteStream::from(message.body.clone()))
+                .send();
+            match tokio::time::timeout_at(table.write_by, put).await {
+                Err(_) => Err(StoreError::BodyBucket(format!("no answer for {key} before the invocation's deadline"))),
+                Ok(Err(e)) => Err(StoreError::BodyBucket(format!("writing {key}: {}", DisplayErrorContext(&e)))),
+                Ok(Ok(_)) => Ok(()),
+            }
+        })
+        .buffer_unordered(BODY_WRITES_IN_FLIGHT)
+        .try_collect::<()>()
+        .await
 }
 
 /// A message DynamoDB refused: its index among the messages given, and DynamoDB's reason.

@@ -27,7 +27,7 @@ async fn writes_that_never_finish_give_up_at_the_deadline_not_after_every_retry(
     });
     let dynamo = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&throttled]);
     let messages: Vec<BrokerMessage> = (0..3).map(message).collect();
-    let table = Table { dynamo: &dynamo, name: "t", ttl_days: None, write_by: Instant::now() + Duration::from_millis(400) };
+    let table = Table { dynamo: &dynamo, name: "t", ttl_days: None, write_by: Instant::now() + Duration::from_millis(400), bodies: None };
     let error = store_messages(&table, &messages).await.expect_err("never stored");
     let StoreError::Unavailable(text) = &error else { panic!("{error}") };
     // The deadline ended it, not the retries running out (8 attempts, up to 2 s apart).

@@ -4,6 +4,8 @@
 
 pub mod activemq;
 #[cfg(feature = "clients")]
+pub mod aws_front;
+#[cfg(feature = "clients")]
 pub mod call_counter;
 pub mod certs;
 #[cfg(feature = "clients")]
