@@ -675,20 +675,26 @@ async fn a_poll_capped_by_max_messages_is_sent_no_more_than_it_takes() {
         let properties = BasicProperties::default().with_message_id(format!("c-{i}").into());
         channel.basic_publish("".into(), queue.into(), BasicPublishOptions::default(), format!("capped {i}").as_bytes(), properties).await.expect("publish").await.expect("confirm");
     }
-    let mut settings = settings(&[broker.broker_url()], queue, None);
-    settings.max_messages = Some(5);
-    let outcome = handle_event(&scene.aws, &settings, &credentials(rabbitmq::USER, rabbitmq::PASSWORD), &schedule_event(), in_a_minute())
-        .await
-        .expect("poll");
-    let Outcome::Poll(summary) = outcome else { panic!("poll") };
-    assert_eq!((summary.received, summary.stored, summary.stop_reason), (5, 5, StopReason::MaxMessages));
-    // The other 45 were never handed to the poller, so none counts a redelivery.
+    // A cap beyond the prefetch window (the acknowledgements that would open the window past
+    // the cap wait until deliveries stop), then one within it.
+    for (prefetch, max) in [(10, 30), (100, 5)] {
+        let mut settings = settings(&[broker.broker_url()], queue, None);
+        settings.prefetch = prefetch;
+        settings.max_messages = Some(max);
+        let outcome = handle_event(&scene.aws, &settings, &credentials(rabbitmq::USER, rabbitmq::PASSWORD), &schedule_event(), in_a_minute())
+            .await
+            .expect("poll");
+        let Outcome::Poll(summary) = outcome else { panic!("poll") };
+        assert_eq!((summary.received, summary.stored, summary.stop_reason), (max, max, StopReason::MaxMessages), "PREFETCH {prefetch}");
+    }
+    assert_eq!(scan_all(&scene.dynamo, TABLE).await.len(), 35);
+    // The other 15 were never handed to the poller, so none counts a redelivery.
     let mut consumer = channel
         .basic_consume(queue.into(), "check".into(), BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default())
         .await
         .expect("consume");
     let mut redelivered = 0;
-    for _ in 0..45 {
+    for _ in 0..15 {
         let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next()).await.expect("a message").expect("delivery").expect("ok");
         redelivered += usize::from(delivery.redelivered);
     }

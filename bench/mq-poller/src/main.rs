@@ -3,14 +3,17 @@
 //! PutItem per message. For 1,000 and 10,000 messages; prints messages per second and DynamoDB
 //! requests per message, and writes bench-results/mq-poller.md.
 //!
-//! Both sides write to the same moto server on this machine, so the absolute rates are moto's;
-//! the requests per message are what AWS would bill and throttle.
+//! Both sides write to the same moto server on this machine, through a front that adds a fixed
+//! latency to every request (none, then a typical in-region round trip): without it the rates
+//! are bounded by moto's own cost per item, with it by requests in flight, as against AWS. The
+//! requests per message are what AWS would bill and throttle.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use harness_runtime::paths::publish_bench_table;
 use harness_services::activemq::{self, ActiveMq};
+use harness_services::aws_front::AwsFront;
 use harness_services::call_counter::CallCounter;
 use harness_services::dynamo::{create_table, scan_all};
 use harness_services::moto::Moto;
@@ -22,8 +25,9 @@ use mq_poller::{handle_event, AwsClients, Outcome, Settings};
 const SIZES: [usize; 2] = [1_000, 10_000];
 
 struct Row {
+    latency_ms: u64,
     messages: usize,
-    design: &'static str,
+    design: String,
     elapsed: Duration,
     requests: usize,
 }
@@ -36,75 +40,96 @@ async fn fill(broker: &ActiveMq, queue: &str, count: usize) {
     producer.flush().await;
 }
 
+/// Network latency added to every DynamoDB request: none (moto's own cost only), and a typical
+/// in-region round trip, where the number of requests in flight decides the rate.
+const LATENCIES_MS: [u64; 2] = [0, 5];
+
+/// mq-poller's PREFETCH settings measured: the default, and a window for four writes in flight.
+const PREFETCHES: [&str; 2] = ["100", "200"];
+
 #[tokio::main]
 async fn main() {
     let moto = Moto::start();
     let broker = ActiveMq::start();
     let config = moto.sdk_config().await;
-    let counter = CallCounter::default();
-    let dynamo = aws_sdk_dynamodb::Client::from_conf(aws_sdk_dynamodb::config::Builder::from(&config).interceptor(counter.clone()).build());
-    let aws = AwsClients { dynamo: dynamo.clone(), s3: None };
     let credentials = CredentialsProvider::new(CredentialSource::Given(BrokerCredentials::new(activemq::USER, activemq::PASSWORD)), None);
     let event = harness_runtime::paths::read_event("mq-scheduled-poll.json");
     let mut rows = Vec::new();
 
-    for count in SIZES {
-        // mq-poller: batches of 25, acknowledged after each batch is stored.
-        let (queue, table) = (format!("bench-{count}"), format!("bench-{count}"));
-        create_table(&dynamo, &table).await;
-        fill(&broker, &queue, count).await;
-        let settings = Settings::from_lookup(|name| match name {
-            "TABLE_NAME" => Some(table.clone()),
-            "QUEUE_NAME" => Some(queue.clone()),
-            "BROKER_URL" => Some(broker.stomp_url()),
-            "IDLE_TIMEOUT_MS" => Some("500".into()),
-            _ => None,
-        })
-        .expect("settings");
-        counter.reset();
-        let start = Instant::now();
-        let outcome = handle_event(&aws, &settings, &credentials, &event, tokio::time::Instant::now() + Duration::from_secs(900)).await.expect("poll");
-        // The idle wait at the end is not work: take it off.
-        let elapsed = start.elapsed().saturating_sub(settings.idle_timeout);
-        let Outcome::Poll(summary) = outcome else { panic!("poll") };
-        assert_eq!(summary.stored as usize, count);
-        rows.push(Row { messages: count, design: "mq-poller (BatchWriteItem, ack after store)", elapsed, requests: counter.total() });
-        eprintln!("measured mq-poller with {count} messages");
+    for latency_ms in LATENCIES_MS {
+        let front = AwsFront::start(moto.port, Duration::from_millis(latency_ms), Vec::new()).await;
+        let counter = CallCounter::default();
+        let dynamo = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&config).endpoint_url(front.endpoint()).interceptor(counter.clone()).build(),
+        );
+        let aws = AwsClients { dynamo: dynamo.clone(), s3: None };
+        for count in SIZES {
+            for prefetch in PREFETCHES {
+                // mq-poller: batches of up to 25 per request, several requests in flight, each
+                // message acknowledged after it is stored.
+                let name = format!("bench-{latency_ms}-{count}-{prefetch}");
+                create_table(&dynamo, &name).await;
+                fill(&broker, &name, count).await;
+                let settings = Settings::from_lookup(|variable| match variable {
+                    "TABLE_NAME" | "QUEUE_NAME" => Some(name.clone()),
+                    "BROKER_URL" => Some(broker.stomp_url()),
+                    "IDLE_TIMEOUT_MS" => Some("500".into()),
+                    "PREFETCH" => Some(prefetch.into()),
+                    _ => None,
+                })
+                .expect("settings");
+                counter.reset();
+                let start = Instant::now();
+                let outcome = handle_event(&aws, &settings, &credentials, &event, tokio::time::Instant::now() + Duration::from_secs(900)).await.expect("poll");
+                // The idle wait at the end is not work: take it off.
+                let elapsed = start.elapsed().saturating_sub(settings.idle_timeout);
+                let Outcome::Poll(summary) = outcome else { panic!("poll") };
+                assert_eq!(summary.stored as usize, count);
+                assert_eq!(scan_all(&dynamo, &name).await.len(), count);
+                let design = format!("mq-poller, PREFETCH {prefetch} ({} per poll batch)", settings.poll_batch());
+                rows.push(Row { latency_ms, messages: count, design, elapsed, requests: counter.total() });
+                eprintln!("measured mq-poller with {count} messages, {latency_ms} ms, PREFETCH {prefetch}");
+            }
 
-        // The seed's design: acknowledge on delivery, one PutItem per message.
-        let (queue, table) = (format!("seed-{count}"), format!("seed-{count}"));
-        create_table(&dynamo, &table).await;
-        fill(&broker, &queue, count).await;
-        let mut consumer = StompClient::connect(broker.stomp_port, activemq::USER, activemq::PASSWORD).await;
-        consumer.subscribe_auto(&queue).await;
-        counter.reset();
-        let start = Instant::now();
-        let mut stored = 0;
-        while let Some((id, headers, body)) = consumer.next_message(Duration::from_millis(500)).await {
-            let message = BrokerMessage { id, body, headers: headers.into_iter().collect(), redelivered: false, queue: queue.clone(), received_at_ms: now_ms() };
-            dynamo.put_item().table_name(&table).set_item(Some(message.to_item(None))).send().await.expect("put_item");
-            stored += 1;
+            // The seed's design: acknowledge on delivery, one PutItem per message.
+            let name = format!("seed-{latency_ms}-{count}");
+            create_table(&dynamo, &name).await;
+            fill(&broker, &name, count).await;
+            let mut consumer = StompClient::connect(broker.stomp_port, activemq::USER, activemq::PASSWORD).await;
+            consumer.subscribe_auto(&name).await;
+            counter.reset();
+            let start = Instant::now();
+            let mut stored = 0;
+            while let Some((id, headers, body)) = consumer.next_message(Duration::from_millis(500)).await {
+                let message = BrokerMessage { id, body, headers: headers.into_iter().collect(), redelivered: false, queue: name.clone(), received_at_ms: now_ms() };
+                dynamo.put_item().table_name(&name).set_item(Some(message.to_item(None))).send().await.expect("put_item");
+                stored += 1;
+            }
+            let elapsed = start.elapsed().saturating_sub(Duration::from_millis(500));
+            let requests = counter.total();
+            assert_eq!(stored, count);
+            assert_eq!(scan_all(&dynamo, &name).await.len(), count);
+            rows.push(Row { latency_ms, messages: count, design: "seed design (ack on delivery, PutItem each)".into(), elapsed, requests });
+            eprintln!("measured the seed design with {count} messages, {latency_ms} ms");
         }
-        let elapsed = start.elapsed().saturating_sub(Duration::from_millis(500));
-        let requests = counter.total();
-        assert_eq!(stored, count);
-        assert_eq!(scan_all(&dynamo, &table).await.len(), count);
-        rows.push(Row { messages: count, design: "seed design (ack on delivery, PutItem each)", elapsed, requests });
-        eprintln!("measured the seed design with {count} messages");
     }
 
     let mut table = String::new();
-    let _ = writeln!(table, "mq-poller, ActiveMQ (STOMP) to DynamoDB (moto), one invocation, in-process\n");
-    let _ = writeln!(table, "| messages | design | wall time | messages/s | DynamoDB requests | requests per message |");
-    let _ = writeln!(table, "|---:|---|---:|---:|---:|---:|");
+    let _ = writeln!(table, "mq-poller, ActiveMQ (STOMP) to DynamoDB (moto, with the added latency per request), one invocation, in-process, release build\n");
+    let _ = writeln!(table, "| added latency | messages | design | wall time | messages/s | x seed | DynamoDB requests | requests per message |");
+    let _ = writeln!(table, "|---:|---:|---|---:|---:|---:|---:|---:|");
     for row in &rows {
+        let rate = |r: &Row| r.messages as f64 / r.elapsed.as_secs_f64();
+        let seed = rows.iter().find(|r| r.latency_ms == row.latency_ms && r.messages == row.messages && r.design.starts_with("seed"));
         let _ = writeln!(
             table,
-            "| {} | {} | {:.2} s | {:.0} | {} | {:.3} |",
+            "| {} ms | {} | {} | {:.2} s | {:.0} | {:.1} | {} | {:.3} |",
+            row.latency_ms,
             row.messages,
             row.design,
             row.elapsed.as_secs_f64(),
-            row.messages as f64 / row.elapsed.as_secs_f64(),
+            rate(row),
+            seed.map_or(f64::NAN, |seed| rate(row) / rate(seed)),
             row.requests,
             row.requests as f64 / row.messages as f64
         );

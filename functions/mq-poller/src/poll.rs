@@ -12,7 +12,7 @@ use crate::credentials::BrokerCredentials;
 use crate::error::PollError;
 use crate::message::BrokerMessage;
 use crate::settings::Settings;
-use crate::store::{store_setting_aside_refused, Table, BATCH_SIZE};
+use crate::store::{store_setting_aside_refused, Table};
 
 /// How long a batch waits for more messages once it has one (prefetched ones arrive at once).
 const BATCH_LINGER: Duration = Duration::from_millis(20);
@@ -81,13 +81,14 @@ pub async fn drain_queue<C: QueueConsumer>(
 ) -> Result<(), PollError> {
     // Receiving ahead needs room for two unacknowledged batches in the prefetch window; with
     // less, the broker would hold the next batch back and the poll would look idle.
-    let overlap = usize::from(settings.prefetch_window()) >= 2 * BATCH_SIZE;
+    let overlap = usize::from(settings.prefetch_window()) >= 2 * settings.poll_batch();
+    let mut acks = Acks::new(settings);
     let mut batch = next_batch(consumer, settings, stop_at, summary).await?;
     while !batch.is_empty() {
         let last = summary.stop_reason != StopReason::Idle;
         if last {
             // Nothing more is taken, so nothing more should be sent.
-            consumer.stop_deliveries().await;
+            acks.stop_deliveries(consumer).await?;
         }
         let (fits, too_large): (Vec<_>, Vec<_>) = batch.into_iter().partition(|r| table.can_store(&r.message));
         let messages: Vec<&BrokerMessage> = fits.iter().map(|r| &r.message).collect();
@@ -105,6 +106,7 @@ pub async fn drain_queue<C: QueueConsumer>(
                 "message too large for a DynamoDB item and BODY_BUCKET is not set; rejected to the broker's dead-letter handling"
             );
             consumer.reject(received.handle).await?;
+            acks.settled_otherwise();
             summary.rejected += 1;
         }
         let mut refused = refused.into_iter().peekable();
@@ -114,10 +116,11 @@ pub async fn drain_queue<C: QueueConsumer>(
                     // Parked, so the queue keeps moving: no retry could ever store it.
                     tracing::error!(message_id = %received.message.id, reason = %refusal.reason, "DynamoDB refused the message; rejected to the broker's dead-letter handling");
                     consumer.reject(received.handle).await?;
+                    acks.settled_otherwise();
                     summary.rejected += 1;
                 }
                 None => {
-                    consumer.ack(received.handle).await?;
+                    acks.ack(consumer, received.handle).await?;
                     summary.stored += 1;
                     summary.bodies_in_bucket += u64::from(!received.message.fits_in_an_item());
                 }
@@ -125,7 +128,60 @@ pub async fn drain_queue<C: QueueConsumer>(
         }
         batch = if overlap || last { next? } else { next_batch(consumer, settings, stop_at, summary).await? };
     }
+    if acks.holding() {
+        acks.stop_deliveries(consumer).await?;
+    }
     Ok(())
+}
+
+/// Acknowledgements, held back where one would let the broker send more than `MAX_MESSAGES`
+/// (it sends up to the prefetch window beyond what is acknowledged) until deliveries are stopped:
+/// so no message the poll will not take is delivered, to come back marked redelivered.
+struct Acks<H> {
+    /// Messages that may be settled while deliveries go on: `MAX_MESSAGES` less the window.
+    room: Option<u64>,
+    settled: u64,
+    held: Vec<H>,
+    stopped: bool,
+}
+
+impl<H> Acks<H> {
+    fn new(settings: &Settings) -> Acks<H> {
+        let room = settings.max_messages.map(|max| max.saturating_sub(u64::from(settings.prefetch_window())));
+        Acks { room, settled: 0, held: Vec::new(), stopped: false }
+    }
+
+    async fn ack<C: QueueConsumer<Handle = H>>(&mut self, consumer: &mut C, handle: H) -> Result<(), PollError> {
+        if !self.stopped && self.room.is_some_and(|room| self.settled >= room) {
+            self.held.push(handle);
+            return Ok(());
+        }
+        consumer.ack(handle).await?;
+        self.settled += 1;
+        Ok(())
+    }
+
+    /// A reject frees the window as an ack does.
+    fn settled_otherwise(&mut self) {
+        self.settled += 1;
+    }
+
+    fn holding(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// Stops deliveries (once), then sends the acknowledgements held back, in order.
+    async fn stop_deliveries<C: QueueConsumer<Handle = H>>(&mut self, consumer: &mut C) -> Result<(), PollError> {
+        if !self.stopped {
+            consumer.stop_deliveries().await;
+            self.stopped = true;
+        }
+        for handle in std::mem::take(&mut self.held) {
+            consumer.ack(handle).await?;
+            self.settled += 1;
+        }
+        Ok(())
+    }
 }
 
 /// Up to a batch of messages: stops early when the queue is idle, at `MAX_MESSAGES` or at
@@ -136,12 +192,13 @@ async fn next_batch<C: QueueConsumer>(
     stop_at: Instant,
     summary: &mut PollSummary,
 ) -> Result<Vec<Received<C::Handle>>, PollError> {
-    let mut batch = Vec::with_capacity(BATCH_SIZE);
+    let size = settings.poll_batch();
+    let mut batch = Vec::with_capacity(size);
     if summary.stop_reason != StopReason::Idle {
         return Ok(batch);
     }
     let mut bytes = 0;
-    while batch.len() < BATCH_SIZE && bytes < MAX_BATCH_BYTES {
+    while batch.len() < size && bytes < MAX_BATCH_BYTES {
         if settings.max_messages.is_some_and(|max| summary.received >= max) {
             summary.stop_reason = StopReason::MaxMessages;
             break;

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::store::{BATCH_SIZE, WRITES_IN_FLIGHT};
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// One endpoint, or an active/standby pair separated by a comma, tried in order.
@@ -72,6 +74,13 @@ impl Settings {
         }
     }
 
+    /// Messages taken per poll batch: enough for [`WRITES_IN_FLIGHT`] full `BatchWriteItem`
+    /// calls, but no more than half the prefetch window, so the next batch can be received while
+    /// one is written.
+    pub fn poll_batch(&self) -> usize {
+        (usize::from(self.prefetch_window()) / 2).clamp(1, WRITES_IN_FLIGHT * BATCH_SIZE)
+    }
+
     pub fn from_env() -> Result<Settings, String> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -95,7 +104,8 @@ mod tests {
             _ => None,
         })
         .unwrap();
-        assert_eq!(capped.prefetch_window(), 5);
+        assert_eq!((capped.prefetch_window(), capped.poll_batch()), (5, 2));
+        assert_eq!(s.poll_batch(), 50, "half the default window");
     }
 
     #[test]

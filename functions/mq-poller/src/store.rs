@@ -19,6 +19,8 @@ use crate::message::BrokerMessage;
 
 /// DynamoDB's limit for one BatchWriteItem.
 pub const BATCH_SIZE: usize = 25;
+/// BatchWriteItem calls one store may have in flight.
+pub const WRITES_IN_FLIGHT: usize = 4;
 const MAX_ATTEMPTS: u32 = 8;
 
 /// Where messages go, and by when every write (and retry) must be done.
@@ -83,10 +85,13 @@ pub async fn store_messages<'m>(table: &Table<'_>, messages: impl IntoIterator<I
                 .map_err(|e| StoreError::Rejected(e.to_string()))
         })
         .collect::<Result<_, _>>()?;
-    for chunk in requests.chunks(BATCH_SIZE) {
-        write_batch(table, chunk.to_vec()).await?;
-    }
-    Ok(())
+    // Several BatchWriteItem calls at once: DynamoDB's latency, not its throughput, bounds one
+    // call after another. Acknowledgements wait for all of them, so order is kept.
+    futures::stream::iter(requests.chunks(BATCH_SIZE))
+        .map(|chunk| write_batch(table, chunk.to_vec()))
+        .buffer_unordered(WRITES_IN_FLIGHT)
+        .try_collect::<()>()
+        .await
 }
 
 /// Writes the bodies of `large` to the bucket, each under the key its item will point at; a
