@@ -472,6 +472,85 @@ async fn killed_mid_drain_then_run_again_loses_nothing_and_stores_nothing_twice(
     assert_eq!(remaining(&broker, queue).await, 0);
 }
 
+/// Waits until the table holds at least `count` items (moto's item count is exact).
+async fn until_stored(dynamo: &aws_sdk_dynamodb::Client, count: i64) {
+    let started = Instant::now();
+    loop {
+        let described = dynamo.describe_table().table_name(TABLE).send().await.expect("describe_table");
+        if described.table().and_then(|t| t.item_count()).unwrap_or_default() >= count {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the poll stored fewer than {count}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_gone_mid_drain_fails_the_poll_and_loses_nothing() {
+    use harness_services::aws_front::AwsFront;
+    let scene = scene().await;
+    let broker = ActiveMq::start();
+    let queue = "table-gone";
+    const COUNT: usize = 3000;
+    send_messages(&broker, queue, 0..COUNT).await;
+    // The function reaches DynamoDB through a front that the test cuts mid-drain, answers lost
+    // on the way included; moto itself keeps what was written.
+    let front = AwsFront::start(scene.moto.port, Duration::ZERO, Vec::new()).await;
+    let config = scene.moto.sdk_config().await;
+    let through_front = aws_sdk_dynamodb::Client::from_conf(aws_sdk_dynamodb::config::Builder::from(&config).endpoint_url(front.endpoint()).build());
+    let settings = settings(&[broker.stomp_url()], queue, None);
+    let credentials = credentials(activemq::USER, activemq::PASSWORD);
+    let (aws, event) = (table_only(&through_front), schedule_event());
+    let polling = handle_event(&aws, &settings, &credentials, &event, in_a_minute());
+    let cutting = async {
+        until_stored(&scene.dynamo, 200).await;
+        front.cut();
+    };
+    let (result, ()) = tokio::join!(polling, cutting);
+    let error = result.expect_err("the table went away");
+    assert_eq!(error.error_type(), "StoreUnavailable", "{error}");
+    assert!(error.to_string().contains("not acknowledged"), "{error}");
+
+    // Nothing is lost: what is not in the table is still on the queue (a message stored but not
+    // acknowledged is in both, and its redelivery overwrites its own item).
+    let stored = bodies(&scan_all(&scene.dynamo, TABLE).await);
+    assert!(stored.len() < COUNT, "cut too late to test anything");
+    let consumer = StompClient::connect(broker.stomp_port, activemq::USER, activemq::PASSWORD).await;
+    let left: BTreeSet<Vec<u8>> = consumer.drain(queue, Duration::from_millis(1500)).await.into_iter().map(|(_, body)| body).collect();
+    let all: BTreeSet<Vec<u8>> = (0..COUNT).map(|i| test_message(i).0).collect();
+    assert_eq!(stored.union(&left).cloned().collect::<BTreeSet<_>>(), all, "every message is stored or still queued");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restarted_mid_drain_fails_the_poll_and_the_next_poll_completes_the_table() {
+    let scene = scene().await;
+    let mut broker = ActiveMq::start();
+    let queue = "broker-restart";
+    const COUNT: usize = 3000;
+    send_messages(&broker, queue, 0..COUNT).await;
+    let settings = settings(&[broker.stomp_ssl_url()], queue, Some(&broker.ca));
+    let credentials = credentials(activemq::USER, activemq::PASSWORD);
+    let event = schedule_event();
+    let polling = handle_event(&scene.aws, &settings, &credentials, &event, in_a_minute());
+    let restarting = async {
+        until_stored(&scene.dynamo, 200).await;
+        // The broker dies with acknowledgements in flight, and comes back with its store.
+        tokio::task::block_in_place(|| broker.restart());
+    };
+    let (result, ()) = tokio::join!(polling, restarting);
+    let error = result.expect_err("the broker went away mid-drain");
+    assert!(["BrokerProtocolError", "BrokerUnreachable", "AllEndpointsFailed"].contains(&error.error_type()), "{}: {error}", error.error_type());
+    let partial = scan_all(&scene.dynamo, TABLE).await.len();
+    assert!(partial < COUNT, "restarted too late to test anything");
+
+    let outcome = handle_event(&scene.aws, &settings, &credentials, &schedule_event(), in_a_minute()).await.expect("the next poll");
+    let Outcome::Poll(summary) = outcome else { panic!("poll") };
+    let items = scan_all(&scene.dynamo, TABLE).await;
+    assert_eq!(items.len(), COUNT, "every message once (the first poll stored {partial}, the second {})", summary.stored);
+    assert_eq!(bodies(&items), (0..COUNT).map(|i| test_message(i).0).collect::<BTreeSet<_>>());
+    assert_eq!(remaining(&broker, queue).await, 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_messages_sharing_a_publisher_id_are_all_stored_and_a_redelivery_is_not_doubled() {
     use lapin::options::{BasicPublishOptions, QueueDeclareOptions};

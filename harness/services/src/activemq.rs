@@ -19,7 +19,30 @@ pub struct ActiveMq {
     pub stomp_ssl_port: u16,
     pub ca: PathBuf,
     dir: PathBuf,
-    _process: KillOnDrop,
+    conf: PathBuf,
+    process: KillOnDrop,
+}
+
+fn launch(dir: &Path, conf: &Path, stomp_port: u16, stomp_ssl_port: u16) -> KillOnDrop {
+    let data = dir.join("data");
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("broker.log")).expect("broker log");
+    let mut child = Command::new("java")
+        .args(["-Xms64m", "-Xmx256m", "-XX:TieredStopAtLevel=1", "-Xshare:auto"])
+        .arg(format!("-Dactivemq.home={ACTIVEMQ_HOME}"))
+        .arg(format!("-Dactivemq.base={}", dir.display()))
+        .arg(format!("-Dactivemq.conf={}", dir.display()))
+        .arg(format!("-Dactivemq.data={}", data.display()))
+        .arg(format!("-Djava.io.tmpdir={}", dir.join("tmp").display()))
+        .args(["-jar", &format!("{ACTIVEMQ_HOME}/bin/activemq.jar"), "start"])
+        .arg(format!("xbean:file:{}", conf.display()))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log handle"))
+        .stderr(log)
+        .spawn()
+        .expect("starting ActiveMQ (java)");
+    wait_for_port(stomp_port, Duration::from_secs(120), "ActiveMQ", &mut child);
+    wait_for_port(stomp_ssl_port, Duration::from_secs(60), "ActiveMQ (TLS)", &mut child);
+    KillOnDrop(child)
 }
 
 fn config(data: &Path, keystore: &Path, stomp_port: u16, stomp_ssl_port: u16) -> String {
@@ -70,24 +93,16 @@ impl ActiveMq {
         let (stomp_port, stomp_ssl_port) = (free_port(), free_port());
         let conf = dir.join("activemq.xml");
         std::fs::write(&conf, config(&data, &keystore, stomp_port, stomp_ssl_port)).expect("writing activemq.xml");
-        let log = std::fs::File::create(dir.join("broker.log")).expect("broker log");
-        let mut child = Command::new("java")
-            .args(["-Xms64m", "-Xmx256m", "-XX:TieredStopAtLevel=1", "-Xshare:auto"])
-            .arg(format!("-Dactivemq.home={ACTIVEMQ_HOME}"))
-            .arg(format!("-Dactivemq.base={}", dir.display()))
-            .arg(format!("-Dactivemq.conf={}", dir.display()))
-            .arg(format!("-Dactivemq.data={}", data.display()))
-            .arg(format!("-Djava.io.tmpdir={}", dir.join("tmp").display()))
-            .args(["-jar", &format!("{ACTIVEMQ_HOME}/bin/activemq.jar"), "start"])
-            .arg(format!("xbean:file:{}", conf.display()))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log handle"))
-            .stderr(log)
-            .spawn()
-            .expect("starting ActiveMQ (java)");
-        wait_for_port(stomp_port, Duration::from_secs(120), "ActiveMQ", &mut child);
-        wait_for_port(stomp_ssl_port, Duration::from_secs(60), "ActiveMQ (TLS)", &mut child);
-        ActiveMq { stomp_port, stomp_ssl_port, ca: certs.ca, dir, _process: KillOnDrop(child) }
+        let process = launch(&dir, &conf, stomp_port, stomp_ssl_port);
+        ActiveMq { stomp_port, stomp_ssl_port, ca: certs.ca, dir, conf, process }
+    }
+
+    /// Kills the broker (as a crash would) and starts it again on the same ports with the same
+    /// store: persistent messages survive, connections do not.
+    pub fn restart(&mut self) {
+        let _ = self.process.0.kill();
+        let _ = self.process.0.wait();
+        self.process = launch(&self.dir, &self.conf, self.stomp_port, self.stomp_ssl_port);
     }
 
     pub fn stomp_url(&self) -> String {

@@ -7,6 +7,7 @@
 //! bodies) is forwarded on a fresh connection to moto, and the answer relayed.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -75,6 +76,8 @@ struct State {
 pub struct AwsFront {
     pub port: u16,
     state: Arc<Mutex<State>>,
+    /// While set, the service is gone: connections are dropped unanswered.
+    down: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -85,16 +88,20 @@ impl AwsFront {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("binding the AWS front");
         let port = listener.local_addr().expect("front address").port();
         let state = Arc::new(Mutex::new(State { buckets, ..State::default() }));
-        let shared = state.clone();
+        let down = Arc::new(AtomicBool::new(false));
+        let (shared, gone) = (state.clone(), down.clone());
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let state = shared.clone();
+                if gone.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let (state, gone) = (shared.clone(), gone.clone());
                 tokio::spawn(async move {
-                    let _ = serve(client, backend_port, latency, state).await;
+                    let _ = serve(client, backend_port, latency, state, gone).await;
                 });
             }
         });
-        AwsFront { port, state, task }
+        AwsFront { port, state, down, task }
     }
 
     pub fn endpoint(&self) -> String {
@@ -108,6 +115,16 @@ impl AwsFront {
     /// When the forwarded requests of `operation` were answered since the last reset.
     pub fn answered_at(&self, operation: &str) -> Vec<Instant> {
         self.state.lock().map(|s| s.answered_at.get(operation).cloned().unwrap_or_default()).unwrap_or_default()
+    }
+
+    /// The service goes away, mid-request or not: every request from now on is dropped
+    /// unanswered (the SDK sees a reset connection), until [`AwsFront::restore`].
+    pub fn cut(&self) {
+        self.down.store(true, Ordering::SeqCst);
+    }
+
+    pub fn restore(&self) {
+        self.down.store(false, Ordering::SeqCst);
     }
 
     /// Clears the counts and fills every bucket, as after a quiet minute.
@@ -189,10 +206,13 @@ fn throttled_answer(operation: &str) -> Vec<u8> {
     format!("HTTP/1.1 400 Bad Request\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
 }
 
-async fn serve(mut client: TcpStream, backend_port: u16, latency: Duration, state: Arc<Mutex<State>>) -> std::io::Result<()> {
+async fn serve(mut client: TcpStream, backend_port: u16, latency: Duration, state: Arc<Mutex<State>>, down: Arc<AtomicBool>) -> std::io::Result<()> {
     let mut buffer = Vec::new();
     while let Some(request) = read_message(&mut client, &mut buffer).await? {
         tokio::time::sleep(latency).await;
+        if down.load(Ordering::SeqCst) {
+            return Err(std::io::ErrorKind::ConnectionReset.into());
+        }
         let operation = request.operation();
         let allowed = {
             let mut state = state.lock().map_err(|_| std::io::Error::other("poisoned"))?;
@@ -211,6 +231,10 @@ async fn serve(mut client: TcpStream, backend_port: u16, latency: Duration, stat
         backend.write_all(&request.body).await?;
         let mut answer_buffer = Vec::new();
         let answer = read_message(&mut backend, &mut answer_buffer).await?.ok_or_else(|| std::io::Error::other("moto closed without answering"))?;
+        if down.load(Ordering::SeqCst) {
+            // Done, but the answer is lost on the way: the caller cannot know it was stored.
+            return Err(std::io::ErrorKind::ConnectionReset.into());
+        }
         if let Ok(mut state) = state.lock() {
             state.answered_at.entry(operation).or_default().push(Instant::now());
         }
