@@ -552,6 +552,56 @@ async fn a_broker_restarted_mid_drain_fails_the_poll_and_the_next_poll_completes
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poller_frozen_mid_drain_stops_beating_and_the_broker_hands_its_messages_on() {
+    use harness_runtime::lambda_env::Output;
+    use harness_runtime::paths::function_binary;
+    use harness_runtime::runtime_api::RuntimeApi;
+
+    let scene = scene().await;
+    let broker = ActiveMq::start();
+    let queue = "frozen";
+    const COUNT: usize = 3000;
+    send_messages(&broker, queue, 0..COUNT).await;
+    let mut env = scene.moto.env();
+    for (k, v) in [
+        ("TABLE_NAME", TABLE.to_owned()),
+        ("QUEUE_NAME", queue.to_owned()),
+        ("BROKER_URL", broker.stomp_url()),
+        ("BROKER_USERNAME", activemq::USER.to_owned()),
+        ("BROKER_PASSWORD", activemq::PASSWORD.to_owned()),
+        // A short beat, so the test is quick.
+        ("PREFETCH", "100".to_owned()),
+        // (With 0, no beats, the frozen poll keeps what it was sent and this test fails.)
+        ("BROKER_HEARTBEAT_MS", "1000".to_owned()),
+    ] {
+        env.push((k.to_owned(), v));
+    }
+    let api = std::sync::Arc::new(RuntimeApi::start().await);
+    let mut function = api.spawn_function(&function_binary("mq-poller"), "mq-poller", &env, Output::Inherit);
+    let invoking = api.clone();
+    let invocation = tokio::spawn(async move { invoking.invoke(&schedule_event(), Duration::from_secs(120)).await });
+    until_stored(&scene.dynamo, 200).await;
+    // Lambda freezes an environment that times out (or whose invocation is abandoned) with its
+    // sockets open: SIGSTOP does the same to the process.
+    let pid = function.0.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-STOP", &pid]).status().expect("kill -STOP").success());
+    let stored = bodies(&scan_all(&scene.dynamo, TABLE).await);
+
+    // Another consumer gets everything not stored, the frozen poll's prefetched messages too,
+    // once the broker has given up on the silent connection.
+    let consumer = StompClient::connect(broker.stomp_port, activemq::USER, activemq::PASSWORD).await;
+    // (The broker checks for beats at 1.5 times the interval, so a few seconds of quiet.)
+    let taken: BTreeSet<Vec<u8>> = consumer.drain(queue, Duration::from_secs(10)).await.into_iter().map(|(_, body)| body).collect();
+    let _ = function.0.kill();
+    let _ = function.0.wait();
+    invocation.abort();
+    assert!(stored.len() < COUNT, "froze too late to test anything");
+    let all: BTreeSet<Vec<u8>> = (0..COUNT).map(|i| test_message(i).0).collect();
+    let missing = all.len() - stored.union(&taken).count();
+    assert_eq!(missing, 0, "messages held by the frozen poll: {missing} (stored {}, taken {})", stored.len(), taken.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_messages_sharing_a_publisher_id_are_all_stored_and_a_redelivery_is_not_doubled() {
     use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
     use lapin::types::FieldTable;
@@ -781,13 +831,17 @@ async fn a_poll_capped_by_max_messages_is_sent_no_more_than_it_takes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_stomp_close_waits_for_the_brokers_receipt() {
+async fn the_stomp_close_waits_for_the_brokers_receipt_and_heart_beats_are_negotiated() {
     use mq_poller::broker::stomp::StompConsumer;
     use mq_poller::broker::{Endpoint, QueueConsumer};
     let broker = ActiveMq::start();
-    let settings = settings(&[broker.stomp_url()], "receipts", None);
+    let mut settings = settings(&[broker.stomp_url()], "receipts", None);
+    settings.broker_heartbeat_ms = 700;
     let endpoint = Endpoint::parse(&broker.stomp_url()).expect("endpoint");
     let consumer = StompConsumer::connect(&endpoint, &settings, &BrokerCredentials::new(activemq::USER, activemq::PASSWORD)).await.expect("connect");
+    assert_eq!(consumer.heartbeat, Some(Duration::from_millis(700)), "ActiveMQ takes the beats we offer");
+    // Idle for several intervals: the beats keep the connection, and the close is confirmed.
+    tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(consumer.close().await, "ActiveMQ answered DISCONNECT with its receipt");
 }
 
@@ -820,3 +874,4 @@ async fn odd_event_source_payloads_lose_nothing_and_a_huge_one_fails_the_batch_b
     assert!(error.to_string().contains("ID:huge") && !error.to_string().contains("hhhh"), "named, body not quoted: {}", &error.to_string()[..200.min(error.to_string().len())]);
     assert_eq!(scan_all(&scene.dynamo, TABLE).await.len(), 4, "the message beside it is stored");
 }
+

@@ -24,6 +24,8 @@ pub struct Settings {
     /// Extra CA certificates (PEM) to trust for the broker's TLS, besides the system's.
     pub broker_ca_bundle: Option<shared::tls::ExtraBundle>,
     pub connect_timeout: Duration,
+    /// STOMP heart-beats we offer to send, in milliseconds (0: none).
+    pub broker_heartbeat_ms: u32,
     /// How long broker credentials read from the secret are used before being read again.
     pub secret_ttl: Duration,
 }
@@ -59,6 +61,7 @@ impl Settings {
             prefetch: u16::try_from(prefetch.clamp(1, 65535)).unwrap_or(100),
             broker_ca_bundle: shared::tls::ExtraBundle::from_lookup("BROKER_CA_BUNDLE", &lookup),
             connect_timeout: Duration::from_millis(number("BROKER_CONNECT_TIMEOUT_MS")?.unwrap_or(5000)),
+            broker_heartbeat_ms: u32::try_from(number("BROKER_HEARTBEAT_MS")?.unwrap_or(10_000)).map_err(|_| "BROKER_HEARTBEAT_MS is too large".to_owned())?,
             secret_ttl: number("BROKER_SECRET_TTL_SECONDS")?
                 .map_or(crate::credentials::DEFAULT_SECRET_TTL, Duration::from_secs),
         })

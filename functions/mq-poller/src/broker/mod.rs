@@ -10,6 +10,7 @@ use crate::settings::Settings;
 
 pub mod amqp;
 pub mod stomp;
+mod stomp_writer;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {

@@ -1,6 +1,7 @@
 //! ActiveMQ over STOMP 1.2 with client-individual acknowledgement. Frames are async-stomp's
 //! codec; the connection (TCP, and TLS through tokio-rustls with our own trust roots) is ours,
-//! since the crate's own TLS trusts a fixed root set only.
+//! since the crate's own TLS trusts a fixed root set only, and so are its heart-beats (see
+//! `stomp_writer`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -8,11 +9,12 @@ use std::time::Duration;
 use async_stomp::client::{ClientCodec, Connector, Subscriber};
 use async_stomp::{AckMode, FromServer, Message, ToServer};
 use futures::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadHalf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_util::codec::Framed;
+use tokio_util::codec::{Framed, FramedRead};
 
+use super::stomp_writer::{negotiated_interval, StompWriter};
 use super::{Endpoint, QueueConsumer, Received};
 use crate::credentials::BrokerCredentials;
 use crate::error::BrokerError;
@@ -27,7 +29,10 @@ trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 pub struct StompConsumer {
-    frames: Framed<Box<dyn Io>, ClientCodec>,
+    frames: FramedRead<ReadHalf<Box<dyn Io>>, ClientCodec>,
+    writer: StompWriter,
+    /// How often we beat, as negotiated (none when the broker asked for none).
+    pub heartbeat: Option<Duration>,
     queue: String,
     endpoint: String,
 }
@@ -72,10 +77,14 @@ impl StompConsumer {
             .virtualhost(endpoint.host.clone())
             .login(credentials.username.clone())
             .passcode(credentials.password().to_owned())
+            // We offer beats, and ask for none: an idle queue is the idle timeout's to notice.
+            .heartbeat(settings.broker_heartbeat_ms, 0)
             .msg();
         frames.send(connect).await.map_err(|e| protocol(e.to_string()))?;
-        match tokio::time::timeout(within, frames.next()).await {
-            Ok(Some(Ok(Message { content: FromServer::Connected { .. }, .. }))) => {}
+        let heartbeat = match tokio::time::timeout(within, frames.next()).await {
+            Ok(Some(Ok(Message { content: FromServer::Connected { heartbeat, .. }, .. }))) => {
+                negotiated_interval(settings.broker_heartbeat_ms, heartbeat.as_deref())
+            }
             Ok(Some(Ok(Message { content: FromServer::Error { message, .. }, .. }))) => {
                 return Err(BrokerError::AuthFailed {
                     endpoint: name.clone(),
@@ -87,7 +96,12 @@ impl StompConsumer {
             Ok(Some(Err(e))) => return Err(protocol(e.to_string())),
             Ok(None) => return Err(protocol("connection closed during login".into())),
             Err(_) => return Err(protocol(format!("no CONNECTED within {within:?}"))),
-        }
+        };
+        // The broker sends nothing more before SUBSCRIBE, so no frame is left in the read
+        // buffer (at most a heart-beat's end-of-line) when the connection is split.
+        let (read, write) = tokio::io::split(frames.into_inner());
+        let writer = StompWriter::spawn(write, heartbeat);
+        let frames = FramedRead::new(read, ClientCodec::new());
 
         let subscribe = Subscriber::builder()
             .destination(format!("/queue/{}", settings.queue_name))
@@ -95,8 +109,9 @@ impl StompConsumer {
             .ack(AckMode::ClientIndividual)
             .headers(vec![("activemq.prefetchSize".to_owned(), settings.prefetch_window().to_string())])
             .subscribe();
-        frames.send(subscribe).await.map_err(|e| protocol(e.to_string()))?;
-        Ok(StompConsumer { frames, queue: settings.queue_name.clone(), endpoint: name })
+        // The prefetch window travels as an extra header of the SUBSCRIBE frame.
+        writer.send(subscribe).await.map_err(protocol)?;
+        Ok(StompConsumer { frames, writer, heartbeat, queue: settings.queue_name.clone(), endpoint: name })
     }
 
     fn protocol(&self, message: String) -> BrokerError {
@@ -104,8 +119,8 @@ impl StompConsumer {
     }
 
     async fn send(&mut self, content: ToServer) -> Result<(), BrokerError> {
-        let result = self.frames.send(Message { content, extra_headers: Vec::new() }).await;
-        result.map_err(|e| self.protocol(e.to_string()))
+        let result = self.writer.send(Message { content, extra_headers: Vec::new() }).await;
+        result.map_err(|e| self.protocol(e))
     }
 }
 
@@ -173,7 +188,7 @@ impl QueueConsumer for StompConsumer {
             };
             confirmed = tokio::time::timeout(RECEIPT_WAIT, receipt).await.unwrap_or(false);
         }
-        let _ = SinkExt::<Message<ToServer>>::close(&mut self.frames).await;
+        self.writer.close().await;
         confirmed
     }
 }
