@@ -270,7 +270,7 @@ async fn an_event_source_batch_with_a_large_body_is_stored_and_its_retry_rewrite
     ]});
     for attempt in 0..2 {
         let outcome = handle_event(&aws, &settings, &no_broker, &batch, in_a_minute()).await.expect("stored");
-        assert_eq!(outcome, Outcome::EventSource { received: 2, stored: 2, bodies_in_bucket: 1 }, "attempt {attempt}");
+        assert_eq!(outcome, Outcome::EventSource { received: 2, stored: 2, bodies_in_bucket: 1, parked: 0 }, "attempt {attempt}");
     }
     let items = scan_all(&scene.dynamo, TABLE).await;
     assert_eq!(items.len(), 2, "the retry overwrote its items");
@@ -738,6 +738,59 @@ async fn an_event_source_batch_with_a_refused_item_stores_the_rest_and_fails_nam
     assert_eq!(scan_all(&scene.dynamo, TABLE).await.len(), 24, "the other 24 are stored");
 }
 
+/// The parked record under `parked/`: its JSON, with the body decoded.
+async fn parked(s3: &aws_sdk_s3::Client) -> (serde_json::Value, Vec<u8>) {
+    use base64::Engine as _;
+    let keys = object_keys(s3).await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(keys[0].starts_with("parked/"), "{keys:?}");
+    let record: serde_json::Value = serde_json::from_slice(&object(s3, &keys[0]).await).expect("parked JSON");
+    let body = base64::engine::general_purpose::STANDARD.decode(record["bodyBase64"].as_str().expect("bodyBase64")).expect("base64");
+    (record, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_body_bucket_a_refused_item_is_parked_there_whole_and_acknowledged() {
+    let scene = scene().await;
+    let broker = ActiveMq::start();
+    let queue = "poisoned-parked";
+    let poison = send_with_a_poison_item(&broker, queue).await;
+    let (settings, aws, s3) = with_body_bucket(&scene, settings(&[broker.stomp_url()], queue, None), true).await;
+    let outcome = handle_event(&aws, &settings, &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), in_a_minute())
+        .await
+        .expect("the poll goes on past the refused item");
+    let Outcome::Poll(summary) = outcome else { panic!("poll") };
+    assert_eq!((summary.received, summary.stored, summary.rejected), (25, 24, 1), "{summary:?}");
+    assert_eq!(scan_all(&scene.dynamo, TABLE).await.len(), 24);
+    let (record, body) = parked(&s3).await;
+    assert_eq!(body, poison, "the whole body is parked");
+    assert!(record["reason"].as_str().is_some_and(|r| r.contains("ValidationException")), "{}", record["reason"]);
+    assert_eq!(record["headers"]["x-poison"], "yes");
+    assert_eq!(record["queue"], queue);
+    assert_eq!(remaining(&broker, queue).await, 0);
+    let dead = StompClient::connect(broker.stomp_port, activemq::USER, activemq::PASSWORD).await;
+    assert!(dead.drain(&format!("DLQ.{queue}"), Duration::from_secs(2)).await.is_empty(), "acknowledged, not dead-lettered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_body_bucket_an_event_source_batch_with_a_refused_item_succeeds_and_parks_it() {
+    use base64::Engine as _;
+    let scene = scene().await;
+    let (settings, aws, s3) = with_body_bucket(&scene, settings(&[], "SAMPLE_QUEUE", None), true).await;
+    let poison = poison_body();
+    let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let mut messages: Vec<serde_json::Value> =
+        (0..24).map(|i| json!({"messageID": format!("ID:ok-{i}"), "data": encode(format!("ordinary {i}").as_bytes())})).collect();
+    messages.insert(5, json!({"messageID": "ID:poison", "data": encode(&poison)}));
+    let batch = json!({"eventSource": "aws:mq", "messages": messages});
+    let no_broker = CredentialsProvider::new(CredentialSource::Missing, None);
+    let outcome = handle_event(&aws, &settings, &no_broker, &batch, in_a_minute()).await.expect("the batch succeeds");
+    assert_eq!(outcome, Outcome::EventSource { received: 25, stored: 24, bodies_in_bucket: 0, parked: 1 });
+    assert_eq!(scan_all(&scene.dynamo, TABLE).await.len(), 24);
+    let (record, body) = parked(&s3).await;
+    assert_eq!((record["id"].as_str(), body), (Some("ID:poison"), poison));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_warm_environment_follows_a_broker_password_rotated_between_two_polls() {
     use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
@@ -858,7 +911,7 @@ async fn odd_event_source_payloads_lose_nothing_and_a_huge_one_fails_the_batch_b
         {"messageID": "ID:null-data", "data": null},
     ]});
     let outcome = handle_event(&scene.aws, &settings, &no_broker, &odd, in_a_minute()).await.expect("stored");
-    assert_eq!(outcome, Outcome::EventSource { received: 3, stored: 3, bodies_in_bucket: 0 });
+    assert_eq!(outcome, Outcome::EventSource { received: 3, stored: 3, bodies_in_bucket: 0, parked: 0 });
     let items = scan_all(&scene.dynamo, TABLE).await;
     let by_id = |id: &str| items.iter().find(|i| i.get("id") == Some(&AttributeValue::S(id.into()))).map(item_body);
     assert_eq!(by_id("ID:not-base64").as_deref(), Some(&b"this is not base64!"[..]));

@@ -128,7 +128,8 @@ fn large_bodies_have_a_private_encrypted_bucket_that_outlives_the_stack_and_expi
     let statements = role_statements(&template, "MqPollerRole");
     let bodies = by_sid(&statements, "StoreLargeBodies");
     assert_eq!(actions(&bodies), ["s3:PutObject"]);
-    assert!(bodies["Resource"].to_string().contains("/bodies/*"), "{bodies}");
+    let resources = bodies["Resource"].to_string();
+    assert!(resources.contains("/bodies/*") && resources.contains("/parked/*") && !resources.contains("}/*"), "{bodies}");
     let s3_actions: Vec<String> = statements.iter().flat_map(actions).filter(|a| a.starts_with("s3:")).collect();
     assert_eq!(s3_actions, ["s3:PutObject"], "no other S3 permission");
     let policy = template["Resources"]["MqBodyBucketPolicy"]["Properties"]["PolicyDocument"].to_string();

@@ -11,13 +11,14 @@ use crate::error::{BrokerError, PollError};
 use crate::event_source::{event_source, messages_from_event};
 use crate::poll::{poll_broker, PollSummary};
 use crate::settings::Settings;
-use crate::store::{store_setting_aside_refused, Table};
+use crate::store::{park, store_setting_aside_refused, Table};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "mode", rename_all = "kebab-case")]
 pub enum Outcome {
     Poll(PollSummary),
-    EventSource { received: u64, stored: u64, bodies_in_bucket: u64 },
+    /// `parked`: refused by DynamoDB and parked in the body bucket.
+    EventSource { received: u64, stored: u64, bodies_in_bucket: u64, parked: u64 },
 }
 
 /// What is kept of the invocation for acknowledging and answering once the writes are done.
@@ -63,7 +64,19 @@ async fn store_event_batch(table: &Table<'_>, settings: &Settings, event: &Value
     let received = messages.len() as u64;
     let (fits, too_large): (Vec<_>, Vec<_>) = messages.into_iter().partition(|m| table.can_store(m));
     let refused = store_setting_aside_refused(table, &fits.iter().collect::<Vec<_>>()).await?;
-    if !refused.is_empty() {
+    let parked = match (refused.is_empty(), table.bodies) {
+        (false, Some(bucket)) => {
+            // Parked whole, so the batch succeeds and the queue moves on with nothing lost.
+            for refusal in &refused {
+                let message = &fits[refusal.index];
+                let key = park(table, bucket, message, &refusal.reason).await?;
+                tracing::error!(message_id = %message.id, reason = %refusal.reason, parked = %key, "DynamoDB refused the message; parked in the body bucket");
+            }
+            refused.len() as u64
+        }
+        _ => 0,
+    };
+    if parked == 0 && !refused.is_empty() {
         // As with a message too large: the rest is stored, the batch fails naming the refused
         // ones, and the event source's retries and the broker's redelivery policy decide.
         let ids: Vec<String> = refused.iter().map(|r| fits[r.index].id.clone()).collect();
@@ -80,8 +93,10 @@ async fn store_event_batch(table: &Table<'_>, settings: &Settings, event: &Value
         tracing::error!(message_ids = ?ids, largest_bytes = largest, "messages too large for a DynamoDB item; the batch fails");
         return Err(PollError::TooLarge { ids, largest_bytes: largest });
     }
-    let bodies_in_bucket = fits.iter().filter(|m| !m.fits_in_an_item()).count() as u64;
-    let outcome = Outcome::EventSource { received, stored: fits.len() as u64, bodies_in_bucket };
-    tracing::info!(received, stored = fits.len(), bodies_in_bucket, "event-source batch stored");
+    let refused_at: Vec<usize> = refused.iter().map(|r| r.index).collect();
+    let stored: Vec<_> = fits.iter().enumerate().filter(|(i, _)| !refused_at.contains(i)).map(|(_, m)| m).collect();
+    let bodies_in_bucket = stored.iter().filter(|m| !m.fits_in_an_item()).count() as u64;
+    let outcome = Outcome::EventSource { received, stored: stored.len() as u64, bodies_in_bucket, parked };
+    tracing::info!(received, stored = stored.len(), bodies_in_bucket, parked, "event-source batch stored");
     Ok(outcome)
 }

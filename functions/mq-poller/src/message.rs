@@ -118,6 +118,27 @@ impl BrokerMessage {
         format!("bodies/{}", digest(&[self.id.as_bytes()]))
     }
 
+    /// Where a message no retry can store is parked, whole, with the reason.
+    pub fn parked_object_key(&self) -> String {
+        format!("parked/{}.json", digest(&[self.id.as_bytes()]))
+    }
+
+    /// The parked message: every attribute the item would have had, the body in base64, and
+    /// why it could not be stored.
+    pub fn parked_record(&self, reason: &str) -> Vec<u8> {
+        use base64::Engine as _;
+        let record = serde_json::json!({
+            "id": self.id,
+            "queue": self.queue,
+            "timestamp": self.received_at_ms,
+            "redelivered": self.redelivered,
+            "headers": self.headers,
+            "bodyBase64": base64::engine::general_purpose::STANDARD.encode(&self.body),
+            "reason": reason,
+        });
+        record.to_string().into_bytes()
+    }
+
     /// The item of a message whose body is in `bucket` under [`Self::body_object_key`]: every
     /// attribute but `message`, and the body's location and size instead.
     pub fn to_claim_item(&self, ttl_days: Option<u64>, bucket: &str) -> HashMap<String, AttributeValue> {

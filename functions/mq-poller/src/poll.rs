@@ -12,7 +12,7 @@ use crate::credentials::BrokerCredentials;
 use crate::error::PollError;
 use crate::message::BrokerMessage;
 use crate::settings::Settings;
-use crate::store::{store_setting_aside_refused, Table};
+use crate::store::{park, store_setting_aside_refused, Table};
 
 /// How long a batch waits for more messages once it has one (prefetched ones arrive at once).
 const BATCH_LINGER: Duration = Duration::from_millis(20);
@@ -35,8 +35,9 @@ pub struct PollSummary {
     pub queue: String,
     pub received: u64,
     pub stored: u64,
-    /// Could never be stored (too large for an item, or refused by DynamoDB): handed to the
-    /// broker's dead-letter handling.
+    /// Could never be stored in the table (too large for an item without a body bucket, or
+    /// refused by DynamoDB): parked in the body bucket, or handed to the broker's dead-letter
+    /// handling without one.
     pub rejected: u64,
     /// Of `stored`, those whose body went to the body bucket (too large for an item).
     pub bodies_in_bucket: u64,
@@ -112,11 +113,21 @@ pub async fn drain_queue<C: QueueConsumer>(
         let mut refused = refused.into_iter().peekable();
         for (index, received) in fits.into_iter().enumerate() {
             match refused.next_if(|r| r.index == index) {
+                // Parked, so the queue keeps moving: no retry could ever store it. In the bucket
+                // when there is one (a queue without a dead-letter exchange would drop it).
                 Some(refusal) => {
-                    // Parked, so the queue keeps moving: no retry could ever store it.
-                    tracing::error!(message_id = %received.message.id, reason = %refusal.reason, "DynamoDB refused the message; rejected to the broker's dead-letter handling");
-                    consumer.reject(received.handle).await?;
-                    acks.settled_otherwise();
+                    match table.bodies {
+                        Some(bucket) => {
+                            let key = park(table, bucket, &received.message, &refusal.reason).await?;
+                            tracing::error!(message_id = %received.message.id, reason = %refusal.reason, parked = %key, "DynamoDB refused the message; parked in the body bucket");
+                            acks.ack(consumer, received.handle).await?;
+                        }
+                        None => {
+                            tracing::error!(message_id = %received.message.id, reason = %refusal.reason, "DynamoDB refused the message; rejected to the broker's dead-letter handling");
+                            consumer.reject(received.handle).await?;
+                            acks.settled_otherwise();
+                        }
+                    }
                     summary.rejected += 1;
                 }
                 None => {

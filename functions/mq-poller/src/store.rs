@@ -100,24 +100,35 @@ pub async fn store_messages<'m>(table: &Table<'_>, messages: impl IntoIterator<I
 async fn store_bodies(table: &Table<'_>, bucket: BodyBucket<'_>, large: &[&BrokerMessage]) -> Result<(), StoreError> {
     futures::stream::iter(large.iter().copied())
         .map(|message| async move {
-            let key = message.body_object_key();
-            let put = bucket
-                .s3
-                .put_object()
-                .bucket(bucket.name)
-                .key(&key)
-                .content_type("application/octet-stream")
-                .body(aws_sdk_s3::primitives::ByteStream::from(message.body.clone()))
-                .send();
-            match tokio::time::timeout_at(table.write_by, put).await {
-                Err(_) => Err(StoreError::BodyBucket(format!("no answer for {key} before the invocation's deadline"))),
-                Ok(Err(e)) => Err(StoreError::BodyBucket(format!("writing {key}: {}", DisplayErrorContext(&e)))),
-                Ok(Ok(_)) => Ok(()),
-            }
+            put_object(table, bucket, message.body_object_key(), "application/octet-stream", message.body.clone()).await.map(|_| ())
         })
         .buffer_unordered(BODY_WRITES_IN_FLIGHT)
         .try_collect::<()>()
         .await
+}
+
+/// Parks a message DynamoDB refuses (no retry can store it) in the bucket, whole and with the
+/// reason, under a key derived from its item key, so it can be acknowledged and the queue moves
+/// on with nothing lost. Returns the object key.
+pub async fn park(table: &Table<'_>, bucket: BodyBucket<'_>, message: &BrokerMessage, reason: &str) -> Result<String, StoreError> {
+    put_object(table, bucket, message.parked_object_key(), "application/json", message.parked_record(reason)).await
+}
+
+/// One object written to the bucket by the table's deadline; returns its key.
+async fn put_object(table: &Table<'_>, bucket: BodyBucket<'_>, key: String, content_type: &str, bytes: Vec<u8>) -> Result<String, StoreError> {
+    let put = bucket
+        .s3
+        .put_object()
+        .bucket(bucket.name)
+        .key(&key)
+        .content_type(content_type)
+        .body(aws_sdk_s3::primitives::ByteStream::from(bytes))
+        .send();
+    match tokio::time::timeout_at(table.write_by, put).await {
+        Err(_) => Err(StoreError::BodyBucket(format!("no answer for {key} before the invocation's deadline"))),
+        Ok(Err(e)) => Err(StoreError::BodyBucket(format!("writing {key}: {}", DisplayErrorContext(&e)))),
+        Ok(Ok(_)) => Ok(key),
+    }
 }
 
 /// A message DynamoDB refused: its index among the messages given, and DynamoDB's reason.
