@@ -6,11 +6,12 @@ use harness_services::ec2::{create_group, launch, register, vpc_with_subnet, Ins
 use harness_services::moto::Moto;
 use serde_json::{json, Value};
 use spot_drainer::registration::Outcome;
-use spot_drainer::{drain_instance, Discovery, DrainError, Settings};
+use spot_drainer::{drain_instance, AwsClients, Discovery, DrainError, Settings};
 
 const TAG_KEY: &str = "loadBalancerTargetGroup";
 
 struct Fleet {
+    aws: AwsClients,
     ec2: aws_sdk_ec2::Client,
     elb: aws_sdk_elasticloadbalancingv2::Client,
     vpc_id: String,
@@ -44,7 +45,7 @@ async fn fleet(moto: &Moto, tag_groups: bool) -> Fleet {
         register(&elb, &groups[1], &instance.id, 80).await;
         register(&elb, &groups[2], &instance.ip, 80).await;
     }
-    Fleet { ec2, elb, vpc_id, doomed, bystander, groups }
+    Fleet { aws: AwsClients::new(&config), ec2, elb, vpc_id, doomed, bystander, groups }
 }
 
 /// Every (group, target id, port) registered now.
@@ -74,7 +75,7 @@ fn settings(discovery: Discovery) -> Settings {
 async fn assert_drained(fleet: &Fleet, discovery: Discovery, expect_by: Discovery) {
     let before = registrations(fleet).await;
     assert_eq!(before.len(), 6, "scene: {before:?}");
-    let summary = drain_instance(&fleet.ec2, &fleet.elb, &settings(discovery), &interruption(&fleet.doomed.id))
+    let summary = drain_instance(&fleet.aws, &settings(discovery), &interruption(&fleet.doomed.id))
         .await
         .expect("drain succeeds");
     assert_eq!(summary.discovered_by, Some(expect_by));
@@ -136,9 +137,9 @@ async fn the_same_event_twice_succeeds_with_nothing_left_to_do() {
     let moto = Moto::start();
     let fleet = fleet(&moto, true).await;
     let event = interruption(&fleet.doomed.id);
-    let first = drain_instance(&fleet.ec2, &fleet.elb, &settings(Discovery::Auto), &event).await.expect("first");
+    let first = drain_instance(&fleet.aws, &settings(Discovery::Auto), &event).await.expect("first");
     assert_eq!(first.count(Outcome::Deregistered), 3);
-    let second = drain_instance(&fleet.ec2, &fleet.elb, &settings(Discovery::Auto), &event).await.expect("second");
+    let second = drain_instance(&fleet.aws, &settings(Discovery::Auto), &event).await.expect("second");
     assert!(second.registrations.is_empty(), "{second:?}");
     assert_eq!(registrations(&fleet).await.len(), 3);
 }
@@ -148,7 +149,7 @@ async fn missing_instance_and_instance_in_no_group_are_no_ops() {
     let moto = Moto::start();
     let fleet = fleet(&moto, false).await;
 
-    let gone = drain_instance(&fleet.ec2, &fleet.elb, &settings(Discovery::Auto), &interruption("i-0123456789abcdef0"))
+    let gone = drain_instance(&fleet.aws, &settings(Discovery::Auto), &interruption("i-0123456789abcdef0"))
         .await
         .expect("a vanished instance is not an error");
     assert!(!gone.instance_found);
@@ -162,7 +163,7 @@ async fn missing_instance_and_instance_in_no_group_are_no_ops() {
         .expect("subnet")
         .to_owned();
     let loner = launch(&fleet.ec2, &subnet_id, &[]).await;
-    let alone = drain_instance(&fleet.ec2, &fleet.elb, &settings(Discovery::Auto), &interruption(&loner.id))
+    let alone = drain_instance(&fleet.aws, &settings(Discovery::Auto), &interruption(&loner.id))
         .await
         .expect("an instance in no group is not an error");
     assert!(alone.instance_found && alone.registrations.is_empty());
@@ -185,7 +186,7 @@ async fn tag_naming_a_deleted_group_is_skipped_and_the_rest_drained() {
         .await
         .expect("create_tags");
 
-    let summary = drain_instance(&fleet.ec2, &fleet.elb, &settings(Discovery::Tag), &interruption(&fleet.doomed.id))
+    let summary = drain_instance(&fleet.aws, &settings(Discovery::Tag), &interruption(&fleet.doomed.id))
         .await
         .expect("a deleted group is nothing to drain");
     assert_eq!(summary.count(Outcome::Deregistered), 3);
@@ -210,7 +211,7 @@ async fn malformed_events_are_refused_before_any_call() {
         json!({"detail-type": "EC2 Spot Instance Interruption Warning", "source": "aws.ec2", "detail": {}}),
         json!([1, 2, 3]),
     ] {
-        let error = drain_instance(&ec2, &elb, &Settings::default(), &event).await.unwrap_err();
+        let error = drain_instance(&AwsClients { ec2: ec2.clone(), elb: elb.clone(), autoscaling: aws_sdk_autoscaling::Client::new(&config) }, &Settings::default(), &event).await.unwrap_err();
         assert!(
             matches!(error, DrainError::MalformedEvent(_) | DrainError::UnsupportedEvent(_)),
             "{error}"

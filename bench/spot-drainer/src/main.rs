@@ -14,7 +14,7 @@ use harness_services::call_counter::CallCounter;
 use harness_services::ec2::{create_group, launch, register, vpc_with_subnet};
 use harness_services::moto::Moto;
 use spot_drainer::settings::Pacing;
-use spot_drainer::{drain_instance, Discovery, Settings};
+use spot_drainer::{drain_instance, AwsClients, Discovery, Settings};
 
 const GROUP_COUNTS: [usize; 3] = [10, 100, 500];
 const CONCURRENCIES: [usize; 2] = [1, 8];
@@ -39,6 +39,7 @@ async fn main() {
         let elb = aws_sdk_elasticloadbalancingv2::Client::from_conf(
             aws_sdk_elasticloadbalancingv2::config::Builder::from(&config).interceptor(counter.clone()).build(),
         );
+        let aws = AwsClients { ec2: ec2.clone(), elb: elb.clone(), autoscaling: aws_sdk_autoscaling::Client::new(&config) };
         let (vpc_id, subnet_id) = vpc_with_subnet(&ec2, "10.0").await;
         let instance_id = launch(&ec2, &subnet_id, &[]).await.id;
         let mut arns = Vec::with_capacity(groups);
@@ -61,7 +62,7 @@ async fn main() {
                 }
                 counter.reset();
                 let start = Instant::now();
-                let summary = drain_instance(&ec2, &elb, &settings, &event).await.expect("drain");
+                let summary = drain_instance(&aws, &settings, &event).await.expect("drain");
                 times.push(start.elapsed());
                 assert_eq!(summary.registrations.len(), groups, "every group drained");
                 calls = counter.snapshot();

@@ -7,6 +7,7 @@ use aws_sdk_elasticloadbalancingv2::Client as ElbClient;
 
 use crate::error::DrainError;
 use crate::instance::InstanceFacts;
+use crate::pacing::TokenBucket;
 use crate::registration::Registration;
 use crate::summary::{GroupOutcome, GroupProblem};
 
@@ -21,28 +22,41 @@ pub fn target_group_arns_from_tag(value: &str) -> Vec<String> {
     arns
 }
 
-/// Every instance- and ip-type target group in the VPC (all pages).
-pub async fn target_groups_in_vpc(elb: &ElbClient, vpc_id: &str) -> Result<Vec<String>, DrainError> {
-    let mut pages = elb.describe_target_groups().into_paginator().items().send();
+/// Every instance- and ip-type target group in the VPC (all pages, each a describe call drawn
+/// from `budget`).
+pub async fn target_groups_in_vpc(elb: &ElbClient, vpc_id: &str, budget: &TokenBucket) -> Result<Vec<String>, DrainError> {
     let mut arns = Vec::new();
-    while let Some(group) = pages.next().await {
-        let group = group.map_err(|e| DrainError::ListTargetGroups(DisplayErrorContext(&e).to_string()))?;
-        let searchable = matches!(group.target_type(), Some(TargetTypeEnum::Instance | TargetTypeEnum::Ip) | None);
-        if searchable && group.vpc_id() == Some(vpc_id) {
-            if let Some(arn) = group.target_group_arn() {
-                arns.push(arn.to_owned());
+    let mut marker: Option<String> = None;
+    loop {
+        budget.take().await;
+        let page = elb
+            .describe_target_groups()
+            .set_marker(marker.take())
+            .page_size(400)
+            .send()
+            .await
+            .map_err(|e| DrainError::ListTargetGroups(DisplayErrorContext(&e).to_string()))?;
+        for group in page.target_groups() {
+            let searchable = matches!(group.target_type(), Some(TargetTypeEnum::Instance | TargetTypeEnum::Ip) | None);
+            if searchable && group.vpc_id() == Some(vpc_id) {
+                if let Some(arn) = group.target_group_arn() {
+                    arns.push(arn.to_owned());
+                }
             }
         }
+        match page.next_marker() {
+            Some(next) if !next.is_empty() => marker = Some(next.to_owned()),
+            _ => return Ok(arns),
+        }
     }
-    Ok(arns)
 }
 
-/// The registrations of the instance in one group, from its target health (exact ids and
+/// The registrations of the instances in one group, from its target health (exact ids and
 /// ports); a group that cannot be read is a problem for the summary, not an error of the drain.
 pub async fn registrations_in_group(
     elb: &ElbClient,
     arn: &str,
-    instance: &InstanceFacts,
+    instances: &[&InstanceFacts],
 ) -> Result<Vec<Registration>, GroupProblem> {
     let output = elb.describe_target_health().target_group_arn(arn).send().await.map_err(|err| {
         let not_found = err.as_service_error().is_some_and(|e| e.is_target_group_not_found_exception());
@@ -56,7 +70,7 @@ pub async fn registrations_in_group(
         .target_health_descriptions()
         .iter()
         .filter_map(|description| description.target())
-        .filter(|target| target.id().is_some_and(|id| instance.is_target(id)))
+        .filter(|target| target.id().is_some_and(|id| instances.iter().any(|instance| instance.is_target(id))))
         .map(|target| Registration {
             target_group_arn: arn.to_owned(),
             target_id: target.id().unwrap_or_default().to_owned(),

@@ -1,145 +1,253 @@
-//! The handler: from one EventBridge event to every registration of the instance removed.
+//! The drain: from drain requests to every registration of their instances removed. Several
+//! instances at once (the warnings of one coalesced batch) share one search: each target group
+//! is described once, and deregistered from in one call for all of them.
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::{future, stream, StreamExt};
 use serde_json::Value;
+use tokio::time::Instant;
 
-use futures::{stream, StreamExt};
-
+use crate::asg;
+use crate::clients::AwsClients;
 use crate::deregistration::deregister_group;
-use crate::discovery::{registrations_in_group, target_group_arns_from_tag, target_groups_in_vpc};
+use crate::discovery::{registrations_in_group, target_group_arns_from_tag};
+use crate::error::DrainError;
+use crate::event::{parse_drain_request, DrainRequest};
+use crate::group_cache::TargetGroupCache;
+use crate::instance::{describe_instance, InstanceFacts};
 use crate::pacing::ElbBudget;
 use crate::registration::RegistrationOutcome;
-use crate::summary::{GroupOutcome, GroupProblem};
-use tokio::time::Instant;
-use crate::error::DrainError;
-use crate::event::parse_drain_request;
-use crate::instance::{describe_instance, InstanceFacts};
 use crate::settings::{Discovery, Settings};
-use crate::summary::DrainSummary;
+use crate::summary::{DrainSummary, GroupOutcome, GroupProblem};
 
 /// Drains the instance named in `event` from every target group it is registered in.
 ///
 /// Returns the summary when every registration is gone (or there was none); otherwise, after
 /// trying all of them, an error carrying the summary, so that Lambda retries the event.
-pub async fn drain_instance(
-    ec2: &aws_sdk_ec2::Client,
-    elb: &aws_sdk_elasticloadbalancingv2::Client,
-    settings: &Settings,
-    event: &Value,
-) -> Result<DrainSummary, DrainError> {
-    drain_instance_by(ec2, elb, settings, event, None).await
+pub async fn drain_instance(aws: &AwsClients, settings: &Settings, event: &Value) -> Result<DrainSummary, DrainError> {
+    drain_instance_by(aws, settings, &TargetGroupCache::new(Duration::ZERO), event, None).await
 }
 
-/// As [`drain_instance`], searching no group after `stop_by` (the invocation's deadline less a
-/// margin): the groups not reached are reported, and the drain fails so the event is retried.
+/// As [`drain_instance`], with the environment's target group cache, searching no group after
+/// `stop_by` (the invocation's deadline less a margin): the groups not reached are reported, and
+/// the drain fails so the event is retried.
 pub async fn drain_instance_by(
-    ec2: &aws_sdk_ec2::Client,
-    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    aws: &AwsClients,
     settings: &Settings,
+    cache: &TargetGroupCache,
     event: &Value,
     stop_by: Option<Instant>,
 ) -> Result<DrainSummary, DrainError> {
     let request = parse_drain_request(event)?;
-    let mut summary = DrainSummary {
-        instance_id: request.instance_id.clone(),
-        action: request.action,
-        discovery: settings.discovery,
-        discovered_by: None,
-        instance_found: false,
-        registrations: Vec::new(),
-        group_problems: Vec::new(),
-    };
-    let Some(instance) = describe_instance(ec2, &request.instance_id).await? else {
-        tracing::info!(instance_id = %request.instance_id, "instance no longer exists; nothing to drain");
-        return finish(summary);
-    };
-    summary.instance_found = true;
-
-    let (discovered_by, groups) = target_groups_to_search(elb, settings, &instance).await?;
-    summary.discovered_by = Some(discovered_by);
-    let budget = ElbBudget::new(&settings.pacing);
-    let (registrations, problems) = drain_groups(elb, &groups, &instance, settings, &budget, stop_by).await;
-    if registrations.is_empty() && problems.is_empty() {
-        tracing::info!(instance_id = %instance.instance_id, groups = groups.len(), "instance is in no target group");
-    }
-    summary.registrations = registrations;
-    summary.group_problems = problems;
-    finish(summary)
+    let mut results = drain_requests(aws, settings, cache, std::slice::from_ref(&request), stop_by).await;
+    results.pop().unwrap_or_else(|| Err(DrainError::MalformedEvent("no drain request".into())))
 }
 
-/// Each group is searched and, where the instance is registered, drained at once, not after the
+/// One instance while it is drained.
+struct Draining {
+    facts: InstanceFacts,
+    summary: DrainSummary,
+}
+
+/// Drains every request's instance, the searches shared; one result per request, in order. A
+/// request repeated for one instance (a rebalance recommendation, then the warning) shares its
+/// drain.
+pub async fn drain_requests(
+    aws: &AwsClients,
+    settings: &Settings,
+    cache: &TargetGroupCache,
+    requests: &[DrainRequest],
+    stop_by: Option<Instant>,
+) -> Vec<Result<DrainSummary, DrainError>> {
+    let mut instance_ids: Vec<&str> = Vec::new();
+    for request in requests {
+        if !instance_ids.contains(&request.instance_id.as_str()) {
+            instance_ids.push(&request.instance_id);
+        }
+    }
+    let budget = ElbBudget::new(&settings.pacing);
+    let described = future::join_all(instance_ids.iter().map(|id| describe_instance(&aws.ec2, id))).await;
+
+    // Each instance found: where to look. Failures and vanished instances are settled here.
+    let mut settled: BTreeMap<&str, Result<DrainSummary, DrainError>> = BTreeMap::new();
+    let mut draining: Vec<Draining> = Vec::new();
+    for (id, facts) in instance_ids.iter().copied().zip(described) {
+        let action = requests.iter().find(|r| r.instance_id == id).map(|r| r.action);
+        let mut summary = DrainSummary::new(id, action.unwrap_or(crate::event::Action::Terminate), settings.discovery);
+        match facts {
+            Err(error) => {
+                settled.insert(id, Err(error));
+            }
+            Ok(None) => {
+                tracing::info!(instance_id = %id, "instance no longer exists; nothing to drain");
+                settled.insert(id, Ok(summary));
+            }
+            Ok(Some(facts)) => {
+                summary.instance_found = true;
+                draining.push(Draining { facts, summary });
+            }
+        }
+    }
+    if settings.detach_from_asg {
+        future::join_all(draining.iter_mut().map(|d| async {
+            if let Some(group) = asg::group_of(&d.facts) {
+                if asg::detach(&aws.autoscaling, group, &d.facts.instance_id).await {
+                    d.summary.detached_from = Some(group.to_owned());
+                }
+            }
+        }))
+        .await;
+    }
+    let discovered = future::join_all(draining.iter().map(|d| target_groups_to_search(aws, settings, cache, &budget, &d.facts))).await;
+
+    // Which instances each group is searched for.
+    let mut interested: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut searching = Vec::new();
+    for (mut d, found) in draining.into_iter().zip(discovered) {
+        match found {
+            Err(error) => {
+                settled.insert(requests_id(requests, &d.facts.instance_id), Err(error));
+            }
+            Ok((discovered_by, groups)) => {
+                d.summary.discovered_by = Some(discovered_by);
+                for group in groups {
+                    let for_group = interested.entry(group).or_default();
+                    if !for_group.contains(&searching.len()) {
+                        for_group.push(searching.len());
+                    }
+                }
+                searching.push(d);
+            }
+        }
+    }
+    let facts: Vec<&InstanceFacts> = searching.iter().map(|d| &d.facts).collect();
+    let per_group = drain_groups(aws, &interested, &facts, settings, &budget, stop_by).await;
+    for (arn, result) in per_group {
+        let for_group = interested.get(&arn).map(Vec::as_slice).unwrap_or_default();
+        match result {
+            Ok(outcomes) => {
+                for outcome in outcomes {
+                    let owner = for_group.iter().copied().find(|i| searching[*i].facts.is_target(&outcome.registration.target_id));
+                    if let Some(owner) = owner {
+                        searching[owner].summary.registrations.push(outcome);
+                    }
+                }
+            }
+            Err(problem) => {
+                for i in for_group {
+                    searching[*i].summary.group_problems.push(problem.clone());
+                }
+            }
+        }
+    }
+    for d in searching {
+        let id = requests_id(requests, &d.facts.instance_id);
+        if d.summary.registrations.is_empty() && d.summary.group_problems.is_empty() {
+            tracing::info!(instance_id = %id, "instance is in no target group searched");
+        }
+        settled.insert(id, Ok(d.summary.sorted()));
+    }
+    requests
+        .iter()
+        .map(|request| match settled.get(request.instance_id.as_str()) {
+            Some(Ok(summary)) => finish(DrainSummary { action: request.action, ..summary.clone() }),
+            Some(Err(error)) => Err(error.clone()),
+            None => Err(DrainError::MalformedEvent(format!("{} was not drained", request.instance_id))),
+        })
+        .collect()
+}
+
+/// The request's own `&str` for an instance id (the map is keyed by the requests' strings).
+fn requests_id<'r>(requests: &'r [DrainRequest], instance_id: &str) -> &'r str {
+    requests.iter().map(|r| r.instance_id.as_str()).find(|id| *id == instance_id).unwrap_or_default()
+}
+
+/// Each group is searched and, where an instance is registered, drained at once, not after the
 /// whole scan: the first targets leave within seconds even when there are hundreds of groups.
-/// `SCAN_CONCURRENCY` groups at a time, every call within the function's ELB budgets.
+/// `SCAN_CONCURRENCY` groups at a time, every call within the function's ELB budgets; all the
+/// instances' registrations in a group go in one `DeregisterTargets` call.
 async fn drain_groups(
-    elb: &aws_sdk_elasticloadbalancingv2::Client,
-    groups: &[String],
-    instance: &InstanceFacts,
+    aws: &AwsClients,
+    interested: &BTreeMap<String, Vec<usize>>,
+    instances: &[&InstanceFacts],
     settings: &Settings,
     budget: &ElbBudget,
     stop_by: Option<Instant>,
-) -> (Vec<RegistrationOutcome>, Vec<GroupProblem>) {
-    let per_group: Vec<_> = stream::iter(groups)
-        .map(|arn| async move {
+) -> Vec<(String, Result<Vec<RegistrationOutcome>, GroupProblem>)> {
+    stream::iter(interested)
+        .map(|(arn, for_group)| async move {
             let late = stop_by.is_some_and(|stop_by| Instant::now() >= stop_by);
             if late || !budget.describe.take_by(stop_by).await {
-                return Err(GroupProblem {
+                let problem = GroupProblem {
                     target_group_arn: arn.clone(),
                     outcome: GroupOutcome::NotReached,
                     error: Some("not searched before the invocation's deadline".into()),
-                });
+                };
+                return (arn.clone(), Err(problem));
             }
-            match registrations_in_group(elb, arn, instance).await {
+            let of_group: Vec<&InstanceFacts> = for_group.iter().map(|i| instances[*i]).collect();
+            let result = match registrations_in_group(&aws.elb, arn, &of_group).await {
                 Ok(found) if found.is_empty() => Ok(Vec::new()),
-                Ok(found) => Ok(deregister_group(elb, arn, found, &budget.deregister).await),
+                Ok(found) => Ok(deregister_group(&aws.elb, arn, found, &budget.deregister).await),
                 Err(problem) => Err(problem),
-            }
+            };
+            (arn.clone(), result)
         })
         .buffer_unordered(settings.scan_concurrency.max(1))
         .collect()
-        .await;
-    let (mut registrations, mut problems) = (Vec::new(), Vec::new());
-    for result in per_group {
-        match result {
-            Ok(outcomes) => registrations.extend(outcomes),
-            Err(problem) => problems.push(problem),
-        }
-    }
-    // Deterministic order for the summary, whatever order the calls finished in.
-    registrations.sort_by(|a, b| {
-        let (a, b) = (&a.registration, &b.registration);
-        (&a.target_group_arn, &a.target_id, a.port).cmp(&(&b.target_group_arn, &b.target_id, b.port))
-    });
-    problems.sort_by(|a, b| a.target_group_arn.cmp(&b.target_group_arn));
-    (registrations, problems)
+        .await
 }
 
-/// The groups to look in, and which discovery chose them.
+/// The groups to look in for one instance, and which discovery chose them.
 async fn target_groups_to_search(
-    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    aws: &AwsClients,
     settings: &Settings,
+    cache: &TargetGroupCache,
+    budget: &ElbBudget,
     instance: &InstanceFacts,
 ) -> Result<(Discovery, Vec<String>), DrainError> {
-    let tag = instance.tags.get(&settings.target_group_tag_key);
-    let use_tag = match settings.discovery {
-        Discovery::Tag => true,
-        Discovery::Scan => false,
-        Discovery::Auto => tag.is_some_and(|value| !value.trim().is_empty()),
+    let tag = instance.tags.get(&settings.target_group_tag_key).filter(|value| !value.trim().is_empty());
+    let scan = || async {
+        let Some(vpc_id) = instance.vpc_id.as_deref() else {
+            tracing::warn!(instance_id = %instance.instance_id, "instance has no VPC (EC2-Classic?); nothing to scan");
+            return Ok((Discovery::Scan, Vec::new()));
+        };
+        Ok((Discovery::Scan, cache.groups_in_vpc(&aws.elb, vpc_id, &budget.describe).await?))
     };
-    if use_tag {
-        let arns = tag.map(|value| target_group_arns_from_tag(value)).unwrap_or_default();
-        if arns.is_empty() {
-            tracing::warn!(
-                instance_id = %instance.instance_id,
-                tag = %settings.target_group_tag_key,
-                "instance has no target group tag; nothing to drain"
-            );
+    match settings.discovery {
+        Discovery::Tag => {
+            let arns = tag.map(|value| target_group_arns_from_tag(value)).unwrap_or_default();
+            if arns.is_empty() {
+                tracing::warn!(instance_id = %instance.instance_id, tag = %settings.target_group_tag_key, "instance has no target group tag; nothing to drain");
+            }
+            Ok((Discovery::Tag, arns))
         }
-        return Ok((Discovery::Tag, arns));
+        Discovery::Scan => scan().await,
+        Discovery::Asg => match asg::group_of(instance) {
+            Some(group) => Ok((Discovery::Asg, asg::target_groups_of(&aws.autoscaling, group).await?)),
+            None => {
+                tracing::warn!(instance_id = %instance.instance_id, "instance is in no Auto Scaling group; nothing to drain");
+                Ok((Discovery::Asg, Vec::new()))
+            }
+        },
+        Discovery::Auto => {
+            if let Some(value) = tag {
+                return Ok((Discovery::Tag, target_group_arns_from_tag(value)));
+            }
+            if let Some(group) = asg::group_of(instance) {
+                // An Auto Scaling group with groups attached names them; one without, or one that
+                // cannot be read, leaves the scan, which finds registrations made by others too.
+                match asg::target_groups_of(&aws.autoscaling, group).await {
+                    Ok(arns) if !arns.is_empty() => return Ok((Discovery::Asg, arns)),
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(instance_id = %instance.instance_id, %error, "falling back to the scan"),
+                }
+            }
+            scan().await
+        }
     }
-    let Some(vpc_id) = instance.vpc_id.as_deref() else {
-        tracing::warn!(instance_id = %instance.instance_id, "instance has no VPC (EC2-Classic?); nothing to scan");
-        return Ok((Discovery::Scan, Vec::new()));
-    };
-    Ok((Discovery::Scan, target_groups_in_vpc(elb, vpc_id).await?))
 }
 
 /// Logs the summary as one structured line and turns failures into an error.

@@ -3,7 +3,7 @@ use crate::summary::DrainSummary;
 
 /// Why a drain did not complete. Each is returned to the runtime, so the asynchronous
 /// invocation is retried and, failing that, lands in the dead-letter destination.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum DrainError {
     #[error("malformed event: {0}")]
     MalformedEvent(String),
@@ -13,6 +13,8 @@ pub enum DrainError {
     DescribeInstance { instance_id: String, message: String },
     #[error("listing target groups: {0}")]
     ListTargetGroups(String),
+    #[error("describing Auto Scaling group {group}: {message}")]
+    DescribeAutoScalingGroup { group: String, message: String },
     /// Some registrations could not be found or removed; the summary says which.
     #[error("drain of {} incomplete: {} step(s) failed", .0.instance_id, .0.failures())]
     Incomplete(Box<DrainSummary>),
@@ -35,6 +37,7 @@ impl DrainError {
             DrainError::UnsupportedEvent(_) => "UnsupportedEvent",
             DrainError::DescribeInstance { .. } => "DescribeInstanceFailed",
             DrainError::ListTargetGroups(_) => "ListTargetGroupsFailed",
+            DrainError::DescribeAutoScalingGroup { .. } => "DescribeAutoScalingGroupFailed",
             DrainError::Incomplete(_) => "DrainIncomplete",
         }
     }

@@ -2,11 +2,14 @@
 //! deregister the instance from every Elastic Load Balancing v2 target group it is registered in,
 //! with each registration's exact port, so connections drain within the two-minute notice.
 
+pub mod asg;
+pub mod clients;
 pub mod deregistration;
 pub mod discovery;
 pub mod drain;
 pub mod error;
 pub mod event;
+pub mod group_cache;
 pub mod instance;
 pub mod metrics;
 pub mod pacing;
@@ -14,7 +17,9 @@ pub mod registration;
 pub mod settings;
 pub mod summary;
 
-pub use drain::{drain_instance, drain_instance_by};
+pub use clients::AwsClients;
+pub use drain::{drain_instance, drain_instance_by, drain_requests};
+pub use group_cache::TargetGroupCache;
 pub use error::DrainError;
 pub use settings::{Discovery, Settings};
 pub use summary::DrainSummary;

@@ -1,6 +1,6 @@
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use serde_json::Value;
-use spot_drainer::{drain_instance_by, Settings};
+use spot_drainer::{drain_instance_by, AwsClients, Settings, TargetGroupCache};
 
 /// Kept of the invocation to finish the deregistrations under way and answer.
 const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_secs(3);
@@ -10,14 +10,15 @@ async fn main() -> Result<(), Error> {
     shared::logging::init();
     let settings = Settings::from_env()?;
     let config = shared::aws::load_config().await?;
-    let ec2 = aws_sdk_ec2::Client::new(&config);
-    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
-    let (ec2, elb, settings) = (&ec2, &elb, &settings);
+    let aws = AwsClients::new(&config);
+    // Kept for the life of the environment: later drains reuse the VPC's group list a while.
+    let cache = TargetGroupCache::new(settings.target_group_cache_ttl);
+    let (aws, settings, cache) = (&aws, &settings, &cache);
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         let started = std::time::Instant::now();
         // Stop searching in time to answer: what is left is reported, and the event retried.
         let stop_by = shared::deadline::invocation_deadline(event.context.deadline).checked_sub(DEADLINE_MARGIN);
-        let result = drain_instance_by(ec2, elb, settings, &event.payload, stop_by).await;
+        let result = drain_instance_by(aws, settings, cache, &event.payload, stop_by).await;
         if let Some(metrics) = spot_drainer::metrics::drain_metrics(&result, started.elapsed()) {
             metrics.emit();
         }

@@ -14,7 +14,7 @@ pub fn drain_metrics(result: &Result<DrainSummary, DrainError>, took: Duration) 
     let (removed, failures) = match result {
         Ok(summary) => (summary.count(Outcome::Deregistered), 0),
         Err(DrainError::Incomplete(summary)) => (summary.count(Outcome::Deregistered), summary.failures()),
-        Err(DrainError::DescribeInstance { .. } | DrainError::ListTargetGroups(_)) => (0, 1),
+        Err(DrainError::DescribeInstance { .. } | DrainError::ListTargetGroups(_) | DrainError::DescribeAutoScalingGroup { .. }) => (0, 1),
         Err(DrainError::MalformedEvent(_) | DrainError::UnsupportedEvent(_)) => return None,
     };
     Some(

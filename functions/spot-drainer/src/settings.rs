@@ -12,7 +12,10 @@ pub enum Discovery {
     Tag,
     /// Every instance- and ip-type group in the instance's VPC.
     Scan,
-    /// `Tag` when the tag is present, `Scan` otherwise.
+    /// The groups attached to the instance's Auto Scaling group.
+    Asg,
+    /// `Tag` when the tag is present, else `Asg` when the instance belongs to an Auto Scaling
+    /// group, else `Scan`.
     Auto,
 }
 
@@ -22,8 +25,9 @@ impl FromStr for Discovery {
         match text.trim().to_ascii_lowercase().as_str() {
             "tag" => Ok(Discovery::Tag),
             "scan" => Ok(Discovery::Scan),
+            "asg" => Ok(Discovery::Asg),
             "auto" | "" => Ok(Discovery::Auto),
-            other => Err(format!("DISCOVERY is {other:?}; expected tag, scan or auto")),
+            other => Err(format!("DISCOVERY is {other:?}; expected tag, asg, scan or auto")),
         }
     }
 }
@@ -37,6 +41,10 @@ pub struct Settings {
     pub scan_concurrency: usize,
     /// Calls per second (and bursts) the function allows itself against the ELB API.
     pub pacing: Pacing,
+    /// Detach the instance from its Auto Scaling group (desired capacity kept) before draining.
+    pub detach_from_asg: bool,
+    /// How long a VPC's list of target groups is reused by later drains in this environment.
+    pub target_group_cache_ttl: std::time::Duration,
 }
 
 /// The function's own ELB budgets: `ELB_DESCRIBE_RATE`/`ELB_DESCRIBE_BURST` and
@@ -64,6 +72,8 @@ impl Default for Settings {
             target_group_tag_key: "loadBalancerTargetGroup".into(),
             scan_concurrency: 8,
             pacing: Pacing::default(),
+            detach_from_asg: false,
+            target_group_cache_ttl: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -95,7 +105,19 @@ impl Settings {
             deregister_rate: positive("ELB_DEREGISTER_RATE", defaults.pacing.deregister_rate)?,
             deregister_burst: positive("ELB_DEREGISTER_BURST", defaults.pacing.deregister_burst)?,
         };
-        Ok(Settings { discovery, target_group_tag_key, scan_concurrency, pacing })
+        let detach_from_asg = match lookup("DETACH_FROM_ASG").map(|v| v.trim().to_ascii_lowercase()) {
+            None => defaults.detach_from_asg,
+            Some(v) if v.is_empty() || v == "false" => false,
+            Some(v) if v == "true" => true,
+            Some(v) => return Err(format!("DETACH_FROM_ASG is {v:?}; expected true or false")),
+        };
+        let target_group_cache_ttl = match lookup("TARGET_GROUP_CACHE_SECONDS") {
+            None => defaults.target_group_cache_ttl,
+            Some(text) => std::time::Duration::from_secs(
+                text.trim().parse::<u64>().map_err(|_| format!("TARGET_GROUP_CACHE_SECONDS is {text:?}; expected a whole number of seconds"))?,
+            ),
+        };
+        Ok(Settings { discovery, target_group_tag_key, scan_concurrency, pacing, detach_from_asg, target_group_cache_ttl })
     }
 
     pub fn from_env() -> Result<Self, String> {
@@ -116,6 +138,8 @@ mod tests {
             "SCAN_CONCURRENCY" => Some("3".into()),
             "ELB_DESCRIBE_RATE" => Some("9".into()),
             "ELB_DEREGISTER_BURST" => Some("4".into()),
+            "DETACH_FROM_ASG" => Some("True".into()),
+            "TARGET_GROUP_CACHE_SECONDS" => Some("0".into()),
             _ => None,
         })
         .unwrap();
@@ -124,6 +148,9 @@ mod tests {
         assert_eq!(settings.discovery, Discovery::Scan);
         assert_eq!(settings.target_group_tag_key, "drain-from");
         assert_eq!(settings.scan_concurrency, 3);
+        assert!(settings.detach_from_asg);
+        assert_eq!(settings.target_group_cache_ttl, std::time::Duration::ZERO);
+        assert_eq!(Settings::from_lookup(|n| (n == "DISCOVERY").then(|| "ASG".into())).unwrap().discovery, Discovery::Asg);
     }
 
     #[test]
@@ -134,5 +161,7 @@ mod tests {
         assert!(err.contains("SCAN_CONCURRENCY"));
         let err = Settings::from_lookup(|n| (n == "ELB_DEREGISTER_RATE").then(|| "fast".into())).unwrap_err();
         assert!(err.contains("ELB_DEREGISTER_RATE"));
+        let err = Settings::from_lookup(|n| (n == "DETACH_FROM_ASG").then(|| "yes please".into())).unwrap_err();
+        assert!(err.contains("DETACH_FROM_ASG"));
     }
 }

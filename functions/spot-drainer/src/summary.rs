@@ -32,9 +32,13 @@ pub struct DrainSummary {
     pub action: Action,
     /// The configured mode.
     pub discovery: Discovery,
-    /// What `auto` resolved to (`tag` or `scan`); absent when the instance was not found.
+    /// What discovery resolved to (`tag`, `asg` or `scan`); absent when the instance was not
+    /// found.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub discovered_by: Option<Discovery>,
+    /// The Auto Scaling group the instance was detached from (`DETACH_FROM_ASG`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detached_from: Option<String>,
     pub instance_found: bool,
     pub registrations: Vec<RegistrationOutcome>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -42,6 +46,30 @@ pub struct DrainSummary {
 }
 
 impl DrainSummary {
+    /// Nothing done yet.
+    pub fn new(instance_id: &str, action: Action, discovery: Discovery) -> DrainSummary {
+        DrainSummary {
+            instance_id: instance_id.to_owned(),
+            action,
+            discovery,
+            discovered_by: None,
+            detached_from: None,
+            instance_found: false,
+            registrations: Vec::new(),
+            group_problems: Vec::new(),
+        }
+    }
+
+    /// In a stable order, whatever order the calls finished in.
+    pub fn sorted(mut self) -> DrainSummary {
+        self.registrations.sort_by(|a, b| {
+            let (a, b) = (&a.registration, &b.registration);
+            (&a.target_group_arn, &a.target_id, a.port).cmp(&(&b.target_group_arn, &b.target_id, b.port))
+        });
+        self.group_problems.sort_by(|a, b| a.target_group_arn.cmp(&b.target_group_arn));
+        self
+    }
+
     /// Steps that failed and make the drain incomplete.
     pub fn failures(&self) -> usize {
         let registrations = self.registrations.iter().filter(|r| r.outcome == Outcome::Failed).count();

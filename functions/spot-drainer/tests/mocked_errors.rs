@@ -12,7 +12,7 @@ use aws_sdk_elasticloadbalancingv2::types::{TargetDescription, TargetHealthDescr
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use serde_json::json;
 use spot_drainer::registration::Outcome;
-use spot_drainer::{drain_instance, Discovery, DrainError, Settings};
+use spot_drainer::{drain_instance, AwsClients, Discovery, DrainError, Settings};
 
 const INSTANCE: &str = "i-0123456789abcdef0";
 const TWO_PORTS: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/two-ports/1";
@@ -24,6 +24,11 @@ fn event() -> serde_json::Value {
         "detail-type": "EC2 Spot Instance Interruption Warning", "source": "aws.ec2",
         "detail": {"instance-id": INSTANCE, "instance-action": "terminate"}
     })
+}
+
+/// The clients of a drain: these EC2 and ELB mocks, and an Auto Scaling client nothing calls.
+fn clients(ec2: aws_sdk_ec2::Client, elb: &aws_sdk_elasticloadbalancingv2::Client) -> AwsClients {
+    AwsClients { ec2, elb: elb.clone(), autoscaling: mock_client!(aws_sdk_autoscaling, []) }
 }
 
 fn ec2_client() -> aws_sdk_ec2::Client {
@@ -84,7 +89,7 @@ async fn a_throttled_group_does_not_stop_the_others_and_the_drain_reports_an_err
         .retry_config(RetryConfig::standard().with_max_attempts(3).with_initial_backoff(Duration::from_millis(1))));
 
     let settings = Settings { discovery: Discovery::Tag, ..Settings::default() };
-    let error = drain_instance(&ec2_client(), &elb, &settings, &event()).await.unwrap_err();
+    let error = drain_instance(&clients(ec2_client(), &elb), &settings, &event()).await.unwrap_err();
 
     let DrainError::Incomplete(summary) = error else { panic!("expected an incomplete drain, got {error}") };
     assert_eq!(summary.count(Outcome::Deregistered), 3, "{summary:?}");
@@ -113,7 +118,7 @@ async fn a_group_whose_health_cannot_be_read_fails_the_drain_after_the_rest() {
         .retry_config(RetryConfig::standard().with_max_attempts(2).with_initial_backoff(Duration::from_millis(1))));
 
     let settings = Settings { discovery: Discovery::Tag, ..Settings::default() };
-    let error = drain_instance(&ec2_client(), &elb, &settings, &event()).await.unwrap_err();
+    let error = drain_instance(&clients(ec2_client(), &elb), &settings, &event()).await.unwrap_err();
     let DrainError::Incomplete(summary) = error else { panic!("expected an incomplete drain, got {error}") };
     assert_eq!(summary.count(Outcome::Deregistered), 3);
     assert_eq!(summary.group_problems.len(), 1);
@@ -160,7 +165,7 @@ async fn ip_targets_match_as_addresses_on_every_interface_and_delegated_prefix()
         .then_output(|| DeregisterTargetsOutput::builder().build());
     let elb = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&health, &deregister]);
     let settings = Settings { discovery: Discovery::Tag, ..Settings::default() };
-    let summary = drain_instance(&ec2_with_addresses(), &elb, &settings, &event()).await.expect("drained");
+    let summary = drain_instance(&clients(ec2_with_addresses(), &elb), &settings, &event()).await.expect("drained");
     assert_eq!(summary.count(Outcome::Deregistered), 3, "{summary:?}");
     assert_eq!(deregister.num_calls(), 1, "the three targets of this instance, exactly, in one call");
 }
@@ -187,7 +192,7 @@ async fn a_registration_is_removed_as_soon_as_its_group_is_read_not_after_the_sc
     });
     let elb = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&describe, &deregister]);
     let settings = Settings { discovery: Discovery::Tag, scan_concurrency: 1, ..Settings::default() };
-    let summary = drain_instance(&ec2_client(), &elb, &settings, &event()).await.expect("drained");
+    let summary = drain_instance(&clients(ec2_client(), &elb), &settings, &event()).await.expect("drained");
     assert_eq!(summary.count(Outcome::Deregistered), 1);
     assert_eq!(*calls.lock().unwrap(), ["describe", "deregister", "describe", "describe"]);
 }
@@ -203,7 +208,7 @@ async fn the_deadline_stops_the_scan_and_the_groups_not_reached_are_reported() {
     let pacing = Pacing { describe_rate: 1, describe_burst: 1, ..Pacing::default() };
     let settings = Settings { discovery: Discovery::Tag, scan_concurrency: 1, pacing, ..Settings::default() };
     let stop_by = tokio::time::Instant::now() + Duration::from_millis(300);
-    let error = spot_drainer::drain_instance_by(&ec2_client(), &elb, &settings, &event(), Some(stop_by)).await.unwrap_err();
+    let error = spot_drainer::drain_instance_by(&clients(ec2_client(), &elb), &settings, &spot_drainer::TargetGroupCache::default(), &event(), Some(stop_by)).await.unwrap_err();
     let DrainError::Incomplete(summary) = error else { panic!("expected an incomplete drain, got {error}") };
     assert_eq!(summary.count(Outcome::Deregistered), 1, "the group reached in time is drained");
     let not_reached: Vec<_> = summary.group_problems.iter().filter(|p| p.outcome == GroupOutcome::NotReached).collect();

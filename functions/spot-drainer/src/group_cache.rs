@@ -1,0 +1,43 @@
+//! The VPC's target groups, kept across warm invocations for a short while
+//! (`TARGET_GROUP_CACHE_SECONDS`): listing hundreds of groups costs describe calls from the
+//! account's shared ELB budget, and a burst of interruptions asks for the same list again and
+//! again. A group created after the list was taken is missed until it expires, hence short.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_elasticloadbalancingv2::Client as ElbClient;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::discovery::target_groups_in_vpc;
+use crate::error::DrainError;
+use crate::pacing::TokenBucket;
+
+#[derive(Debug, Default)]
+pub struct TargetGroupCache {
+    ttl: Duration,
+    by_vpc: Mutex<HashMap<String, (Instant, Vec<String>)>>,
+}
+
+impl TargetGroupCache {
+    /// A cache keeping lists for `ttl` (zero: every drain lists again).
+    pub fn new(ttl: Duration) -> TargetGroupCache {
+        TargetGroupCache { ttl, by_vpc: Mutex::new(HashMap::new()) }
+    }
+
+    /// The instance- and ip-type groups of `vpc_id`, listed at most once per `ttl`.
+    pub async fn groups_in_vpc(&self, elb: &ElbClient, vpc_id: &str, budget: &TokenBucket) -> Result<Vec<String>, DrainError> {
+        let mut by_vpc = self.by_vpc.lock().await;
+        if let Some((taken, groups)) = by_vpc.get(vpc_id) {
+            if taken.elapsed() < self.ttl {
+                return Ok(groups.clone());
+            }
+        }
+        let groups = target_groups_in_vpc(elb, vpc_id, budget).await?;
+        if !self.ttl.is_zero() {
+            by_vpc.insert(vpc_id.to_owned(), (Instant::now(), groups.clone()));
+        }
+        Ok(groups)
+    }
+}
