@@ -1,5 +1,8 @@
 //! spot-drainer against moto's EC2 and ELBv2: real registrations in, real registrations gone.
 
+use std::collections::BTreeSet;
+use std::time::Duration;
+
 use aws_sdk_ec2::types::Tag;
 use aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum;
 use harness_services::ec2::{create_group, launch, register, vpc_with_subnet, Instance};
@@ -217,4 +220,136 @@ async fn malformed_events_are_refused_before_any_call() {
             "{error}"
         );
     }
+}
+
+/// A VPC with three instance-type groups, two of them attached to an Auto Scaling group of two
+/// instances and one not; every instance registered in all three.
+struct AsgScene {
+    _moto: Moto,
+    aws: AwsClients,
+    counter: harness_services::call_counter::CallCounter,
+    instances: Vec<String>,
+    attached: Vec<String>,
+    unattached: String,
+}
+
+async fn asg_scene() -> AsgScene {
+    use harness_services::call_counter::CallCounter;
+    use harness_services::ec2::auto_scaling_group;
+    let moto = Moto::start();
+    let config = moto.sdk_config().await;
+    let counter = CallCounter::default();
+    let aws = AwsClients {
+        ec2: aws_sdk_ec2::Client::new(&config),
+        elb: aws_sdk_elasticloadbalancingv2::Client::from_conf(aws_sdk_elasticloadbalancingv2::config::Builder::from(&config).interceptor(counter.clone()).build()),
+        autoscaling: aws_sdk_autoscaling::Client::new(&config),
+    };
+    let (vpc_id, subnet_id) = vpc_with_subnet(&aws.ec2, "10.40").await;
+    let attached = vec![
+        create_group(&aws.elb, &vpc_id, "asg-web", TargetTypeEnum::Instance).await,
+        create_group(&aws.elb, &vpc_id, "asg-api", TargetTypeEnum::Instance).await,
+    ];
+    let unattached = create_group(&aws.elb, &vpc_id, "by-hand", TargetTypeEnum::Instance).await;
+    let instances = auto_scaling_group(&aws.autoscaling, "web-fleet", &subnet_id, 2, &attached).await;
+    assert_eq!(instances.len(), 2);
+    for group in attached.iter().chain([&unattached]) {
+        for id in &instances {
+            register(&aws.elb, group, id, 8080).await;
+        }
+    }
+    AsgScene { _moto: moto, aws, counter, instances, attached, unattached }
+}
+
+async fn targets_in(elb: &aws_sdk_elasticloadbalancingv2::Client, group: &str) -> BTreeSet<String> {
+    let health = elb.describe_target_health().target_group_arn(group).send().await.expect("describe_target_health");
+    health.target_health_descriptions().iter().filter_map(|d| d.target().and_then(|t| t.id()).map(str::to_owned)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_mode_finds_the_auto_scaling_groups_target_groups_without_a_scan() {
+    let scene = asg_scene().await;
+    let (doomed, survivor) = (&scene.instances[0], &scene.instances[1]);
+    scene.counter.reset();
+    let summary = drain_instance(&scene.aws, &settings(Discovery::Auto), &interruption(doomed)).await.expect("drained");
+    let calls = scene.counter.snapshot();
+    assert_eq!(summary.discovered_by, Some(Discovery::Asg));
+    assert_eq!(summary.count(Outcome::Deregistered), 2, "{summary:?}");
+    for group in &scene.attached {
+        assert_eq!(targets_in(&scene.aws.elb, group).await, BTreeSet::from([survivor.clone()]), "only the doomed instance left {group}");
+    }
+    assert_eq!(calls.get("DescribeTargetGroups"), None, "no scan: {calls:?}");
+    assert_eq!(calls.get("DescribeTargetHealth"), Some(&2), "only the attached groups are described: {calls:?}");
+    // The documented trade-off: a group not attached to the Auto Scaling group is not searched
+    // in auto mode (scan mode finds it).
+    assert!(targets_in(&scene.aws.elb, &scene.unattached).await.contains(doomed));
+    let scanned = drain_instance(&scene.aws, &settings(Discovery::Scan), &interruption(doomed)).await.expect("scan");
+    assert_eq!(scanned.count(Outcome::Deregistered), 1);
+    assert!(!targets_in(&scene.aws.elb, &scene.unattached).await.contains(doomed));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detaching_from_the_auto_scaling_group_keeps_its_desired_capacity() {
+    let scene = asg_scene().await;
+    let doomed = &scene.instances[0];
+    let settings = Settings { detach_from_asg: true, ..settings(Discovery::Asg) };
+    let summary = drain_instance(&scene.aws, &settings, &interruption(doomed)).await.expect("drained");
+    assert_eq!(summary.detached_from.as_deref(), Some("web-fleet"));
+    let groups = scene.aws.autoscaling.describe_auto_scaling_groups().auto_scaling_group_names("web-fleet").send().await.expect("describe");
+    let group = &groups.auto_scaling_groups()[0];
+    assert_eq!(group.desired_capacity(), Some(2), "a replacement is launched, not the capacity lowered");
+    assert!(group.instances().iter().all(|i| i.instance_id() != Some(doomed.as_str())), "detached");
+    assert!(!targets_in(&scene.aws.elb, &scene.attached[0]).await.contains(doomed));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_environment_reuses_the_vpcs_group_list_for_a_while() {
+    use spot_drainer::TargetGroupCache;
+    let scene = asg_scene().await;
+    let settings = settings(Discovery::Scan);
+    for (ttl, listings) in [(Duration::from_secs(60), 1), (Duration::ZERO, 2)] {
+        let cache = TargetGroupCache::new(ttl);
+        scene.counter.reset();
+        for id in &scene.instances {
+            spot_drainer::drain_instance_by(&scene.aws, &settings, &cache, &interruption(id), None).await.expect("drained");
+        }
+        assert_eq!(scene.counter.snapshot().get("DescribeTargetGroups"), Some(&listings), "cache of {ttl:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warnings_drained_together_share_one_search_and_one_deregistration_per_group() {
+    let scene = asg_scene().await;
+    let requests: Vec<spot_drainer::event::DrainRequest> = scene
+        .instances
+        .iter()
+        .map(|id| spot_drainer::event::DrainRequest { instance_id: id.clone(), action: spot_drainer::event::Action::Terminate })
+        .collect();
+    scene.counter.reset();
+    let results = spot_drainer::drain_requests(&scene.aws, &settings(Discovery::Scan), &spot_drainer::TargetGroupCache::default(), &requests, None).await;
+    let calls = scene.counter.snapshot();
+    for (result, id) in results.iter().zip(&scene.instances) {
+        let summary = result.as_ref().expect("drained");
+        assert_eq!((summary.instance_id.as_str(), summary.count(Outcome::Deregistered)), (id.as_str(), 3));
+    }
+    for group in scene.attached.iter().chain([&scene.unattached]) {
+        assert!(targets_in(&scene.aws.elb, group).await.is_empty());
+    }
+    assert_eq!((calls.get("DescribeTargetHealth"), calls.get("DeregisterTargets")), (Some(&3), Some(&3)), "once per group for both: {calls:?}");
+    assert_eq!(calls.get("DescribeTargetGroups"), Some(&1), "the VPC listed once for both: {calls:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_the_instance_terminated_removes_its_instance_targets_and_leaves_ip_targets() {
+    let moto = Moto::start();
+    let fleet = fleet(&moto, false).await;
+    fleet.ec2.terminate_instances().instance_ids(&fleet.doomed.id).send().await.expect("terminate");
+    let summary = drain_instance(&fleet.aws, &settings(Discovery::Scan), &interruption(&fleet.doomed.id)).await.expect("drained");
+    assert!(summary.addresses_released, "{summary:?}");
+    // Registrations by instance id are its own still: none is left (moto may drop them itself).
+    for group in &fleet.groups[..2] {
+        assert!(!targets_in(&fleet.elb, group).await.contains(&fleet.doomed.id), "{summary:?}");
+    }
+    assert!(summary.registrations.iter().all(|r| r.registration.target_id == fleet.doomed.id), "{summary:?}");
+    // Its address may already be another instance's: the ip target is left to the health checks.
+    assert!(targets_in(&fleet.elb, &fleet.groups[2]).await.contains(&fleet.doomed.ip));
 }

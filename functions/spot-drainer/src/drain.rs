@@ -68,6 +68,7 @@ pub async fn drain_requests(
         }
     }
     let budget = ElbBudget::new(&settings.pacing);
+    let started = Instant::now();
     let described = future::join_all(instance_ids.iter().map(|id| describe_instance(&aws.ec2, id))).await;
 
     // Each instance found: where to look. Failures and vanished instances are settled here.
@@ -86,6 +87,7 @@ pub async fn drain_requests(
             }
             Ok(Some(facts)) => {
                 summary.instance_found = true;
+                summary.addresses_released = facts.addresses_released;
                 draining.push(Draining { facts, summary });
             }
         }
@@ -100,7 +102,7 @@ pub async fn drain_requests(
         }))
         .await;
     }
-    let discovered = future::join_all(draining.iter().map(|d| target_groups_to_search(aws, settings, cache, &budget, &d.facts))).await;
+    let discovered = future::join_all(draining.iter().map(|d| target_groups_to_search(aws, settings, cache, &budget, started, &d.facts))).await;
 
     // Which instances each group is searched for.
     let mut interested: BTreeMap<String, Vec<usize>> = BTreeMap::new();
@@ -206,6 +208,7 @@ async fn target_groups_to_search(
     settings: &Settings,
     cache: &TargetGroupCache,
     budget: &ElbBudget,
+    started: Instant,
     instance: &InstanceFacts,
 ) -> Result<(Discovery, Vec<String>), DrainError> {
     let tag = instance.tags.get(&settings.target_group_tag_key).filter(|value| !value.trim().is_empty());
@@ -214,7 +217,7 @@ async fn target_groups_to_search(
             tracing::warn!(instance_id = %instance.instance_id, "instance has no VPC (EC2-Classic?); nothing to scan");
             return Ok((Discovery::Scan, Vec::new()));
         };
-        Ok((Discovery::Scan, cache.groups_in_vpc(&aws.elb, vpc_id, &budget.describe).await?))
+        Ok((Discovery::Scan, cache.groups_in_vpc(&aws.elb, vpc_id, &budget.describe, started).await?))
     };
     match settings.discovery {
         Discovery::Tag => {

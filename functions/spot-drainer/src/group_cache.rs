@@ -26,18 +26,18 @@ impl TargetGroupCache {
         TargetGroupCache { ttl, by_vpc: Mutex::new(HashMap::new()) }
     }
 
-    /// The instance- and ip-type groups of `vpc_id`, listed at most once per `ttl`.
-    pub async fn groups_in_vpc(&self, elb: &ElbClient, vpc_id: &str, budget: &TokenBucket) -> Result<Vec<String>, DrainError> {
+    /// The instance- and ip-type groups of `vpc_id`, listed at most once per `ttl`; a list
+    /// taken since `fresh_since` (by this drain) is used whatever the `ttl`.
+    pub async fn groups_in_vpc(&self, elb: &ElbClient, vpc_id: &str, budget: &TokenBucket, fresh_since: Instant) -> Result<Vec<String>, DrainError> {
+        // Held while listing: instances of one VPC drained together wait for one list.
         let mut by_vpc = self.by_vpc.lock().await;
         if let Some((taken, groups)) = by_vpc.get(vpc_id) {
-            if taken.elapsed() < self.ttl {
+            if taken.elapsed() < self.ttl || *taken >= fresh_since {
                 return Ok(groups.clone());
             }
         }
         let groups = target_groups_in_vpc(elb, vpc_id, budget).await?;
-        if !self.ttl.is_zero() {
-            by_vpc.insert(vpc_id.to_owned(), (Instant::now(), groups.clone()));
-        }
+        by_vpc.insert(vpc_id.to_owned(), (Instant::now(), groups.clone()));
         Ok(groups)
     }
 }

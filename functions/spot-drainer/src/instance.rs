@@ -18,6 +18,9 @@ pub struct InstanceFacts {
     /// is an address of this instance too.
     pub prefixes: Vec<IpPrefix>,
     pub tags: HashMap<String, String>,
+    /// Terminated: its interfaces, and so its addresses, are released (and may already be
+    /// another instance's), so only targets naming its id are its own.
+    pub addresses_released: bool,
 }
 
 impl InstanceFacts {
@@ -104,12 +107,17 @@ pub async fn describe_instance(
         .iter()
         .filter_map(|tag| Some((tag.key()?.to_owned(), tag.value().unwrap_or_default().to_owned())))
         .collect();
+    let addresses_released = instance.state().and_then(|s| s.name()) == Some(&aws_sdk_ec2::types::InstanceStateName::Terminated);
+    if addresses_released {
+        tracing::warn!(%instance_id, "instance already terminated: its addresses may be another's now, so ip targets are left to the health checks");
+    }
     Ok(Some(InstanceFacts {
         instance_id: instance_id.to_owned(),
         vpc_id: instance.vpc_id().map(str::to_owned),
-        addresses,
-        prefixes,
+        addresses: if addresses_released { Vec::new() } else { addresses },
+        prefixes: if addresses_released { Vec::new() } else { prefixes },
         tags,
+        addresses_released,
     }))
 }
 

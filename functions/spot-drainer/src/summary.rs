@@ -40,6 +40,10 @@ pub struct DrainSummary {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detached_from: Option<String>,
     pub instance_found: bool,
+    /// Already terminated when drained (a late retry): ip targets could not be told apart from
+    /// another instance's and were left.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub addresses_released: bool,
     pub registrations: Vec<RegistrationOutcome>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub group_problems: Vec<GroupProblem>,
@@ -55,6 +59,7 @@ impl DrainSummary {
             discovered_by: None,
             detached_from: None,
             instance_found: false,
+            addresses_released: false,
             registrations: Vec::new(),
             group_problems: Vec::new(),
         }

@@ -216,3 +216,38 @@ async fn the_deadline_stops_the_scan_and_the_groups_not_reached_are_reported() {
     assert_eq!(describe.num_calls(), 1, "no group is described after the deadline");
     assert_eq!(summary.failures(), 2, "so Lambda retries the event for what is left");
 }
+
+#[tokio::test]
+async fn groups_attached_as_traffic_sources_are_found_through_the_auto_scaling_group() {
+    use aws_sdk_autoscaling::operation::describe_auto_scaling_groups::DescribeAutoScalingGroupsOutput;
+    use aws_sdk_autoscaling::types::{AutoScalingGroup, TrafficSourceIdentifier};
+    const VIA_TRAFFIC: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/via-traffic-source/9";
+    let describe_instance = mock!(aws_sdk_ec2::Client::describe_instances).then_output(|| {
+        let tag = Tag::builder().key("aws:autoscaling:groupName").value("fleet").build();
+        let instance = Instance::builder().instance_id(INSTANCE).vpc_id("vpc-1").private_ip_address("10.0.0.5").tags(tag).build();
+        DescribeInstancesOutput::builder().reservations(Reservation::builder().instances(instance).build()).build()
+    });
+    let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&describe_instance]);
+    // No TargetGroupARNs: the group is attached the newer way, as a traffic source, beside a
+    // Classic Load Balancer, which is not a target group.
+    let describe_group = mock!(aws_sdk_autoscaling::Client::describe_auto_scaling_groups)
+        .match_requests(|r| r.auto_scaling_group_names() == ["fleet"])
+        .then_output(|| {
+            let elbv2 = TrafficSourceIdentifier::builder().identifier(VIA_TRAFFIC).r#type("elbv2").build();
+            let classic = TrafficSourceIdentifier::builder().identifier("classic-lb").r#type("elb").build();
+            let group = AutoScalingGroup::builder().auto_scaling_group_name("fleet").traffic_sources(elbv2).traffic_sources(classic).build();
+            DescribeAutoScalingGroupsOutput::builder().auto_scaling_groups(group).build()
+        });
+    let autoscaling = mock_client!(aws_sdk_autoscaling, RuleMode::MatchAny, [&describe_group]);
+    let describe = health_rule(VIA_TRAFFIC, &[8080]);
+    let deregister = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets)
+        .match_requests(|r| r.target_group_arn() == Some(VIA_TRAFFIC))
+        .then_output(|| DeregisterTargetsOutput::builder().build());
+    let elb = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&describe, &deregister]);
+    let aws = AwsClients { ec2, elb, autoscaling };
+    let summary = drain_instance(&aws, &Settings { discovery: Discovery::Auto, ..Settings::default() }, &event()).await.expect("drained");
+    assert_eq!(summary.discovered_by, Some(Discovery::Asg));
+    assert_eq!(summary.count(Outcome::Deregistered), 1, "{summary:?}");
+    assert_eq!(summary.registrations[0].registration.target_group_arn, VIA_TRAFFIC);
+    assert_eq!((describe.num_calls(), deregister.num_calls()), (1, 1));
+}

@@ -1,4 +1,5 @@
-//! Staging EC2 and ELBv2 in moto: a VPC with a subnet, instances, target groups, registrations.
+//! Staging EC2, ELBv2 and Auto Scaling in moto: a VPC with a subnet, instances, target groups,
+//! registrations, an Auto Scaling group.
 
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetDescription, TargetTypeEnum};
@@ -81,4 +82,32 @@ pub async fn instance_in_groups(
         arns.push(arn);
     }
     (instance_id, arns)
+}
+
+/// An Auto Scaling group `name` of `size` instances in the subnet, with `target_groups`
+/// attached; returns its instances' ids (moto tags each with `aws:autoscaling:groupName`).
+pub async fn auto_scaling_group(autoscaling: &aws_sdk_autoscaling::Client, name: &str, subnet_id: &str, size: i32, target_groups: &[String]) -> Vec<String> {
+    let config = format!("{name}-config");
+    autoscaling
+        .create_launch_configuration()
+        .launch_configuration_name(&config)
+        .image_id(IMAGE_ID)
+        .instance_type("t3.micro")
+        .send()
+        .await
+        .expect("create_launch_configuration");
+    autoscaling
+        .create_auto_scaling_group()
+        .auto_scaling_group_name(name)
+        .launch_configuration_name(&config)
+        .min_size(size)
+        .max_size(size + 2)
+        .desired_capacity(size)
+        .vpc_zone_identifier(subnet_id)
+        .set_target_group_arns(Some(target_groups.to_vec()))
+        .send()
+        .await
+        .expect("create_auto_scaling_group");
+    let groups = autoscaling.describe_auto_scaling_groups().auto_scaling_group_names(name).send().await.expect("describe_auto_scaling_groups");
+    groups.auto_scaling_groups()[0].instances().iter().filter_map(|i| i.instance_id().map(str::to_owned)).collect()
 }
