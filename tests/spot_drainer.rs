@@ -353,3 +353,42 @@ async fn a_retry_after_the_instance_terminated_removes_its_instance_targets_and_
     // Its address may already be another instance's: the ip target is left to the health checks.
     assert!(targets_in(&fleet.elb, &fleet.groups[2]).await.contains(&fleet.doomed.ip));
 }
+
+/// An SQS event as Lambda's event source delivers it (the record of events/, one per body).
+fn sqs_batch(bodies: &[(String, String)]) -> Value {
+    let fixture = harness_runtime::paths::read_event("spot-warnings-sqs-batch.json");
+    let records: Vec<Value> = bodies
+        .iter()
+        .map(|(id, body)| {
+            let mut record = fixture["Records"][0].clone();
+            record["messageId"] = json!(id);
+            record["body"] = json!(body);
+            record
+        })
+        .collect();
+    json!({"Records": records})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_warnings_is_drained_in_one_search_and_only_the_bad_record_is_retried() {
+    use spot_drainer::{handle_event, Handled, TargetGroupCache};
+    let scene = asg_scene().await;
+    let mut bodies: Vec<(String, String)> = scene.instances.iter().enumerate().map(|(i, id)| (format!("m-{i}"), interruption(id).to_string())).collect();
+    bodies.push(("m-bad".into(), "{\"not\": \"an EventBridge event\"}".into()));
+    // The same warning twice (EventBridge delivers at least once): one drain.
+    bodies.push(("m-again".into(), interruption(&scene.instances[0]).to_string()));
+    scene.counter.reset();
+    let handled = handle_event(&scene.aws, None, &settings(Discovery::Scan), &TargetGroupCache::default(), &sqs_batch(&bodies), None).await;
+    let calls = scene.counter.snapshot();
+    let Handled::Batch { response, results } = handled else { panic!("an SQS event is a batch") };
+    let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    assert_eq!(failed, ["m-bad"]);
+    assert_eq!(results.len(), 4);
+    assert!(matches!(results[2], Err(DrainError::MalformedEvent(_))));
+    for group in scene.attached.iter().chain([&scene.unattached]) {
+        assert!(targets_in(&scene.aws.elb, group).await.is_empty(), "both instances drained from {group}");
+    }
+    assert_eq!((calls.get("DescribeTargetHealth"), calls.get("DeregisterTargets")), (Some(&3), Some(&3)), "{calls:?}");
+    let answer = serde_json::to_value(&response).expect("json");
+    assert_eq!(answer, json!({"batchItemFailures": [{"itemIdentifier": "m-bad"}]}), "the shape Lambda's SQS source reads");
+}

@@ -288,7 +288,13 @@ fn no_role_gets_vpc_access_without_a_vpc_nor_a_wildcard_its_actions_do_not_need(
             assert!(condition == "RotationInVpc" || condition == "MqInVpc", "{role}: VPC access only with a VPC: {managed}");
         }
         // Resource "*" only where the action supports no resource-level scoping.
-        let unscoped = ["ec2:DescribeInstances", "elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth", "secretsmanager:GetRandomPassword"];
+        let unscoped = [
+            "ec2:DescribeInstances",
+            "elasticloadbalancing:DescribeTargetGroups",
+            "elasticloadbalancing:DescribeTargetHealth",
+            "autoscaling:DescribeAutoScalingGroups",
+            "secretsmanager:GetRandomPassword",
+        ];
         for statement in role_statements(&template, role) {
             if statement["Resource"] == "*" {
                 for action in actions(&statement) {
@@ -306,20 +312,44 @@ fn no_role_gets_vpc_access_without_a_vpc_nor_a_wildcard_its_actions_do_not_need(
 }
 
 #[test]
-fn spot_drainer_may_deregister_only_from_target_groups_and_reports_to_its_destinations() {
+fn spot_drainer_takes_warnings_from_its_queue_in_batches_and_may_deregister_only_from_target_groups() {
     let template = translated();
     let statements = role_statements(&template, "SpotDrainerRole");
     let deregister: Vec<_> = statements.iter().filter(|s| actions(s).iter().any(|a| a == "elasticloadbalancing:DeregisterTargets")).collect();
     assert_eq!(deregister.len(), 1, "{deregister:?}");
     assert!(deregister[0]["Resource"].to_string().contains(":targetgroup/"), "{}", deregister[0]);
-    let sends: Vec<_> = statements.iter().filter(|s| actions(s).iter().any(|a| a.starts_with("sqs:"))).collect();
-    assert_eq!(sends.len(), 1, "{sends:?}");
-    assert_eq!(sends[0]["Resource"], json!({"Fn::GetAtt": ["SpotDrainerFailedEvents", "Arn"]}));
-    assert_eq!(actions(sends[0]), ["sqs:SendMessage"]);
+    let queue_access: Vec<_> = statements.iter().filter(|s| actions(s).iter().any(|a| a.starts_with("sqs:"))).collect();
+    assert_eq!(queue_access.len(), 1, "{queue_access:?}");
+    assert_eq!(queue_access[0]["Resource"], json!({"Fn::GetAtt": ["SpotWarningsQueue", "Arn"]}));
+    assert!(!actions(queue_access[0]).contains(&"sqs:SendMessage".to_owned()));
     assert_eq!(by_sid(&statements, "DrainSummaries")["Resource"], json!({"Ref": "SpotInterruptionNotices"}));
-    let destinations = &template["Resources"]["SpotDrainerFunctionEventInvokeConfig"]["Properties"]["DestinationConfig"];
-    assert_eq!(destinations["OnSuccess"]["Destination"], json!({"Ref": "SpotInterruptionNotices"}), "{destinations}");
-    assert_eq!(destinations["OnFailure"]["Destination"], json!({"Fn::GetAtt": ["SpotDrainerFailedEvents", "Arn"]}));
+    // Detaching is granted only with the parameter, and only on Auto Scaling groups.
+    let detach = by_sid(&statements, "DetachFromAsg");
+    assert!(detach["Resource"].to_string().contains(":autoScalingGroup:"), "{detach}");
+    let policies = template["Resources"]["SpotDrainerRole"]["Properties"]["Policies"].to_string();
+    assert!(policies.contains(r#"{"Fn::If":["SpotDetachFromAsg""#), "{policies}");
+
+    // EventBridge -> the queue -> the function, batched, with partial batch failures; what keeps
+    // failing moves to the failed-events queue, which the operators' alarm watches.
+    let resources = &template["Resources"];
+    for rule in ["SpotInterruptionRule", "SpotRebalanceRule"] {
+        let targets = resources[rule]["Properties"]["Targets"].to_string();
+        assert!(targets.contains("SpotWarningsQueue") && !targets.contains("SpotDrainerFunction"), "{rule}: {targets}");
+    }
+    let mapping = resources.as_object().expect("resources").values().find(|r| r["Type"] == "AWS::Lambda::EventSourceMapping" && r["Properties"]["EventSourceArn"].to_string().contains("SpotWarningsQueue")).expect("the queue's mapping");
+    let properties = &mapping["Properties"];
+    assert_eq!(properties["FunctionResponseTypes"], json!(["ReportBatchItemFailures"]));
+    assert_eq!(properties["MaximumBatchingWindowInSeconds"], json!({"Ref": "SpotBatchingWindowSeconds"}));
+    assert_eq!((properties["BatchSize"].as_i64(), properties["ScalingConfig"]["MaximumConcurrency"].as_i64()), (Some(10), Some(2)));
+    let queue = &resources["SpotWarningsQueue"]["Properties"];
+    assert_eq!(queue["RedrivePolicy"]["deadLetterTargetArn"], json!({"Fn::GetAtt": ["SpotDrainerFailedEvents", "Arn"]}));
+    let timeout = resources["SpotDrainerFunction"]["Properties"]["Timeout"].as_i64().expect("timeout");
+    assert!(queue["VisibilityTimeout"].as_i64().expect("visibility") >= timeout, "Lambda refuses a visibility timeout below the function's");
+    let variables = &resources["SpotDrainerFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(variables["NOTICES_TOPIC_ARN"], json!({"Ref": "SpotInterruptionNotices"}));
+    assert!(resources.get("SpotDrainerFunctionEventInvokeConfig").is_none(), "no asynchronous invocation is left to configure");
+    let policy = resources["SpotWarningsQueuePolicy"]["Properties"]["PolicyDocument"].to_string();
+    assert!(policy.contains("SpotInterruptionRule") && policy.contains("events.amazonaws.com"), "{policy}");
 }
 
 #[test]

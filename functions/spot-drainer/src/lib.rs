@@ -10,8 +10,10 @@ pub mod drain;
 pub mod error;
 pub mod event;
 pub mod group_cache;
+pub mod handler;
 pub mod instance;
 pub mod metrics;
+pub mod notices;
 pub mod pacing;
 pub mod registration;
 pub mod settings;
@@ -19,6 +21,7 @@ pub mod summary;
 
 pub use clients::AwsClients;
 pub use drain::{drain_instance, drain_instance_by, drain_requests};
+pub use handler::{handle_event, Handled};
 pub use group_cache::TargetGroupCache;
 pub use error::DrainError;
 pub use settings::{Discovery, Settings};

@@ -45,6 +45,8 @@ pub struct Settings {
     pub detach_from_asg: bool,
     /// How long a VPC's list of target groups is reused by later drains in this environment.
     pub target_group_cache_ttl: std::time::Duration,
+    /// Where drain summaries are published (`NOTICES_TOPIC_ARN`).
+    pub notices_topic_arn: Option<String>,
 }
 
 /// The function's own ELB budgets: `ELB_DESCRIBE_RATE`/`ELB_DESCRIBE_BURST` and
@@ -74,6 +76,7 @@ impl Default for Settings {
             pacing: Pacing::default(),
             detach_from_asg: false,
             target_group_cache_ttl: std::time::Duration::from_secs(30),
+            notices_topic_arn: None,
         }
     }
 }
@@ -117,7 +120,8 @@ impl Settings {
                 text.trim().parse::<u64>().map_err(|_| format!("TARGET_GROUP_CACHE_SECONDS is {text:?}; expected a whole number of seconds"))?,
             ),
         };
-        Ok(Settings { discovery, target_group_tag_key, scan_concurrency, pacing, detach_from_asg, target_group_cache_ttl })
+        let notices_topic_arn = lookup("NOTICES_TOPIC_ARN").map(|arn| arn.trim().to_owned()).filter(|arn| !arn.is_empty());
+        Ok(Settings { discovery, target_group_tag_key, scan_concurrency, pacing, detach_from_asg, target_group_cache_ttl, notices_topic_arn })
     }
 
     pub fn from_env() -> Result<Self, String> {

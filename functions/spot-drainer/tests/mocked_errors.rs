@@ -251,3 +251,34 @@ async fn groups_attached_as_traffic_sources_are_found_through_the_auto_scaling_g
     assert_eq!(summary.registrations[0].registration.target_group_arn, VIA_TRAFFIC);
     assert_eq!((describe.num_calls(), deregister.num_calls()), (1, 1));
 }
+
+#[tokio::test]
+async fn each_drains_summary_is_published_to_the_notices_topic() {
+    use aws_sdk_sns::operation::publish_batch::PublishBatchOutput;
+    let publish = mock!(aws_sdk_sns::Client::publish_batch)
+        .match_requests(|r| {
+            let entries = r.publish_batch_request_entries();
+            r.topic_arn() == Some("arn:aws:sns:us-east-1:123456789012:notices")
+                && entries.len() == 1
+                && entries[0].message().contains(INSTANCE) && entries[0].message().contains("\"deregistered\"")
+                && entries[0].message_attributes().and_then(|a| a.get("outcome")).and_then(|v| v.string_value()) == Some("drained")
+        })
+        .then_output(|| PublishBatchOutput::builder().build());
+    let sns = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&publish]);
+    let describe = health_rule(TWO_PORTS, &[80]);
+    let others = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health).then_output(health(&[]));
+    let deregister = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets).then_output(|| DeregisterTargetsOutput::builder().build());
+    let elb = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&describe, &others, &deregister]);
+    let settings = Settings { discovery: Discovery::Tag, ..Settings::default() };
+    let handled = spot_drainer::handle_event(
+        &clients(ec2_client(), &elb),
+        Some((&sns, "arn:aws:sns:us-east-1:123456789012:notices")),
+        &settings,
+        &spot_drainer::TargetGroupCache::default(),
+        &event(),
+        None,
+    )
+    .await;
+    assert!(matches!(handled, spot_drainer::Handled::Single(Ok(_))));
+    assert_eq!(publish.num_calls(), 1, "one summary, published once, as the rule matched it");
+}
