@@ -322,7 +322,7 @@ async fn warnings_drained_together_share_one_search_and_one_deregistration_per_g
     let requests: Vec<spot_drainer::event::DrainRequest> = scene
         .instances
         .iter()
-        .map(|id| spot_drainer::event::DrainRequest { instance_id: id.clone(), action: spot_drainer::event::Action::Terminate })
+        .map(|id| spot_drainer::event::DrainRequest::notice(id, spot_drainer::event::Action::Terminate))
         .collect();
     scene.counter.reset();
     let results = spot_drainer::drain_requests(&scene.aws, &settings(Discovery::Scan), &spot_drainer::TargetGroupCache::default(), &requests, None).await;

@@ -82,7 +82,8 @@ fn every_function_keeps_its_report_lines_in_a_log_group_that_expires() {
     let template = translated();
     let resources = template["Resources"].as_object().expect("resources");
     let functions: Vec<_> = resources.iter().filter(|(_, r)| r["Type"] == "AWS::Lambda::Function").collect();
-    assert_eq!(functions.len(), 4);
+    // The four, and spot-drainer's lifecycle-hook twin (same binary, longer timeout).
+    assert_eq!(functions.len(), 5);
     for (name, function) in functions {
         let logging = &function["Properties"]["LoggingConfig"];
         // Lambda writes START/REPORT (Init Duration, Max Memory Used) at INFO.
@@ -134,6 +135,10 @@ fn large_bodies_have_a_private_encrypted_bucket_that_outlives_the_stack_and_expi
     assert_eq!(s3_actions, ["s3:PutObject"], "no other S3 permission");
     let policy = template["Resources"]["MqBodyBucketPolicy"]["Properties"]["PolicyDocument"].to_string();
     assert!(policy.contains("aws:SecureTransport") && policy.contains("Deny"), "{policy}");
+}
+
+fn policies_text(template: &Value) -> String {
+    template["Resources"]["SpotDrainerRole"]["Properties"]["Policies"].to_string()
 }
 
 /// The statements of an explicit role's inline policies; a policy under `Fn::If` counts with its
@@ -318,16 +323,28 @@ fn spot_drainer_takes_warnings_from_its_queue_in_batches_and_may_deregister_only
     let deregister: Vec<_> = statements.iter().filter(|s| actions(s).iter().any(|a| a == "elasticloadbalancing:DeregisterTargets")).collect();
     assert_eq!(deregister.len(), 1, "{deregister:?}");
     assert!(deregister[0]["Resource"].to_string().contains(":targetgroup/"), "{}", deregister[0]);
-    let queue_access: Vec<_> = statements.iter().filter(|s| actions(s).iter().any(|a| a.starts_with("sqs:"))).collect();
-    assert_eq!(queue_access.len(), 1, "{queue_access:?}");
-    assert_eq!(queue_access[0]["Resource"], json!({"Fn::GetAtt": ["SpotWarningsQueue", "Arn"]}));
-    assert!(!actions(queue_access[0]).contains(&"sqs:SendMessage".to_owned()));
+    let queue_access = by_sid(&statements, "TakeWarnings");
+    assert_eq!(queue_access["Resource"], json!({"Fn::GetAtt": ["SpotWarningsQueue", "Arn"]}));
+    assert!(!actions(&queue_access).contains(&"sqs:SendMessage".to_owned()));
+    // Sending is only for the lifecycle function's failures, to the failed-events queue.
+    let sends: Vec<_> = statements.iter().filter(|s| actions(s).contains(&"sqs:SendMessage".to_owned())).collect();
+    assert_eq!(sends.len(), 1);
+    assert_eq!(sends[0]["Resource"], json!({"Fn::GetAtt": ["SpotDrainerFailedEvents", "Arn"]}));
+    let lifecycle = by_sid(&statements, "LifecycleActions");
+    assert_eq!(actions(&lifecycle), ["autoscaling:CompleteLifecycleAction", "autoscaling:RecordLifecycleActionHeartbeat"]);
+    assert!(policies_text(&template).contains(r#"{"Fn::If":["SpotLifecycleHooks""#));
+    // Lifecycle actions: opt-in, their own rule, the longer timeout, failures to the queue.
+    let resources = &template["Resources"];
+    assert_eq!(resources["SpotDrainerLifecycleFunction"]["Condition"], "SpotLifecycleHooks");
+    assert_eq!(resources["SpotDrainerLifecycleFunction"]["Properties"]["Timeout"], 900);
+    let rule = resources.as_object().expect("resources").values().find(|r| r["Type"] == "AWS::Events::Rule" && r["Properties"]["EventPattern"].to_string().contains("EC2 Instance-terminate Lifecycle Action")).expect("the lifecycle rule");
+    assert!(rule["Properties"]["Targets"].to_string().contains("SpotDrainerLifecycleFunction"));
+    assert_eq!(rule["Condition"], "SpotLifecycleHooks");
     assert_eq!(by_sid(&statements, "DrainSummaries")["Resource"], json!({"Ref": "SpotInterruptionNotices"}));
     // Detaching is granted only with the parameter, and only on Auto Scaling groups.
     let detach = by_sid(&statements, "DetachFromAsg");
     assert!(detach["Resource"].to_string().contains(":autoScalingGroup:"), "{detach}");
-    let policies = template["Resources"]["SpotDrainerRole"]["Properties"]["Policies"].to_string();
-    assert!(policies.contains(r#"{"Fn::If":["SpotDetachFromAsg""#), "{policies}");
+    assert!(policies_text(&template).contains(r#"{"Fn::If":["SpotDetachFromAsg""#));
 
     // EventBridge -> the queue -> the function, batched, with partial batch failures; what keeps
     // failing moves to the failed-events queue, which the operators' alarm watches.

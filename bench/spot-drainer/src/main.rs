@@ -63,7 +63,7 @@ async fn register_all(elb: &aws_sdk_elasticloadbalancingv2::Client, groups: &[St
 }
 
 async fn measure(front: &AwsFront, aws: &AwsClients, settings: &Settings, instances: &[String]) -> (Duration, BTreeMap<String, usize>, BTreeMap<String, usize>) {
-    let requests: Vec<DrainRequest> = instances.iter().map(|id| DrainRequest { instance_id: id.clone(), action: Action::Terminate }).collect();
+    let requests: Vec<DrainRequest> = instances.iter().map(|id| DrainRequest::notice(id, Action::Terminate)).collect();
     front.reset();
     let start = Instant::now();
     let results = drain_requests(aws, settings, &TargetGroupCache::default(), &requests, None).await;

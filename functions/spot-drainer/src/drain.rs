@@ -2,7 +2,7 @@
 //! instances at once (the warnings of one coalesced batch) share one search: each target group
 //! is described once, and deregistered from in one call for all of them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use futures::{future, stream, StreamExt};
@@ -41,6 +41,9 @@ pub async fn drain_instance_by(
     stop_by: Option<Instant>,
 ) -> Result<DrainSummary, DrainError> {
     let request = parse_drain_request(event)?;
+    if let Some(action) = &request.lifecycle {
+        return crate::lifecycle::drain_for_lifecycle(aws, settings, cache, &request, action, stop_by).await;
+    }
     let mut results = drain_requests(aws, settings, cache, std::slice::from_ref(&request), stop_by).await;
     results.pop().unwrap_or_else(|| Err(DrainError::MalformedEvent("no drain request".into())))
 }
@@ -59,6 +62,19 @@ pub async fn drain_requests(
     settings: &Settings,
     cache: &TargetGroupCache,
     requests: &[DrainRequest],
+    stop_by: Option<Instant>,
+) -> Vec<Result<DrainSummary, DrainError>> {
+    drain_requests_except(aws, settings, cache, requests, &BTreeSet::new(), stop_by).await
+}
+
+/// As [`drain_requests`], leaving out the groups in `except` (those Auto Scaling drains itself
+/// before a lifecycle hook's wait); with any, `auto` does not resolve to the Auto Scaling group.
+pub async fn drain_requests_except(
+    aws: &AwsClients,
+    settings: &Settings,
+    cache: &TargetGroupCache,
+    requests: &[DrainRequest],
+    except: &BTreeSet<String>,
     stop_by: Option<Instant>,
 ) -> Vec<Result<DrainSummary, DrainError>> {
     let mut instance_ids: Vec<&str> = Vec::new();
@@ -102,7 +118,7 @@ pub async fn drain_requests(
         }))
         .await;
     }
-    let discovered = future::join_all(draining.iter().map(|d| target_groups_to_search(aws, settings, cache, &budget, started, &d.facts))).await;
+    let discovered = future::join_all(draining.iter().map(|d| target_groups_to_search(aws, settings, cache, &budget, started, except, &d.facts))).await;
 
     // Which instances each group is searched for.
     let mut interested: BTreeMap<String, Vec<usize>> = BTreeMap::new();
@@ -114,7 +130,7 @@ pub async fn drain_requests(
             }
             Ok((discovered_by, groups)) => {
                 d.summary.discovered_by = Some(discovered_by);
-                for group in groups {
+                for group in groups.into_iter().filter(|g| !except.contains(g)) {
                     let for_group = interested.entry(group).or_default();
                     if !for_group.contains(&searching.len()) {
                         for_group.push(searching.len());
@@ -209,6 +225,7 @@ async fn target_groups_to_search(
     cache: &TargetGroupCache,
     budget: &ElbBudget,
     started: Instant,
+    except: &BTreeSet<String>,
     instance: &InstanceFacts,
 ) -> Result<(Discovery, Vec<String>), DrainError> {
     let tag = instance.tags.get(&settings.target_group_tag_key).filter(|value| !value.trim().is_empty());
@@ -239,7 +256,7 @@ async fn target_groups_to_search(
             if let Some(value) = tag {
                 return Ok((Discovery::Tag, target_group_arns_from_tag(value)));
             }
-            if let Some(group) = asg::group_of(instance) {
+            if let Some(group) = asg::group_of(instance).filter(|_| except.is_empty()) {
                 // An Auto Scaling group with groups attached names them; one without, or one that
                 // cannot be read, leaves the scan, which finds registrations made by others too.
                 match asg::target_groups_of(&aws.autoscaling, group).await {
@@ -254,7 +271,7 @@ async fn target_groups_to_search(
 }
 
 /// Logs the summary as one structured line and turns failures into an error.
-fn finish(summary: DrainSummary) -> Result<DrainSummary, DrainError> {
+pub(crate) fn finish(summary: DrainSummary) -> Result<DrainSummary, DrainError> {
     let line = serde_json::to_string(&summary).unwrap_or_default();
     if summary.failures() > 0 {
         tracing::error!(summary = %line, "drain incomplete");

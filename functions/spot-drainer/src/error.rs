@@ -7,7 +7,7 @@ use crate::summary::DrainSummary;
 pub enum DrainError {
     #[error("malformed event: {0}")]
     MalformedEvent(String),
-    #[error("unsupported event: detail-type {0:?} is neither an EC2 Spot Instance Interruption Warning nor an EC2 Instance Rebalance Recommendation")]
+    #[error("unsupported event: detail-type {0:?} is not an EC2 Spot Instance Interruption Warning, an EC2 Instance Rebalance Recommendation or an EC2 Instance-terminate Lifecycle Action")]
     UnsupportedEvent(String),
     #[error("describing instance {instance_id}: {message}")]
     DescribeInstance { instance_id: String, message: String },
@@ -15,6 +15,12 @@ pub enum DrainError {
     ListTargetGroups(String),
     #[error("describing Auto Scaling group {group}: {message}")]
     DescribeAutoScalingGroup { group: String, message: String },
+    /// A lifecycle hook's targets were still draining when the invocation had to end; the hook
+    /// was heart-beaten, and the retried event waits on.
+    #[error("{instance_id}: {targets} target(s) still draining; the lifecycle action stays open for the retry")]
+    StillDraining { instance_id: String, targets: usize },
+    #[error("lifecycle action: {0}")]
+    LifecycleAction(String),
     /// Some registrations could not be found or removed; the summary says which.
     #[error("drain of {} incomplete: {} step(s) failed", .0.instance_id, .0.failures())]
     Incomplete(Box<DrainSummary>),
@@ -38,6 +44,8 @@ impl DrainError {
             DrainError::DescribeInstance { .. } => "DescribeInstanceFailed",
             DrainError::ListTargetGroups(_) => "ListTargetGroupsFailed",
             DrainError::DescribeAutoScalingGroup { .. } => "DescribeAutoScalingGroupFailed",
+            DrainError::StillDraining { .. } => "StillDraining",
+            DrainError::LifecycleAction(_) => "LifecycleActionFailed",
             DrainError::Incomplete(_) => "DrainIncomplete",
         }
     }

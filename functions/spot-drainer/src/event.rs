@@ -8,12 +8,13 @@ use serde_json::Value;
 pub enum EventError {
     #[error("malformed event: {0}")]
     Malformed(String),
-    #[error("unsupported event: detail-type {0:?} is neither an EC2 Spot Instance Interruption Warning nor an EC2 Instance Rebalance Recommendation")]
+    #[error("unsupported event: detail-type {0:?} is not an EC2 Spot Instance Interruption Warning, an EC2 Instance Rebalance Recommendation or an EC2 Instance-terminate Lifecycle Action")]
     Unsupported(String),
 }
 
 pub const INTERRUPTION_WARNING: &str = "EC2 Spot Instance Interruption Warning";
 pub const REBALANCE_RECOMMENDATION: &str = "EC2 Instance Rebalance Recommendation";
+pub const TERMINATE_LIFECYCLE_ACTION: &str = "EC2 Instance-terminate Lifecycle Action";
 
 /// Why the instance is being drained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -23,6 +24,8 @@ pub enum Action {
     Stop,
     Hibernate,
     Rebalance,
+    /// An Auto Scaling lifecycle hook on termination (scale-in, instance refresh).
+    ScaleIn,
 }
 
 /// What one event asks for: drain this instance, for this reason.
@@ -30,6 +33,23 @@ pub enum Action {
 pub struct DrainRequest {
     pub instance_id: String,
     pub action: Action,
+    /// Set for a lifecycle hook: the action to complete once the instance has drained.
+    pub lifecycle: Option<LifecycleAction>,
+}
+
+/// The lifecycle action Auto Scaling waits on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LifecycleAction {
+    pub group: String,
+    pub hook: String,
+    pub token: String,
+}
+
+impl DrainRequest {
+    /// A drain of `instance_id` for an EC2 notice (no lifecycle action to complete).
+    pub fn notice(instance_id: &str, action: Action) -> DrainRequest {
+        DrainRequest { instance_id: instance_id.to_owned(), action, lifecycle: None }
+    }
 }
 
 #[derive(Deserialize)]
@@ -48,6 +68,34 @@ struct Detail {
     instance_action: Option<String>,
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct LifecycleDetail {
+    #[serde(rename = "EC2InstanceId")]
+    ec2_instance_id: Option<String>,
+    auto_scaling_group_name: Option<String>,
+    lifecycle_hook_name: Option<String>,
+    lifecycle_action_token: Option<String>,
+}
+
+/// Auto Scaling's terminate lifecycle action: every field is needed to complete it.
+fn parse_lifecycle_action(event: &Value) -> Result<DrainRequest, EventError> {
+    let malformed = EventError::Malformed;
+    let detail = event.get("detail").ok_or_else(|| malformed("missing \"detail\"".into()))?;
+    let detail = LifecycleDetail::deserialize(detail).map_err(|e| malformed(format!("lifecycle action detail: {e}")))?;
+    let field = |value: Option<String>, name: &str| value.filter(|v| !v.trim().is_empty()).ok_or_else(|| malformed(format!("missing \"detail.{name}\"")));
+    let instance_id = field(detail.ec2_instance_id, "EC2InstanceId")?;
+    if !instance_id.starts_with("i-") {
+        return Err(malformed(format!("\"detail.EC2InstanceId\" is {instance_id:?}")));
+    }
+    let lifecycle = LifecycleAction {
+        group: field(detail.auto_scaling_group_name, "AutoScalingGroupName")?,
+        hook: field(detail.lifecycle_hook_name, "LifecycleHookName")?,
+        token: field(detail.lifecycle_action_token, "LifecycleActionToken")?,
+    };
+    Ok(DrainRequest { instance_id, action: Action::ScaleIn, lifecycle: Some(lifecycle) })
+}
+
 /// Reads an EventBridge event; anything that is not one of the two EC2 notices is refused.
 pub fn parse_drain_request(event: &Value) -> Result<DrainRequest, EventError> {
     let malformed = EventError::Malformed;
@@ -56,6 +104,9 @@ pub fn parse_drain_request(event: &Value) -> Result<DrainRequest, EventError> {
     let detail_type = envelope
         .detail_type
         .ok_or_else(|| malformed("missing \"detail-type\"".into()))?;
+    if envelope.source.as_deref() == Some("aws.autoscaling") && detail_type == TERMINATE_LIFECYCLE_ACTION {
+        return parse_lifecycle_action(event);
+    }
     if envelope.source.as_deref() != Some("aws.ec2") {
         return Err(malformed(format!(
             "source is {:?}, expected \"aws.ec2\"",
@@ -83,7 +134,7 @@ pub fn parse_drain_request(event: &Value) -> Result<DrainRequest, EventError> {
         REBALANCE_RECOMMENDATION => Action::Rebalance,
         other => return Err(EventError::Unsupported(other.to_owned())),
     };
-    Ok(DrainRequest { instance_id, action })
+    Ok(DrainRequest::notice(&instance_id, action))
 }
 
 #[cfg(test)]
@@ -105,7 +156,7 @@ mod tests {
     fn interruption_warning_each_action() {
         for (text, action) in [("terminate", Action::Terminate), ("stop", Action::Stop), ("hibernate", Action::Hibernate)] {
             let request = parse_drain_request(&warning(text)).unwrap();
-            assert_eq!(request, DrainRequest { instance_id: "i-1234567890abcdef0".into(), action });
+            assert_eq!(request, DrainRequest::notice("i-1234567890abcdef0", action));
         }
     }
 
@@ -116,6 +167,22 @@ mod tests {
             "detail": {"instance-id": "i-0abc"}
         });
         assert_eq!(parse_drain_request(&event).unwrap().action, Action::Rebalance);
+    }
+
+    #[test]
+    fn terminate_lifecycle_actions_carry_what_completing_them_needs() {
+        let event = json!({
+            "detail-type": TERMINATE_LIFECYCLE_ACTION, "source": "aws.autoscaling",
+            "detail": {"LifecycleActionToken": "87654321-4321-4321-4321-210987654321", "AutoScalingGroupName": "web", "LifecycleHookName": "drain",
+                       "EC2InstanceId": "i-0abc", "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING"}
+        });
+        let request = parse_drain_request(&event).unwrap();
+        assert_eq!((request.instance_id.as_str(), request.action), ("i-0abc", Action::ScaleIn));
+        let lifecycle = request.lifecycle.unwrap();
+        assert_eq!((lifecycle.group.as_str(), lifecycle.hook.as_str()), ("web", "drain"));
+        let mut no_token = event.clone();
+        no_token["detail"]["LifecycleActionToken"] = json!("");
+        assert!(parse_drain_request(&no_token).unwrap_err().to_string().contains("LifecycleActionToken"));
     }
 
     #[test]

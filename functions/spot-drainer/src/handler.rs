@@ -76,12 +76,18 @@ pub async fn handle_event(
             (id, request)
         })
         .collect();
-    let requests: Vec<DrainRequest> = parsed.iter().filter_map(|(_, r)| r.as_ref().ok().cloned()).collect();
-    let mut drained = drain_requests(aws, settings, cache, &requests, stop_by).await.into_iter();
+    // The notices are drained together; a lifecycle action (should one come this way) waits on
+    // its own instance.
+    let notices: Vec<DrainRequest> = parsed.iter().filter_map(|(_, r)| r.as_ref().ok().filter(|r| r.lifecycle.is_none()).cloned()).collect();
+    let mut drained = drain_requests(aws, settings, cache, &notices, stop_by).await.into_iter();
     let mut failures = Vec::new();
     let mut results = Vec::new();
     for (id, request) in parsed {
         let result = match request {
+            Ok(request) if request.lifecycle.is_some() => match &request.lifecycle {
+                Some(action) => crate::lifecycle::drain_for_lifecycle(aws, settings, cache, &request, action, stop_by).await,
+                None => Err(DrainError::MalformedEvent("no lifecycle action".into())),
+            },
             Ok(_) => drained.next().unwrap_or_else(|| Err(DrainError::MalformedEvent("no drain result".into()))),
             Err(error) => {
                 tracing::error!(message_id = %id, %error, "SQS record is not a drain request");

@@ -12,6 +12,7 @@ pub mod event;
 pub mod group_cache;
 pub mod handler;
 pub mod instance;
+pub mod lifecycle;
 pub mod metrics;
 pub mod notices;
 pub mod pacing;

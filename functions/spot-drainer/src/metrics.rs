@@ -17,7 +17,7 @@ pub fn drain_metrics<'r>(results: impl IntoIterator<Item = &'r Result<DrainSumma
         let (r, f) = match result {
             Ok(summary) => (summary.count(Outcome::Deregistered), 0),
             Err(DrainError::Incomplete(summary)) => (summary.count(Outcome::Deregistered), summary.failures()),
-            Err(DrainError::DescribeInstance { .. } | DrainError::ListTargetGroups(_) | DrainError::DescribeAutoScalingGroup { .. }) => (0, 1),
+            Err(DrainError::DescribeInstance { .. } | DrainError::ListTargetGroups(_) | DrainError::DescribeAutoScalingGroup { .. } | DrainError::StillDraining { .. } | DrainError::LifecycleAction(_)) => (0, 1),
             Err(DrainError::MalformedEvent(_) | DrainError::UnsupportedEvent(_)) => continue,
         };
         (removed, failures, drains) = (removed + r, failures + f, drains + 1);

@@ -45,6 +45,9 @@ pub struct DrainSummary {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub addresses_released: bool,
     pub registrations: Vec<RegistrationOutcome>,
+    /// For a lifecycle hook: `completed`, or `already-completed` (a repeated event).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub group_problems: Vec<GroupProblem>,
 }
@@ -61,6 +64,7 @@ impl DrainSummary {
             instance_found: false,
             addresses_released: false,
             registrations: Vec::new(),
+            lifecycle: None,
             group_problems: Vec::new(),
         }
     }

@@ -1,0 +1,154 @@
+//! Auto Scaling's terminate lifecycle hook, end to end through the SDK clients, their answers
+//! mocked (moto has no CompleteLifecycleAction or RecordLifecycleActionHeartbeat), on tokio's
+//! paused clock so the drain's waits take no real time.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_autoscaling::error::ErrorMetadata;
+use aws_sdk_autoscaling::operation::complete_lifecycle_action::{CompleteLifecycleActionError, CompleteLifecycleActionOutput};
+use aws_sdk_autoscaling::operation::describe_auto_scaling_groups::DescribeAutoScalingGroupsOutput;
+use aws_sdk_autoscaling::operation::record_lifecycle_action_heartbeat::RecordLifecycleActionHeartbeatOutput;
+use aws_sdk_autoscaling::types::AutoScalingGroup;
+use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
+use aws_sdk_ec2::types::{Instance, Reservation, Tag};
+use aws_sdk_elasticloadbalancingv2::operation::deregister_targets::DeregisterTargetsOutput;
+use aws_sdk_elasticloadbalancingv2::operation::describe_target_health::DescribeTargetHealthOutput;
+use aws_sdk_elasticloadbalancingv2::types::{TargetDescription, TargetHealth, TargetHealthDescription, TargetHealthStateEnum};
+use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+use serde_json::json;
+use spot_drainer::registration::Outcome;
+use spot_drainer::{drain_instance_by, AwsClients, Discovery, DrainError, Settings, TargetGroupCache};
+use tokio::time::Instant;
+
+const INSTANCE: &str = "i-0123456789abcdef0";
+const TOKEN: &str = "87654321-4321-4321-4321-210987654321";
+/// Attached to the Auto Scaling group: Auto Scaling drains it before the hook's wait.
+const ATTACHED: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/attached/1";
+/// Registered by something else (a controller, a person): the function's to drain.
+const ELSEWHERE: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/elsewhere/2";
+
+fn lifecycle_event() -> serde_json::Value {
+    json!({
+        "version": "0", "detail-type": "EC2 Instance-terminate Lifecycle Action", "source": "aws.autoscaling",
+        "detail": {"LifecycleActionToken": TOKEN, "AutoScalingGroupName": "web", "LifecycleHookName": "drain",
+                   "EC2InstanceId": INSTANCE, "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING"}
+    })
+}
+
+fn ec2() -> aws_sdk_ec2::Client {
+    let describe = mock!(aws_sdk_ec2::Client::describe_instances).then_output(|| {
+        let instance = Instance::builder()
+            .instance_id(INSTANCE)
+            .vpc_id("vpc-1")
+            .private_ip_address("10.0.0.5")
+            .tags(Tag::builder().key("loadBalancerTargetGroup").value(format!("{ATTACHED},{ELSEWHERE}")).build())
+            .tags(Tag::builder().key("aws:autoscaling:groupName").value("web").build())
+            .build();
+        DescribeInstancesOutput::builder().reservations(Reservation::builder().instances(instance).build()).build()
+    });
+    mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&describe])
+}
+
+/// ELB answers: the instance is in ELSEWHERE; after its deregistration it is `draining` for
+/// `draining_checks` checks, then `unused`. ATTACHED is never asked about (no rule for it).
+fn elb(draining_checks: usize) -> (aws_sdk_elasticloadbalancingv2::Client, Rule, Arc<AtomicUsize>) {
+    let checks = Arc::new(AtomicUsize::new(0));
+    let counted = checks.clone();
+    let health = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health)
+        .match_requests(|r| r.target_group_arn() == Some(ELSEWHERE))
+        .then_output(move || {
+            let call = counted.fetch_add(1, Ordering::SeqCst);
+            let state = if call == 0 { TargetHealthStateEnum::Healthy } else if call <= draining_checks { TargetHealthStateEnum::Draining } else { TargetHealthStateEnum::Unused };
+            let description = TargetHealthDescription::builder()
+                .target(TargetDescription::builder().id(INSTANCE).port(80).build())
+                .target_health(TargetHealth::builder().state(state).build())
+                .build();
+            DescribeTargetHealthOutput::builder().target_health_descriptions(description).build()
+        });
+    let deregister = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets)
+        .match_requests(|r| r.target_group_arn() == Some(ELSEWHERE))
+        .then_output(|| DeregisterTargetsOutput::builder().build());
+    let client = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&health, &deregister]);
+    (client, deregister, checks)
+}
+
+struct AutoScaling {
+    client: aws_sdk_autoscaling::Client,
+    heartbeats: Rule,
+    completions: Rule,
+}
+
+fn autoscaling(already_completed: bool) -> AutoScaling {
+    let describe = mock!(aws_sdk_autoscaling::Client::describe_auto_scaling_groups).then_output(|| {
+        let group = AutoScalingGroup::builder().auto_scaling_group_name("web").target_group_arns(ATTACHED).build();
+        DescribeAutoScalingGroupsOutput::builder().auto_scaling_groups(group).build()
+    });
+    let heartbeats = mock!(aws_sdk_autoscaling::Client::record_lifecycle_action_heartbeat)
+        .match_requests(|r| r.lifecycle_action_token() == Some(TOKEN) && r.instance_id() == Some(INSTANCE))
+        .then_output(|| RecordLifecycleActionHeartbeatOutput::builder().build());
+    let completions = mock!(aws_sdk_autoscaling::Client::complete_lifecycle_action).match_requests(|r| {
+        r.lifecycle_action_token() == Some(TOKEN)
+            && r.lifecycle_action_result() == Some("CONTINUE")
+            && r.auto_scaling_group_name() == Some("web")
+            && r.lifecycle_hook_name() == Some("drain")
+    });
+    let completions = if already_completed {
+        completions.then_error(|| {
+            CompleteLifecycleActionError::generic(
+                ErrorMetadata::builder().code("ValidationError").message(format!("No active Lifecycle Action found with instance ID {INSTANCE}")).build(),
+            )
+        })
+    } else {
+        completions.then_output(|| CompleteLifecycleActionOutput::builder().build())
+    };
+    let client = mock_client!(aws_sdk_autoscaling, RuleMode::MatchAny, [&describe, &heartbeats, &completions]);
+    AutoScaling { client, heartbeats, completions }
+}
+
+fn settings() -> Settings {
+    Settings { discovery: Discovery::Auto, ..Settings::default() }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lifecycle_action_is_drained_waited_for_and_completed() {
+    // Draining for 6 checks, 5 s apart: longer than one heartbeat interval.
+    let (elb, deregister, checks) = elb(6);
+    let scaling = autoscaling(false);
+    let aws = AwsClients { ec2: ec2(), elb, autoscaling: scaling.client.clone() };
+    let started = Instant::now();
+    let summary = drain_instance_by(&aws, &settings(), &TargetGroupCache::default(), &lifecycle_event(), None).await.expect("completed");
+    assert_eq!(summary.lifecycle.as_deref(), Some("completed"));
+    assert_eq!(summary.count(Outcome::Deregistered), 1);
+    assert_eq!(summary.registrations[0].registration.target_group_arn, ELSEWHERE, "the attached group is Auto Scaling's to drain");
+    assert_eq!(deregister.num_calls(), 1);
+    assert_eq!(checks.load(Ordering::SeqCst), 8, "found, six checks while draining, one that finds it gone");
+    assert_eq!(scaling.completions.num_calls(), 1, "completed once, after the drain");
+    assert!(scaling.heartbeats.num_calls() >= 1, "the hook was kept open while waiting");
+    assert!(started.elapsed() >= Duration::from_secs(30), "it waited for the draining to end: {:?}", started.elapsed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_repeated_lifecycle_event_finds_the_action_completed_and_succeeds() {
+    let (elb, _, _) = elb(0);
+    let scaling = autoscaling(true);
+    let aws = AwsClients { ec2: ec2(), elb, autoscaling: scaling.client.clone() };
+    let summary = drain_instance_by(&aws, &settings(), &TargetGroupCache::default(), &lifecycle_event(), None).await.expect("a no-op");
+    assert_eq!(summary.lifecycle.as_deref(), Some("already-completed"));
+    assert_eq!(scaling.completions.num_calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deregistration_delay_longer_than_the_invocation_keeps_the_hook_open_for_the_retry() {
+    let (elb, _, _) = elb(usize::MAX);
+    let scaling = autoscaling(false);
+    let aws = AwsClients { ec2: ec2(), elb, autoscaling: scaling.client.clone() };
+    let stop_by = Instant::now() + Duration::from_secs(12);
+    let error = drain_instance_by(&aws, &settings(), &TargetGroupCache::default(), &lifecycle_event(), Some(stop_by)).await.unwrap_err();
+    assert!(matches!(error, DrainError::StillDraining { targets: 1, .. }), "{error}");
+    assert_eq!(error.error_type(), "StillDraining");
+    assert_eq!(scaling.completions.num_calls(), 0, "not completed while connections drain");
+    assert!(scaling.heartbeats.num_calls() >= 1, "heart-beaten before giving the wait to the retry");
+    assert!(Instant::now() <= stop_by, "ended before the invocation's deadline");
+}
