@@ -406,11 +406,13 @@ fn failures_reach_the_operators_topic() {
             p["Namespace"] == namespace && p["MetricName"] == metric && p["Dimensions"][0]["Value"] == dimension
         })
     };
-    for function in ["HelloApiFunction", "SpotDrainerFunction", "SecretRotationFunction", "MqPollerFunction"] {
+    for function in ["HelloApiFunction", "SpotDrainerFunction", "SpotDrainerLifecycleFunction", "SecretRotationFunction", "MqPollerFunction"] {
         assert!(watching("AWS/Lambda", "Errors", json!({"Ref": function})), "no Errors alarm for {function}");
     }
     assert!(watching("AWS/SQS", "ApproximateNumberOfMessagesVisible", json!({"Fn::GetAtt": ["SpotDrainerFailedEvents", "QueueName"]})));
     assert!(watching("OpsSuite", "MessagesRejected", json!({"Ref": "MqPollerFunction"})), "the metric mq-poller emits");
+    // A batch's failed records are not failed invocations: the drain's own count is watched.
+    assert!(watching("OpsSuite", "DrainFailures", json!({"Ref": "SpotDrainerFunction"})), "the metric spot-drainer emits");
 
     let rule = &resources["RotationFailedRule"]["Properties"];
     assert_eq!(rule["EventPattern"]["source"], json!(["aws.secretsmanager"]));
