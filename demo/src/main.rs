@@ -93,6 +93,21 @@ async fn spot_drainer(runtime: &CargoLambda) {
     let _ = std::fs::remove_file(&event_path);
     print_groups("Target groups after:").await;
     show("A malformed event", runtime.invoke(&event_file("hello-rest-api.json")));
+
+    // The template's way in: warnings gathered by the SQS queue into one batch, one search.
+    let (second, _) = &instances[1];
+    let mut batch = read_event("spot-warnings-sqs-batch.json");
+    if let Some(records) = batch["Records"].as_array_mut() {
+        let mut warning = read_event("spot-interruption-warning.json");
+        warning["detail"]["instance-id"] = serde_json::json!(second);
+        records[0]["body"] = serde_json::json!(warning.to_string());
+        records[1]["body"] = serde_json::json!("not an EventBridge event");
+    }
+    println!("Instance {second} gets its warning in an SQS batch, beside a record that is no warning.");
+    std::fs::write(&event_path, batch.to_string()).expect("writing the demo event");
+    show("An SQS batch of warnings (the failed record is retried, the rest done)", runtime.invoke(&event_path));
+    let _ = std::fs::remove_file(&event_path);
+    print_groups("Target groups after the batch:").await;
 }
 
 async fn secret_rotation(runtime: &CargoLambda) {
@@ -142,19 +157,24 @@ async fn mq_poller(runtime: &CargoLambda) {
     heading("mq-poller: an ActiveMQ queue (STOMP over TLS) drained into a DynamoDB table (moto)");
     let moto = Moto::start();
     let broker = ActiveMq::start();
-    let dynamo = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
+    let config = moto.sdk_config().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&config);
     create_table(&dynamo, "mq-messages").await;
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build());
+    s3.create_bucket().bucket("mq-bodies").send().await.expect("creating the body bucket");
     let mut producer = StompClient::connect(broker.stomp_port, activemq::USER, activemq::PASSWORD).await;
     for i in 1..=5 {
         producer.send("SAMPLE_QUEUE", format!("order {i} for the kitchen").as_bytes(), &[("x-order", &i.to_string())]).await;
     }
     producer.send("SAMPLE_QUEUE", &[0xde, 0xad, 0xbe, 0xef], &[]).await;
+    producer.send("SAMPLE_QUEUE", &vec![b'L'; 600 * 1024], &[("x-kind", "report")]).await;
     producer.flush().await;
-    println!("6 messages (5 text with a header, 1 binary) sent to SAMPLE_QUEUE on {}", broker.stomp_ssl_url());
+    println!("7 messages (5 text with a header, 1 binary, 1 of 600 KB, too large for an item) sent to SAMPLE_QUEUE on {}", broker.stomp_ssl_url());
 
     let mut env = moto.env();
     for (k, v) in [
         ("TABLE_NAME", "mq-messages".to_owned()),
+        ("BODY_BUCKET", "mq-bodies".to_owned()),
         ("BROKER_URL", broker.stomp_ssl_url()),
         ("BROKER_CA_BUNDLE", broker.ca.display().to_string()),
         ("BROKER_USERNAME", activemq::USER.to_owned()),
@@ -168,10 +188,15 @@ async fn mq_poller(runtime: &CargoLambda) {
     items.sort_by_key(|item| format!("{:?}", item.get("id")));
     println!("Table mq-messages now holds {} items:", items.len());
     for item in &items {
-        let body = item_body(item);
-        let shown = match std::str::from_utf8(&body) {
-            Ok(text) => format!("{text:?}"),
-            Err(_) => format!("{} bytes of binary", body.len()),
+        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        let shown = if item.contains_key("bodyKey") {
+            format!("body in s3://{}/{}", text("bodyBucket"), text("bodyKey"))
+        } else {
+            let body = item_body(item);
+            match std::str::from_utf8(&body) {
+                Ok(text) => format!("{text:?}"),
+                Err(_) => format!("{} bytes of binary", body.len()),
+            }
         };
         let id = item.get("id").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
         println!("  {id:<60} {shown}");
