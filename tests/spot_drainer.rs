@@ -392,3 +392,19 @@ async fn a_batch_of_warnings_is_drained_in_one_search_and_only_the_bad_record_is
     let answer = serde_json::to_value(&response).expect("json");
     assert_eq!(answer, json!({"batchItemFailures": [{"itemIdentifier": "m-bad"}]}), "the shape Lambda's SQS source reads");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_summary_says_how_long_after_the_warning_the_drain_ended() {
+    let moto = Moto::start();
+    let fleet = fleet(&moto, true).await;
+    let mut event = interruption(&fleet.doomed.id);
+    // EventBridge's `time`: ten seconds ago, at second precision, UTC.
+    let warned = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() - 10;
+    let date = std::process::Command::new("date").args(["-u", "-d", &format!("@{warned}"), "+%Y-%m-%dT%H:%M:%SZ"]).output().expect("date");
+    event["time"] = json!(String::from_utf8_lossy(&date.stdout).trim());
+    let summary = drain_instance(&fleet.aws, &settings(Discovery::Tag), &event).await.expect("drained");
+    let seconds = summary.seconds_since_warning.expect("the event had a time");
+    assert!((10.0..3_600.0).contains(&seconds), "{seconds} s after {event}");
+    let published = serde_json::to_value(&summary).expect("json");
+    assert!(published["seconds_since_warning"].is_number(), "{published}");
+}

@@ -167,10 +167,14 @@ pub async fn drain_requests_except(
         }
         settled.insert(id, Ok(d.summary.sorted()));
     }
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
     requests
         .iter()
         .map(|request| match settled.get(request.instance_id.as_str()) {
-            Some(Ok(summary)) => finish(DrainSummary { action: request.action, ..summary.clone() }),
+            Some(Ok(summary)) => {
+                let seconds_since_warning = request.warned_at_ms.map(|at| now_ms.saturating_sub(at) as f64 / 1000.0);
+                finish(DrainSummary { action: request.action, seconds_since_warning, ..summary.clone() })
+            }
             Some(Err(error)) => Err(error.clone()),
             None => Err(DrainError::MalformedEvent(format!("{} was not drained", request.instance_id))),
         })

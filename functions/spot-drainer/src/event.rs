@@ -35,6 +35,8 @@ pub struct DrainRequest {
     pub action: Action,
     /// Set for a lifecycle hook: the action to complete once the instance has drained.
     pub lifecycle: Option<LifecycleAction>,
+    /// When EventBridge saw the event (its `time`), epoch milliseconds.
+    pub warned_at_ms: Option<u64>,
 }
 
 /// The lifecycle action Auto Scaling waits on.
@@ -48,13 +50,36 @@ pub struct LifecycleAction {
 impl DrainRequest {
     /// A drain of `instance_id` for an EC2 notice (no lifecycle action to complete).
     pub fn notice(instance_id: &str, action: Action) -> DrainRequest {
-        DrainRequest { instance_id: instance_id.to_owned(), action, lifecycle: None }
+        DrainRequest { instance_id: instance_id.to_owned(), action, lifecycle: None, warned_at_ms: None }
     }
+}
+
+/// Epoch milliseconds of an EventBridge `time` (`2026-11-23T10:00:00Z`: UTC, as EventBridge
+/// writes it; fractions of a second allowed). Days from the civil date, proleptic Gregorian.
+pub fn epoch_ms(time: &str) -> Option<u64> {
+    let (date, clock) = time.trim().strip_suffix('Z')?.split_once('T')?;
+    let mut parts = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (year, month, day) = (parts.next()??, parts.next()??, parts.next()??);
+    let mut parts = clock.splitn(3, ':');
+    let (hour, minute) = (parts.next()?.parse::<i64>().ok()?, parts.next()?.parse::<i64>().ok()?);
+    let seconds: f64 = parts.next()?.parse().ok()?;
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    let ms = (days * 86_400 + hour * 3_600 + minute * 60) as f64 * 1000.0 + seconds * 1000.0;
+    (ms >= 0.0).then_some(ms.round() as u64)
 }
 
 #[derive(Deserialize)]
 struct Envelope {
     source: Option<String>,
+    time: Option<String>,
     #[serde(rename = "detail-type")]
     detail_type: Option<String>,
     detail: Option<Detail>,
@@ -93,7 +118,8 @@ fn parse_lifecycle_action(event: &Value) -> Result<DrainRequest, EventError> {
         hook: field(detail.lifecycle_hook_name, "LifecycleHookName")?,
         token: field(detail.lifecycle_action_token, "LifecycleActionToken")?,
     };
-    Ok(DrainRequest { instance_id, action: Action::ScaleIn, lifecycle: Some(lifecycle) })
+    let warned_at_ms = event.get("time").and_then(Value::as_str).and_then(epoch_ms);
+    Ok(DrainRequest { instance_id, action: Action::ScaleIn, lifecycle: Some(lifecycle), warned_at_ms })
 }
 
 /// Reads an EventBridge event; anything that is not one of the two EC2 notices is refused.
@@ -134,7 +160,8 @@ pub fn parse_drain_request(event: &Value) -> Result<DrainRequest, EventError> {
         REBALANCE_RECOMMENDATION => Action::Rebalance,
         other => return Err(EventError::Unsupported(other.to_owned())),
     };
-    Ok(DrainRequest::notice(&instance_id, action))
+    let warned_at_ms = envelope.time.as_deref().and_then(epoch_ms);
+    Ok(DrainRequest { warned_at_ms, ..DrainRequest::notice(&instance_id, action) })
 }
 
 #[cfg(test)]
@@ -156,8 +183,17 @@ mod tests {
     fn interruption_warning_each_action() {
         for (text, action) in [("terminate", Action::Terminate), ("stop", Action::Stop), ("hibernate", Action::Hibernate)] {
             let request = parse_drain_request(&warning(text)).unwrap();
-            assert_eq!(request, DrainRequest::notice("i-1234567890abcdef0", action));
+            assert_eq!(request, DrainRequest { warned_at_ms: Some(1_795_428_000_000), ..DrainRequest::notice("i-1234567890abcdef0", action) });
         }
+    }
+
+    #[test]
+    fn eventbridge_times_are_read_as_utc() {
+        assert_eq!(epoch_ms("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(epoch_ms("2026-11-23T10:00:00Z"), Some(1_795_428_000_000));
+        assert_eq!(epoch_ms("2024-02-29T23:59:59.5Z"), Some(1_709_251_199_500));
+        assert_eq!(epoch_ms("2026-11-23 10:00:00"), None);
+        assert_eq!(epoch_ms("2026-13-01T00:00:00Z"), None);
     }
 
     #[test]

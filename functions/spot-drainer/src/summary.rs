@@ -26,7 +26,7 @@ pub enum GroupOutcome {
     NotReached,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DrainSummary {
     pub instance_id: String,
     pub action: Action,
@@ -45,6 +45,10 @@ pub struct DrainSummary {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub addresses_released: bool,
     pub registrations: Vec<RegistrationOutcome>,
+    /// Seconds from the event (EventBridge's `time`) to the end of this drain, its last
+    /// deregistration included.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds_since_warning: Option<f64>,
     /// For a lifecycle hook: `completed`, or `already-completed` (a repeated event).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<String>,
@@ -64,6 +68,7 @@ impl DrainSummary {
             instance_found: false,
             addresses_released: false,
             registrations: Vec::new(),
+            seconds_since_warning: None,
             lifecycle: None,
             group_problems: Vec::new(),
         }
