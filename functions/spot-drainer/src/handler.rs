@@ -84,10 +84,9 @@ pub async fn handle_event(
     let mut results = Vec::new();
     for (id, request) in parsed {
         let result = match request {
-            Ok(request) if request.lifecycle.is_some() => match &request.lifecycle {
-                Some(action) => crate::lifecycle::drain_for_lifecycle(aws, settings, cache, &request, action, stop_by).await,
-                None => Err(DrainError::MalformedEvent("no lifecycle action".into())),
-            },
+            Ok(ref request @ DrainRequest { lifecycle: Some(ref action), .. }) => {
+                crate::lifecycle::drain_for_lifecycle(aws, settings, cache, request, action, stop_by).await
+            }
             Ok(_) => drained.next().unwrap_or_else(|| Err(DrainError::MalformedEvent("no drain result".into()))),
             Err(error) => {
                 tracing::error!(message_id = %id, %error, "SQS record is not a drain request");
