@@ -45,7 +45,9 @@ impl Settings {
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect();
-        let prefetch = number("PREFETCH")?.unwrap_or(100);
+        // Room for a poll batch of 100 (four BatchWriteItem calls) being written while the next is
+        // received.
+        let prefetch = number("PREFETCH")?.unwrap_or(200);
         // Every entry is checked now: a bad second URL must not wait for a failover to show.
         let broker_endpoints = crate::broker::parse_endpoints(&broker_urls)?;
         Ok(Settings {
@@ -100,7 +102,7 @@ mod tests {
         assert_eq!(s.idle_timeout, Duration::from_millis(1000));
         assert_eq!((s.max_messages, s.ttl_days), (None, None));
         assert!(s.broker_urls.is_empty());
-        assert_eq!((s.prefetch_window(), s.secret_ttl), (100, Duration::from_secs(300)));
+        assert_eq!((s.prefetch_window(), s.secret_ttl), (200, Duration::from_secs(300)));
         let capped = Settings::from_lookup(|n| match n {
             "TABLE_NAME" => Some("t".into()),
             "MAX_MESSAGES" => Some("5".into()),
@@ -108,7 +110,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!((capped.prefetch_window(), capped.poll_batch()), (5, 2));
-        assert_eq!(s.poll_batch(), 50, "half the default window");
+        assert_eq!(s.poll_batch(), 100, "half the default window");
     }
 
     #[test]
