@@ -118,8 +118,7 @@ pub async fn drain_queue<C: QueueConsumer>(
                 Some(refusal) => {
                     match table.bodies {
                         Some(bucket) => {
-                            let key = park(table, bucket, &received.message, &refusal.reason).await?;
-                            tracing::error!(message_id = %received.message.id, reason = %refusal.reason, parked = %key, "DynamoDB refused the message; parked in the body bucket");
+                            park(table, bucket, &received.message, &refusal.reason).await?;
                             acks.ack(consumer, received.handle).await?;
                         }
                         None => {

@@ -109,9 +109,11 @@ async fn store_bodies(table: &Table<'_>, bucket: BodyBucket<'_>, large: &[&Broke
 
 /// Parks a message DynamoDB refuses (no retry can store it) in the bucket, whole and with the
 /// reason, under a key derived from its item key, so it can be acknowledged and the queue moves
-/// on with nothing lost. Returns the object key.
-pub async fn park(table: &Table<'_>, bucket: BodyBucket<'_>, message: &BrokerMessage, reason: &str) -> Result<String, StoreError> {
-    put_object(table, bucket, message.parked_object_key(), "application/json", message.parked_record(reason)).await
+/// on with nothing lost; logged by id (never the body).
+pub async fn park(table: &Table<'_>, bucket: BodyBucket<'_>, message: &BrokerMessage, reason: &str) -> Result<(), StoreError> {
+    let key = put_object(table, bucket, message.parked_object_key(), "application/json", message.parked_record(reason)).await?;
+    tracing::error!(message_id = %message.id, %reason, parked = %key, "DynamoDB refused the message; parked in the body bucket");
+    Ok(())
 }
 
 /// One object written to the bucket by the table's deadline; returns its key.
