@@ -63,7 +63,10 @@ async fn an_unusable_aws_ca_bundle_stops_init_with_a_message_not_a_panic() {
     let bad = dir.join("bad.pem");
     std::fs::write(&bad, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").expect("write");
     let api = RuntimeApi::start().await;
-    let env = vec![("AWS_REGION".to_owned(), "us-east-1".to_owned()), ("AWS_CA_BUNDLE".to_owned(), bad.display().to_string())];
+    let env = vec![
+        ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
+        ("AWS_CA_BUNDLE".to_owned(), bad.display().to_string()),
+    ];
     let binary = function_binary("spot-drainer");
     let output = tokio::process::Command::new(&binary)
         .env_clear()

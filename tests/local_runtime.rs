@@ -62,7 +62,8 @@ async fn spot_drainer_binary_drains_through_the_runtime_and_refuses_bad_events()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_handler_answers_an_error_and_serves_the_next_event() {
     let api = RuntimeApi::start().await;
-    let mut function = api.spawn_function(&function_binary("panicking-function"), "panicking-function", &[], Output::Inherit);
+    let mut function =
+        api.spawn_function(&function_binary("panicking-function"), "panicking-function", &[], Output::Inherit);
     let error = api.invoke(&json!({"panic": "the handler gave up"}), LIMIT).await.error();
     assert!(error["errorMessage"].as_str().unwrap_or_default().contains("the handler gave up"), "{error}");
     assert!(!error["errorType"].as_str().unwrap_or_default().is_empty(), "{error}");
@@ -86,7 +87,8 @@ async fn errors_reach_lambda_with_a_type_naming_the_mistake() {
     assert_eq!(refusal["errorType"], "UnsupportedEvent", "{refusal}");
 
     let api = RuntimeApi::start().await;
-    let _rotation = api.spawn_function(&function_binary("secret-rotation"), "secret-rotation", &moto.env(), Output::Inherit);
+    let _rotation =
+        api.spawn_function(&function_binary("secret-rotation"), "secret-rotation", &moto.env(), Output::Inherit);
     let refusal = api.invoke(&json!({"Step": "createSecret"}), LIMIT).await.error();
     assert_eq!(refusal["errorType"], "MalformedEvent", "{refusal}");
     let refusal = api
@@ -113,7 +115,10 @@ async fn at_trace_level_no_raw_event_reaches_the_logs() {
     std::fs::create_dir_all(&dir).expect("dir");
     let trace = |env: &mut Vec<(String, String)>| {
         env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "TRACE".into()));
-        env.push(("RUST_LOG".into(), "trace,lambda_runtime=trace,tokio_postgres=trace,mysql_async=trace,lapin=trace".into()));
+        env.push((
+            "RUST_LOG".into(),
+            "trace,lambda_runtime=trace,tokio_postgres=trace,mysql_async=trace,lapin=trace".into(),
+        ));
     };
 
     // A rotation event: its RotationToken must not be logged.
@@ -121,7 +126,8 @@ async fn at_trace_level_no_raw_event_reaches_the_logs() {
     let mut env = moto.env();
     trace(&mut env);
     let api = RuntimeApi::start().await;
-    let function = api.spawn_function(&function_binary("secret-rotation"), "secret-rotation", &env, Output::File(log.clone()));
+    let function =
+        api.spawn_function(&function_binary("secret-rotation"), "secret-rotation", &env, Output::File(log.clone()));
     let event = json!({"Step": "createSecret", "SecretId": "absent", "ClientRequestToken": "c1111111-1111-4111-8111-111111111111",
         "RotationToken": "rotation-token-that-must-stay-private"});
     api.invoke(&event, LIMIT).await.error();
@@ -133,9 +139,11 @@ async fn at_trace_level_no_raw_event_reaches_the_logs() {
     env.push(("TABLE_NAME".into(), "absent-table".into()));
     trace(&mut env);
     let api = RuntimeApi::start().await;
-    let function = api.spawn_function(&function_binary("mq-poller"), "mq-poller", &env, Output::File(batch_log.clone()));
+    let function =
+        api.spawn_function(&function_binary("mq-poller"), "mq-poller", &env, Output::File(batch_log.clone()));
     // base64 of "private message body"
-    let batch = json!({"eventSource": "aws:mq", "messages": [{"messageID": "ID:1", "data": "cHJpdmF0ZSBtZXNzYWdlIGJvZHk="}]});
+    let batch =
+        json!({"eventSource": "aws:mq", "messages": [{"messageID": "ID:1", "data": "cHJpdmF0ZSBtZXNzYWdlIGJvZHk="}]});
     api.invoke(&batch, LIMIT).await.error();
     drop(function);
 
@@ -143,6 +151,9 @@ async fn at_trace_level_no_raw_event_reaches_the_logs() {
     let mq = std::fs::read_to_string(&batch_log).expect("mq log");
     assert!(rotation.contains("TRACE") || rotation.contains("DEBUG"), "tracing was on: {rotation}");
     assert!(!rotation.contains("rotation-token-that-must-stay-private"), "the RotationToken was logged:\n{rotation}");
-    assert!(!mq.contains("cHJpdmF0ZSBtZXNzYWdlIGJvZHk=") && !mq.contains("private message body"), "a message body was logged:\n{mq}");
+    assert!(
+        !mq.contains("cHJpdmF0ZSBtZXNzYWdlIGJvZHk=") && !mq.contains("private message body"),
+        "a message body was logged:\n{mq}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -58,7 +58,11 @@ fn emf_records(log: &PathBuf) -> Vec<Value> {
 /// The unit the record declares for `metric`.
 fn unit(record: &Value, metric: &str) -> String {
     let metrics = record["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().cloned().unwrap_or_default();
-    metrics.iter().find(|m| m["Name"] == metric).map(|m| m["Unit"].as_str().unwrap_or_default().to_owned()).unwrap_or_default()
+    metrics
+        .iter()
+        .find(|m| m["Name"] == metric)
+        .map(|m| m["Unit"].as_str().unwrap_or_default().to_owned())
+        .unwrap_or_default()
 }
 
 fn dimensions(record: &Value) -> Value {
@@ -69,7 +73,12 @@ fn dimensions(record: &Value) -> Value {
 async fn hello_api_counts_greetings_and_bad_requests() {
     let log = log_file("hello-api");
     let api = RuntimeApi::start().await;
-    let function = api.spawn_function(&function_binary("hello-api"), "hello-api-fn", &json_logging(Vec::new()), Output::File(log.clone()));
+    let function = api.spawn_function(
+        &function_binary("hello-api"),
+        "hello-api-fn",
+        &json_logging(Vec::new()),
+        Output::File(log.clone()),
+    );
     assert_eq!(api.invoke(&read_event("hello-rest-api.json"), LIMIT).await.response()["statusCode"], 200);
     assert_eq!(api.invoke(&read_event("hello-empty-body.json"), LIMIT).await.response()["statusCode"], 400);
     drop(function);
@@ -93,7 +102,8 @@ async fn spot_drainer_reports_registrations_removed_and_drain_seconds() {
     let mut env = json_logging(moto.env());
     env.push(("DISCOVERY".into(), "scan".into()));
     let api = RuntimeApi::start().await;
-    let function = api.spawn_function(&function_binary("spot-drainer"), "spot-drainer-fn", &env, Output::File(log.clone()));
+    let function =
+        api.spawn_function(&function_binary("spot-drainer"), "spot-drainer-fn", &env, Output::File(log.clone()));
     let mut event = read_event("spot-interruption-warning.json");
     event["detail"]["instance-id"] = json!(instance_id);
     api.invoke(&event, LIMIT).await.response();
@@ -130,7 +140,8 @@ async fn mq_poller_counts_messages_received_stored_and_rejected() {
     assert_eq!(scan_all(&dynamo, "messages").await.len(), 2);
     let records = emf_records(&log);
     assert_eq!(records.len(), 2, "{records:?}");
-    let counts = |r: &Value| (r["MessagesReceived"].as_f64(), r["MessagesStored"].as_f64(), r["MessagesRejected"].as_f64());
+    let counts =
+        |r: &Value| (r["MessagesReceived"].as_f64(), r["MessagesStored"].as_f64(), r["MessagesRejected"].as_f64());
     assert_eq!(counts(&records[0]), (Some(2.0), Some(2.0), Some(0.0)));
     assert_eq!(counts(&records[1]).2, Some(1.0));
     assert_eq!(records[0]["FunctionName"], "mq-poller-fn");
@@ -138,7 +149,9 @@ async fn mq_poller_counts_messages_received_stored_and_rejected() {
 
     // With a body bucket, the same message is stored and its body counted as sent to S3 (the
     // binary's own S3 client, path-style against the stand-in's endpoint).
-    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&moto.sdk_config().await).force_path_style(true).build());
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&moto.sdk_config().await).force_path_style(true).build(),
+    );
     s3.create_bucket().bucket("bodies").send().await.expect("create_bucket");
     env.push(("BODY_BUCKET".into(), "bodies".into()));
     let log = log_file("mq-poller-bodies");
@@ -146,7 +159,10 @@ async fn mq_poller_counts_messages_received_stored_and_rejected() {
     assert_eq!(api.invoke(&large, LIMIT).await.response()["stored"], 1);
     drop(function);
     let records = emf_records(&log);
-    assert_eq!((counts(&records[0]), records[0]["BodiesToS3"].as_f64()), ((Some(1.0), Some(1.0), Some(0.0)), Some(1.0)));
+    assert_eq!(
+        (counts(&records[0]), records[0]["BodiesToS3"].as_f64()),
+        ((Some(1.0), Some(1.0), Some(0.0)), Some(1.0))
+    );
     let listed = s3.list_objects_v2().bucket("bodies").send().await.expect("list_objects_v2");
     assert_eq!(listed.contents().len(), 1, "the body is in the bucket");
 }
@@ -155,14 +171,24 @@ async fn mq_poller_counts_messages_received_stored_and_rejected() {
 async fn secret_rotation_counts_steps_by_engine() {
     let moto = Moto::start();
     let sm = aws_sdk_secretsmanager::Client::new(&moto.sdk_config().await);
-    let arn = sm.create_secret().name("api-key").secret_string(r#"{"engine":"generic","api_key":"k"}"#).send().await.expect("secret");
+    let arn = sm
+        .create_secret()
+        .name("api-key")
+        .secret_string(r#"{"engine":"generic","api_key":"k"}"#)
+        .send()
+        .await
+        .expect("secret");
     let id = arn.arn().expect("arn").to_owned();
     let token = "e1111111-1111-4111-8111-111111111111";
     begin_rotation(&sm, &id, token).await;
     let log = log_file("secret-rotation");
     let api = RuntimeApi::start().await;
-    let function =
-        api.spawn_function(&function_binary("secret-rotation"), "rotation-fn", &json_logging(moto.env()), Output::File(log.clone()));
+    let function = api.spawn_function(
+        &function_binary("secret-rotation"),
+        "rotation-fn",
+        &json_logging(moto.env()),
+        Output::File(log.clone()),
+    );
     let step = |name: &str, token: &str| json!({"Step": name, "SecretId": id, "ClientRequestToken": token});
     api.invoke(&step("createSecret", token), LIMIT).await.response();
     // A token that is no version of the secret: the step fails.

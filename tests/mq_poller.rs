@@ -65,7 +65,10 @@ fn test_message(i: usize) -> (Vec<u8>, Vec<(String, String)>) {
     match i % 3 {
         0 => (format!("text message {i} ✓").into_bytes(), vec![]),
         1 => (vec![0xff, 0x00, 0xfe, (i % 256) as u8, 0x00], vec![]),
-        _ => (format!("{{\"order\": {i}}}").into_bytes(), vec![("x-order".to_owned(), i.to_string()), ("content-type".to_owned(), "application/json".to_owned())]),
+        _ => (
+            format!("{{\"order\": {i}}}").into_bytes(),
+            vec![("x-order".to_owned(), i.to_string()), ("content-type".to_owned(), "application/json".to_owned())],
+        ),
     }
 }
 
@@ -96,9 +99,15 @@ async fn activemq_over_tls_drains_a_thousand_messages_byte_for_byte() {
     send_messages(&broker, queue, 0..1000).await;
 
     let settings = settings(&[broker.stomp_ssl_url()], queue, Some(&broker.ca));
-    let outcome = handle_event(&scene.aws, &settings, &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), in_a_minute())
-        .await
-        .expect("poll");
+    let outcome = handle_event(
+        &scene.aws,
+        &settings,
+        &credentials(activemq::USER, activemq::PASSWORD),
+        &schedule_event(),
+        in_a_minute(),
+    )
+    .await
+    .expect("poll");
     let Outcome::Poll(summary) = outcome else { panic!("expected a poll: {outcome:?}") };
     assert_eq!((summary.received, summary.stored, summary.rejected), (1000, 1000, 0), "{summary:?}");
     assert_eq!(summary.stop_reason, StopReason::Idle);
@@ -109,10 +118,16 @@ async fn activemq_over_tls_drains_a_thousand_messages_byte_for_byte() {
     assert_eq!(bodies(&items), expected, "bodies byte for byte");
     let binary = items.iter().filter(|i| matches!(i.get("message"), Some(AttributeValue::B(_)))).count();
     assert_eq!(binary, 333, "bodies that are not UTF-8 are stored as binary");
-    let with_header = items.iter().find(|i| matches!(i.get("message"), Some(AttributeValue::S(s)) if s == "{\"order\": 2}")).expect("item 2");
+    let with_header = items
+        .iter()
+        .find(|i| matches!(i.get("message"), Some(AttributeValue::S(s)) if s == "{\"order\": 2}"))
+        .expect("item 2");
     let Some(AttributeValue::M(headers)) = with_header.get("headers") else { panic!("headers") };
     assert_eq!(headers.get("x-order"), Some(&AttributeValue::S("2".into())));
-    assert!(matches!(with_header.get("id"), Some(AttributeValue::S(id)) if id.starts_with("ID:")), "keyed by the STOMP message-id");
+    assert!(
+        matches!(with_header.get("id"), Some(AttributeValue::S(id)) if id.starts_with("ID:")),
+        "keyed by the STOMP message-id"
+    );
     assert_eq!(with_header.get("queue"), Some(&AttributeValue::S(queue.into())));
     assert_eq!(with_header.get("redelivered"), Some(&AttributeValue::Bool(false)));
     assert_eq!(remaining(&broker, queue).await, 0, "the queue is empty");
@@ -134,36 +149,60 @@ async fn unreachable_table_acknowledges_nothing_and_bad_endpoints_fail_clearly()
         .await;
     let dynamo = aws_sdk_dynamodb::Client::new(&nowhere);
     let good = settings(&[broker.stomp_url()], queue, None);
-    let error = handle_event(&table_only(&dynamo), &good, &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), in_a_minute())
-        .await
-        .unwrap_err()
-        .to_string();
+    let error = handle_event(
+        &table_only(&dynamo),
+        &good,
+        &credentials(activemq::USER, activemq::PASSWORD),
+        &schedule_event(),
+        in_a_minute(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(error.contains("writing to DynamoDB failed") && error.contains("not acknowledged"), "{error}");
     assert_eq!(remaining(&broker, queue).await, 60, "every message is still on the queue");
 
     let scene = scene().await;
     // Wrong password: refused by the broker, named as such, and the password is not echoed.
-    let error = handle_event(&scene.aws, &good, &credentials(activemq::USER, "not-the-Passw0rd"), &schedule_event(), in_a_minute())
-        .await
-        .unwrap_err()
-        .to_string();
+    let error = handle_event(
+        &scene.aws,
+        &good,
+        &credentials(activemq::USER, "not-the-Passw0rd"),
+        &schedule_event(),
+        in_a_minute(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(error.contains("refused the login of user \"mq-user\""), "{error}");
     assert!(!error.contains("not-the-Passw0rd"), "{error}");
 
     // Unreachable broker.
     let closed = format!("stomp://127.0.0.1:{}", harness_runtime::process::free_port());
-    let error = handle_event(&scene.aws, &settings(&[closed.clone()], queue, None), &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), in_a_minute())
-        .await
-        .unwrap_err()
-        .to_string();
+    let error = handle_event(
+        &scene.aws,
+        &settings(&[closed.clone()], queue, None),
+        &credentials(activemq::USER, activemq::PASSWORD),
+        &schedule_event(),
+        in_a_minute(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(error.contains("cannot reach"), "{error}");
 
     // Active/standby: the first endpoint is down, the second answers.
     send_messages(&broker, queue, 100..110).await;
     let pair = settings(&[closed, broker.stomp_url()], queue, None);
-    let outcome = handle_event(&scene.aws, &pair, &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), in_a_minute())
-        .await
-        .expect("the standby answers");
+    let outcome = handle_event(
+        &scene.aws,
+        &pair,
+        &credentials(activemq::USER, activemq::PASSWORD),
+        &schedule_event(),
+        in_a_minute(),
+    )
+    .await
+    .expect("the standby answers");
     let Outcome::Poll(summary) = outcome else { panic!("poll") };
     assert_eq!(summary.endpoint, broker.stomp_url());
     assert_eq!(summary.stored, 10);
@@ -181,9 +220,15 @@ async fn an_oversized_message_goes_to_the_dead_letter_queue_and_the_rest_are_sto
     producer.send(queue, b"small after", &[]).await;
     producer.flush().await;
 
-    let outcome = handle_event(&scene.aws, &settings(&[broker.stomp_url()], queue, None), &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), in_a_minute())
-        .await
-        .expect("poll");
+    let outcome = handle_event(
+        &scene.aws,
+        &settings(&[broker.stomp_url()], queue, None),
+        &credentials(activemq::USER, activemq::PASSWORD),
+        &schedule_event(),
+        in_a_minute(),
+    )
+    .await
+    .expect("poll");
     let Outcome::Poll(summary) = outcome else { panic!("poll") };
     assert_eq!((summary.received, summary.stored, summary.rejected), (3, 2, 1));
     let stored = bodies(&scan_all(&scene.dynamo, TABLE).await);
@@ -198,7 +243,11 @@ async fn an_oversized_message_goes_to_the_dead_letter_queue_and_the_rest_are_sto
 const BODIES: &str = "mq-bodies";
 
 /// `settings` with the body bucket, and clients that write to it; `create` makes the bucket.
-async fn with_body_bucket(scene: &Scene, mut settings: Settings, create: bool) -> (Settings, AwsClients, aws_sdk_s3::Client) {
+async fn with_body_bucket(
+    scene: &Scene,
+    mut settings: Settings,
+    create: bool,
+) -> (Settings, AwsClients, aws_sdk_s3::Client) {
     let config = scene.moto.sdk_config().await;
     let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build());
     if create {
@@ -239,9 +288,21 @@ async fn a_body_too_large_for_an_item_goes_to_the_bucket_and_its_item_points_at_
     producer.flush().await;
     let (settings, aws, s3) = with_body_bucket(&scene, settings(&[broker.stomp_url()], queue, None), true).await;
 
-    let outcome = handle_event(&aws, &settings, &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), in_a_minute()).await.expect("poll");
+    let outcome = handle_event(
+        &aws,
+        &settings,
+        &credentials(activemq::USER, activemq::PASSWORD),
+        &schedule_event(),
+        in_a_minute(),
+    )
+    .await
+    .expect("poll");
     let Outcome::Poll(summary) = outcome else { panic!("poll") };
-    assert_eq!((summary.received, summary.stored, summary.rejected, summary.bodies_in_bucket), (3, 3, 0, 1), "{summary:?}");
+    assert_eq!(
+        (summary.received, summary.stored, summary.rejected, summary.bodies_in_bucket),
+        (3, 3, 0, 1),
+        "{summary:?}"
+    );
     let items = scan_all(&scene.dynamo, TABLE).await;
     assert_eq!(items.len(), 3);
     let claim = items.iter().find(|i| i.contains_key("bodyKey")).expect("the large message's item");
@@ -270,7 +331,11 @@ async fn an_event_source_batch_with_a_large_body_is_stored_and_its_retry_rewrite
     ]});
     for attempt in 0..2 {
         let outcome = handle_event(&aws, &settings, &no_broker, &batch, in_a_minute()).await.expect("stored");
-        assert_eq!(outcome, Outcome::EventSource { received: 2, stored: 2, bodies_in_bucket: 1, parked: 0 }, "attempt {attempt}");
+        assert_eq!(
+            outcome,
+            Outcome::EventSource { received: 2, stored: 2, bodies_in_bucket: 1, parked: 0 },
+            "attempt {attempt}"
+        );
     }
     let items = scan_all(&scene.dynamo, TABLE).await;
     assert_eq!(items.len(), 2, "the retry overwrote its items");
@@ -290,9 +355,15 @@ async fn a_failing_body_bucket_acknowledges_nothing_and_says_so() {
     producer.flush().await;
     // The bucket is named but was never created (or the role may not write to it).
     let (settings, aws, _s3) = with_body_bucket(&scene, settings(&[broker.stomp_url()], queue, None), false).await;
-    let error = handle_event(&aws, &settings, &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), in_a_minute())
-        .await
-        .expect_err("the bucket fails");
+    let error = handle_event(
+        &aws,
+        &settings,
+        &credentials(activemq::USER, activemq::PASSWORD),
+        &schedule_event(),
+        in_a_minute(),
+    )
+    .await
+    .expect_err("the bucket fails");
     assert_eq!(error.error_type(), "BodyStoreUnavailable", "{error}");
     assert!(error.to_string().contains("BODY_BUCKET"), "{error}");
     // The small message may have been stored in a batch of its own before; the large one is not.
@@ -328,9 +399,15 @@ async fn the_poll_stops_before_the_deadline_when_the_queue_never_goes_idle() {
     let mut settings = settings(&[broker.stomp_url()], queue, None);
     settings.deadline_margin = Duration::from_secs(1);
     let deadline = Instant::now() + Duration::from_secs(5);
-    let outcome = handle_event(&scene.aws, &settings, &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), deadline)
-        .await
-        .expect("poll");
+    let outcome = handle_event(
+        &scene.aws,
+        &settings,
+        &credentials(activemq::USER, activemq::PASSWORD),
+        &schedule_event(),
+        deadline,
+    )
+    .await
+    .expect("poll");
     let returned_at = Instant::now();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = producer.await;
@@ -350,13 +427,18 @@ async fn rabbitmq_drains_with_manual_acks_and_ids_from_the_message_id_property()
     let scene = scene().await;
     let broker = RabbitMq::start();
     let queue = "mq-poller-test";
-    let connection = Connection::connect(&broker.amqp_url(), ConnectionProperties::default()).await.expect("connecting to RabbitMQ");
+    let connection =
+        Connection::connect(&broker.amqp_url(), ConnectionProperties::default()).await.expect("connecting to RabbitMQ");
     let channel = connection.create_channel().await.expect("channel");
     channel.queue_declare(queue.into(), QueueDeclareOptions::default(), FieldTable::default()).await.expect("declare");
     for i in 0..300usize {
         let (body, _) = test_message(i);
         // Every tenth message has no message_id: it is keyed by its content.
-        let properties = if i % 10 == 0 { BasicProperties::default() } else { BasicProperties::default().with_message_id(format!("m-{i}").into()) };
+        let properties = if i % 10 == 0 {
+            BasicProperties::default()
+        } else {
+            BasicProperties::default().with_message_id(format!("m-{i}").into())
+        };
         channel
             .basic_publish("".into(), queue.into(), BasicPublishOptions::default(), &body, properties)
             .await
@@ -366,15 +448,24 @@ async fn rabbitmq_drains_with_manual_acks_and_ids_from_the_message_id_property()
     }
 
     let settings = settings(&[broker.broker_url()], queue, None);
-    let outcome = handle_event(&scene.aws, &settings, &credentials(rabbitmq::USER, rabbitmq::PASSWORD), &schedule_event(), in_a_minute())
-        .await
-        .expect("poll");
+    let outcome = handle_event(
+        &scene.aws,
+        &settings,
+        &credentials(rabbitmq::USER, rabbitmq::PASSWORD),
+        &schedule_event(),
+        in_a_minute(),
+    )
+    .await
+    .expect("poll");
     let Outcome::Poll(summary) = outcome else { panic!("poll") };
     assert_eq!((summary.received, summary.stored), (300, 300));
     let items = scan_all(&scene.dynamo, TABLE).await;
     assert_eq!(items.len(), 300);
     assert_eq!(bodies(&items), (0..300).map(|i| test_message(i).0).collect::<BTreeSet<_>>());
-    let by_content = items.iter().filter(|i| matches!(i.get("id"), Some(AttributeValue::S(id)) if id.starts_with("content:"))).count();
+    let by_content = items
+        .iter()
+        .filter(|i| matches!(i.get("id"), Some(AttributeValue::S(id)) if id.starts_with("content:")))
+        .count();
     assert_eq!(by_content, 30, "messages without message_id are keyed by their content");
     let left = channel
         .queue_declare(queue.into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default())
@@ -404,15 +495,21 @@ async fn event_source_batches_of_both_engines_are_stored_leniently() {
     handle_event(&scene.aws, &settings, &no_broker, &event, in_a_minute()).await.expect("retry");
     let items = scan_all(&scene.dynamo, TABLE).await;
     assert_eq!(items.len(), 2 + 2 + 2);
-    let ids: BTreeSet<String> = items.iter().filter_map(|i| match i.get("id") { Some(AttributeValue::S(s)) => Some(s.clone()), _ => None }).collect();
+    let ids: BTreeSet<String> = items
+        .iter()
+        .filter_map(|i| match i.get("id") {
+            Some(AttributeValue::S(s)) => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
     assert!(ids.contains("ID:odd-1"));
     assert!(bodies(&items).contains(b"no id".as_slice()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_drain_then_run_again_loses_nothing_and_stores_nothing_twice() {
-    use harness_runtime::paths::function_binary;
     use harness_runtime::lambda_env::Output;
+    use harness_runtime::paths::function_binary;
     use harness_runtime::runtime_api::RuntimeApi;
 
     let moto = Moto::start();
@@ -497,7 +594,9 @@ async fn dynamodb_gone_mid_drain_fails_the_poll_and_loses_nothing() {
     // on the way included; moto itself keeps what was written.
     let front = AwsFront::start(scene.moto.port, Duration::ZERO, Vec::new()).await;
     let config = scene.moto.sdk_config().await;
-    let through_front = aws_sdk_dynamodb::Client::from_conf(aws_sdk_dynamodb::config::Builder::from(&config).endpoint_url(front.endpoint()).build());
+    let through_front = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&config).endpoint_url(front.endpoint()).build(),
+    );
     let settings = settings(&[broker.stomp_url()], queue, None);
     let credentials = credentials(activemq::USER, activemq::PASSWORD);
     let (aws, event) = (table_only(&through_front), schedule_event());
@@ -516,7 +615,8 @@ async fn dynamodb_gone_mid_drain_fails_the_poll_and_loses_nothing() {
     let stored = bodies(&scan_all(&scene.dynamo, TABLE).await);
     assert!(stored.len() < COUNT, "cut too late to test anything");
     let consumer = StompClient::connect(broker.stomp_port, activemq::USER, activemq::PASSWORD).await;
-    let left: BTreeSet<Vec<u8>> = consumer.drain(queue, Duration::from_millis(1500)).await.into_iter().map(|(_, body)| body).collect();
+    let left: BTreeSet<Vec<u8>> =
+        consumer.drain(queue, Duration::from_millis(1500)).await.into_iter().map(|(_, body)| body).collect();
     let all: BTreeSet<Vec<u8>> = (0..COUNT).map(|i| test_message(i).0).collect();
     assert_eq!(stored.union(&left).cloned().collect::<BTreeSet<_>>(), all, "every message is stored or still queued");
 }
@@ -539,14 +639,25 @@ async fn a_broker_restarted_mid_drain_fails_the_poll_and_the_next_poll_completes
     };
     let (result, ()) = tokio::join!(polling, restarting);
     let error = result.expect_err("the broker went away mid-drain");
-    assert!(["BrokerProtocolError", "BrokerUnreachable", "AllEndpointsFailed"].contains(&error.error_type()), "{}: {error}", error.error_type());
+    assert!(
+        ["BrokerProtocolError", "BrokerUnreachable", "AllEndpointsFailed"].contains(&error.error_type()),
+        "{}: {error}",
+        error.error_type()
+    );
     let partial = scan_all(&scene.dynamo, TABLE).await.len();
     assert!(partial < COUNT, "restarted too late to test anything");
 
-    let outcome = handle_event(&scene.aws, &settings, &credentials, &schedule_event(), in_a_minute()).await.expect("the next poll");
+    let outcome = handle_event(&scene.aws, &settings, &credentials, &schedule_event(), in_a_minute())
+        .await
+        .expect("the next poll");
     let Outcome::Poll(summary) = outcome else { panic!("poll") };
     let items = scan_all(&scene.dynamo, TABLE).await;
-    assert_eq!(items.len(), COUNT, "every message once (the first poll stored {partial}, the second {})", summary.stored);
+    assert_eq!(
+        items.len(),
+        COUNT,
+        "every message once (the first poll stored {partial}, the second {})",
+        summary.stored
+    );
     assert_eq!(bodies(&items), (0..COUNT).map(|i| test_message(i).0).collect::<BTreeSet<_>>());
     assert_eq!(remaining(&broker, queue).await, 0);
 }
@@ -591,14 +702,21 @@ async fn a_poller_frozen_mid_drain_stops_beating_and_the_broker_hands_its_messag
     // once the broker has given up on the silent connection.
     let consumer = StompClient::connect(broker.stomp_port, activemq::USER, activemq::PASSWORD).await;
     // (The broker checks for beats at 1.5 times the interval, so a few seconds of quiet.)
-    let taken: BTreeSet<Vec<u8>> = consumer.drain(queue, Duration::from_secs(10)).await.into_iter().map(|(_, body)| body).collect();
+    let taken: BTreeSet<Vec<u8>> =
+        consumer.drain(queue, Duration::from_secs(10)).await.into_iter().map(|(_, body)| body).collect();
     let _ = function.0.kill();
     let _ = function.0.wait();
     invocation.abort();
     assert!(stored.len() < COUNT, "froze too late to test anything");
     let all: BTreeSet<Vec<u8>> = (0..COUNT).map(|i| test_message(i).0).collect();
     let missing = all.len() - stored.union(&taken).count();
-    assert_eq!(missing, 0, "messages held by the frozen poll: {missing} (stored {}, taken {})", stored.len(), taken.len());
+    assert_eq!(
+        missing,
+        0,
+        "messages held by the frozen poll: {missing} (stored {}, taken {})",
+        stored.len(),
+        taken.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -610,28 +728,57 @@ async fn rabbitmq_messages_sharing_a_publisher_id_are_all_stored_and_a_redeliver
     let scene = scene().await;
     let broker = RabbitMq::start();
     let queue = "orders";
-    let connection = Connection::connect(&broker.amqp_url(), ConnectionProperties::default()).await.expect("connecting to RabbitMQ");
+    let connection =
+        Connection::connect(&broker.amqp_url(), ConnectionProperties::default()).await.expect("connecting to RabbitMQ");
     let channel = connection.create_channel().await.expect("channel");
     channel.queue_declare(queue.into(), QueueDeclareOptions::default(), FieldTable::default()).await.expect("declare");
     for body in [&b"two teas"[..], b"one coffee"] {
         let properties = BasicProperties::default().with_message_id("order".into());
-        channel.basic_publish("".into(), queue.into(), BasicPublishOptions::default(), body, properties).await.expect("publish").await.expect("confirm");
+        channel
+            .basic_publish("".into(), queue.into(), BasicPublishOptions::default(), body, properties)
+            .await
+            .expect("publish")
+            .await
+            .expect("confirm");
     }
     let settings = settings(&[broker.broker_url()], queue, None);
-    let outcome = handle_event(&scene.aws, &settings, &credentials(rabbitmq::USER, rabbitmq::PASSWORD), &schedule_event(), in_a_minute())
-        .await
-        .expect("poll");
+    let outcome = handle_event(
+        &scene.aws,
+        &settings,
+        &credentials(rabbitmq::USER, rabbitmq::PASSWORD),
+        &schedule_event(),
+        in_a_minute(),
+    )
+    .await
+    .expect("poll");
     let Outcome::Poll(summary) = outcome else { panic!("poll") };
     assert_eq!((summary.received, summary.stored), (2, 2));
     let items = scan_all(&scene.dynamo, TABLE).await;
-    assert_eq!(bodies(&items), BTreeSet::from([b"two teas".to_vec(), b"one coffee".to_vec()]), "both bodies are in the table");
+    assert_eq!(
+        bodies(&items),
+        BTreeSet::from([b"two teas".to_vec(), b"one coffee".to_vec()]),
+        "both bodies are in the table"
+    );
 
     // The same two again, as a redelivery would bring them: nothing new.
     for body in [&b"two teas"[..], b"one coffee"] {
         let properties = BasicProperties::default().with_message_id("order".into());
-        channel.basic_publish("".into(), queue.into(), BasicPublishOptions::default(), body, properties).await.expect("publish").await.expect("confirm");
+        channel
+            .basic_publish("".into(), queue.into(), BasicPublishOptions::default(), body, properties)
+            .await
+            .expect("publish")
+            .await
+            .expect("confirm");
     }
-    handle_event(&scene.aws, &settings, &credentials(rabbitmq::USER, rabbitmq::PASSWORD), &schedule_event(), in_a_minute()).await.expect("poll");
+    handle_event(
+        &scene.aws,
+        &settings,
+        &credentials(rabbitmq::USER, rabbitmq::PASSWORD),
+        &schedule_event(),
+        in_a_minute(),
+    )
+    .await
+    .expect("poll");
     assert_eq!(scan_all(&scene.dynamo, TABLE).await.len(), 2);
 }
 
@@ -666,7 +813,8 @@ async fn a_message_too_large_for_an_item_fails_the_event_source_batch_instead_of
         {"messageID": "ID:small", "data": "c21hbGw="},
         {"messageID": "ID:large", "data": large}
     ]});
-    let error = handle_event(&scene.aws, &settings, &no_broker, &batch, in_a_minute()).await.expect_err("the batch fails");
+    let error =
+        handle_event(&scene.aws, &settings, &no_broker, &batch, in_a_minute()).await.expect_err("the batch fails");
     assert_eq!(error.error_type(), "MessageTooLarge", "{error}");
     assert!(error.to_string().contains("ID:large"), "{error}");
     assert!(error.to_string().contains("BODY_BUCKET"), "the error names the setting: {error}");
@@ -705,9 +853,15 @@ async fn an_item_dynamodb_refuses_is_parked_and_the_rest_of_its_batch_is_stored(
     let queue = "poisoned";
     let poison = send_with_a_poison_item(&broker, queue).await;
     let settings = settings(&[broker.stomp_url()], queue, None);
-    let outcome = handle_event(&scene.aws, &settings, &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), in_a_minute())
-        .await
-        .expect("the poll goes on past the refused item");
+    let outcome = handle_event(
+        &scene.aws,
+        &settings,
+        &credentials(activemq::USER, activemq::PASSWORD),
+        &schedule_event(),
+        in_a_minute(),
+    )
+    .await
+    .expect("the poll goes on past the refused item");
     let Outcome::Poll(summary) = outcome else { panic!("poll") };
     assert_eq!((summary.received, summary.stored, summary.rejected), (25, 24, 1), "{summary:?}");
     let stored = scan_all(&scene.dynamo, TABLE).await;
@@ -728,11 +882,13 @@ async fn an_event_source_batch_with_a_refused_item_stores_the_rest_and_fails_nam
     let settings = settings(&["stomp://127.0.0.1:1".into()], "SAMPLE_QUEUE", None);
     let poison = poison_body();
     let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
-    let mut messages: Vec<serde_json::Value> =
-        (0..24).map(|i| json!({"messageID": format!("ID:ok-{i}"), "data": encode(format!("ordinary {i}").as_bytes())})).collect();
+    let mut messages: Vec<serde_json::Value> = (0..24)
+        .map(|i| json!({"messageID": format!("ID:ok-{i}"), "data": encode(format!("ordinary {i}").as_bytes())}))
+        .collect();
     messages.insert(12, json!({"messageID": "ID:poison", "data": encode(&poison)}));
     let batch = json!({"eventSource": "aws:mq", "messages": messages});
-    let error = handle_event(&scene.aws, &settings, &credentials("u", "p"), &batch, in_a_minute()).await.expect_err("fails");
+    let error =
+        handle_event(&scene.aws, &settings, &credentials("u", "p"), &batch, in_a_minute()).await.expect_err("fails");
     assert_eq!(error.error_type(), "StoreRejected", "{error}");
     assert!(error.to_string().contains("ID:poison"), "{error}");
     assert_eq!(scan_all(&scene.dynamo, TABLE).await.len(), 24, "the other 24 are stored");
@@ -745,7 +901,9 @@ async fn parked(s3: &aws_sdk_s3::Client) -> (serde_json::Value, Vec<u8>) {
     assert_eq!(keys.len(), 1, "{keys:?}");
     assert!(keys[0].starts_with("parked/"), "{keys:?}");
     let record: serde_json::Value = serde_json::from_slice(&object(s3, &keys[0]).await).expect("parked JSON");
-    let body = base64::engine::general_purpose::STANDARD.decode(record["bodyBase64"].as_str().expect("bodyBase64")).expect("base64");
+    let body = base64::engine::general_purpose::STANDARD
+        .decode(record["bodyBase64"].as_str().expect("bodyBase64"))
+        .expect("base64");
     (record, body)
 }
 
@@ -756,9 +914,15 @@ async fn with_a_body_bucket_a_refused_item_is_parked_there_whole_and_acknowledge
     let queue = "poisoned-parked";
     let poison = send_with_a_poison_item(&broker, queue).await;
     let (settings, aws, s3) = with_body_bucket(&scene, settings(&[broker.stomp_url()], queue, None), true).await;
-    let outcome = handle_event(&aws, &settings, &credentials(activemq::USER, activemq::PASSWORD), &schedule_event(), in_a_minute())
-        .await
-        .expect("the poll goes on past the refused item");
+    let outcome = handle_event(
+        &aws,
+        &settings,
+        &credentials(activemq::USER, activemq::PASSWORD),
+        &schedule_event(),
+        in_a_minute(),
+    )
+    .await
+    .expect("the poll goes on past the refused item");
     let Outcome::Poll(summary) = outcome else { panic!("poll") };
     assert_eq!((summary.received, summary.stored, summary.rejected), (25, 24, 1), "{summary:?}");
     assert_eq!(scan_all(&scene.dynamo, TABLE).await.len(), 24);
@@ -769,7 +933,10 @@ async fn with_a_body_bucket_a_refused_item_is_parked_there_whole_and_acknowledge
     assert_eq!(record["queue"], queue);
     assert_eq!(remaining(&broker, queue).await, 0);
     let dead = StompClient::connect(broker.stomp_port, activemq::USER, activemq::PASSWORD).await;
-    assert!(dead.drain(&format!("DLQ.{queue}"), Duration::from_secs(2)).await.is_empty(), "acknowledged, not dead-lettered");
+    assert!(
+        dead.drain(&format!("DLQ.{queue}"), Duration::from_secs(2)).await.is_empty(),
+        "acknowledged, not dead-lettered"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -779,8 +946,9 @@ async fn with_a_body_bucket_an_event_source_batch_with_a_refused_item_succeeds_a
     let (settings, aws, s3) = with_body_bucket(&scene, settings(&[], "SAMPLE_QUEUE", None), true).await;
     let poison = poison_body();
     let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
-    let mut messages: Vec<serde_json::Value> =
-        (0..24).map(|i| json!({"messageID": format!("ID:ok-{i}"), "data": encode(format!("ordinary {i}").as_bytes())})).collect();
+    let mut messages: Vec<serde_json::Value> = (0..24)
+        .map(|i| json!({"messageID": format!("ID:ok-{i}"), "data": encode(format!("ordinary {i}").as_bytes())}))
+        .collect();
     messages.insert(5, json!({"messageID": "ID:poison", "data": encode(&poison)}));
     let batch = json!({"eventSource": "aws:mq", "messages": messages});
     let no_broker = CredentialsProvider::new(CredentialSource::Missing, None);
@@ -812,24 +980,40 @@ async fn a_warm_environment_follows_a_broker_password_rotated_between_two_polls(
     let publish = |range: std::ops::Range<usize>, password: &'static str| {
         let url = format!("amqp://{}:{password}@127.0.0.1:{}/%2f", rabbitmq::USER, broker.port);
         async move {
-            let connection = Connection::connect(&url, ConnectionProperties::default()).await.expect("connecting to RabbitMQ");
+            let connection =
+                Connection::connect(&url, ConnectionProperties::default()).await.expect("connecting to RabbitMQ");
             let channel = connection.create_channel().await.expect("channel");
-            channel.queue_declare(queue.into(), QueueDeclareOptions::default(), FieldTable::default()).await.expect("declare");
+            channel
+                .queue_declare(queue.into(), QueueDeclareOptions::default(), FieldTable::default())
+                .await
+                .expect("declare");
             for i in range {
                 let properties = BasicProperties::default().with_message_id(format!("r-{i}").into());
                 let body = format!("rotation message {i}");
-                channel.basic_publish("".into(), queue.into(), BasicPublishOptions::default(), body.as_bytes(), properties).await.expect("publish").await.expect("confirm");
+                channel
+                    .basic_publish("".into(), queue.into(), BasicPublishOptions::default(), body.as_bytes(), properties)
+                    .await
+                    .expect("publish")
+                    .await
+                    .expect("confirm");
             }
             let _ = connection.close(200, "done".into()).await;
         }
     };
     let settings = settings(&[broker.broker_url()], queue, None);
     publish(0..5, rabbitmq::PASSWORD).await;
-    handle_event(&table_only(&dynamo), &settings, &provider, &schedule_event(), in_a_minute()).await.expect("first poll");
+    handle_event(&table_only(&dynamo), &settings, &provider, &schedule_event(), in_a_minute())
+        .await
+        .expect("first poll");
 
     // The operator rotates the broker's password, and the secret with it.
     broker.change_password(rabbitmq::USER, "rotated-Passw0rd");
-    sm.put_secret_value().secret_id("broker").secret_string(secret("rotated-Passw0rd")).send().await.expect("new secret version");
+    sm.put_secret_value()
+        .secret_id("broker")
+        .secret_string(secret("rotated-Passw0rd"))
+        .send()
+        .await
+        .expect("new secret version");
     publish(5..10, "rotated-Passw0rd").await;
 
     let outcome = handle_event(&table_only(&dynamo), &settings, &provider, &schedule_event(), in_a_minute())
@@ -850,12 +1034,24 @@ async fn a_poll_capped_by_max_messages_is_sent_no_more_than_it_takes() {
     let scene = scene().await;
     let broker = RabbitMq::start();
     let queue = "capped";
-    let connection = Connection::connect(&broker.amqp_url(), ConnectionProperties::default()).await.expect("connecting to RabbitMQ");
+    let connection =
+        Connection::connect(&broker.amqp_url(), ConnectionProperties::default()).await.expect("connecting to RabbitMQ");
     let channel = connection.create_channel().await.expect("channel");
     channel.queue_declare(queue.into(), QueueDeclareOptions::default(), FieldTable::default()).await.expect("declare");
     for i in 0..50usize {
         let properties = BasicProperties::default().with_message_id(format!("c-{i}").into());
-        channel.basic_publish("".into(), queue.into(), BasicPublishOptions::default(), format!("capped {i}").as_bytes(), properties).await.expect("publish").await.expect("confirm");
+        channel
+            .basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions::default(),
+                format!("capped {i}").as_bytes(),
+                properties,
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("confirm");
     }
     // A cap beyond the prefetch window (the acknowledgements that would open the window past
     // the cap wait until deliveries stop), then one within it.
@@ -863,21 +1059,40 @@ async fn a_poll_capped_by_max_messages_is_sent_no_more_than_it_takes() {
         let mut settings = settings(&[broker.broker_url()], queue, None);
         settings.prefetch = prefetch;
         settings.max_messages = Some(max);
-        let outcome = handle_event(&scene.aws, &settings, &credentials(rabbitmq::USER, rabbitmq::PASSWORD), &schedule_event(), in_a_minute())
-            .await
-            .expect("poll");
+        let outcome = handle_event(
+            &scene.aws,
+            &settings,
+            &credentials(rabbitmq::USER, rabbitmq::PASSWORD),
+            &schedule_event(),
+            in_a_minute(),
+        )
+        .await
+        .expect("poll");
         let Outcome::Poll(summary) = outcome else { panic!("poll") };
-        assert_eq!((summary.received, summary.stored, summary.stop_reason), (max, max, StopReason::MaxMessages), "PREFETCH {prefetch}");
+        assert_eq!(
+            (summary.received, summary.stored, summary.stop_reason),
+            (max, max, StopReason::MaxMessages),
+            "PREFETCH {prefetch}"
+        );
     }
     assert_eq!(scan_all(&scene.dynamo, TABLE).await.len(), 35);
     // The other 15 were never handed to the poller, so none counts a redelivery.
     let mut consumer = channel
-        .basic_consume(queue.into(), "check".into(), BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default())
+        .basic_consume(
+            queue.into(),
+            "check".into(),
+            BasicConsumeOptions { no_ack: true, ..Default::default() },
+            FieldTable::default(),
+        )
         .await
         .expect("consume");
     let mut redelivered = 0;
     for _ in 0..15 {
-        let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next()).await.expect("a message").expect("delivery").expect("ok");
+        let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+            .await
+            .expect("a message")
+            .expect("delivery")
+            .expect("ok");
         redelivered += usize::from(delivery.redelivered);
     }
     assert_eq!(redelivered, 0, "messages the poll never took came back marked redelivered");
@@ -891,7 +1106,10 @@ async fn the_stomp_close_waits_for_the_brokers_receipt_and_heart_beats_are_negot
     let mut settings = settings(&[broker.stomp_url()], "receipts", None);
     settings.broker_heartbeat_ms = 700;
     let endpoint = Endpoint::parse(&broker.stomp_url()).expect("endpoint");
-    let consumer = StompConsumer::connect(&endpoint, &settings, &BrokerCredentials::new(activemq::USER, activemq::PASSWORD)).await.expect("connect");
+    let consumer =
+        StompConsumer::connect(&endpoint, &settings, &BrokerCredentials::new(activemq::USER, activemq::PASSWORD))
+            .await
+            .expect("connect");
     assert_eq!(consumer.heartbeat, Some(Duration::from_millis(700)), "ActiveMQ takes the beats we offer");
     // Idle for several intervals: the beats keep the connection, and the close is confirmed.
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -924,7 +1142,10 @@ async fn odd_event_source_payloads_lose_nothing_and_a_huge_one_fails_the_batch_b
     ]});
     let error = handle_event(&scene.aws, &settings, &no_broker, &batch, in_a_minute()).await.expect_err("fails");
     assert_eq!(error.error_type(), "MessageTooLarge");
-    assert!(error.to_string().contains("ID:huge") && !error.to_string().contains("hhhh"), "named, body not quoted: {}", &error.to_string()[..200.min(error.to_string().len())]);
+    assert!(
+        error.to_string().contains("ID:huge") && !error.to_string().contains("hhhh"),
+        "named, body not quoted: {}",
+        &error.to_string()[..200.min(error.to_string().len())]
+    );
     assert_eq!(scan_all(&scene.dynamo, TABLE).await.len(), 4, "the message beside it is stored");
 }
-

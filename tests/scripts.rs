@@ -7,7 +7,8 @@ use harness_runtime::paths::workspace_root;
 
 /// Runs `script` in a fresh bash; returns its stdout, or panics with its stderr.
 fn bash(script: &str) -> String {
-    let output = Command::new("bash").arg("-c").arg(script).current_dir(workspace_root()).output().expect("running bash");
+    let output =
+        Command::new("bash").arg("-c").arg(script).current_dir(workspace_root()).output().expect("running bash");
     assert!(output.status.success(), "bash failed: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -15,7 +16,10 @@ fn bash(script: &str) -> String {
 #[test]
 fn sourcing_lib_sh_changes_no_shell_option_directory_or_trap() {
     let state = r#"printf '%s|%s|%s\n' "$(set +o | sort | tr '\n' ';')" "$PWD" "$(trap -p | tr '\n' ';')""#;
-    let script = format!("cd /tmp; trap 'echo bye' EXIT; {state}; source '{}/scripts/lib.sh'; {state}", workspace_root().display());
+    let script = format!(
+        "cd /tmp; trap 'echo bye' EXIT; {state}; source '{}/scripts/lib.sh'; {state}",
+        workspace_root().display()
+    );
     let output = bash(&script);
     let lines: Vec<&str> = output.lines().filter(|l| l.contains('|')).collect();
     assert_eq!(lines.len(), 2, "{output}");
@@ -34,5 +38,8 @@ fn dev_env_prints_only_variables_for_eval() {
     }
     // Taking them puts the project's tools first on PATH.
     let path = bash(r#"eval "$(scripts/dev-env)"; command -v cargo-lambda"#);
-    assert_eq!(path.trim(), workspace_root().join(".venv/bin/cargo-lambda").canonicalize().expect("venv").display().to_string());
+    assert_eq!(
+        path.trim(),
+        workspace_root().join(".venv/bin/cargo-lambda").canonicalize().expect("venv").display().to_string()
+    );
 }

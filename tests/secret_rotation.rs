@@ -79,7 +79,13 @@ fn step_event(step: &str, secret_id: &str, token: &str) -> Value {
     json!({"Step": step, "SecretId": secret_id, "ClientRequestToken": token})
 }
 
-async fn step(scene: &Scene, settings: &Settings, step: &str, secret_id: &str, token: &str) -> Result<StepOutcome, RotationError> {
+async fn step(
+    scene: &Scene,
+    settings: &Settings,
+    step: &str,
+    secret_id: &str,
+    token: &str,
+) -> Result<StepOutcome, RotationError> {
     rotate_step(&scene.clients, settings, &step_event(step, secret_id, token)).await.map(|r| r.result)
 }
 
@@ -165,7 +171,15 @@ async fn postgres_alternating_users_swap_and_both_stay_usable() {
     let master = create_secret(&scene.sm, "pg-master", &json!({
         "engine": "postgres", "host": "127.0.0.1", "port": pg.port, "username": "rotator2", "password": "master-Passw0rd"
     })).await;
-    let id = pg_user_secret(&scene.sm, &pg, "pg-alternating", "app \"quoted\"", "first-Passw0rd", json!({"masterarn": master})).await;
+    let id = pg_user_secret(
+        &scene.sm,
+        &pg,
+        "pg-alternating",
+        "app \"quoted\"",
+        "first-Passw0rd",
+        json!({"masterarn": master}),
+    )
+    .await;
 
     full_rotation(&scene, &settings, &id, "22222222-2222-4222-8222-222222222221").await;
     let first = current(&scene.sm, &id).await;
@@ -226,8 +240,16 @@ async fn test_secret_with_a_wrong_pending_password_fails_and_current_stays() {
     // A pending version whose password the database never got.
     let mut pending = current(&scene.sm, &id).await;
     pending["password"] = json!("never-set-Passw0rd");
-    scene.sm.put_secret_value().secret_id(&id).client_request_token(token).secret_string(pending.to_string())
-        .version_stages("AWSPENDING").send().await.expect("put pending");
+    scene
+        .sm
+        .put_secret_value()
+        .secret_id(&id)
+        .client_request_token(token)
+        .secret_string(pending.to_string())
+        .version_stages("AWSPENDING")
+        .send()
+        .await
+        .expect("put pending");
     let error = step(&scene, &settings, "testSecret", &id, token).await.unwrap_err().to_string();
     assert!(error.contains("authentication failed for user \"app\""), "{error}");
     assert!(!error.contains("never-set"), "{error}");
@@ -237,7 +259,12 @@ async fn test_secret_with_a_wrong_pending_password_fails_and_current_stays() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generic_secrets_rotate_without_an_external_system() {
     let scene = scene().await;
-    let id = create_secret(&scene.sm, "api-key", &json!({"username": "partner", "password": "old-api-key", "endpoint": "https://api.example"})).await;
+    let id = create_secret(
+        &scene.sm,
+        "api-key",
+        &json!({"username": "partner", "password": "old-api-key", "endpoint": "https://api.example"}),
+    )
+    .await;
     full_rotation(&scene, &scene.settings, &id, "55555555-5555-4555-8555-555555555555").await;
     let now = current(&scene.sm, &id).await;
     assert_ne!(now["password"], "old-api-key");
@@ -260,7 +287,8 @@ async fn refusals_change_nothing() {
     begin_rotation(&scene.sm, &id, token).await;
     let before = current_version(&scene.sm, &id).await;
     // Unknown token.
-    let error = step(&scene, &scene.settings, "createSecret", &id, "77777777-7777-4777-8777-777777777777").await.unwrap_err();
+    let error =
+        step(&scene, &scene.settings, "createSecret", &id, "77777777-7777-4777-8777-777777777777").await.unwrap_err();
     assert!(matches!(error, RotationError::TokenNotAVersion { .. }), "{error}");
     // The current version is not pending: its steps are no-ops, not errors.
     let done = step(&scene, &scene.settings, "setSecret", &id, &before).await.expect("no-op");
@@ -270,15 +298,19 @@ async fn refusals_change_nothing() {
     assert!(matches!(error, RotationError::UnknownStep(_)), "{error}");
 
     // A malformed secret and an unknown engine are refused before anything is written.
-    for (name, value) in [("not-json", "user=app;password=p-Passw0rd"), ("odd-engine", r#"{"engine":"oracle","password":"p-Passw0rd"}"#),
-                          ("no-host", r#"{"engine":"mysql","username":"u","password":"p-Passw0rd"}"#)] {
+    for (name, value) in [
+        ("not-json", "user=app;password=p-Passw0rd"),
+        ("odd-engine", r#"{"engine":"oracle","password":"p-Passw0rd"}"#),
+        ("no-host", r#"{"engine":"mysql","username":"u","password":"p-Passw0rd"}"#),
+    ] {
         let out = scene.sm.create_secret().name(name).secret_string(value).send().await.expect("create");
         let arn = out.arn().expect("arn").to_owned();
         begin_rotation(&scene.sm, &arn, token).await;
         let error = step(&scene, &scene.settings, "createSecret", &arn, token).await.unwrap_err().to_string();
         assert!(error.contains("is not usable"), "{name}: {error}");
         assert!(!error.contains("p-Passw0rd"), "{name}: {error}");
-        let pending = scene.sm.get_secret_value().secret_id(&arn).version_id(token).version_stage("AWSPENDING").send().await;
+        let pending =
+            scene.sm.get_secret_value().secret_id(&arn).version_id(token).version_stage("AWSPENDING").send().await;
         assert!(pending.map(|p| p.secret_string().is_none()).unwrap_or(true), "{name}: a pending value was written");
     }
     assert_eq!(current_version(&scene.sm, &id).await, before);
@@ -291,10 +323,18 @@ use harness_services::password_lure::PasswordLure;
 /// A superuser master `rotator` on `pg`, and its secret.
 async fn pg_master_secret(sm: &Client, pg: &Postgres, password: &str) -> String {
     let superuser = pg.superuser().await;
-    superuser.batch_execute(&format!("CREATE ROLE rotator LOGIN SUPERUSER PASSWORD '{password}'")).await.expect("master");
-    create_secret(sm, "pg-master", &json!({
-        "engine": "postgres", "host": "127.0.0.1", "port": pg.port, "username": "rotator", "password": password
-    })).await
+    superuser
+        .batch_execute(&format!("CREATE ROLE rotator LOGIN SUPERUSER PASSWORD '{password}'"))
+        .await
+        .expect("master");
+    create_secret(
+        sm,
+        "pg-master",
+        &json!({
+            "engine": "postgres", "host": "127.0.0.1", "port": pg.port, "username": "rotator", "password": password
+        }),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -306,15 +346,23 @@ async fn the_master_password_never_goes_to_a_host_the_user_secret_names() {
     let master = pg_master_secret(&scene.sm, &pg, master_password).await;
     // A user secret that points at a server of the attacker's, in plain text.
     let lure = PasswordLure::start().await;
-    let id = create_secret(&scene.sm, "lure", &json!({
-        "engine": "postgres", "host": "127.0.0.1", "port": lure.port, "ssl": false,
-        "username": "app", "password": "user-Passw0rd", "dbname": "postgres", "masterarn": master
-    })).await;
+    let id = create_secret(
+        &scene.sm,
+        "lure",
+        &json!({
+            "engine": "postgres", "host": "127.0.0.1", "port": lure.port, "ssl": false,
+            "username": "app", "password": "user-Passw0rd", "dbname": "postgres", "masterarn": master
+        }),
+    )
+    .await;
     let token = "a1111111-1111-4111-8111-111111111111";
     begin_rotation(&scene.sm, &id, token).await;
     step(&scene, &settings, "createSecret", &id, token).await.expect("create");
     let error = step(&scene, &settings, "setSecret", &id, token).await.expect_err("refused");
-    assert!(matches!(&error, RotationError::Refused { reason, .. } if reason.contains("host") || reason.contains("port")), "{error}");
+    assert!(
+        matches!(&error, RotationError::Refused { reason, .. } if reason.contains("host") || reason.contains("port")),
+        "{error}"
+    );
     assert_eq!(error.error_type(), "RotationRefused");
     // The lure works (the user's own credentials were tried there), and got nothing of the master's.
     assert!(!lure.received().is_empty(), "the lure was never asked");
@@ -329,7 +377,9 @@ async fn a_user_secret_named_after_the_master_cannot_reset_the_master() {
     let settings = settings_trusting(&pg.ca);
     let master_password = "master-Passw0rd-kept";
     let master = pg_master_secret(&scene.sm, &pg, master_password).await;
-    let id = pg_user_secret(&scene.sm, &pg, "master-clone", "rotator_clone", "clone-Passw0rd", json!({"masterarn": master})).await;
+    let id =
+        pg_user_secret(&scene.sm, &pg, "master-clone", "rotator_clone", "clone-Passw0rd", json!({"masterarn": master}))
+            .await;
     let token = "a2222222-2222-4222-8222-222222222222";
     begin_rotation(&scene.sm, &id, token).await;
     step(&scene, &settings, "createSecret", &id, token).await.expect("create");
@@ -351,7 +401,8 @@ async fn the_master_never_changes_a_privileged_user() {
     step(&scene, &settings, "createSecret", &id, token).await.expect("create");
     let error = step(&scene, &settings, "setSecret", &id, token).await.expect_err("refused");
     assert_eq!(error.error_type(), "PrivilegedUserRefused", "{error}");
-    let clone = pg.superuser().await.query_opt("SELECT 1 FROM pg_roles WHERE rolname = 'ops_clone'", &[]).await.expect("query");
+    let clone =
+        pg.superuser().await.query_opt("SELECT 1 FROM pg_roles WHERE rolname = 'ops_clone'", &[]).await.expect("query");
     assert!(clone.is_none(), "no clone was made of a privileged role");
 }
 
@@ -383,7 +434,8 @@ async fn strategies_single_and_alternating_and_a_clone_name_too_long() {
     // single: masterarn present (as CDK writes it), yet the user changes its own password.
     let mut single = settings_trusting(&pg.ca);
     single.strategy = secret_rotation::Strategy::Single;
-    let id = pg_user_secret(&scene.sm, &pg, "strategy-single", "solo", "solo-Passw0rd", json!({"masterarn": master})).await;
+    let id =
+        pg_user_secret(&scene.sm, &pg, "strategy-single", "solo", "solo-Passw0rd", json!({"masterarn": master})).await;
     full_rotation(&scene, &single, &id, "a5555555-5555-4555-8555-555555555555").await;
     let now = current(&scene.sm, &id).await;
     assert_eq!(now["username"], "solo", "no clone under the single strategy");
@@ -417,7 +469,9 @@ async fn passwords_reach_postgresql_as_scram_verifiers_never_in_its_statement_lo
     let master = pg_master_secret(&scene.sm, &pg, "master-Passw0rd-scram").await;
     let single = pg_user_secret(&scene.sm, &pg, "scram-single", "logged", "logged-Passw0rd", json!({})).await;
     full_rotation(&scene, &settings, &single, "a8888888-8888-4888-8888-888888888888").await;
-    let alternating = pg_user_secret(&scene.sm, &pg, "scram-alternating", "pair", "pair-Passw0rd", json!({"masterarn": master})).await;
+    let alternating =
+        pg_user_secret(&scene.sm, &pg, "scram-alternating", "pair", "pair-Passw0rd", json!({"masterarn": master}))
+            .await;
     full_rotation(&scene, &settings, &alternating, "a9999999-9999-4999-8999-999999999999").await;
 
     let log = pg.log();
@@ -445,7 +499,8 @@ async fn roots_shipped_in_the_function_verify_the_database_without_a_bundle() {
     let now = current(&scene.sm, &id).await;
     assert!(pg.can_log_in("app", now["password"].as_str().expect("password")).await);
     // With only the real shipped roots, the test CA's server is refused, not downgraded.
-    let id = pg_user_secret(&scene.sm, &pg, "shipped-roots-refused", "other", "other-Passw0rd", json!({"ssl": true})).await;
+    let id =
+        pg_user_secret(&scene.sm, &pg, "shipped-roots-refused", "other", "other-Passw0rd", json!({"ssl": true})).await;
     let token = "b4444444-4444-4444-8444-444444444444";
     begin_rotation(&scene.sm, &id, token).await;
     step(&scene, &Settings::default(), "createSecret", &id, token).await.expect("create");
@@ -458,12 +513,22 @@ async fn roots_shipped_in_the_function_verify_the_database_without_a_bundle() {
 use harness_services::mariadb::MariaDb;
 use mysql_async::prelude::Queryable;
 
-async fn mariadb_user_secret(sm: &Client, db: &MariaDb, name: &str, user: &str, password: &str, extra: Value) -> String {
+async fn mariadb_user_secret(
+    sm: &Client,
+    db: &MariaDb,
+    name: &str,
+    user: &str,
+    password: &str,
+    extra: Value,
+) -> String {
     let mut admin = db.admin().await;
     // Account statements take no placeholders: quote as the function does.
     let quote = |text: &str| mysql_async::Value::from(text).as_sql(false);
     let (quoted_user, quoted_password) = (quote(user), quote(password));
-    admin.query_drop(format!("CREATE USER {quoted_user}@'%' IDENTIFIED BY {quoted_password}")).await.expect("creating the user");
+    admin
+        .query_drop(format!("CREATE USER {quoted_user}@'%' IDENTIFIED BY {quoted_password}"))
+        .await
+        .expect("creating the user");
     admin.query_drop(format!("GRANT SELECT, INSERT ON app.* TO {quoted_user}@'%'")).await.expect("granting");
     let _ = admin.disconnect().await;
     let secret = json!({
@@ -498,12 +563,25 @@ async fn mariadb_alternating_users_with_a_hostile_name() {
     let scene = scene().await;
     let db = MariaDb::start();
     let settings = settings_trusting(&db.ca);
-    let master = create_secret(&scene.sm, "maria-master", &json!({
-        "engine": "mariadb", "host": "127.0.0.1", "port": db.port,
-        "username": harness_services::mariadb::ADMIN, "password": harness_services::mariadb::ADMIN_PASSWORD
-    })).await;
+    let master = create_secret(
+        &scene.sm,
+        "maria-master",
+        &json!({
+            "engine": "mariadb", "host": "127.0.0.1", "port": db.port,
+            "username": harness_services::mariadb::ADMIN, "password": harness_services::mariadb::ADMIN_PASSWORD
+        }),
+    )
+    .await;
     let user = "o'brien\"; DROP USER admin; --";
-    let id = mariadb_user_secret(&scene.sm, &db, "maria-alternating", user, "first-Maria-Passw0rd", json!({"masterarn": master})).await;
+    let id = mariadb_user_secret(
+        &scene.sm,
+        &db,
+        "maria-alternating",
+        user,
+        "first-Maria-Passw0rd",
+        json!({"masterarn": master}),
+    )
+    .await;
 
     full_rotation(&scene, &settings, &id, "99999999-9999-4999-8999-999999999991").await;
     let first = current(&scene.sm, &id).await;
@@ -515,7 +593,10 @@ async fn mariadb_alternating_users_with_a_hostile_name() {
     let mut as_clone = db.connect(&clone, &clone_password).await.expect("clone login");
     as_clone.query_drop("CREATE TABLE IF NOT EXISTS app.t (x int)").await.ok();
     let grants: Vec<String> = as_clone.query("SHOW GRANTS").await.expect("grants");
-    assert!(grants.iter().any(|g| g.contains("SELECT, INSERT ON `app`.*")), "the clone has the original's grants: {grants:?}");
+    assert!(
+        grants.iter().any(|g| g.contains("SELECT, INSERT ON `app`.*")),
+        "the clone has the original's grants: {grants:?}"
+    );
     let _ = as_clone.disconnect().await;
 
     full_rotation(&scene, &settings, &id, "99999999-9999-4999-8999-999999999992").await;
@@ -524,7 +605,10 @@ async fn mariadb_alternating_users_with_a_hostile_name() {
     let original_password = second["password"].as_str().expect("password").to_owned();
     assert!(db.can_log_in(user, &original_password).await);
     assert!(db.can_log_in(&clone, &clone_password).await, "the clone keeps working");
-    assert!(db.can_log_in(harness_services::mariadb::ADMIN, harness_services::mariadb::ADMIN_PASSWORD).await, "the hostile name broke nothing");
+    assert!(
+        db.can_log_in(harness_services::mariadb::ADMIN, harness_services::mariadb::ADMIN_PASSWORD).await,
+        "the hostile name broke nothing"
+    );
     assert_not_logged(&["first-Maria-Passw0rd", &clone_password, &original_password]);
 }
 
@@ -565,11 +649,15 @@ async fn a_postgres_lock_held_elsewhere_fails_the_step_in_time_saying_so() {
     let holder = pg.superuser().await;
     holder.batch_execute("BEGIN; ALTER ROLE app CONNECTION LIMIT 50;").await.expect("holding the role's row");
     let started = std::time::Instant::now();
-    let blocked = tokio::time::timeout(std::time::Duration::from_secs(25), step(&scene, &settings, "setSecret", &id, token));
+    let blocked =
+        tokio::time::timeout(std::time::Duration::from_secs(25), step(&scene, &settings, "setSecret", &id, token));
     let error = blocked.await.expect("the step waited on the lock without bound").expect_err("blocked");
     assert_eq!(error.error_type(), "DatabaseStatementTimeout", "{error}");
     assert!(error.to_string().contains("lock"), "{error}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(20), "the step gave up long before the function's timeout");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "the step gave up long before the function's timeout"
+    );
     holder.batch_execute("ROLLBACK").await.expect("release");
     // Once the lock is gone, the re-run completes.
     for name in ["setSecret", "testSecret", "finishSecret"] {
@@ -588,7 +676,8 @@ async fn a_mariadb_lock_held_elsewhere_fails_the_step_in_time_saying_so() {
     step(&scene, &settings, "createSecret", &id, token).await.expect("create");
     let mut holder = db.admin().await;
     holder.query_drop("FLUSH TABLES WITH READ LOCK").await.expect("global read lock");
-    let blocked = tokio::time::timeout(std::time::Duration::from_secs(25), step(&scene, &settings, "setSecret", &id, token));
+    let blocked =
+        tokio::time::timeout(std::time::Duration::from_secs(25), step(&scene, &settings, "setSecret", &id, token));
     let error = blocked.await.expect("the step waited on the lock without bound").expect_err("blocked");
     assert_eq!(error.error_type(), "DatabaseStatementTimeout", "{error}");
     holder.query_drop("UNLOCK TABLES").await.expect("unlock");
@@ -613,7 +702,8 @@ async fn a_half_made_postgres_clone_is_repaired_and_its_objects_belong_to_the_or
     full_rotation(&scene, &settings, &id, "b5555555-5555-4555-8555-555555555555").await;
     let now = current(&scene.sm, &id).await;
     assert_eq!(now["username"], "app_clone");
-    let member = superuser.query_one("SELECT pg_has_role('app_clone', 'app', 'MEMBER')", &[]).await.expect("membership");
+    let member =
+        superuser.query_one("SELECT pg_has_role('app_clone', 'app', 'MEMBER')", &[]).await.expect("membership");
     assert!(member.get::<_, bool>(0), "the re-run made the clone a member of the original");
     let as_clone = pg.connect("app_clone", now["password"].as_str().expect("password")).await.expect("clone login");
     as_clone.batch_execute("CREATE TABLE made_by_clone (x int)").await.expect("the clone creates a table");
@@ -629,11 +719,24 @@ async fn mariadb_clone_grants_follow_the_original_both_ways_and_keep_its_tls_req
     let scene = scene().await;
     let db = MariaDb::start();
     let settings = settings_trusting(&db.ca);
-    let master = create_secret(&scene.sm, "maria-master-sync", &json!({
-        "engine": "mariadb", "host": "127.0.0.1", "port": db.port,
-        "username": harness_services::mariadb::ADMIN, "password": harness_services::mariadb::ADMIN_PASSWORD
-    })).await;
-    let id = mariadb_user_secret(&scene.sm, &db, "maria-sync", "shop", "shop-Maria-Passw0rd", json!({"masterarn": master, "ssl": true})).await;
+    let master = create_secret(
+        &scene.sm,
+        "maria-master-sync",
+        &json!({
+            "engine": "mariadb", "host": "127.0.0.1", "port": db.port,
+            "username": harness_services::mariadb::ADMIN, "password": harness_services::mariadb::ADMIN_PASSWORD
+        }),
+    )
+    .await;
+    let id = mariadb_user_secret(
+        &scene.sm,
+        &db,
+        "maria-sync",
+        "shop",
+        "shop-Maria-Passw0rd",
+        json!({"masterarn": master, "ssl": true}),
+    )
+    .await;
     let mut admin = db.admin().await;
     admin.query_drop("ALTER USER 'shop'@'%' REQUIRE SSL").await.expect("require ssl");
     full_rotation(&scene, &settings, &id, "b6666666-6666-4666-8666-666666666661").await;
@@ -647,7 +750,8 @@ async fn mariadb_clone_grants_follow_the_original_both_ways_and_keep_its_tls_req
     let on_app = grants.iter().find(|g| g.contains("ON `app`.*")).cloned().unwrap_or_default();
     assert!(on_app.contains("UPDATE") && on_app.contains("SELECT"), "the added grant reached the clone: {grants:?}");
     assert!(!on_app.contains("INSERT"), "the revoked grant left the clone too: {grants:?}");
-    let ssl: Option<String> = admin.query_first("SELECT ssl_type FROM mysql.user WHERE User = 'shop_clone'").await.expect("ssl_type");
+    let ssl: Option<String> =
+        admin.query_first("SELECT ssl_type FROM mysql.user WHERE User = 'shop_clone'").await.expect("ssl_type");
     assert_eq!(ssl.as_deref(), Some("ANY"), "the clone requires TLS as the original does");
 }
 
@@ -673,7 +777,8 @@ async fn moto_rds_instance(clients: &AwsClients, name: &str, port: i32) -> (Stri
         .await
         .expect("create_db_instance");
     let instance = out.db_instance().expect("instance");
-    let secret = instance.master_user_secret().and_then(|s| s.secret_arn()).expect("an RDS-managed master secret").to_owned();
+    let secret =
+        instance.master_user_secret().and_then(|s| s.secret_arn()).expect("an RDS-managed master secret").to_owned();
     let host = instance.endpoint().and_then(|e| e.address()).expect("endpoint").to_owned();
     (secret, host)
 }
@@ -689,20 +794,28 @@ async fn an_rds_managed_master_is_resolved_through_rds_and_its_endpoint_must_be_
     let owner = owner_of(&scene.sm, &master).await.expect("describe").expect("an RDS tag");
     assert!(matches!(&owner, RdsOwner::Instance(arn) if arn.ends_with(":db:app-db")), "{owner:?}");
     let endpoint = endpoint_of(&scene.clients.rds, &master, &owner).await.expect("endpoint");
-    assert_eq!((endpoint.host.as_str(), endpoint.port, endpoint.engine.as_str()), (rds_host.as_str(), 5433, "postgres"));
+    assert_eq!(
+        (endpoint.host.as_str(), endpoint.port, endpoint.engine.as_str()),
+        (rds_host.as_str(), 5433, "postgres")
+    );
 
     // The check: a user secret on another server (here a real one, where the user logs in)
     // cannot have the master's credentials sent there.
     let pg = Postgres::start();
     let settings = settings_trusting(&pg.ca);
-    let id = pg_user_secret(&scene.sm, &pg, "app-on-rds", "app", "user-Passw0rd-rds", json!({"masterarn": master})).await;
+    let id =
+        pg_user_secret(&scene.sm, &pg, "app-on-rds", "app", "user-Passw0rd-rds", json!({"masterarn": master})).await;
     let token = "a9999999-9999-4999-8999-999999999999";
     begin_rotation(&scene.sm, &id, token).await;
     step(&scene, &settings, "createSecret", &id, token).await.expect("create");
     let error = step(&scene, &settings, "setSecret", &id, token).await.expect_err("refused");
-    assert!(matches!(&error, RotationError::Refused { reason, .. } if reason.contains("host") && reason.contains("port")), "{error}");
+    assert!(
+        matches!(&error, RotationError::Refused { reason, .. } if reason.contains("host") && reason.contains("port")),
+        "{error}"
+    );
     // Nothing was made on the user's server.
-    let clone = pg.superuser().await.query("SELECT 1 FROM pg_roles WHERE rolname = 'app_clone'", &[]).await.expect("query");
+    let clone =
+        pg.superuser().await.query("SELECT 1 FROM pg_roles WHERE rolname = 'app_clone'", &[]).await.expect("query");
     assert!(clone.is_empty(), "the clone was created with a master that does not own the database");
 
     // A tag naming an instance RDS does not know is a clear error, not a connection anywhere.
@@ -720,7 +833,8 @@ fn rds_answering(host: &str, port: u16) -> aws_sdk_rds::Client {
     let host = host.to_owned();
     let describe = mock!(aws_sdk_rds::Client::describe_db_instances).then_output(move || {
         let endpoint = Endpoint::builder().address(host.clone()).port(i32::from(port)).build();
-        let instance = DbInstance::builder().db_instance_identifier("app-db").engine("postgres").endpoint(endpoint).build();
+        let instance =
+            DbInstance::builder().db_instance_identifier("app-db").engine("postgres").endpoint(endpoint).build();
         DescribeDbInstancesOutput::builder().db_instances(instance).build()
     });
     mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&describe])
@@ -733,21 +847,38 @@ async fn alternating_users_rotate_with_an_rds_managed_master_at_the_endpoint_rds
     scene.clients.rds = rds_answering("127.0.0.1", pg.port);
     let settings = settings_trusting(&pg.ca);
     let master_password = "rds-Managed-Passw0rd";
-    pg.superuser().await.batch_execute(&format!("CREATE ROLE rdsadmin LOGIN CREATEROLE PASSWORD '{master_password}'")).await.expect("master");
+    pg.superuser()
+        .await
+        .batch_execute(&format!("CREATE ROLE rdsadmin LOGIN CREATEROLE PASSWORD '{master_password}'"))
+        .await
+        .expect("master");
     // As RDS writes it: credentials only, and the tag naming the instance.
     let master = scene
         .sm
         .create_secret()
         .name("rds!db-0a1b2c3d")
         .secret_string(json!({"username": "rdsadmin", "password": master_password}).to_string())
-        .tags(Tag::builder().key("aws:rds:primaryDBInstanceArn").value("arn:aws:rds:us-east-1:123456789012:db:app-db").build())
+        .tags(
+            Tag::builder()
+                .key("aws:rds:primaryDBInstanceArn")
+                .value("arn:aws:rds:us-east-1:123456789012:db:app-db")
+                .build(),
+        )
         .send()
         .await
         .expect("master secret")
         .arn()
         .expect("arn")
         .to_owned();
-    let id = pg_user_secret(&scene.sm, &pg, "app-rds-master", "app", "user-Passw0rd-1", json!({"masterarn": master, "ssl": true})).await;
+    let id = pg_user_secret(
+        &scene.sm,
+        &pg,
+        "app-rds-master",
+        "app",
+        "user-Passw0rd-1",
+        json!({"masterarn": master, "ssl": true}),
+    )
+    .await;
     let token = "aa999999-9999-4999-8999-999999999999";
     full_rotation(&scene, &settings, &id, token).await;
     let now = current(&scene.sm, &id).await;

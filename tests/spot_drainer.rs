@@ -55,7 +55,8 @@ async fn fleet(moto: &Moto, tag_groups: bool) -> Fleet {
 async fn registrations(fleet: &Fleet) -> Vec<(String, String, Option<i32>)> {
     let mut all = Vec::new();
     for group in &fleet.groups {
-        let health = fleet.elb.describe_target_health().target_group_arn(group).send().await.expect("describe_target_health");
+        let health =
+            fleet.elb.describe_target_health().target_group_arn(group).send().await.expect("describe_target_health");
         for description in health.target_health_descriptions() {
             let target = description.target().expect("target");
             all.push((group.clone(), target.id().unwrap_or_default().to_owned(), target.port()));
@@ -214,11 +215,14 @@ async fn malformed_events_are_refused_before_any_call() {
         json!({"detail-type": "EC2 Spot Instance Interruption Warning", "source": "aws.ec2", "detail": {}}),
         json!([1, 2, 3]),
     ] {
-        let error = drain_instance(&AwsClients { ec2: ec2.clone(), elb: elb.clone(), autoscaling: aws_sdk_autoscaling::Client::new(&config) }, &Settings::default(), &event).await.unwrap_err();
-        assert!(
-            matches!(error, DrainError::MalformedEvent(_) | DrainError::UnsupportedEvent(_)),
-            "{error}"
-        );
+        let error = drain_instance(
+            &AwsClients { ec2: ec2.clone(), elb: elb.clone(), autoscaling: aws_sdk_autoscaling::Client::new(&config) },
+            &Settings::default(),
+            &event,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(error, DrainError::MalformedEvent(_) | DrainError::UnsupportedEvent(_)), "{error}");
     }
 }
 
@@ -241,7 +245,9 @@ async fn asg_scene() -> AsgScene {
     let counter = CallCounter::default();
     let aws = AwsClients {
         ec2: aws_sdk_ec2::Client::new(&config),
-        elb: aws_sdk_elasticloadbalancingv2::Client::from_conf(aws_sdk_elasticloadbalancingv2::config::Builder::from(&config).interceptor(counter.clone()).build()),
+        elb: aws_sdk_elasticloadbalancingv2::Client::from_conf(
+            aws_sdk_elasticloadbalancingv2::config::Builder::from(&config).interceptor(counter.clone()).build(),
+        ),
         autoscaling: aws_sdk_autoscaling::Client::new(&config),
     };
     let (vpc_id, subnet_id) = vpc_with_subnet(&aws.ec2, "10.40").await;
@@ -262,7 +268,11 @@ async fn asg_scene() -> AsgScene {
 
 async fn targets_in(elb: &aws_sdk_elasticloadbalancingv2::Client, group: &str) -> BTreeSet<String> {
     let health = elb.describe_target_health().target_group_arn(group).send().await.expect("describe_target_health");
-    health.target_health_descriptions().iter().filter_map(|d| d.target().and_then(|t| t.id()).map(str::to_owned)).collect()
+    health
+        .target_health_descriptions()
+        .iter()
+        .filter_map(|d| d.target().and_then(|t| t.id()).map(str::to_owned))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,7 +285,11 @@ async fn auto_mode_finds_the_auto_scaling_groups_target_groups_without_a_scan() 
     assert_eq!(summary.discovered_by, Some(Discovery::Asg));
     assert_eq!(summary.count(Outcome::Deregistered), 2, "{summary:?}");
     for group in &scene.attached {
-        assert_eq!(targets_in(&scene.aws.elb, group).await, BTreeSet::from([survivor.clone()]), "only the doomed instance left {group}");
+        assert_eq!(
+            targets_in(&scene.aws.elb, group).await,
+            BTreeSet::from([survivor.clone()]),
+            "only the doomed instance left {group}"
+        );
     }
     assert_eq!(calls.get("DescribeTargetGroups"), None, "no scan: {calls:?}");
     assert_eq!(calls.get("DescribeTargetHealth"), Some(&2), "only the attached groups are described: {calls:?}");
@@ -294,7 +308,14 @@ async fn detaching_from_the_auto_scaling_group_keeps_its_desired_capacity() {
     let settings = Settings { detach_from_asg: true, ..settings(Discovery::Asg) };
     let summary = drain_instance(&scene.aws, &settings, &interruption(doomed)).await.expect("drained");
     assert_eq!(summary.detached_from.as_deref(), Some("web-fleet"));
-    let groups = scene.aws.autoscaling.describe_auto_scaling_groups().auto_scaling_group_names("web-fleet").send().await.expect("describe");
+    let groups = scene
+        .aws
+        .autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names("web-fleet")
+        .send()
+        .await
+        .expect("describe");
     let group = &groups.auto_scaling_groups()[0];
     assert_eq!(group.desired_capacity(), Some(2), "a replacement is launched, not the capacity lowered");
     assert!(group.instances().iter().all(|i| i.instance_id() != Some(doomed.as_str())), "detached");
@@ -310,7 +331,9 @@ async fn a_warm_environment_reuses_the_vpcs_group_list_for_a_while() {
         let cache = TargetGroupCache::new(ttl);
         scene.counter.reset();
         for id in &scene.instances {
-            spot_drainer::drain_instance_by(&scene.aws, &settings, &cache, &interruption(id), None).await.expect("drained");
+            spot_drainer::drain_instance_by(&scene.aws, &settings, &cache, &interruption(id), None)
+                .await
+                .expect("drained");
         }
         assert_eq!(scene.counter.snapshot().get("DescribeTargetGroups"), Some(&listings), "cache of {ttl:?}");
     }
@@ -325,7 +348,14 @@ async fn warnings_drained_together_share_one_search_and_one_deregistration_per_g
         .map(|id| spot_drainer::event::DrainRequest::notice(id, spot_drainer::event::Action::Terminate))
         .collect();
     scene.counter.reset();
-    let results = spot_drainer::drain_requests(&scene.aws, &settings(Discovery::Scan), &spot_drainer::TargetGroupCache::default(), &requests, None).await;
+    let results = spot_drainer::drain_requests(
+        &scene.aws,
+        &settings(Discovery::Scan),
+        &spot_drainer::TargetGroupCache::default(),
+        &requests,
+        None,
+    )
+    .await;
     let calls = scene.counter.snapshot();
     for (result, id) in results.iter().zip(&scene.instances) {
         let summary = result.as_ref().expect("drained");
@@ -334,7 +364,11 @@ async fn warnings_drained_together_share_one_search_and_one_deregistration_per_g
     for group in scene.attached.iter().chain([&scene.unattached]) {
         assert!(targets_in(&scene.aws.elb, group).await.is_empty());
     }
-    assert_eq!((calls.get("DescribeTargetHealth"), calls.get("DeregisterTargets")), (Some(&3), Some(&3)), "once per group for both: {calls:?}");
+    assert_eq!(
+        (calls.get("DescribeTargetHealth"), calls.get("DeregisterTargets")),
+        (Some(&3), Some(&3)),
+        "once per group for both: {calls:?}"
+    );
     assert_eq!(calls.get("DescribeTargetGroups"), Some(&1), "the VPC listed once for both: {calls:?}");
 }
 
@@ -343,7 +377,8 @@ async fn a_retry_after_the_instance_terminated_removes_its_instance_targets_and_
     let moto = Moto::start();
     let fleet = fleet(&moto, false).await;
     fleet.ec2.terminate_instances().instance_ids(&fleet.doomed.id).send().await.expect("terminate");
-    let summary = drain_instance(&fleet.aws, &settings(Discovery::Scan), &interruption(&fleet.doomed.id)).await.expect("drained");
+    let summary =
+        drain_instance(&fleet.aws, &settings(Discovery::Scan), &interruption(&fleet.doomed.id)).await.expect("drained");
     assert!(summary.addresses_released, "{summary:?}");
     // Registrations by instance id are its own still: none is left (moto may drop them itself).
     for group in &fleet.groups[..2] {
@@ -373,12 +408,21 @@ fn sqs_batch(bodies: &[(String, String)]) -> Value {
 async fn a_batch_of_warnings_is_drained_in_one_search_and_only_the_bad_record_is_retried() {
     use spot_drainer::{handle_event, Handled, TargetGroupCache};
     let scene = asg_scene().await;
-    let mut bodies: Vec<(String, String)> = scene.instances.iter().enumerate().map(|(i, id)| (format!("m-{i}"), interruption(id).to_string())).collect();
+    let mut bodies: Vec<(String, String)> =
+        scene.instances.iter().enumerate().map(|(i, id)| (format!("m-{i}"), interruption(id).to_string())).collect();
     bodies.push(("m-bad".into(), "{\"not\": \"an EventBridge event\"}".into()));
     // The same warning twice (EventBridge delivers at least once): one drain.
     bodies.push(("m-again".into(), interruption(&scene.instances[0]).to_string()));
     scene.counter.reset();
-    let handled = handle_event(&scene.aws, None, &settings(Discovery::Scan), &TargetGroupCache::default(), &sqs_batch(&bodies), None).await;
+    let handled = handle_event(
+        &scene.aws,
+        None,
+        &settings(Discovery::Scan),
+        &TargetGroupCache::default(),
+        &sqs_batch(&bodies),
+        None,
+    )
+    .await;
     let calls = scene.counter.snapshot();
     let Handled::Batch { response, results } = handled else { panic!("an SQS event is a batch") };
     let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
@@ -390,7 +434,11 @@ async fn a_batch_of_warnings_is_drained_in_one_search_and_only_the_bad_record_is
     }
     assert_eq!((calls.get("DescribeTargetHealth"), calls.get("DeregisterTargets")), (Some(&3), Some(&3)), "{calls:?}");
     let answer = serde_json::to_value(&response).expect("json");
-    assert_eq!(answer, json!({"batchItemFailures": [{"itemIdentifier": "m-bad"}]}), "the shape Lambda's SQS source reads");
+    assert_eq!(
+        answer,
+        json!({"batchItemFailures": [{"itemIdentifier": "m-bad"}]}),
+        "the shape Lambda's SQS source reads"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -400,7 +448,10 @@ async fn the_summary_says_how_long_after_the_warning_the_drain_ended() {
     let mut event = interruption(&fleet.doomed.id);
     // EventBridge's `time`: ten seconds ago, at second precision, UTC.
     let warned = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() - 10;
-    let date = std::process::Command::new("date").args(["-u", "-d", &format!("@{warned}"), "+%Y-%m-%dT%H:%M:%SZ"]).output().expect("date");
+    let date = std::process::Command::new("date")
+        .args(["-u", "-d", &format!("@{warned}"), "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .expect("date");
     event["time"] = json!(String::from_utf8_lossy(&date.stdout).trim());
     let summary = drain_instance(&fleet.aws, &settings(Discovery::Tag), &event).await.expect("drained");
     let seconds = summary.seconds_since_warning.expect("the event had a time");

@@ -62,14 +62,21 @@ fn the_poll_schedule_is_off_unless_a_broker_is_configured_and_no_event_source_ta
     let rule = &template["Resources"]["MqPollerFunctionPoll"];
     assert_eq!(rule["Type"], "AWS::Events::Rule");
     // SAM ignores `Enabled: !If` on a Schedule event and writes ENABLED; `State` passes through.
-    assert_eq!(rule["Properties"]["State"], serde_json::json!({"Fn::If": ["MqPollScheduled", "ENABLED", "DISABLED"]}), "{rule}");
+    assert_eq!(
+        rule["Properties"]["State"],
+        serde_json::json!({"Fn::If": ["MqPollScheduled", "ENABLED", "DISABLED"]}),
+        "{rule}"
+    );
     let condition = expand_conditions(&template["Conditions"]["MqPollScheduled"], &template["Conditions"]).to_string();
     for needed in ["BrokerUrl", "BrokerSecretArn", "MqBrokerArn"] {
         assert!(condition.contains(needed), "MqPollScheduled depends on {needed}: {condition}");
     }
     // A customer-managed key for the broker secret: decrypt through Secrets Manager only.
     let key = by_sid(&role_statements(&template, "MqPollerRole"), "BrokerSecretKey");
-    assert_eq!((key["Action"].as_str(), &key["Resource"]), (Some("kms:Decrypt"), &json!({"Ref": "BrokerSecretKmsKeyArn"})));
+    assert_eq!(
+        (key["Action"].as_str(), &key["Resource"]),
+        (Some("kms:Decrypt"), &json!({"Ref": "BrokerSecretKmsKeyArn"}))
+    );
     assert!(key["Condition"]["StringEquals"]["kms:ViaService"].to_string().contains("secretsmanager"), "{key}");
     // The event source mapping waits for the policy that lets it read the broker.
     let mapping = &template["Resources"]["MqEventSourceMapping"];
@@ -91,7 +98,11 @@ fn every_function_keeps_its_report_lines_in_a_log_group_that_expires() {
         assert_eq!(logging["LogFormat"], "JSON", "{name}");
         let group = logging["LogGroup"]["Ref"].as_str().unwrap_or_else(|| panic!("{name} names its log group"));
         assert_eq!(resources[group]["Type"], "AWS::Logs::LogGroup", "{name}");
-        assert_eq!(resources[group]["Properties"]["RetentionInDays"], serde_json::json!({"Ref": "LogRetentionDays"}), "{name}");
+        assert_eq!(
+            resources[group]["Properties"]["RetentionInDays"],
+            serde_json::json!({"Ref": "LogRetentionDays"}),
+            "{name}"
+        );
     }
     assert_eq!(template["Parameters"]["LogRetentionDays"]["Default"], 30);
 }
@@ -109,16 +120,24 @@ fn the_messages_table_survives_a_stack_deletion_or_replacement() {
 fn large_bodies_have_a_private_encrypted_bucket_that_outlives_the_stack_and_expires_with_the_items() {
     let template = translated();
     let bucket = &template["Resources"]["MqBodyBucket"];
-    assert_eq!((bucket["DeletionPolicy"].as_str(), bucket["UpdateReplacePolicy"].as_str()), (Some("Retain"), Some("Retain")));
+    assert_eq!(
+        (bucket["DeletionPolicy"].as_str(), bucket["UpdateReplacePolicy"].as_str()),
+        (Some("Retain"), Some("Retain"))
+    );
     let properties = &bucket["Properties"];
     let block = &properties["PublicAccessBlockConfiguration"];
     for setting in ["BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"] {
         assert_eq!(block[setting], true, "{setting}");
     }
-    assert!(properties["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"].is_string());
+    assert!(properties["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+        ["SSEAlgorithm"]
+        .is_string());
     // The expiry is BodyRetentionDays, on the bodies, and the Rules tie it to the table's TTL.
     let lifecycle = properties["LifecycleConfiguration"].to_string();
-    assert!(lifecycle.contains(r#"{"Ref":"BodyRetentionDays"}"#) && lifecycle.contains(r#""Prefix":"bodies/""#), "{lifecycle}");
+    assert!(
+        lifecycle.contains(r#"{"Ref":"BodyRetentionDays"}"#) && lifecycle.contains(r#""Prefix":"bodies/""#),
+        "{lifecycle}"
+    );
     let rules = &template["Rules"];
     assert!(rules["BodyRetentionComesWithTheTtl"]["RuleCondition"].to_string().contains("MessageTtlDays"));
     assert!(rules["BodyRetentionComesWithTheTtl"]["Assertions"].to_string().contains("BodyRetentionDays"));
@@ -130,7 +149,10 @@ fn large_bodies_have_a_private_encrypted_bucket_that_outlives_the_stack_and_expi
     let bodies = by_sid(&statements, "StoreLargeBodies");
     assert_eq!(actions(&bodies), ["s3:PutObject"]);
     let resources = bodies["Resource"].to_string();
-    assert!(resources.contains("/bodies/*") && resources.contains("/parked/*") && !resources.contains("}/*"), "{bodies}");
+    assert!(
+        resources.contains("/bodies/*") && resources.contains("/parked/*") && !resources.contains("}/*"),
+        "{bodies}"
+    );
     let s3_actions: Vec<String> = statements.iter().flat_map(actions).filter(|a| a.starts_with("s3:")).collect();
     assert_eq!(s3_actions, ["s3:PutObject"], "no other S3 permission");
     let policy = template["Resources"]["MqBodyBucketPolicy"]["Properties"]["PolicyDocument"].to_string();
@@ -144,7 +166,10 @@ fn policies_text(template: &Value) -> String {
 /// The statements of an explicit role's inline policies; a policy under `Fn::If` counts with its
 /// "true" branch (the one that grants more).
 fn role_statements(template: &Value, role: &str) -> Vec<Value> {
-    let policies = template["Resources"][role]["Properties"]["Policies"].as_array().cloned().unwrap_or_else(|| panic!("{role} has policies"));
+    let policies = template["Resources"][role]["Properties"]["Policies"]
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| panic!("{role} has policies"));
     policies
         .iter()
         .flat_map(|p| {
@@ -183,8 +208,12 @@ fn holds(template: &Value, given: &Value, condition: &Value) -> bool {
         Value::Object(map) if map.contains_key("Fn::And") => {
             map["Fn::And"].as_array().expect("and").iter().all(|c| holds(template, given, c))
         }
-        Value::Object(map) if map.contains_key("Fn::Or") => map["Fn::Or"].as_array().expect("or").iter().any(|c| holds(template, given, c)),
-        Value::Object(map) if map.contains_key("Fn::Equals") => eval(&map["Fn::Equals"][0]) == eval(&map["Fn::Equals"][1]),
+        Value::Object(map) if map.contains_key("Fn::Or") => {
+            map["Fn::Or"].as_array().expect("or").iter().any(|c| holds(template, given, c))
+        }
+        Value::Object(map) if map.contains_key("Fn::Equals") => {
+            eval(&map["Fn::Equals"][0]) == eval(&map["Fn::Equals"][1])
+        }
         other => panic!("unexpected condition {other}"),
     }
 }
@@ -194,10 +223,12 @@ fn scalar(template: &Value, given: &Value, value: &Value) -> String {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
         Value::Bool(b) => b.to_string(),
-        Value::Object(map) if map.contains_key("Ref") => match parameter(template, given, map["Ref"].as_str().expect("ref")) {
-            Value::String(s) => s,
-            other => other.to_string(),
-        },
+        Value::Object(map) if map.contains_key("Ref") => {
+            match parameter(template, given, map["Ref"].as_str().expect("ref")) {
+                Value::String(s) => s,
+                other => other.to_string(),
+            }
+        }
         Value::Object(map) if map.contains_key("Fn::Join") => scalar(template, given, &map["Fn::Join"][1]),
         other => panic!("unexpected value in a condition: {other}"),
     }
@@ -210,7 +241,11 @@ fn named_condition(template: &Value, given: &Value, name: Option<&str>) -> bool 
 /// The resources a deploy with `given` parameters creates.
 fn deployed(template: &Value, given: &Value) -> BTreeSet<String> {
     let resources = template["Resources"].as_object().expect("resources");
-    resources.iter().filter(|(_, r)| named_condition(template, given, r["Condition"].as_str())).map(|(name, _)| name.clone()).collect()
+    resources
+        .iter()
+        .filter(|(_, r)| named_condition(template, given, r["Condition"].as_str()))
+        .map(|(name, _)| name.clone())
+        .collect()
 }
 
 /// Every resource `value` refers to (Ref, Fn::GetAtt, ${Name} in Fn::Sub), skipping the branch of
@@ -220,7 +255,8 @@ fn references(template: &Value, given: &Value, value: &Value, found: &mut BTreeS
     match value {
         Value::Object(map) => {
             if let Some(branches) = map.get("Fn::If") {
-                let taken = if named_condition(template, given, branches[0].as_str()) { &branches[1] } else { &branches[2] };
+                let taken =
+                    if named_condition(template, given, branches[0].as_str()) { &branches[1] } else { &branches[2] };
                 return references(template, given, taken, found);
             }
             if let Some(Value::String(name)) = map.get("Ref") {
@@ -269,7 +305,9 @@ fn each_function_can_be_left_out_and_nothing_deployed_refers_to_what_was_left_ou
             assert!(missing.is_empty(), "with {parameter}=false, {name} refers to {missing:?}, which is not deployed");
         }
         let outputs = template["Outputs"].as_object().expect("outputs");
-        for (output, spec) in outputs.iter().filter(|(_, o)| named_condition(&template, &given, o["Condition"].as_str())) {
+        for (output, spec) in
+            outputs.iter().filter(|(_, o)| named_condition(&template, &given, o["Condition"].as_str()))
+        {
             let mut found = BTreeSet::new();
             references(&template, &given, &spec["Value"], &mut found);
             assert!(found.is_subset(&left), "output {output} refers to {found:?} with {parameter}=false");
@@ -287,10 +325,16 @@ fn no_role_gets_vpc_access_without_a_vpc_nor_a_wildcard_its_actions_do_not_need(
     for role in &roles {
         let managed = &resources[role.as_str()]["Properties"]["ManagedPolicyArns"];
         let text = managed.to_string();
-        assert!(!text.contains("AWSLambdaBasicExecutionRole"), "{role}: logs are granted on the function's own group: {managed}");
+        assert!(
+            !text.contains("AWSLambdaBasicExecutionRole"),
+            "{role}: logs are granted on the function's own group: {managed}"
+        );
         if text.contains("AWSLambdaVPCAccessExecutionRole") {
             let condition = managed["Fn::If"][0].as_str().unwrap_or_default();
-            assert!(condition == "RotationInVpc" || condition == "MqInVpc", "{role}: VPC access only with a VPC: {managed}");
+            assert!(
+                condition == "RotationInVpc" || condition == "MqInVpc",
+                "{role}: VPC access only with a VPC: {managed}"
+            );
         }
         // Resource "*" only where the action supports no resource-level scoping.
         let unscoped = [
@@ -307,12 +351,19 @@ fn no_role_gets_vpc_access_without_a_vpc_nor_a_wildcard_its_actions_do_not_need(
                 }
             }
             if actions(&statement).iter().any(|a| a.starts_with("logs:")) {
-                assert!(statement["Resource"]["Fn::GetAtt"][0].as_str().is_some_and(|g| g.ends_with("LogGroup")), "{role}: {statement}");
+                assert!(
+                    statement["Resource"]["Fn::GetAtt"][0].as_str().is_some_and(|g| g.ends_with("LogGroup")),
+                    "{role}: {statement}"
+                );
             }
         }
     }
     // With a VPC, its policy is there.
-    let with_vpc = holds(&template, &json!({"RotationSubnetIds": "subnet-1", "RotationSecurityGroupIds": "sg-1"}), &json!({"Condition": "RotationInVpc"}));
+    let with_vpc = holds(
+        &template,
+        &json!({"RotationSubnetIds": "subnet-1", "RotationSecurityGroupIds": "sg-1"}),
+        &json!({"Condition": "RotationInVpc"}),
+    );
     assert!(with_vpc && !holds(&template, &json!({}), &json!({"Condition": "RotationInVpc"})));
 }
 
@@ -320,7 +371,10 @@ fn no_role_gets_vpc_access_without_a_vpc_nor_a_wildcard_its_actions_do_not_need(
 fn spot_drainer_takes_warnings_from_its_queue_in_batches_and_may_deregister_only_from_target_groups() {
     let template = translated();
     let statements = role_statements(&template, "SpotDrainerRole");
-    let deregister: Vec<_> = statements.iter().filter(|s| actions(s).iter().any(|a| a == "elasticloadbalancing:DeregisterTargets")).collect();
+    let deregister: Vec<_> = statements
+        .iter()
+        .filter(|s| actions(s).iter().any(|a| a == "elasticloadbalancing:DeregisterTargets"))
+        .collect();
     assert_eq!(deregister.len(), 1, "{deregister:?}");
     assert!(deregister[0]["Resource"].to_string().contains(":targetgroup/"), "{}", deregister[0]);
     let queue_access = by_sid(&statements, "TakeWarnings");
@@ -331,13 +385,24 @@ fn spot_drainer_takes_warnings_from_its_queue_in_batches_and_may_deregister_only
     assert_eq!(sends.len(), 1);
     assert_eq!(sends[0]["Resource"], json!({"Fn::GetAtt": ["SpotDrainerFailedEvents", "Arn"]}));
     let lifecycle = by_sid(&statements, "LifecycleActions");
-    assert_eq!(actions(&lifecycle), ["autoscaling:CompleteLifecycleAction", "autoscaling:RecordLifecycleActionHeartbeat"]);
+    assert_eq!(
+        actions(&lifecycle),
+        ["autoscaling:CompleteLifecycleAction", "autoscaling:RecordLifecycleActionHeartbeat"]
+    );
     assert!(policies_text(&template).contains(r#"{"Fn::If":["SpotLifecycleHooks""#));
     // Lifecycle actions: opt-in, their own rule, the longer timeout, failures to the queue.
     let resources = &template["Resources"];
     assert_eq!(resources["SpotDrainerLifecycleFunction"]["Condition"], "SpotLifecycleHooks");
     assert_eq!(resources["SpotDrainerLifecycleFunction"]["Properties"]["Timeout"], 900);
-    let rule = resources.as_object().expect("resources").values().find(|r| r["Type"] == "AWS::Events::Rule" && r["Properties"]["EventPattern"].to_string().contains("EC2 Instance-terminate Lifecycle Action")).expect("the lifecycle rule");
+    let rule = resources
+        .as_object()
+        .expect("resources")
+        .values()
+        .find(|r| {
+            r["Type"] == "AWS::Events::Rule"
+                && r["Properties"]["EventPattern"].to_string().contains("EC2 Instance-terminate Lifecycle Action")
+        })
+        .expect("the lifecycle rule");
     assert!(rule["Properties"]["Targets"].to_string().contains("SpotDrainerLifecycleFunction"));
     assert_eq!(rule["Condition"], "SpotLifecycleHooks");
     assert_eq!(by_sid(&statements, "DrainSummaries")["Resource"], json!({"Ref": "SpotInterruptionNotices"}));
@@ -353,18 +418,38 @@ fn spot_drainer_takes_warnings_from_its_queue_in_batches_and_may_deregister_only
         let targets = resources[rule]["Properties"]["Targets"].to_string();
         assert!(targets.contains("SpotWarningsQueue") && !targets.contains("SpotDrainerFunction"), "{rule}: {targets}");
     }
-    let mapping = resources.as_object().expect("resources").values().find(|r| r["Type"] == "AWS::Lambda::EventSourceMapping" && r["Properties"]["EventSourceArn"].to_string().contains("SpotWarningsQueue")).expect("the queue's mapping");
+    let mapping = resources
+        .as_object()
+        .expect("resources")
+        .values()
+        .find(|r| {
+            r["Type"] == "AWS::Lambda::EventSourceMapping"
+                && r["Properties"]["EventSourceArn"].to_string().contains("SpotWarningsQueue")
+        })
+        .expect("the queue's mapping");
     let properties = &mapping["Properties"];
     assert_eq!(properties["FunctionResponseTypes"], json!(["ReportBatchItemFailures"]));
     assert_eq!(properties["MaximumBatchingWindowInSeconds"], json!({"Ref": "SpotBatchingWindowSeconds"}));
-    assert_eq!((properties["BatchSize"].as_i64(), properties["ScalingConfig"]["MaximumConcurrency"].as_i64()), (Some(10), Some(2)));
+    assert_eq!(
+        (properties["BatchSize"].as_i64(), properties["ScalingConfig"]["MaximumConcurrency"].as_i64()),
+        (Some(10), Some(2))
+    );
     let queue = &resources["SpotWarningsQueue"]["Properties"];
-    assert_eq!(queue["RedrivePolicy"]["deadLetterTargetArn"], json!({"Fn::GetAtt": ["SpotDrainerFailedEvents", "Arn"]}));
+    assert_eq!(
+        queue["RedrivePolicy"]["deadLetterTargetArn"],
+        json!({"Fn::GetAtt": ["SpotDrainerFailedEvents", "Arn"]})
+    );
     let timeout = resources["SpotDrainerFunction"]["Properties"]["Timeout"].as_i64().expect("timeout");
-    assert!(queue["VisibilityTimeout"].as_i64().expect("visibility") >= timeout, "Lambda refuses a visibility timeout below the function's");
+    assert!(
+        queue["VisibilityTimeout"].as_i64().expect("visibility") >= timeout,
+        "Lambda refuses a visibility timeout below the function's"
+    );
     let variables = &resources["SpotDrainerFunction"]["Properties"]["Environment"]["Variables"];
     assert_eq!(variables["NOTICES_TOPIC_ARN"], json!({"Ref": "SpotInterruptionNotices"}));
-    assert!(resources.get("SpotDrainerFunctionEventInvokeConfig").is_none(), "no asynchronous invocation is left to configure");
+    assert!(
+        resources.get("SpotDrainerFunctionEventInvokeConfig").is_none(),
+        "no asynchronous invocation is left to configure"
+    );
     let policy = resources["SpotWarningsQueuePolicy"]["Properties"]["PolicyDocument"].to_string();
     assert!(policy.contains("SpotInterruptionRule") && policy.contains("events.amazonaws.com"), "{policy}");
 }
@@ -379,12 +464,18 @@ fn rotation_may_change_only_secrets_that_name_it_and_only_read_master_secrets() 
     let own_arn = rotate["Condition"]["StringEquals"]["secretsmanager:resource/AllowRotationLambdaArn"].to_string();
     assert!(own_arn.contains("function:${AWS::StackName}-secret-rotation"), "{rotate}");
     let master = by_sid(&all, "ReadMasterSecrets");
-    assert_eq!(master["Action"], json!(["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]), "master secrets are read only: {master}");
+    assert_eq!(
+        master["Action"],
+        json!(["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]),
+        "master secrets are read only: {master}"
+    );
     let rds = by_sid(&all, "FindRdsManagedMasters");
     assert_eq!(rds["Action"], json!(["rds:DescribeDBInstances", "rds:DescribeDBClusters"]), "{rds}");
     let resources = rds["Resource"].to_string();
     assert!(resources.contains(":db:*") && resources.contains(":cluster:*") && !resources.contains("\"*\""), "{rds}");
-    assert!(by_sid(&all, "SecretsKey")["Condition"]["StringEquals"]["kms:ViaService"].to_string().contains("secretsmanager"));
+    assert!(by_sid(&all, "SecretsKey")["Condition"]["StringEquals"]["kms:ViaService"]
+        .to_string()
+        .contains("secretsmanager"));
     let permission = &template["Resources"]["SecretRotationInvokePermission"]["Properties"];
     assert!(permission["SourceArn"].to_string().contains("secretsmanager"), "{permission}");
     assert_eq!(permission["SourceAccount"], json!({"Ref": "AWS::AccountId"}));
@@ -406,13 +497,26 @@ fn failures_reach_the_operators_topic() {
             p["Namespace"] == namespace && p["MetricName"] == metric && p["Dimensions"][0]["Value"] == dimension
         })
     };
-    for function in ["HelloApiFunction", "SpotDrainerFunction", "SpotDrainerLifecycleFunction", "SecretRotationFunction", "MqPollerFunction"] {
+    for function in [
+        "HelloApiFunction",
+        "SpotDrainerFunction",
+        "SpotDrainerLifecycleFunction",
+        "SecretRotationFunction",
+        "MqPollerFunction",
+    ] {
         assert!(watching("AWS/Lambda", "Errors", json!({"Ref": function})), "no Errors alarm for {function}");
     }
-    assert!(watching("AWS/SQS", "ApproximateNumberOfMessagesVisible", json!({"Fn::GetAtt": ["SpotDrainerFailedEvents", "QueueName"]})));
+    assert!(watching(
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        json!({"Fn::GetAtt": ["SpotDrainerFailedEvents", "QueueName"]})
+    ));
     assert!(watching("OpsSuite", "MessagesRejected", json!({"Ref": "MqPollerFunction"})), "the metric mq-poller emits");
     // A batch's failed records are not failed invocations: the drain's own count is watched.
-    assert!(watching("OpsSuite", "DrainFailures", json!({"Ref": "SpotDrainerFunction"})), "the metric spot-drainer emits");
+    assert!(
+        watching("OpsSuite", "DrainFailures", json!({"Ref": "SpotDrainerFunction"})),
+        "the metric spot-drainer emits"
+    );
 
     let rule = &resources["RotationFailedRule"]["Properties"];
     assert_eq!(rule["EventPattern"]["source"], json!(["aws.secretsmanager"]));
@@ -430,23 +534,55 @@ fn failures_reach_the_operators_topic() {
 fn the_dashboard_shows_each_function_and_the_suites_metrics() {
     let template = translated();
     let body = &template["Resources"]["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"];
-    let text = body[0].as_str().expect("body").replace("${Prefix}", "ops").replace("${AWS::StackName}", "ops").replace("${AWS::Region}", "us-east-1");
+    let text = body[0]
+        .as_str()
+        .expect("body")
+        .replace("${Prefix}", "ops")
+        .replace("${AWS::StackName}", "ops")
+        .replace("${AWS::Region}", "us-east-1");
     assert_eq!(body[1], json!({"Prefix": {"Ref": "AWS::StackName"}}));
-    let dashboard: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("the dashboard body is not JSON ({e}):\n{text}"));
+    let dashboard: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("the dashboard body is not JSON ({e}):\n{text}"));
     let widgets = dashboard["widgets"].as_array().expect("widgets");
     let all = dashboard.to_string();
     for function in ["ops-hello-api", "ops-spot-drainer", "ops-secret-rotation", "ops-mq-poller"] {
         assert!(all.contains(function), "{function} is not on the dashboard");
         // Each function's name is the one the template gives it.
     }
-    for metric in ["Invocations", "Errors", "Duration", "RegistrationsRemoved", "DrainFailures", "DrainSeconds", "MessagesReceived", "MessagesStored", "MessagesRejected", "PollDuration", "Greetings", "BadRequests"] {
+    for metric in [
+        "Invocations",
+        "Errors",
+        "Duration",
+        "RegistrationsRemoved",
+        "DrainFailures",
+        "DrainSeconds",
+        "MessagesReceived",
+        "MessagesStored",
+        "MessagesRejected",
+        "PollDuration",
+        "Greetings",
+        "BadRequests",
+    ] {
         assert!(all.contains(&format!("\"{metric}\"")), "{metric} is not on the dashboard");
     }
-    assert!(all.contains("StepsSucceeded") || all.contains("{OpsSuite,FunctionName,Engine}"), "rotation steps by engine");
+    assert!(
+        all.contains("StepsSucceeded") || all.contains("{OpsSuite,FunctionName,Engine}"),
+        "rotation steps by engine"
+    );
     let log = widgets.iter().find(|w| w["type"] == "log").expect("a Logs Insights widget");
-    assert!(log["properties"]["query"].as_str().is_some_and(|q| q.contains("initDurationMs") && q.contains("maxMemoryUsedMB")), "{log}");
-    for (function, name) in [("HelloApiFunction", "hello-api"), ("SpotDrainerFunction", "spot-drainer"), ("MqPollerFunction", "mq-poller")] {
-        assert_eq!(template["Resources"][function]["Properties"]["FunctionName"], json!({"Fn::Sub": format!("${{AWS::StackName}}-{name}")}));
+    assert!(
+        log["properties"]["query"]
+            .as_str()
+            .is_some_and(|q| q.contains("initDurationMs") && q.contains("maxMemoryUsedMB")),
+        "{log}"
+    );
+    for (function, name) in
+        [("HelloApiFunction", "hello-api"), ("SpotDrainerFunction", "spot-drainer"), ("MqPollerFunction", "mq-poller")]
+    {
+        assert_eq!(
+            template["Resources"][function]["Properties"]["FunctionName"],
+            json!({"Fn::Sub": format!("${{AWS::StackName}}-{name}")})
+        );
     }
 }
 
@@ -474,7 +610,10 @@ fn free_form_parameters_fail_early_and_pairs_come_together() {
                 parameter.get("AllowedPattern").is_some() || parameter.get("AllowedValues").is_some(),
                 "{name} takes anything"
             ),
-            Some("Number") => assert!(parameter.get("AllowedValues").is_some() || parameter.get("MinValue").is_some(), "{name} takes any number"),
+            Some("Number") => assert!(
+                parameter.get("AllowedValues").is_some() || parameter.get("MinValue").is_some(),
+                "{name} takes any number"
+            ),
             _ => {}
         }
     }
@@ -503,7 +642,8 @@ fn checkov_is_clean_and_each_skip_says_why() {
     assert!(report.contains("Failed checks: 0"), "{report}");
     let template = std::fs::read_to_string(workspace_root().join("template.yaml")).expect("template");
     let lines: Vec<&str> = template.lines().collect();
-    let skips: Vec<usize> = lines.iter().enumerate().filter(|(_, l)| l.trim_start().starts_with("- id: CKV_")).map(|(i, _)| i).collect();
+    let skips: Vec<usize> =
+        lines.iter().enumerate().filter(|(_, l)| l.trim_start().starts_with("- id: CKV_")).map(|(i, _)| i).collect();
     assert!(!skips.is_empty());
     for i in skips {
         let comment = lines.get(i + 1).map(|l| l.trim_start()).unwrap_or_default();

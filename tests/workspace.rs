@@ -49,7 +49,15 @@ fn version(text: &str) -> Vec<u64> {
 fn rust_version_is_what_the_locked_dependencies_need() {
     let declared = value("workspace.package", "rust-version").expect("workspace rust-version");
     let output = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--locked", "--offline", "--filter-platform", "x86_64-unknown-linux-gnu"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--locked",
+            "--offline",
+            "--filter-platform",
+            "x86_64-unknown-linux-gnu",
+        ])
         .current_dir(workspace_root())
         .output()
         .expect("cargo metadata");
@@ -63,6 +71,8 @@ fn rust_version_is_what_the_locked_dependencies_need() {
         .max()
         .expect("some package states a rust-version");
     assert_eq!(version(&declared), needed.0, "rust-version says {declared}; {} needs {:?}", needed.1, needed.0);
-    assert!(!workspace_root().join("rust-toolchain.toml").exists() && !workspace_root().join("rust-toolchain").exists(),
-        "no toolchain file: builds here are offline and cannot fetch a toolchain");
+    assert!(
+        !workspace_root().join("rust-toolchain.toml").exists() && !workspace_root().join("rust-toolchain").exists(),
+        "no toolchain file: builds here are offline and cannot fetch a toolchain"
+    );
 }

@@ -134,7 +134,12 @@ async fn secret_rotation(runtime: &CargoLambda) {
     let mut env = moto.env();
     env.push(("DB_CA_BUNDLE".into(), pg.ca.display().to_string()));
     let _function = runtime.start_function(&function_binary("secret-rotation"), &env);
-    for file in ["rotation-create-secret.json", "rotation-set-secret.json", "rotation-test-secret.json", "rotation-finish-secret.json"] {
+    for file in [
+        "rotation-create-secret.json",
+        "rotation-set-secret.json",
+        "rotation-test-secret.json",
+        "rotation-finish-secret.json",
+    ] {
         let mut event = read_event(file);
         event["SecretId"] = serde_json::json!(secret_id);
         let path = std::env::temp_dir().join(format!("rotation-demo-{}-{file}", std::process::id()));
@@ -164,12 +169,17 @@ async fn mq_poller(runtime: &CargoLambda) {
     s3.create_bucket().bucket("mq-bodies").send().await.expect("creating the body bucket");
     let mut producer = StompClient::connect(broker.stomp_port, activemq::USER, activemq::PASSWORD).await;
     for i in 1..=5 {
-        producer.send("SAMPLE_QUEUE", format!("order {i} for the kitchen").as_bytes(), &[("x-order", &i.to_string())]).await;
+        producer
+            .send("SAMPLE_QUEUE", format!("order {i} for the kitchen").as_bytes(), &[("x-order", &i.to_string())])
+            .await;
     }
     producer.send("SAMPLE_QUEUE", &[0xde, 0xad, 0xbe, 0xef], &[]).await;
     producer.send("SAMPLE_QUEUE", &vec![b'L'; 600 * 1024], &[("x-kind", "report")]).await;
     producer.flush().await;
-    println!("7 messages (5 text with a header, 1 binary, 1 of 600 KB, too large for an item) sent to SAMPLE_QUEUE on {}", broker.stomp_ssl_url());
+    println!(
+        "7 messages (5 text with a header, 1 binary, 1 of 600 KB, too large for an item) sent to SAMPLE_QUEUE on {}",
+        broker.stomp_ssl_url()
+    );
 
     let mut env = moto.env();
     for (k, v) in [
@@ -202,6 +212,9 @@ async fn mq_poller(runtime: &CargoLambda) {
         println!("  {id:<60} {shown}");
     }
     let left = StompClient::connect(broker.stomp_port, activemq::USER, activemq::PASSWORD).await;
-    println!("Messages left on the queue: {}", left.drain("SAMPLE_QUEUE", std::time::Duration::from_millis(500)).await.len());
+    println!(
+        "Messages left on the queue: {}",
+        left.drain("SAMPLE_QUEUE", std::time::Duration::from_millis(500)).await.len()
+    );
     show("An ActiveMQ event-source batch", runtime.invoke(&event_file("mq-activemq-event-source.json")));
 }

@@ -136,7 +136,8 @@ mod tests {
 
     #[test]
     fn the_bundle_built_at_compile_time_holds_every_mozilla_root() {
-        let parsed: Vec<_> = CertificateDer::pem_slice_iter(MOZILLA_ROOTS_PEM).collect::<Result<_, _>>().expect("the bundle parses");
+        let parsed: Vec<_> =
+            CertificateDer::pem_slice_iter(MOZILLA_ROOTS_PEM).collect::<Result<_, _>>().expect("the bundle parses");
         let expected: Vec<&[u8]> = webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().map(|c| c.as_ref()).collect();
         assert_eq!(parsed.iter().map(|c| c.as_ref()).collect::<Vec<_>>(), expected);
     }

@@ -36,7 +36,9 @@ const CAPPED_TARGETS: &[(&str, Level)] = &[
 fn within_cap(target: &str, level: &Level) -> bool {
     CAPPED_TARGETS
         .iter()
-        .filter(|(capped, _)| target == *capped || target.strip_prefix(capped).is_some_and(|rest| rest.starts_with("::")))
+        .filter(|(capped, _)| {
+            target == *capped || target.strip_prefix(capped).is_some_and(|rest| rest.starts_with("::"))
+        })
         .all(|(_, most_verbose)| level <= most_verbose)
 }
 

@@ -84,7 +84,8 @@ impl Metrics {
     pub fn to_line(&self, timestamp_ms: u64) -> String {
         let mut root = Map::new();
         let dimension_names: Vec<&str> = self.dimensions.iter().map(|(name, _)| *name).collect();
-        let definitions: Vec<Value> = self.values.iter().map(|(name, unit, _)| json!({"Name": name, "Unit": unit.name()})).collect();
+        let definitions: Vec<Value> =
+            self.values.iter().map(|(name, unit, _)| json!({"Name": name, "Unit": unit.name()})).collect();
         root.insert(
             "_aws".into(),
             json!({
@@ -128,7 +129,10 @@ mod tests {
         assert_eq!(value["_aws"]["Timestamp"], 1_700_000_000_000u64);
         assert_eq!(directive["Namespace"], NAMESPACE);
         assert_eq!(directive["Dimensions"], json!([["FunctionName", "Engine"]]));
-        assert_eq!(directive["Metrics"], json!([{"Name": "StepsSucceeded", "Unit": "Count"}, {"Name": "PollDuration", "Unit": "Milliseconds"}]));
+        assert_eq!(
+            directive["Metrics"],
+            json!([{"Name": "StepsSucceeded", "Unit": "Count"}, {"Name": "PollDuration", "Unit": "Milliseconds"}])
+        );
         assert_eq!((value["FunctionName"].as_str(), value["Engine"].as_str()), (Some("fn-1"), Some("postgres")));
         assert_eq!(value["Step"], "setSecret", "a property, not a dimension");
         assert_eq!((value["StepsSucceeded"].as_f64(), value["PollDuration"].as_f64()), (Some(1.0), Some(1500.0)));

@@ -65,7 +65,8 @@ impl ShippedRoots {
     /// The certificates, each checked usable as a root.
     pub fn certificates(&self) -> Result<Vec<CertificateDer<'static>>, TlsError> {
         let bad = |reason: String| TlsError::Config(format!("the shipped {} roots: {reason}", self.name));
-        let certs = CertificateDer::pem_slice_iter(self.pem).collect::<Result<Vec<_>, _>>().map_err(|e| bad(e.to_string()))?;
+        let certs =
+            CertificateDer::pem_slice_iter(self.pem).collect::<Result<Vec<_>, _>>().map_err(|e| bad(e.to_string()))?;
         let mut check = RootCertStore::empty();
         for cert in &certs {
             check.add(cert.clone()).map_err(|e| bad(e.to_string()))?;
@@ -144,7 +145,8 @@ fn build_peer_trust(
 
 /// The bundle's text and its certificates; at least one.
 fn read_bundle(bundle: &ExtraBundle) -> Result<(String, Vec<CertificateDer<'static>>), TlsError> {
-    let unreadable = |reason: String| TlsError::UnreadableBundle { variable: bundle.variable, path: bundle.path.clone(), reason };
+    let unreadable =
+        |reason: String| TlsError::UnreadableBundle { variable: bundle.variable, path: bundle.path.clone(), reason };
     let pem = std::fs::read_to_string(&bundle.path).map_err(|e| unreadable(e.to_string()))?;
     let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
@@ -196,7 +198,8 @@ mod tests {
     #[test]
     fn a_bundle_without_certificates_is_refused() {
         let path = temp_file("empty.pem", "not a certificate\n");
-        let err = build_peer_trust(&[], &ShippedRoots::NONE, Some(&bundle("BROKER_CA_BUNDLE", &path))).expect_err("empty bundle");
+        let err = build_peer_trust(&[], &ShippedRoots::NONE, Some(&bundle("BROKER_CA_BUNDLE", &path)))
+            .expect_err("empty bundle");
         assert_eq!(err, TlsError::EmptyBundle { variable: "BROKER_CA_BUNDLE", path: path.clone() });
         let _ = std::fs::remove_file(path);
     }

@@ -22,7 +22,6 @@ const RUNS: usize = 20;
 const WARM_INVOCATIONS: usize = 10_000;
 const TOKEN: &str = "0bench00-0000-4000-8000-000000000001";
 
-
 struct Function {
     name: &'static str,
     event: serde_json::Value,
@@ -158,7 +157,11 @@ async fn main() {
             env: aws_env(&[]),
         },
         // An event-source batch of two messages: one BatchWriteItem.
-        Function { name: "mq-poller", event: read_event("mq-activemq-event-source.json"), env: aws_env(&[("TABLE_NAME", "bench-mq")]) },
+        Function {
+            name: "mq-poller",
+            event: read_event("mq-activemq-event-source.json"),
+            env: aws_env(&[("TABLE_NAME", "bench-mq")]),
+        },
     ];
 
     let mut rows = Vec::new();

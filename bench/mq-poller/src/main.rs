@@ -36,7 +36,13 @@ struct Row {
 async fn fill(broker: &ActiveMq, queue: &str, count: usize) {
     let mut producer = StompClient::connect(broker.stomp_port, activemq::USER, activemq::PASSWORD).await;
     for i in 0..count {
-        producer.send(queue, format!("{{\"order\": {i}, \"item\": \"benchmark payload of a typical small message\"}}").as_bytes(), &[("x-order", &i.to_string())]).await;
+        producer
+            .send(
+                queue,
+                format!("{{\"order\": {i}, \"item\": \"benchmark payload of a typical small message\"}}").as_bytes(),
+                &[("x-order", &i.to_string())],
+            )
+            .await;
     }
     producer.flush().await;
 }
@@ -54,7 +60,10 @@ async fn main() {
     let moto = Moto::start();
     let broker = ActiveMq::start();
     let config = moto.sdk_config().await;
-    let credentials = CredentialsProvider::new(CredentialSource::Given(BrokerCredentials::new(activemq::USER, activemq::PASSWORD)), None);
+    let credentials = CredentialsProvider::new(
+        CredentialSource::Given(BrokerCredentials::new(activemq::USER, activemq::PASSWORD)),
+        None,
+    );
     let event = harness_runtime::paths::read_event("mq-scheduled-poll.json");
     let mut rows = Vec::new();
 
@@ -64,7 +73,10 @@ async fn main() {
         let latency_ms = latency.unwrap_or_default();
         let counter = CallCounter::default();
         let dynamo = aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::config::Builder::from(&config).endpoint_url(endpoint).interceptor(counter.clone()).build(),
+            aws_sdk_dynamodb::config::Builder::from(&config)
+                .endpoint_url(endpoint)
+                .interceptor(counter.clone())
+                .build(),
         );
         let aws = AwsClients { dynamo: dynamo.clone(), s3: None };
         for count in SIZES {
@@ -84,7 +96,15 @@ async fn main() {
                 .expect("settings");
                 counter.reset();
                 let start = Instant::now();
-                let outcome = handle_event(&aws, &settings, &credentials, &event, tokio::time::Instant::now() + Duration::from_secs(900)).await.expect("poll");
+                let outcome = handle_event(
+                    &aws,
+                    &settings,
+                    &credentials,
+                    &event,
+                    tokio::time::Instant::now() + Duration::from_secs(900),
+                )
+                .await
+                .expect("poll");
                 // The idle wait at the end is not work: take it off.
                 let elapsed = start.elapsed().saturating_sub(settings.idle_timeout);
                 let Outcome::Poll(summary) = outcome else { panic!("poll") };
@@ -105,15 +125,34 @@ async fn main() {
             let start = Instant::now();
             let mut stored = 0;
             while let Some((id, headers, body)) = consumer.next_message(Duration::from_millis(500)).await {
-                let message = BrokerMessage { id, body, headers: headers.into_iter().collect(), redelivered: false, queue: name.clone(), received_at_ms: now_ms() };
-                dynamo.put_item().table_name(&name).set_item(Some(message.to_item(None))).send().await.expect("put_item");
+                let message = BrokerMessage {
+                    id,
+                    body,
+                    headers: headers.into_iter().collect(),
+                    redelivered: false,
+                    queue: name.clone(),
+                    received_at_ms: now_ms(),
+                };
+                dynamo
+                    .put_item()
+                    .table_name(&name)
+                    .set_item(Some(message.to_item(None)))
+                    .send()
+                    .await
+                    .expect("put_item");
                 stored += 1;
             }
             let elapsed = start.elapsed().saturating_sub(Duration::from_millis(500));
             let requests = counter.total();
             assert_eq!(stored, count);
             assert_eq!(scan_all(&dynamo, &name).await.len(), count);
-            rows.push(Row { latency_ms, messages: count, design: "seed design (ack on delivery, PutItem each)".into(), elapsed, requests });
+            rows.push(Row {
+                latency_ms,
+                messages: count,
+                design: "seed design (ack on delivery, PutItem each)".into(),
+                elapsed,
+                requests,
+            });
             eprintln!("measured the seed design with {count} messages, {latency_ms} ms");
         }
     }
@@ -124,11 +163,17 @@ async fn main() {
     let _ = writeln!(table, "|---:|---:|---|---:|---:|---:|---:|---:|");
     for row in &rows {
         let rate = |r: &Row| r.messages as f64 / r.elapsed.as_secs_f64();
-        let seed = rows.iter().find(|r| r.latency_ms == row.latency_ms && r.messages == row.messages && r.design.starts_with("seed"));
+        let seed = rows
+            .iter()
+            .find(|r| r.latency_ms == row.latency_ms && r.messages == row.messages && r.design.starts_with("seed"));
         let _ = writeln!(
             table,
             "| {} | {} | {} | {:.2} s | {:.0} | {:.1} | {} | {:.3} |",
-            if row.latency_ms == 0 { "none (straight to moto)".to_owned() } else { format!("{} ms (through the front)", row.latency_ms) },
+            if row.latency_ms == 0 {
+                "none (straight to moto)".to_owned()
+            } else {
+                format!("{} ms (through the front)", row.latency_ms)
+            },
             row.messages,
             row.design,
             row.elapsed.as_secs_f64(),

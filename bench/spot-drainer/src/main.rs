@@ -62,7 +62,12 @@ async fn register_all(elb: &aws_sdk_elasticloadbalancingv2::Client, groups: &[St
     }
 }
 
-async fn measure(front: &AwsFront, aws: &AwsClients, settings: &Settings, instances: &[String]) -> (Duration, BTreeMap<String, usize>, BTreeMap<String, usize>) {
+async fn measure(
+    front: &AwsFront,
+    aws: &AwsClients,
+    settings: &Settings,
+    instances: &[String],
+) -> (Duration, BTreeMap<String, usize>, BTreeMap<String, usize>) {
     let requests: Vec<DrainRequest> = instances.iter().map(|id| DrainRequest::notice(id, Action::Terminate)).collect();
     front.reset();
     let start = Instant::now();
@@ -92,7 +97,9 @@ async fn main() {
     let front = AwsFront::start(moto.port, Duration::ZERO, buckets).await;
     let aws = AwsClients {
         ec2: ec2.clone(),
-        elb: aws_sdk_elasticloadbalancingv2::Client::from_conf(aws_sdk_elasticloadbalancingv2::config::Builder::from(&config).endpoint_url(front.endpoint()).build()),
+        elb: aws_sdk_elasticloadbalancingv2::Client::from_conf(
+            aws_sdk_elasticloadbalancingv2::config::Builder::from(&config).endpoint_url(front.endpoint()).build(),
+        ),
         autoscaling: autoscaling.clone(),
     };
     let (vpc_id, subnet_id) = vpc_with_subnet(&ec2, "10.0").await;
@@ -106,7 +113,12 @@ async fn main() {
     }
     // The API's rates; bursts a quarter short of its, so calls that reach it bunched (a slow
     // answer, then several at once) still find tokens.
-    let whole_budget = Pacing { describe_burst: DESCRIBE.0 * 3 / 4, describe_rate: DESCRIBE.1, deregister_burst: DEREGISTER.0 * 3 / 4, deregister_rate: DEREGISTER.1 };
+    let whole_budget = Pacing {
+        describe_burst: DESCRIBE.0 * 3 / 4,
+        describe_rate: DESCRIBE.1,
+        deregister_burst: DEREGISTER.0 * 3 / 4,
+        deregister_rate: DEREGISTER.1,
+    };
     let mut rows = Vec::new();
 
     for warnings in WARNINGS {
@@ -128,7 +140,15 @@ async fn main() {
         let settings = Settings { discovery: Discovery::Auto, pacing: whole_budget, ..Settings::default() };
         let (to_last, calls, throttled) = measure(&front, &aws, &settings, &instances).await;
         let bound = lower_bound(ASG_GROUPS, ASG_GROUPS);
-        rows.push(Row { mode: "auto, Auto Scaling group", warnings, groups_touched: ASG_GROUPS, to_last, bound, calls, throttled });
+        rows.push(Row {
+            mode: "auto, Auto Scaling group",
+            warnings,
+            groups_touched: ASG_GROUPS,
+            to_last,
+            bound,
+            calls,
+            throttled,
+        });
         eprintln!("measured auto (ASG) with {warnings} warnings");
     }
 
@@ -141,9 +161,15 @@ async fn main() {
     let _ = writeln!(table, "| discovery | warnings | groups touched | last registration gone | lower bound | x bound | ELB calls | throttled |");
     let _ = writeln!(table, "|---|---:|---:|---:|---:|---:|---|---:|");
     for row in &rows {
-        let listed = |calls: &BTreeMap<String, usize>| calls.iter().map(|(op, n)| format!("{op} {n}")).collect::<Vec<_>>().join(", ");
+        let listed = |calls: &BTreeMap<String, usize>| {
+            calls.iter().map(|(op, n)| format!("{op} {n}")).collect::<Vec<_>>().join(", ")
+        };
         let throttled = if row.throttled.is_empty() { "0".to_owned() } else { listed(&row.throttled) };
-        let ratio = if row.bound.is_zero() { "-".to_owned() } else { format!("{:.2}", row.to_last.as_secs_f64() / row.bound.as_secs_f64()) };
+        let ratio = if row.bound.is_zero() {
+            "-".to_owned()
+        } else {
+            format!("{:.2}", row.to_last.as_secs_f64() / row.bound.as_secs_f64())
+        };
         let _ = writeln!(
             table,
             "| {} | {} | {} | {:.1} s | {:.1} s | {} | {} | {} |",

@@ -46,19 +46,14 @@ pub fn greeting_for(body: &Body) -> Result<String, GreetingError> {
 
 /// Lambda handler for API Gateway REST (payload 1.0) and HTTP API (payload 2.0) events.
 pub async fn handle_request(request: Request) -> Result<Response<Body>, Error> {
-    tracing::info!(
-        request_id = api_gateway_request_id(&request).unwrap_or("-"),
-        "processing Lambda request"
-    );
+    tracing::info!(request_id = api_gateway_request_id(&request).unwrap_or("-"), "processing Lambda request");
     let (status, text) = match greeting_for(request.body()) {
         Ok(greeting) => (StatusCode::OK, greeting),
         Err(error) => (StatusCode::BAD_REQUEST, error.message().to_owned()),
     };
     request_metrics(status).emit();
-    let response = Response::builder()
-        .status(status)
-        .header(CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(Body::Text(text))?;
+    let response =
+        Response::builder().status(status).header(CONTENT_TYPE, "text/plain; charset=utf-8").body(Body::Text(text))?;
     Ok(response)
 }
 

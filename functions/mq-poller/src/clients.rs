@@ -16,7 +16,8 @@ impl AwsClients {
         let s3 = settings.body_bucket.as_ref().map(|_| {
             // A custom endpoint (AWS_ENDPOINT_URL: a local stand-in) cannot serve a bucket as a
             // host name; AWS's own endpoints take the default, virtual-hosted style.
-            let s3_config = aws_sdk_s3::config::Builder::from(config).force_path_style(config.endpoint_url().is_some()).build();
+            let s3_config =
+                aws_sdk_s3::config::Builder::from(config).force_path_style(config.endpoint_url().is_some()).build();
             aws_sdk_s3::Client::from_conf(s3_config)
         });
         AwsClients { dynamo: aws_sdk_dynamodb::Client::new(config), s3 }

@@ -87,7 +87,10 @@ impl CredentialsProvider {
 
     /// After the broker refused `refused`: the secret read again, when it now holds other
     /// credentials (rotated since they were read); `None` when there is nothing newer to try.
-    pub async fn refresh_after_refusal(&self, refused: &BrokerCredentials) -> Result<Option<BrokerCredentials>, BrokerError> {
+    pub async fn refresh_after_refusal(
+        &self,
+        refused: &BrokerCredentials,
+    ) -> Result<Option<BrokerCredentials>, BrokerError> {
         if !matches!(self.source, CredentialSource::Secret(_)) {
             return Ok(None);
         }
@@ -100,11 +103,14 @@ impl CredentialsProvider {
         let secret_id = match &self.source {
             CredentialSource::Given(credentials) => return Ok(credentials.clone()),
             CredentialSource::Missing => {
-                return Err(BrokerError::Credentials("set BROKER_SECRET_ID (or BROKER_USERNAME and BROKER_PASSWORD locally)".into()))
+                return Err(BrokerError::Credentials(
+                    "set BROKER_SECRET_ID (or BROKER_USERNAME and BROKER_PASSWORD locally)".into(),
+                ))
             }
             CredentialSource::Secret(id) => id,
         };
-        let client = self.secrets.as_ref().ok_or_else(|| BrokerError::Credentials("no Secrets Manager client".into()))?;
+        let client =
+            self.secrets.as_ref().ok_or_else(|| BrokerError::Credentials("no Secrets Manager client".into()))?;
         let output = client
             .get_secret_value()
             .secret_id(secret_id)
@@ -113,12 +119,14 @@ impl CredentialsProvider {
             .await
             .map_err(|e| BrokerError::Credentials(format!("reading {secret_id}: {}", DisplayErrorContext(&e))))?;
         let text = output.secret_string().unwrap_or_default();
-        let value: serde_json::Value = serde_json::from_str(text)
-            .map_err(|_| BrokerError::Credentials(format!("{secret_id} is not JSON")))?;
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|_| BrokerError::Credentials(format!("{secret_id} is not JSON")))?;
         let field = |name: &str| {
-            value.get(name).and_then(|v| v.as_str()).map(str::to_owned).ok_or_else(|| {
-                BrokerError::Credentials(format!("{secret_id} has no \"{name}\" string"))
-            })
+            value
+                .get(name)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+                .ok_or_else(|| BrokerError::Credentials(format!("{secret_id} has no \"{name}\" string")))
         };
         Ok(BrokerCredentials::new(field("username")?, field("password")?))
     }

@@ -9,7 +9,9 @@ pub enum StoreError {
     /// The body bucket failed (or was not answering): the message's item is not written either.
     #[error("the body bucket (BODY_BUCKET) failed: {0}")]
     BodyBucket(String),
-    #[error("a message is too large for a DynamoDB item (400 KB) and BODY_BUCKET is not set, so its body has nowhere to go")]
+    #[error(
+        "a message is too large for a DynamoDB item (400 KB) and BODY_BUCKET is not set, so its body has nowhere to go"
+    )]
     NoBodyBucket,
 }
 

@@ -42,9 +42,9 @@ fn first_text(object: &Value, names: &[&str]) -> Option<String> {
 /// Base64 as the event source sends it; anything else is kept as the text it is, so nothing is lost.
 fn body(data: Option<&Value>) -> Vec<u8> {
     match data {
-        Some(Value::String(s)) => base64::engine::general_purpose::STANDARD
-            .decode(s.trim())
-            .unwrap_or_else(|_| s.as_bytes().to_vec()),
+        Some(Value::String(s)) => {
+            base64::engine::general_purpose::STANDARD.decode(s.trim()).unwrap_or_else(|_| s.as_bytes().to_vec())
+        }
         _ => Vec::new(),
     }
 }
@@ -107,8 +107,15 @@ fn activemq_messages(event: &Value, default_queue: &str, received_at_ms: u64) ->
                 .get("destination")
                 .and_then(|d| first_text(d, &["physicalName", "name"]).or_else(|| d.as_str().map(str::to_owned)))
                 .unwrap_or_else(|| default_queue.to_owned());
-            BrokerMessage { id: String::new(), body: body(m.get("data")), headers, redelivered: redelivered(m), queue, received_at_ms }
-                .keyed(MessageId::broker(first_text(m, &["messageID", "messageId", "message_id", "JMSMessageID"])))
+            BrokerMessage {
+                id: String::new(),
+                body: body(m.get("data")),
+                headers,
+                redelivered: redelivered(m),
+                queue,
+                received_at_ms,
+            }
+            .keyed(MessageId::broker(first_text(m, &["messageID", "messageId", "message_id", "JMSMessageID"])))
         })
         .collect())
 }
@@ -125,13 +132,26 @@ fn rabbitmq_messages(event: &Value, default_queue: &str, received_at_ms: u64) ->
         for m in list.as_array().map(Vec::as_slice).unwrap_or_default() {
             let properties = m.get("basicProperties").cloned().unwrap_or(Value::Null);
             let mut headers = headers_of(properties.get("headers"));
-            for (name, keys) in [("contentType", &["contentType"][..]), ("correlationId", &["correlationId"][..]), ("type", &["type"][..])] {
+            for (name, keys) in [
+                ("contentType", &["contentType"][..]),
+                ("correlationId", &["correlationId"][..]),
+                ("type", &["type"][..]),
+            ] {
                 if let Some(v) = first_text(&properties, keys) {
                     headers.insert(name.to_owned(), v);
                 }
             }
-            let message = BrokerMessage { id: String::new(), body: body(m.get("data")), headers, redelivered: redelivered(m), queue: queue.clone(), received_at_ms };
-            messages.push(message.keyed(MessageId::publisher(first_text(&properties, &["messageId", "messageID", "message_id"]))));
+            let message = BrokerMessage {
+                id: String::new(),
+                body: body(m.get("data")),
+                headers,
+                redelivered: redelivered(m),
+                queue: queue.clone(),
+                received_at_ms,
+            };
+            messages.push(
+                message.keyed(MessageId::publisher(first_text(&properties, &["messageId", "messageID", "message_id"]))),
+            );
         }
     }
     Ok(messages)
@@ -155,11 +175,17 @@ mod tests {
         });
         let messages = messages_from_event(&event, "SAMPLE_QUEUE").unwrap();
         assert_eq!(messages.len(), 3);
-        assert_eq!((messages[0].id.as_str(), messages[0].body.as_slice(), messages[0].queue.as_str()), ("ID:b-1", &b"ABC"[..], "orders"));
+        assert_eq!(
+            (messages[0].id.as_str(), messages[0].body.as_slice(), messages[0].queue.as_str()),
+            ("ID:b-1", &b"ABC"[..], "orders")
+        );
         assert_eq!(messages[0].headers["index"], "1");
         assert_eq!(messages[0].headers["n"], "5");
         assert!(!messages[0].headers.contains_key("gone"));
-        assert_eq!((messages[1].id.as_str(), messages[1].body.len(), messages[1].queue.as_str()), ("ID:b-2", 0, "SAMPLE_QUEUE"));
+        assert_eq!(
+            (messages[1].id.as_str(), messages[1].body.len(), messages[1].queue.as_str()),
+            ("ID:b-2", 0, "SAMPLE_QUEUE")
+        );
         assert!(messages[2].id.starts_with("content:"));
         assert_eq!(messages[2].body, b"not base64 !!");
     }

@@ -18,7 +18,12 @@ use crate::store::{park, store_setting_aside_refused, Table};
 pub enum Outcome {
     Poll(PollSummary),
     /// `parked`: refused by DynamoDB and parked in the body bucket.
-    EventSource { received: u64, stored: u64, bodies_in_bucket: u64, parked: u64 },
+    EventSource {
+        received: u64,
+        stored: u64,
+        bodies_in_bucket: u64,
+        parked: u64,
+    },
 }
 
 /// What is kept of the invocation for acknowledging and answering once the writes are done.
@@ -44,7 +49,9 @@ pub async fn handle_event(
     let summary = match poll_broker(&table, settings, &current, stop_at).await {
         // A refused login may be a password rotated since the secret was read: read it again,
         // once, and retry with what it holds now.
-        Err(PollError::Broker(BrokerError::AuthFailed { .. })) if let Some(fresh) = credentials.refresh_after_refusal(&current).await? => {
+        Err(PollError::Broker(BrokerError::AuthFailed { .. }))
+            if let Some(fresh) = credentials.refresh_after_refusal(&current).await? =>
+        {
             tracing::info!("the broker refused the cached credentials; retrying with the secret's current version");
             poll_broker(&table, settings, &fresh, stop_at).await?
         }

@@ -71,10 +71,7 @@ fn digest(parts: &[&[u8]]) -> String {
 }
 
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
 }
 
 impl BrokerMessage {
@@ -84,7 +81,11 @@ impl BrokerMessage {
             MessageId::Broker(id) => id,
             MessageId::Publisher(id) => format!("{id}#{}", &digest(&[&self.body])[..16]),
             MessageId::Missing => {
-                let headers: Vec<u8> = self.headers.iter().flat_map(|(k, v)| [k.as_bytes(), b"\0", v.as_bytes(), b"\0"].concat()).collect();
+                let headers: Vec<u8> = self
+                    .headers
+                    .iter()
+                    .flat_map(|(k, v)| [k.as_bytes(), b"\0", v.as_bytes(), b"\0"].concat())
+                    .collect();
                 format!("content:{}", &digest(&[self.queue.as_bytes(), &self.body, &headers])[..32])
             }
         };
@@ -94,8 +95,19 @@ impl BrokerMessage {
     /// The item's size as DynamoDB counts it (attribute names plus values), rounded up a little.
     pub fn item_size(&self) -> usize {
         let headers: usize = self.headers.iter().map(|(k, v)| k.len() + v.len() + 3).sum();
-        let fixed = "id".len() + self.id.len() + "message".len() + "timestamp".len() + 21 + "queue".len()
-            + self.queue.len() + "headers".len() + 3 + "redelivered".len() + 1 + "expiresAt".len() + 21;
+        let fixed = "id".len()
+            + self.id.len()
+            + "message".len()
+            + "timestamp".len()
+            + 21
+            + "queue".len()
+            + self.queue.len()
+            + "headers".len()
+            + 3
+            + "redelivered".len()
+            + 1
+            + "expiresAt".len()
+            + 21;
         fixed + self.body.len() + headers
     }
 
@@ -152,7 +164,11 @@ impl BrokerMessage {
         )
     }
 
-    fn item_with<const N: usize>(&self, ttl_days: Option<u64>, body: [(&str, AttributeValue); N]) -> HashMap<String, AttributeValue> {
+    fn item_with<const N: usize>(
+        &self,
+        ttl_days: Option<u64>,
+        body: [(&str, AttributeValue); N],
+    ) -> HashMap<String, AttributeValue> {
         let mut item = HashMap::new();
         item.insert("id".to_owned(), AttributeValue::S(self.id.clone()));
         for (name, value) in body {

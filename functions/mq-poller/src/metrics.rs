@@ -13,7 +13,9 @@ use crate::handler::Outcome;
 pub fn invocation_metrics(result: &Result<Outcome, PollError>, took: Duration) -> Metrics {
     let (received, stored, rejected, bodies_in_bucket) = match result {
         Ok(Outcome::Poll(summary)) => (summary.received, summary.stored, summary.rejected, summary.bodies_in_bucket),
-        Ok(Outcome::EventSource { received, stored, bodies_in_bucket, parked }) => (*received, *stored, *parked, *bodies_in_bucket),
+        Ok(Outcome::EventSource { received, stored, bodies_in_bucket, parked }) => {
+            (*received, *stored, *parked, *bodies_in_bucket)
+        }
         Err(PollError::TooLarge { ids, .. } | PollError::Refused { ids, .. }) => (0, 0, ids.len() as u64, 0),
         Err(_) => (0, 0, 0, 0),
     };

@@ -94,7 +94,10 @@ pub async fn drain_queue<C: QueueConsumer>(
         let (fits, too_large): (Vec<_>, Vec<_>) = batch.into_iter().partition(|r| table.can_store(&r.message));
         let messages: Vec<&BrokerMessage> = fits.iter().map(|r| &r.message).collect();
         let (refused, next) = if overlap && !last {
-            tokio::join!(store_setting_aside_refused(table, &messages), next_batch(consumer, settings, stop_at, summary))
+            tokio::join!(
+                store_setting_aside_refused(table, &messages),
+                next_batch(consumer, settings, stop_at, summary)
+            )
         } else {
             (store_setting_aside_refused(table, &messages).await, Ok(Vec::new()))
         };
@@ -227,7 +230,8 @@ async fn next_batch<C: QueueConsumer>(
                 batch.push(received);
             }
             None if batch.is_empty() => {
-                summary.stop_reason = if wait < settings.idle_timeout { StopReason::Deadline } else { StopReason::Idle };
+                summary.stop_reason =
+                    if wait < settings.idle_timeout { StopReason::Deadline } else { StopReason::Idle };
                 break;
             }
             None => break,
@@ -259,8 +263,15 @@ mod tests {
             let size = body.len();
             self.outstanding += size;
             self.most_outstanding = self.most_outstanding.max(self.outstanding);
-            let message = BrokerMessage { id: String::new(), body, headers: BTreeMap::new(), redelivered: false, queue: "q".into(), received_at_ms: 1 }
-                .keyed(MessageId::Missing);
+            let message = BrokerMessage {
+                id: String::new(),
+                body,
+                headers: BTreeMap::new(),
+                redelivered: false,
+                queue: "q".into(),
+                received_at_ms: 1,
+            }
+            .keyed(MessageId::Missing);
             Ok(Some(Received { message, handle: size }))
         }
 
@@ -285,12 +296,32 @@ mod tests {
     async fn large_messages_never_pile_up_in_memory() {
         // Forty 1 MiB messages, each too large for an item (rejected, never written): unbounded,
         // two batches of 25 would hold 50 MiB at once.
-        let mut consumer = CountingConsumer { queue: (0..40).map(|_| vec![b'x'; 1024 * 1024]).collect(), outstanding: 0, most_outstanding: 0 };
+        let mut consumer = CountingConsumer {
+            queue: (0..40).map(|_| vec![b'x'; 1024 * 1024]).collect(),
+            outstanding: 0,
+            most_outstanding: 0,
+        };
         let dynamo = aws_smithy_mocks::mock_client!(aws_sdk_dynamodb, []);
-        let table = Table { dynamo: &dynamo, name: "t", ttl_days: None, write_by: Instant::now() + Duration::from_secs(60), bodies: None };
+        let table = Table {
+            dynamo: &dynamo,
+            name: "t",
+            ttl_days: None,
+            write_by: Instant::now() + Duration::from_secs(60),
+            bodies: None,
+        };
         let settings = Settings::from_lookup(|n| (n == "TABLE_NAME").then(|| "t".into())).unwrap();
-        let mut summary = PollSummary { endpoint: "-".into(), queue: "q".into(), received: 0, stored: 0, rejected: 0, bodies_in_bucket: 0, stop_reason: StopReason::Idle };
-        drain_queue(&mut consumer, &table, &settings, Instant::now() + Duration::from_secs(60), &mut summary).await.expect("drained");
+        let mut summary = PollSummary {
+            endpoint: "-".into(),
+            queue: "q".into(),
+            received: 0,
+            stored: 0,
+            rejected: 0,
+            bodies_in_bucket: 0,
+            stop_reason: StopReason::Idle,
+        };
+        drain_queue(&mut consumer, &table, &settings, Instant::now() + Duration::from_secs(60), &mut summary)
+            .await
+            .expect("drained");
         assert_eq!((summary.received, summary.rejected, consumer.outstanding), (40, 40, 0));
         assert!(1024 * 1024 > MAX_ITEM_BYTES);
         // Two batches of 8 MiB plus one message each: 18 MiB.

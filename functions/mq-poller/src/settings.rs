@@ -35,7 +35,11 @@ impl Settings {
         let number = |name: &str| -> Result<Option<u64>, String> {
             match lookup(name).filter(|v| !v.trim().is_empty()) {
                 None => Ok(None),
-                Some(text) => text.trim().parse::<u64>().map(Some).map_err(|_| format!("{name} is {text:?}; expected a whole number")),
+                Some(text) => text
+                    .trim()
+                    .parse::<u64>()
+                    .map(Some)
+                    .map_err(|_| format!("{name} is {text:?}; expected a whole number")),
             }
         };
         let broker_urls: Vec<String> = lookup("BROKER_URL")
@@ -63,7 +67,8 @@ impl Settings {
             prefetch: u16::try_from(prefetch.clamp(1, 65535)).unwrap_or(100),
             broker_ca_bundle: shared::tls::ExtraBundle::from_lookup("BROKER_CA_BUNDLE", &lookup),
             connect_timeout: Duration::from_millis(number("BROKER_CONNECT_TIMEOUT_MS")?.unwrap_or(5000)),
-            broker_heartbeat_ms: u32::try_from(number("BROKER_HEARTBEAT_MS")?.unwrap_or(10_000)).map_err(|_| "BROKER_HEARTBEAT_MS is too large".to_owned())?,
+            broker_heartbeat_ms: u32::try_from(number("BROKER_HEARTBEAT_MS")?.unwrap_or(10_000))
+                .map_err(|_| "BROKER_HEARTBEAT_MS is too large".to_owned())?,
             secret_ttl: number("BROKER_SECRET_TTL_SECONDS")?
                 .map_or(crate::credentials::DEFAULT_SECRET_TTL, Duration::from_secs),
         })

@@ -54,7 +54,10 @@ impl Table<'_> {
 }
 
 /// Stores the messages (any number); returns once every one is written, or with an error.
-pub async fn store_messages<'m>(table: &Table<'_>, messages: impl IntoIterator<Item = &'m BrokerMessage>) -> Result<(), StoreError> {
+pub async fn store_messages<'m>(
+    table: &Table<'_>,
+    messages: impl IntoIterator<Item = &'m BrokerMessage>,
+) -> Result<(), StoreError> {
     // A batch may not name one key twice (a redelivery next to its original): the later wins.
     let mut by_key: HashMap<&str, &BrokerMessage> = HashMap::new();
     let mut order = Vec::new();
@@ -100,7 +103,9 @@ pub async fn store_messages<'m>(table: &Table<'_>, messages: impl IntoIterator<I
 async fn store_bodies(table: &Table<'_>, bucket: BodyBucket<'_>, large: &[&BrokerMessage]) -> Result<(), StoreError> {
     futures::stream::iter(large.iter().copied())
         .map(|message| async move {
-            put_object(table, bucket, message.body_object_key(), "application/octet-stream", message.body.clone()).await.map(|_| ())
+            put_object(table, bucket, message.body_object_key(), "application/octet-stream", message.body.clone())
+                .await
+                .map(|_| ())
         })
         .buffer_unordered(BODY_WRITES_IN_FLIGHT)
         .try_collect::<()>()
@@ -110,14 +115,26 @@ async fn store_bodies(table: &Table<'_>, bucket: BodyBucket<'_>, large: &[&Broke
 /// Parks a message DynamoDB refuses (no retry can store it) in the bucket, whole and with the
 /// reason, under a key derived from its item key, so it can be acknowledged and the queue moves
 /// on with nothing lost; logged by id (never the body).
-pub async fn park(table: &Table<'_>, bucket: BodyBucket<'_>, message: &BrokerMessage, reason: &str) -> Result<(), StoreError> {
-    let key = put_object(table, bucket, message.parked_object_key(), "application/json", message.parked_record(reason)).await?;
+pub async fn park(
+    table: &Table<'_>,
+    bucket: BodyBucket<'_>,
+    message: &BrokerMessage,
+    reason: &str,
+) -> Result<(), StoreError> {
+    let key = put_object(table, bucket, message.parked_object_key(), "application/json", message.parked_record(reason))
+        .await?;
     tracing::error!(message_id = %message.id, %reason, parked = %key, "DynamoDB refused the message; parked in the body bucket");
     Ok(())
 }
 
 /// One object written to the bucket by the table's deadline; returns its key.
-async fn put_object(table: &Table<'_>, bucket: BodyBucket<'_>, key: String, content_type: &str, bytes: Vec<u8>) -> Result<String, StoreError> {
+async fn put_object(
+    table: &Table<'_>,
+    bucket: BodyBucket<'_>,
+    key: String,
+    content_type: &str,
+    bytes: Vec<u8>,
+) -> Result<String, StoreError> {
     let put = bucket
         .s3
         .put_object()
@@ -143,7 +160,10 @@ pub struct Refused {
 /// Stores `messages`, setting aside those DynamoDB refuses: a refused batch is split in halves
 /// until each refusal is down to one message. Returns the refused ones; a failure retrying
 /// cannot fix only for them, any other failure (throttling, 5xx, network) for the whole call.
-pub async fn store_setting_aside_refused(table: &Table<'_>, messages: &[&BrokerMessage]) -> Result<Vec<Refused>, StoreError> {
+pub async fn store_setting_aside_refused(
+    table: &Table<'_>,
+    messages: &[&BrokerMessage],
+) -> Result<Vec<Refused>, StoreError> {
     let mut refused = Vec::new();
     let mut ranges = vec![(0, messages.len())];
     while let Some((start, end)) = ranges.pop() {
@@ -166,12 +186,18 @@ pub async fn store_setting_aside_refused(table: &Table<'_>, messages: &[&BrokerM
 }
 
 /// A ValidationException is the request's fault, and no retry fixes it; anything else may pass.
-fn write_error<E: std::error::Error + ProvideErrorMetadata + 'static, R: std::fmt::Debug>(err: &SdkError<E, R>) -> StoreError {
+fn write_error<E: std::error::Error + ProvideErrorMetadata + 'static, R: std::fmt::Debug>(
+    err: &SdkError<E, R>,
+) -> StoreError {
     match err.as_service_error() {
         Some(service) if service.code() == Some("ValidationException") => {
             StoreError::Rejected(format!("ValidationException: {}", service.message().unwrap_or_default()))
         }
-        Some(service) => StoreError::Unavailable(format!("{}: {}", service.code().unwrap_or("error"), service.message().unwrap_or_default())),
+        Some(service) => StoreError::Unavailable(format!(
+            "{}: {}",
+            service.code().unwrap_or("error"),
+            service.message().unwrap_or_default()
+        )),
         None => StoreError::Unavailable(DisplayErrorContext(err).to_string()),
     }
 }

@@ -71,10 +71,8 @@ impl RotationEvent {
             None => return Err(bad("missing \"Step\"")),
         };
         let secret_id = raw.secret_id.filter(|s| !s.is_empty()).ok_or_else(|| bad("missing \"SecretId\""))?;
-        let token = raw
-            .client_request_token
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| bad("missing \"ClientRequestToken\""))?;
+        let token =
+            raw.client_request_token.filter(|s| !s.is_empty()).ok_or_else(|| bad("missing \"ClientRequestToken\""))?;
         Ok(RotationEvent { step, secret_id, token, rotation_token: raw.rotation_token.filter(|s| !s.is_empty()) })
     }
 }
@@ -99,8 +97,12 @@ mod tests {
     fn refuses_unknown_steps_and_missing_fields() {
         let unknown = RotationEvent::parse(&json!({"Step": "dropSecret", "SecretId": "s", "ClientRequestToken": "t"}));
         assert!(matches!(unknown, Err(RotationError::UnknownStep(s)) if s == "dropSecret"));
-        for event in [json!({"SecretId": "s", "ClientRequestToken": "t"}), json!({"Step": "setSecret", "ClientRequestToken": "t"}),
-                      json!({"Step": "setSecret", "SecretId": "s"}), json!(42)] {
+        for event in [
+            json!({"SecretId": "s", "ClientRequestToken": "t"}),
+            json!({"Step": "setSecret", "ClientRequestToken": "t"}),
+            json!({"Step": "setSecret", "SecretId": "s"}),
+            json!(42),
+        ] {
             assert!(matches!(RotationEvent::parse(&event), Err(RotationError::MalformedEvent(_))), "{event}");
         }
     }

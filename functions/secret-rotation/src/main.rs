@@ -9,8 +9,8 @@ async fn main() -> Result<(), Error> {
     let config = shared::aws::load_config().await?;
     let clients = AwsClients::new(&config);
     let (clients, settings) = (&clients, &settings);
-    run(service_fn(move |event: LambdaEvent<Value>| async move {
-        rotate_step(clients, settings, &event.payload).await
-    }))
+    run(service_fn(
+        move |event: LambdaEvent<Value>| async move { rotate_step(clients, settings, &event.payload).await },
+    ))
     .await
 }

@@ -59,7 +59,12 @@ pub fn names_no_server(doc: &SecretDoc) -> bool {
 /// The RDS resource a master secret belongs to, from `DescribeSecret`'s tags; `None` when the
 /// secret carries neither RDS tag.
 pub async fn owner_of(sm: &SecretsClient, master_arn: &str) -> Result<Option<RdsOwner>, RotationError> {
-    let described = sm.describe_secret().secret_id(master_arn).send().await.map_err(|e| sm_error("DescribeSecret", master_arn, &e))?;
+    let described = sm
+        .describe_secret()
+        .secret_id(master_arn)
+        .send()
+        .await
+        .map_err(|e| sm_error("DescribeSecret", master_arn, &e))?;
     Ok(RdsOwner::from_tags(described.tags().iter().filter_map(|t| Some((t.key()?, t.value()?)))))
 }
 
@@ -77,29 +82,49 @@ fn not_found(master_arn: &str, owner: &RdsOwner, what: &str) -> RotationError {
 
 /// The writer endpoint of the instance or cluster, from `DescribeDBInstances` or
 /// `DescribeDBClusters` (both take an ARN as the identifier).
-pub async fn endpoint_of(rds: &aws_sdk_rds::Client, master_arn: &str, owner: &RdsOwner) -> Result<RdsEndpoint, RotationError> {
+pub async fn endpoint_of(
+    rds: &aws_sdk_rds::Client,
+    master_arn: &str,
+    owner: &RdsOwner,
+) -> Result<RdsEndpoint, RotationError> {
     let port = |port: Option<i32>| port.and_then(|p| u16::try_from(p).ok());
     match owner {
         RdsOwner::Instance(arn) => {
-            let output =
-                rds.describe_db_instances().db_instance_identifier(arn).send().await.map_err(|e| rds_error("DescribeDBInstances", owner, &e))?;
-            let instance = output.db_instances().first().ok_or_else(|| not_found(master_arn, owner, "which RDS does not know"))?;
+            let output = rds
+                .describe_db_instances()
+                .db_instance_identifier(arn)
+                .send()
+                .await
+                .map_err(|e| rds_error("DescribeDBInstances", owner, &e))?;
+            let instance =
+                output.db_instances().first().ok_or_else(|| not_found(master_arn, owner, "which RDS does not know"))?;
             let endpoint = instance.endpoint();
             match (instance.engine(), endpoint.and_then(|e| e.address()), port(endpoint.and_then(|e| e.port()))) {
-                (Some(engine), Some(host), Some(port)) => {
-                    Ok(RdsEndpoint { engine: engine.to_owned(), host: host.to_owned(), port, dbname: instance.db_name().map(str::to_owned) })
-                }
+                (Some(engine), Some(host), Some(port)) => Ok(RdsEndpoint {
+                    engine: engine.to_owned(),
+                    host: host.to_owned(),
+                    port,
+                    dbname: instance.db_name().map(str::to_owned),
+                }),
                 _ => Err(not_found(master_arn, owner, "which has no endpoint yet")),
             }
         }
         RdsOwner::Cluster(arn) => {
-            let output =
-                rds.describe_db_clusters().db_cluster_identifier(arn).send().await.map_err(|e| rds_error("DescribeDBClusters", owner, &e))?;
-            let cluster = output.db_clusters().first().ok_or_else(|| not_found(master_arn, owner, "which RDS does not know"))?;
+            let output = rds
+                .describe_db_clusters()
+                .db_cluster_identifier(arn)
+                .send()
+                .await
+                .map_err(|e| rds_error("DescribeDBClusters", owner, &e))?;
+            let cluster =
+                output.db_clusters().first().ok_or_else(|| not_found(master_arn, owner, "which RDS does not know"))?;
             match (cluster.engine(), cluster.endpoint(), port(cluster.port())) {
-                (Some(engine), Some(host), Some(port)) => {
-                    Ok(RdsEndpoint { engine: engine.to_owned(), host: host.to_owned(), port, dbname: cluster.database_name().map(str::to_owned) })
-                }
+                (Some(engine), Some(host), Some(port)) => Ok(RdsEndpoint {
+                    engine: engine.to_owned(),
+                    host: host.to_owned(),
+                    port,
+                    dbname: cluster.database_name().map(str::to_owned),
+                }),
                 _ => Err(not_found(master_arn, owner, "which has no endpoint yet")),
             }
         }
@@ -108,13 +133,20 @@ pub async fn endpoint_of(rds: &aws_sdk_rds::Client, master_arn: &str, owner: &Rd
 
 /// The master's connection: its credentials, at the endpoint RDS gave. TLS is required: every
 /// RDS engine offers it, and these credentials never travel in plain text.
-pub fn master_connection(doc: &SecretDoc, origin: Origin<'_>, endpoint: &RdsEndpoint) -> Result<ConnectionSpec, RotationError> {
+pub fn master_connection(
+    doc: &SecretDoc,
+    origin: Origin<'_>,
+    endpoint: &RdsEndpoint,
+) -> Result<ConnectionSpec, RotationError> {
     let kind = match EngineKind::from_name(&endpoint.engine) {
         Some(kind @ (EngineKind::Postgres | EngineKind::MySql)) => kind,
         _ => {
             return Err(RotationError::Refused {
                 secret_id: origin.secret_id.to_owned(),
-                reason: format!("the master's RDS database runs {:?}, which this function does not rotate", endpoint.engine),
+                reason: format!(
+                    "the master's RDS database runs {:?}, which this function does not rotate",
+                    endpoint.engine
+                ),
             })
         }
     };
@@ -148,9 +180,15 @@ mod tests {
     #[test]
     fn the_owner_comes_from_either_rds_tag() {
         let instance = "arn:aws:rds:us-east-1:123456789012:db:app";
-        assert_eq!(RdsOwner::from_tags([("Team", "x"), (INSTANCE_TAG, instance)]), Some(RdsOwner::Instance(instance.into())));
+        assert_eq!(
+            RdsOwner::from_tags([("Team", "x"), (INSTANCE_TAG, instance)]),
+            Some(RdsOwner::Instance(instance.into()))
+        );
         let cluster = "arn:aws:rds:us-east-1:123456789012:cluster:app";
-        assert_eq!(RdsOwner::from_tags([("aws:rds:primarydbclusterarn", cluster)]), Some(RdsOwner::Cluster(cluster.into())));
+        assert_eq!(
+            RdsOwner::from_tags([("aws:rds:primarydbclusterarn", cluster)]),
+            Some(RdsOwner::Cluster(cluster.into()))
+        );
         assert_eq!(RdsOwner::from_tags([("Team", "x")]), None);
     }
 
@@ -158,9 +196,17 @@ mod tests {
     fn the_master_goes_to_the_rds_endpoint_over_tls_only() {
         let doc = SecretDoc::parse(r#"{"username":"admin","password":"p"}"#, ORIGIN).unwrap();
         assert!(names_no_server(&doc));
-        let endpoint = RdsEndpoint { engine: "aurora-postgresql".into(), host: "app.cluster-x.rds.amazonaws.com".into(), port: 5432, dbname: None };
+        let endpoint = RdsEndpoint {
+            engine: "aurora-postgresql".into(),
+            host: "app.cluster-x.rds.amazonaws.com".into(),
+            port: 5432,
+            dbname: None,
+        };
         let spec = master_connection(&doc, ORIGIN, &endpoint).unwrap();
-        assert_eq!((spec.kind, spec.host.as_str(), spec.port, spec.tls), (EngineKind::Postgres, endpoint.host.as_str(), 5432, TlsMode::Require));
+        assert_eq!(
+            (spec.kind, spec.host.as_str(), spec.port, spec.tls),
+            (EngineKind::Postgres, endpoint.host.as_str(), 5432, TlsMode::Require)
+        );
         assert_eq!(spec.dbname.as_deref(), Some("postgres"));
         let oracle = RdsEndpoint { engine: "oracle-ee".into(), ..endpoint };
         assert!(master_connection(&doc, ORIGIN, &oracle).unwrap_err().to_string().contains("oracle-ee"));

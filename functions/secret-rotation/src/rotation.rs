@@ -8,8 +8,8 @@ use crate::engine::{self, ConnectionSpec, DbError, EngineKind};
 use crate::error::RotationError;
 use crate::event::{RotationEvent, Step};
 use crate::rds_master;
-use crate::settings::{Settings, Strategy};
 use crate::secret::{Origin, SecretDoc};
+use crate::settings::{Settings, Strategy};
 use crate::versions::{check_versions, secret_string, sm_error, CURRENT, PENDING, PREVIOUS};
 
 const CLONE_SUFFIX: &str = "_clone";
@@ -90,7 +90,11 @@ impl AwsClients {
 }
 
 /// Runs one rotation step for the event Secrets Manager sent, and reports it as a metric.
-pub async fn rotate_step(clients: &AwsClients, settings: &Settings, event: &Value) -> Result<StepReport, RotationError> {
+pub async fn rotate_step(
+    clients: &AwsClients,
+    settings: &Settings,
+    event: &Value,
+) -> Result<StepReport, RotationError> {
     let event = RotationEvent::parse(event)?;
     // The engine, once a step has read the secret: the metric's dimension.
     let mut engine = None;
@@ -121,7 +125,12 @@ async fn run_step(
     }
 }
 
-async fn read_doc(client: &Client, secret_id: &str, stage: &'static str, version: Option<&str>) -> Result<Option<SecretDoc>, RotationError> {
+async fn read_doc(
+    client: &Client,
+    secret_id: &str,
+    stage: &'static str,
+    version: Option<&str>,
+) -> Result<Option<SecretDoc>, RotationError> {
     let origin = Origin { secret_id, stage };
     match secret_string(client, secret_id, stage, version).await? {
         Some(text) => SecretDoc::parse(&text, origin).map(Some),
@@ -129,7 +138,12 @@ async fn read_doc(client: &Client, secret_id: &str, stage: &'static str, version
     }
 }
 
-async fn require_doc(client: &Client, secret_id: &str, stage: &'static str, version: Option<&str>) -> Result<SecretDoc, RotationError> {
+async fn require_doc(
+    client: &Client,
+    secret_id: &str,
+    stage: &'static str,
+    version: Option<&str>,
+) -> Result<SecretDoc, RotationError> {
     read_doc(client, secret_id, stage, version).await?.ok_or_else(|| RotationError::MalformedSecret {
         secret_id: secret_id.to_owned(),
         stage: stage.to_owned(),
@@ -188,7 +202,8 @@ async fn create_secret(
     let mut pending = current.clone();
     if let (Some(database), Some(_)) = (&database, master_arn(settings, &current, secret_id)?) {
         let alternate = alternate_username(&database.username);
-        check_user_name_fits(&current, &alternate).map_err(|reason| RotationError::Refused { secret_id: secret_id.clone(), reason })?;
+        check_user_name_fits(&current, &alternate)
+            .map_err(|reason| RotationError::Refused { secret_id: secret_id.clone(), reason })?;
         pending.set_text("username", &alternate);
     }
     let password = settings.password_policy.generate(client, secret_id).await?;
@@ -282,19 +297,29 @@ async fn set_as_single_user(
             return Err(RotationError::MalformedSecret {
                 secret_id: secret_id.clone(),
                 stage: stage.to_owned(),
-                reason: "its user name differs from the pending version's (single-user rotation changes one user)".into(),
+                reason: "its user name differs from the pending version's (single-user rotation changes one user)"
+                    .into(),
             });
         }
         let differ = fields_that_differ(target, &old, true);
         if !differ.is_empty() {
             return Err(RotationError::Refused {
                 secret_id: secret_id.clone(),
-                reason: format!("the pending version's {} differ from {stage}'s (single-user rotation changes one user in place)", differ.join(", ")),
+                reason: format!(
+                    "the pending version's {} differ from {stage}'s (single-user rotation changes one user in place)",
+                    differ.join(", ")
+                ),
             });
         }
         let login: ConnectionSpec = target.with_credentials(&old.username, &old.password);
         match engine::set_own_password(&login, &target.password, &settings.db).await {
-            Ok(()) => return Ok(if stage == CURRENT { StepOutcome::SetAsCurrentUser } else { StepOutcome::SetAsPreviousUser }),
+            Ok(()) => {
+                return Ok(if stage == CURRENT {
+                    StepOutcome::SetAsCurrentUser
+                } else {
+                    StepOutcome::SetAsPreviousUser
+                })
+            }
             Err(e) if e.is_auth_failure() => last_error = Some(e),
             Err(e) => return Err(fail(e)),
         }
@@ -319,18 +344,25 @@ async fn set_with_master(
     let current = current_doc.connection(Origin { secret_id, stage: CURRENT })?;
     let master_doc = require_doc(&clients.secrets, master_arn, CURRENT, None).await?;
     let master = master_connection(clients, master_arn, &master_doc).await?;
-    check_alternation(&current, target, &master).map_err(|reason| RotationError::Refused { secret_id: secret_id.clone(), reason })?;
+    check_alternation(&current, target, &master)
+        .map_err(|reason| RotationError::Refused { secret_id: secret_id.clone(), reason })?;
     // AWS's own guard: the current credentials still log in, at the current host.
     engine::check_login(&current, &settings.db).await.map_err(fail)?;
     let original = original_username(&target.username);
-    engine::set_user_password(&master, &target.username, &target.password, original, &settings.db).await.map_err(fail)?;
+    engine::set_user_password(&master, &target.username, &target.password, original, &settings.db)
+        .await
+        .map_err(fail)?;
     Ok(StepOutcome::SetByMaster)
 }
 
 /// The master's own database: the server its secret names or, for a master secret that RDS
 /// manages (only `username` and `password`, and an RDS tag), the writer endpoint RDS gives for
 /// the instance or cluster the tag names.
-async fn master_connection(clients: &AwsClients, master_arn: &str, doc: &SecretDoc) -> Result<ConnectionSpec, RotationError> {
+async fn master_connection(
+    clients: &AwsClients,
+    master_arn: &str,
+    doc: &SecretDoc,
+) -> Result<ConnectionSpec, RotationError> {
     let origin = Origin { secret_id: master_arn, stage: CURRENT };
     if rds_master::names_no_server(doc) {
         if let Some(owner) = rds_master::owner_of(&clients.secrets, master_arn).await? {
@@ -362,7 +394,11 @@ fn fields_that_differ(a: &ConnectionSpec, b: &ConnectionSpec, with_dbname: bool)
 
 /// Why the current, pending and master secrets do not describe one alternating rotation on the
 /// master's own database, naming the fields that differ; `Ok` when they do.
-fn check_alternation(current: &ConnectionSpec, pending: &ConnectionSpec, master: &ConnectionSpec) -> Result<(), String> {
+fn check_alternation(
+    current: &ConnectionSpec,
+    pending: &ConnectionSpec,
+    master: &ConnectionSpec,
+) -> Result<(), String> {
     let differ = fields_that_differ(pending, current, true);
     if !differ.is_empty() {
         return Err(format!("the pending version's {} differ from the current version's", differ.join(", ")));
@@ -403,7 +439,11 @@ async fn test_secret(
     Ok(StepOutcome::PendingLogsIn)
 }
 
-async fn finish_secret(client: &Client, event: &RotationEvent, current_version: Option<&str>) -> Result<StepOutcome, RotationError> {
+async fn finish_secret(
+    client: &Client,
+    event: &RotationEvent,
+    current_version: Option<&str>,
+) -> Result<StepOutcome, RotationError> {
     let secret_id = &event.secret_id;
     client
         .update_secret_version_stage()
@@ -420,8 +460,8 @@ async fn finish_secret(client: &Client, event: &RotationEvent, current_version: 
 #[cfg(test)]
 mod tests {
     use super::{alternate_username, check_alternation, check_user_name_fits, original_username};
-    use crate::secret::{Origin, SecretDoc};
     use crate::engine::{ConnectionSpec, EngineKind, TlsMode};
+    use crate::secret::{Origin, SecretDoc};
 
     fn spec(host: &str, port: u16, user: &str) -> ConnectionSpec {
         ConnectionSpec {
@@ -440,16 +480,22 @@ mod tests {
         let master = spec("db.internal", 5432, "admin");
         let current = spec("db.internal", 5432, "app");
         assert_eq!(check_alternation(&current, &spec("DB.internal", 5432, "app_clone"), &master), Ok(()));
-        let refused = |pending: ConnectionSpec, master: &ConnectionSpec| check_alternation(&current, &pending, master).expect_err("refused");
+        let refused = |pending: ConnectionSpec, master: &ConnectionSpec| {
+            check_alternation(&current, &pending, master).expect_err("refused")
+        };
         assert!(refused(spec("evil.example", 5432, "app_clone"), &master).contains("host"));
         assert!(refused(spec("db.internal", 6543, "app_clone"), &master).contains("port"));
         assert!(refused(spec("db.internal", 5432, "someone_else"), &master).contains("alternate"));
         // A user secret that points at another host together with its pending version.
         let lure = spec("evil.example", 5432, "app");
-        assert!(check_alternation(&lure, &spec("evil.example", 5432, "app_clone"), &master).expect_err("lure").contains("master secret's host"));
+        assert!(check_alternation(&lure, &spec("evil.example", 5432, "app_clone"), &master)
+            .expect_err("lure")
+            .contains("master secret's host"));
         // A user secret named after the master.
         let admin_clone = spec("db.internal", 5432, "admin_clone");
-        assert!(check_alternation(&admin_clone, &spec("db.internal", 5432, "admin"), &master).expect_err("master").contains("master's own user"));
+        assert!(check_alternation(&admin_clone, &spec("db.internal", 5432, "admin"), &master)
+            .expect_err("master")
+            .contains("master's own user"));
     }
 
     #[test]
@@ -462,7 +508,10 @@ mod tests {
 
     #[test]
     fn clone_names_must_fit_the_engine() {
-        let doc = |engine: &str| SecretDoc::parse(&format!(r#"{{"engine":"{engine}"}}"#), Origin { secret_id: "s", stage: "AWSCURRENT" }).unwrap();
+        let doc = |engine: &str| {
+            SecretDoc::parse(&format!(r#"{{"engine":"{engine}"}}"#), Origin { secret_id: "s", stage: "AWSCURRENT" })
+                .unwrap()
+        };
         assert!(check_user_name_fits(&doc("postgres"), &"a".repeat(63)).is_ok());
         assert!(check_user_name_fits(&doc("postgres"), &"a".repeat(64)).unwrap_err().contains("63"));
         // Bytes, not characters, on PostgreSQL.

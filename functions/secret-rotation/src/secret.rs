@@ -68,8 +68,11 @@ impl SecretDoc {
     pub fn engine(&self, origin: Origin<'_>) -> Result<EngineKind, RotationError> {
         match self.fields.get("engine") {
             None | Some(Value::Null) => {
-                let database_fields: Vec<&str> =
-                    DATABASE_FIELDS.iter().copied().filter(|name| self.fields.get(*name).is_some_and(|v| !v.is_null())).collect();
+                let database_fields: Vec<&str> = DATABASE_FIELDS
+                    .iter()
+                    .copied()
+                    .filter(|name| self.fields.get(*name).is_some_and(|v| !v.is_null()))
+                    .collect();
                 if database_fields.is_empty() {
                     Ok(EngineKind::Generic)
                 } else {
@@ -80,8 +83,9 @@ impl SecretDoc {
                 }
             }
             Some(Value::String(name)) if name.is_empty() => Err(origin.malformed("\"engine\" is empty")),
-            Some(Value::String(name)) => EngineKind::from_name(name)
-                .ok_or_else(|| origin.malformed(format!("unknown engine {:?}", name.chars().take(40).collect::<String>()))),
+            Some(Value::String(name)) => EngineKind::from_name(name).ok_or_else(|| {
+                origin.malformed(format!("unknown engine {:?}", name.chars().take(40).collect::<String>()))
+            }),
             Some(_) => Err(origin.malformed("\"engine\" is not a string")),
         }
     }
@@ -101,7 +105,10 @@ impl SecretDoc {
         let kind = self.engine(origin)?;
         let port = match self.fields.get("port") {
             None | Some(Value::Null) => kind.default_port(),
-            Some(Value::Number(n)) => n.as_u64().and_then(|n| u16::try_from(n).ok()).ok_or_else(|| origin.malformed("\"port\" is out of range"))?,
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .and_then(|n| u16::try_from(n).ok())
+                .ok_or_else(|| origin.malformed("\"port\" is out of range"))?,
             Some(Value::String(s)) => s.trim().parse().map_err(|_| origin.malformed("\"port\" is not a number"))?,
             Some(_) => return Err(origin.malformed("\"port\" is not a number")),
         };
@@ -160,8 +167,12 @@ mod tests {
         let doc = SecretDoc::parse(r#"{"engine":"mariadb","host":"h","username":"u","password":"p"}"#, ORIGIN).unwrap();
         let spec = doc.connection(ORIGIN).unwrap();
         assert_eq!((spec.kind, spec.port, spec.tls), (EngineKind::MySql, 3306, TlsMode::Prefer));
-        assert_eq!(SecretDoc::parse(r#"{"api_key":"k"}"#, ORIGIN).unwrap().engine(ORIGIN).unwrap(), EngineKind::Generic);
-        let explicit = SecretDoc::parse(r#"{"engine":"generic","host":"api.example.com","api_key":"k"}"#, ORIGIN).unwrap();
+        assert_eq!(
+            SecretDoc::parse(r#"{"api_key":"k"}"#, ORIGIN).unwrap().engine(ORIGIN).unwrap(),
+            EngineKind::Generic
+        );
+        let explicit =
+            SecretDoc::parse(r#"{"engine":"generic","host":"api.example.com","api_key":"k"}"#, ORIGIN).unwrap();
         assert_eq!(explicit.engine(ORIGIN).unwrap(), EngineKind::Generic);
     }
 

@@ -31,15 +31,17 @@ impl Settings {
         let mut db = DbSettings::default();
         db.ca_bundle = shared::tls::ExtraBundle::from_lookup("DB_CA_BUNDLE", &lookup);
         if let Some(text) = lookup("DB_CONNECT_TIMEOUT_SECONDS") {
-            let seconds: u64 = text.trim().parse().ok().filter(|s| *s > 0).ok_or_else(|| {
-                format!("DB_CONNECT_TIMEOUT_SECONDS is {text:?}; expected a whole number above 0")
-            })?;
+            let seconds: u64 =
+                text.trim().parse().ok().filter(|s| *s > 0).ok_or_else(|| {
+                    format!("DB_CONNECT_TIMEOUT_SECONDS is {text:?}; expected a whole number above 0")
+                })?;
             db.connect_timeout = std::time::Duration::from_secs(seconds);
         }
         if let Some(text) = lookup("DB_STATEMENT_TIMEOUT_SECONDS") {
-            let seconds: u64 = text.trim().parse().ok().filter(|s| *s > 0).ok_or_else(|| {
-                format!("DB_STATEMENT_TIMEOUT_SECONDS is {text:?}; expected a whole number above 0")
-            })?;
+            let seconds: u64 =
+                text.trim().parse().ok().filter(|s| *s > 0).ok_or_else(|| {
+                    format!("DB_STATEMENT_TIMEOUT_SECONDS is {text:?}; expected a whole number above 0")
+                })?;
             db.statement_timeout = std::time::Duration::from_secs(seconds);
         }
         let strategy = match lookup("ROTATION_STRATEGY").map(|s| s.trim().to_ascii_lowercase()).as_deref() {
@@ -62,7 +64,10 @@ mod tests {
 
     #[test]
     fn the_strategy_is_auto_unless_set() {
-        let strategy = |value: Option<&str>| Settings::from_lookup(|n| (n == "ROTATION_STRATEGY").then(|| value.map(str::to_owned)).flatten()).map(|s| s.strategy);
+        let strategy = |value: Option<&str>| {
+            Settings::from_lookup(|n| (n == "ROTATION_STRATEGY").then(|| value.map(str::to_owned)).flatten())
+                .map(|s| s.strategy)
+        };
         assert_eq!(strategy(None), Ok(Strategy::Auto));
         assert_eq!(strategy(Some("Single")), Ok(Strategy::Single));
         assert_eq!(strategy(Some("alternating")), Ok(Strategy::Alternating));

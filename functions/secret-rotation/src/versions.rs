@@ -32,11 +32,8 @@ pub async fn check_versions(client: &Client, event: &RotationEvent) -> Result<Ve
         return Err(RotationError::RotationNotEnabled(secret_id.clone()));
     }
     let stages = described.version_ids_to_stages();
-    let current_version = stages
-        .into_iter()
-        .flatten()
-        .find(|(_, labels)| labels.iter().any(|l| l == CURRENT))
-        .map(|(id, _)| id.clone());
+    let current_version =
+        stages.into_iter().flatten().find(|(_, labels)| labels.iter().any(|l| l == CURRENT)).map(|(id, _)| id.clone());
     let Some(token_stages) = stages.and_then(|s| s.get(&event.token)) else {
         return Err(RotationError::TokenNotAVersion { secret_id: secret_id.clone(), token: event.token.clone() });
     };
@@ -57,7 +54,11 @@ pub async fn secret_string(
     stage: &str,
     version_id: Option<&str>,
 ) -> Result<Option<String>, RotationError> {
-    let request = client.get_secret_value().secret_id(secret_id).version_stage(stage).set_version_id(version_id.map(str::to_owned));
+    let request = client
+        .get_secret_value()
+        .secret_id(secret_id)
+        .version_stage(stage)
+        .set_version_id(version_id.map(str::to_owned));
     match request.send().await {
         Ok(output) => Ok(output.secret_string().map(str::to_owned)),
         Err(err) if err.code() == Some("ResourceNotFoundException") => Ok(None),

@@ -17,14 +17,18 @@ pub fn group_of(instance: &InstanceFacts) -> Option<&str> {
 /// The target groups attached to the Auto Scaling group: its `TargetGroupARNs` and its ELBv2
 /// traffic sources (the newer way to attach them), without repeats.
 pub async fn target_groups_of(autoscaling: &AutoScalingClient, group: &str) -> Result<Vec<String>, DrainError> {
-    let output = autoscaling
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(group)
-        .send()
-        .await
-        .map_err(|e| DrainError::DescribeAutoScalingGroup { group: group.to_owned(), message: DisplayErrorContext(&e).to_string() })?;
+    let output =
+        autoscaling.describe_auto_scaling_groups().auto_scaling_group_names(group).send().await.map_err(|e| {
+            DrainError::DescribeAutoScalingGroup {
+                group: group.to_owned(),
+                message: DisplayErrorContext(&e).to_string(),
+            }
+        })?;
     let Some(found) = output.auto_scaling_groups().iter().find(|g| g.auto_scaling_group_name() == Some(group)) else {
-        return Err(DrainError::DescribeAutoScalingGroup { group: group.to_owned(), message: "no such Auto Scaling group".into() });
+        return Err(DrainError::DescribeAutoScalingGroup {
+            group: group.to_owned(),
+            message: "no such Auto Scaling group".into(),
+        });
     };
     let traffic = found
         .traffic_sources()

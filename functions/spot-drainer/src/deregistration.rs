@@ -10,7 +10,12 @@ use crate::registration::{Outcome, Registration, RegistrationOutcome};
 
 /// Deregisters the instance's registrations in one group, in one call, each with its exact
 /// port; every call waits for a token of `budget`.
-pub async fn deregister_group(elb: &ElbClient, arn: &str, targets: Vec<Registration>, budget: &TokenBucket) -> Vec<RegistrationOutcome> {
+pub async fn deregister_group(
+    elb: &ElbClient,
+    arn: &str,
+    targets: Vec<Registration>,
+    budget: &TokenBucket,
+) -> Vec<RegistrationOutcome> {
     match deregister(elb, arn, &targets, budget).await {
         Ok(()) => with_outcome(targets, Outcome::Deregistered, None),
         Err(Failure::GroupGone) => with_outcome(targets, Outcome::AlreadyGone, None),

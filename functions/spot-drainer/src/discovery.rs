@@ -24,7 +24,11 @@ pub fn target_group_arns_from_tag(value: &str) -> Vec<String> {
 
 /// Every instance- and ip-type target group in the VPC (all pages, each a describe call drawn
 /// from `budget`).
-pub async fn target_groups_in_vpc(elb: &ElbClient, vpc_id: &str, budget: &TokenBucket) -> Result<Vec<String>, DrainError> {
+pub async fn target_groups_in_vpc(
+    elb: &ElbClient,
+    vpc_id: &str,
+    budget: &TokenBucket,
+) -> Result<Vec<String>, DrainError> {
     let mut arns = Vec::new();
     let mut marker: Option<String> = None;
     loop {

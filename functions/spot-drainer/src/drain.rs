@@ -118,7 +118,10 @@ pub async fn drain_requests_except(
         }))
         .await;
     }
-    let discovered = future::join_all(draining.iter().map(|d| target_groups_to_search(aws, settings, cache, &budget, started, except, &d.facts))).await;
+    let discovered = future::join_all(
+        draining.iter().map(|d| target_groups_to_search(aws, settings, cache, &budget, started, except, &d.facts)),
+    )
+    .await;
 
     // Which instances each group is searched for.
     let mut interested: BTreeMap<String, Vec<usize>> = BTreeMap::new();
@@ -147,7 +150,10 @@ pub async fn drain_requests_except(
         match result {
             Ok(outcomes) => {
                 for outcome in outcomes {
-                    let owner = for_group.iter().copied().find(|i| searching[*i].facts.is_target(&outcome.registration.target_id));
+                    let owner = for_group
+                        .iter()
+                        .copied()
+                        .find(|i| searching[*i].facts.is_target(&outcome.registration.target_id));
                     if let Some(owner) = owner {
                         searching[owner].summary.registrations.push(outcome);
                     }
@@ -266,7 +272,9 @@ async fn target_groups_to_search(
                 match asg::target_groups_of(&aws.autoscaling, group).await {
                     Ok(arns) if !arns.is_empty() => return Ok((Discovery::Asg, arns)),
                     Ok(_) => {}
-                    Err(error) => tracing::warn!(instance_id = %instance.instance_id, %error, "falling back to the scan"),
+                    Err(error) => {
+                        tracing::warn!(instance_id = %instance.instance_id, %error, "falling back to the scan")
+                    }
                 }
             }
             scan().await

@@ -107,8 +107,11 @@ struct LifecycleDetail {
 fn parse_lifecycle_action(event: &Value) -> Result<DrainRequest, EventError> {
     let malformed = EventError::Malformed;
     let detail = event.get("detail").ok_or_else(|| malformed("missing \"detail\"".into()))?;
-    let detail = LifecycleDetail::deserialize(detail).map_err(|e| malformed(format!("lifecycle action detail: {e}")))?;
-    let field = |value: Option<String>, name: &str| value.filter(|v| !v.trim().is_empty()).ok_or_else(|| malformed(format!("missing \"detail.{name}\"")));
+    let detail =
+        LifecycleDetail::deserialize(detail).map_err(|e| malformed(format!("lifecycle action detail: {e}")))?;
+    let field = |value: Option<String>, name: &str| {
+        value.filter(|v| !v.trim().is_empty()).ok_or_else(|| malformed(format!("missing \"detail.{name}\"")))
+    };
     let instance_id = field(detail.ec2_instance_id, "EC2InstanceId")?;
     if !instance_id.starts_with("i-") {
         return Err(malformed(format!("\"detail.EC2InstanceId\" is {instance_id:?}")));
@@ -125,23 +128,15 @@ fn parse_lifecycle_action(event: &Value) -> Result<DrainRequest, EventError> {
 /// Reads an EventBridge event; anything that is not one of the two EC2 notices is refused.
 pub fn parse_drain_request(event: &Value) -> Result<DrainRequest, EventError> {
     let malformed = EventError::Malformed;
-    let envelope = Envelope::deserialize(event)
-        .map_err(|e| malformed(format!("not an EventBridge event: {e}")))?;
-    let detail_type = envelope
-        .detail_type
-        .ok_or_else(|| malformed("missing \"detail-type\"".into()))?;
+    let envelope = Envelope::deserialize(event).map_err(|e| malformed(format!("not an EventBridge event: {e}")))?;
+    let detail_type = envelope.detail_type.ok_or_else(|| malformed("missing \"detail-type\"".into()))?;
     if envelope.source.as_deref() == Some("aws.autoscaling") && detail_type == TERMINATE_LIFECYCLE_ACTION {
         return parse_lifecycle_action(event);
     }
     if envelope.source.as_deref() != Some("aws.ec2") {
-        return Err(malformed(format!(
-            "source is {:?}, expected \"aws.ec2\"",
-            envelope.source.unwrap_or_default()
-        )));
+        return Err(malformed(format!("source is {:?}, expected \"aws.ec2\"", envelope.source.unwrap_or_default())));
     }
-    let detail = envelope
-        .detail
-        .ok_or_else(|| malformed("missing \"detail\"".into()))?;
+    let detail = envelope.detail.ok_or_else(|| malformed("missing \"detail\"".into()))?;
     let instance_id = detail
         .instance_id
         .filter(|id| id.starts_with("i-"))
@@ -181,9 +176,17 @@ mod tests {
 
     #[test]
     fn interruption_warning_each_action() {
-        for (text, action) in [("terminate", Action::Terminate), ("stop", Action::Stop), ("hibernate", Action::Hibernate)] {
+        for (text, action) in
+            [("terminate", Action::Terminate), ("stop", Action::Stop), ("hibernate", Action::Hibernate)]
+        {
             let request = parse_drain_request(&warning(text)).unwrap();
-            assert_eq!(request, DrainRequest { warned_at_ms: Some(1_795_428_000_000), ..DrainRequest::notice("i-1234567890abcdef0", action) });
+            assert_eq!(
+                request,
+                DrainRequest {
+                    warned_at_ms: Some(1_795_428_000_000),
+                    ..DrainRequest::notice("i-1234567890abcdef0", action)
+                }
+            );
         }
     }
 
@@ -224,13 +227,28 @@ mod tests {
     #[test]
     fn refusals_name_what_was_wrong() {
         let cases = [
-            (json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {"instance-id": "i-1"}}), "State-change"),
-            (json!({"detail-type": INTERRUPTION_WARNING, "source": "aws.ec2", "detail": {"instance-action": "terminate"}}), "instance-id"),
-            (json!({"detail-type": INTERRUPTION_WARNING, "source": "aws.ec2", "detail": {"instance-id": "i-1", "instance-action": "reboot"}}), "instance-action"),
-            (json!({"detail-type": INTERRUPTION_WARNING, "source": "my.app", "detail": {"instance-id": "i-1"}}), "source"),
+            (
+                json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {"instance-id": "i-1"}}),
+                "State-change",
+            ),
+            (
+                json!({"detail-type": INTERRUPTION_WARNING, "source": "aws.ec2", "detail": {"instance-action": "terminate"}}),
+                "instance-id",
+            ),
+            (
+                json!({"detail-type": INTERRUPTION_WARNING, "source": "aws.ec2", "detail": {"instance-id": "i-1", "instance-action": "reboot"}}),
+                "instance-action",
+            ),
+            (
+                json!({"detail-type": INTERRUPTION_WARNING, "source": "my.app", "detail": {"instance-id": "i-1"}}),
+                "source",
+            ),
             (json!({"source": "aws.ec2"}), "detail-type"),
             (json!("just a string"), "not an EventBridge event"),
-            (json!({"detail-type": INTERRUPTION_WARNING, "source": "aws.ec2", "detail": "x"}), "not an EventBridge event"),
+            (
+                json!({"detail-type": INTERRUPTION_WARNING, "source": "aws.ec2", "detail": "x"}),
+                "not an EventBridge event",
+            ),
         ];
         for (event, expected) in cases {
             let error = parse_drain_request(&event).unwrap_err().to_string();

@@ -28,7 +28,13 @@ impl TargetGroupCache {
 
     /// The instance- and ip-type groups of `vpc_id`, listed at most once per `ttl`; a list
     /// taken since `fresh_since` (by this drain) is used whatever the `ttl`.
-    pub async fn groups_in_vpc(&self, elb: &ElbClient, vpc_id: &str, budget: &TokenBucket, fresh_since: Instant) -> Result<Vec<String>, DrainError> {
+    pub async fn groups_in_vpc(
+        &self,
+        elb: &ElbClient,
+        vpc_id: &str,
+        budget: &TokenBucket,
+        fresh_since: Instant,
+    ) -> Result<Vec<String>, DrainError> {
         // Held while listing: instances of one VPC drained together wait for one list.
         let mut by_vpc = self.by_vpc.lock().await;
         if let Some((taken, groups)) = by_vpc.get(vpc_id) {

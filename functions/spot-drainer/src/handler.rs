@@ -78,7 +78,8 @@ pub async fn handle_event(
         .collect();
     // The notices are drained together; a lifecycle action (should one come this way) waits on
     // its own instance.
-    let notices: Vec<DrainRequest> = parsed.iter().filter_map(|(_, r)| r.as_ref().ok().filter(|r| r.lifecycle.is_none()).cloned()).collect();
+    let notices: Vec<DrainRequest> =
+        parsed.iter().filter_map(|(_, r)| r.as_ref().ok().filter(|r| r.lifecycle.is_none()).cloned()).collect();
     let mut drained = drain_requests(aws, settings, cache, &notices, stop_by).await.into_iter();
     let mut failures = Vec::new();
     let mut results = Vec::new();

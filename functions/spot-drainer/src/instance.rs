@@ -107,7 +107,8 @@ pub async fn describe_instance(
         .iter()
         .filter_map(|tag| Some((tag.key()?.to_owned(), tag.value().unwrap_or_default().to_owned())))
         .collect();
-    let addresses_released = instance.state().and_then(|s| s.name()) == Some(&aws_sdk_ec2::types::InstanceStateName::Terminated);
+    let addresses_released =
+        instance.state().and_then(|s| s.name()) == Some(&aws_sdk_ec2::types::InstanceStateName::Terminated);
     if addresses_released {
         tracing::warn!(%instance_id, "instance already terminated: its addresses may be another's now, so ip targets are left to the health checks");
     }

@@ -22,8 +22,8 @@ pub mod summary;
 
 pub use clients::AwsClients;
 pub use drain::{drain_instance, drain_instance_by, drain_requests};
-pub use handler::{handle_event, Handled};
-pub use group_cache::TargetGroupCache;
 pub use error::DrainError;
+pub use group_cache::TargetGroupCache;
+pub use handler::{handle_event, Handled};
 pub use settings::{Discovery, Settings};
 pub use summary::DrainSummary;

@@ -36,10 +36,13 @@ pub async fn drain_for_lifecycle(
     action: &LifecycleAction,
     stop_by: Option<Instant>,
 ) -> Result<DrainSummary, DrainError> {
-    let attached: BTreeSet<String> = asg::target_groups_of(&aws.autoscaling, &action.group).await?.into_iter().collect();
-    let mut drained = drain_requests_except(aws, settings, cache, std::slice::from_ref(request), &attached, stop_by).await;
+    let attached: BTreeSet<String> =
+        asg::target_groups_of(&aws.autoscaling, &action.group).await?.into_iter().collect();
+    let mut drained =
+        drain_requests_except(aws, settings, cache, std::slice::from_ref(request), &attached, stop_by).await;
     let mut summary = drained.pop().unwrap_or_else(|| Err(DrainError::MalformedEvent("no drain result".into())))?;
-    let leaving: Vec<&Registration> = summary.registrations.iter().filter(|r| r.outcome == Outcome::Deregistered).map(|r| &r.registration).collect();
+    let leaving: Vec<&Registration> =
+        summary.registrations.iter().filter(|r| r.outcome == Outcome::Deregistered).map(|r| &r.registration).collect();
     let budget = TokenBucket::new(settings.pacing.describe_rate, settings.pacing.describe_burst);
     wait_until_drained(aws, action, &request.instance_id, &leaving, &budget, stop_by).await?;
     summary.lifecycle = Some(complete(aws, action, &request.instance_id).await?.to_owned());
@@ -66,7 +69,8 @@ async fn wait_until_drained(
             budget.take().await;
             let mut describe = aws.elb.describe_target_health().target_group_arn(*arn);
             for target in targets {
-                describe = describe.targets(TargetDescription::builder().id(&target.target_id).set_port(target.port).build());
+                describe =
+                    describe.targets(TargetDescription::builder().id(&target.target_id).set_port(target.port).build());
             }
             // A group that cannot be read now is read again on the next round.
             match describe.send().await {
@@ -134,6 +138,8 @@ async fn complete(aws: &AwsClients, action: &LifecycleAction, instance_id: &str)
     match result {
         Ok(_) => Ok("completed"),
         Err(e) if e.as_service_error().is_some_and(no_longer_waiting) => Ok("already-completed"),
-        Err(e) => Err(DrainError::LifecycleAction(format!("completing for {instance_id}: {}", DisplayErrorContext(&e)))),
+        Err(e) => {
+            Err(DrainError::LifecycleAction(format!("completing for {instance_id}: {}", DisplayErrorContext(&e))))
+        }
     }
 }

@@ -25,7 +25,9 @@ async fn main() -> Result<(), Error> {
                 if let Some(metrics) = spot_drainer::metrics::drain_metrics([&result], started.elapsed()) {
                     metrics.emit();
                 }
-                result.and_then(|summary| serde_json::to_value(summary).map_err(|e| spot_drainer::DrainError::MalformedEvent(e.to_string())))
+                result.and_then(|summary| {
+                    serde_json::to_value(summary).map_err(|e| spot_drainer::DrainError::MalformedEvent(e.to_string()))
+                })
             }
             // Failed records are named in the answer, and only they are retried.
             Handled::Batch { response, results } => {
@@ -38,4 +40,3 @@ async fn main() -> Result<(), Error> {
     }))
     .await
 }
-

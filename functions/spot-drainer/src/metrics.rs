@@ -11,13 +11,22 @@ use crate::summary::DrainSummary;
 /// Registrations removed, steps that failed, and the seconds the invocation took, over every
 /// drain of the invocation (one, or a batch's). Events that were not drain requests (malformed,
 /// unsupported) count nothing: the Errors alarm, or the queue's dead-letter queue, has them.
-pub fn drain_metrics<'r>(results: impl IntoIterator<Item = &'r Result<DrainSummary, DrainError>>, took: Duration) -> Option<Metrics> {
+pub fn drain_metrics<'r>(
+    results: impl IntoIterator<Item = &'r Result<DrainSummary, DrainError>>,
+    took: Duration,
+) -> Option<Metrics> {
     let (mut removed, mut failures, mut drains) = (0, 0, 0);
     for result in results {
         let (r, f) = match result {
             Ok(summary) => (summary.count(Outcome::Deregistered), 0),
             Err(DrainError::Incomplete(summary)) => (summary.count(Outcome::Deregistered), summary.failures()),
-            Err(DrainError::DescribeInstance { .. } | DrainError::ListTargetGroups(_) | DrainError::DescribeAutoScalingGroup { .. } | DrainError::StillDraining { .. } | DrainError::LifecycleAction(_)) => (0, 1),
+            Err(
+                DrainError::DescribeInstance { .. }
+                | DrainError::ListTargetGroups(_)
+                | DrainError::DescribeAutoScalingGroup { .. }
+                | DrainError::StillDraining { .. }
+                | DrainError::LifecycleAction(_),
+            ) => (0, 1),
             Err(DrainError::MalformedEvent(_) | DrainError::UnsupportedEvent(_)) => continue,
         };
         (removed, failures, drains) = (removed + r, failures + f, drains + 1);

@@ -17,7 +17,8 @@ pub async fn publish_summaries((sns, topic_arn): (&aws_sdk_sns::Client, &str), s
             .enumerate()
             .filter_map(|(i, summary)| {
                 let outcome = if summary.failures() == 0 { "drained" } else { "incomplete" };
-                let attribute = MessageAttributeValue::builder().data_type("String").string_value(outcome).build().ok()?;
+                let attribute =
+                    MessageAttributeValue::builder().data_type("String").string_value(outcome).build().ok()?;
                 PublishBatchRequestEntry::builder()
                     .id(i.to_string())
                     .subject(format!("spot-drainer: {} {outcome}", summary.instance_id))

@@ -114,14 +114,24 @@ impl Settings {
             Some(v) if v == "true" => true,
             Some(v) => return Err(format!("DETACH_FROM_ASG is {v:?}; expected true or false")),
         };
-        let target_group_cache_ttl = match lookup("TARGET_GROUP_CACHE_SECONDS") {
-            None => defaults.target_group_cache_ttl,
-            Some(text) => std::time::Duration::from_secs(
-                text.trim().parse::<u64>().map_err(|_| format!("TARGET_GROUP_CACHE_SECONDS is {text:?}; expected a whole number of seconds"))?,
-            ),
-        };
-        let notices_topic_arn = lookup("NOTICES_TOPIC_ARN").map(|arn| arn.trim().to_owned()).filter(|arn| !arn.is_empty());
-        Ok(Settings { discovery, target_group_tag_key, scan_concurrency, pacing, detach_from_asg, target_group_cache_ttl, notices_topic_arn })
+        let target_group_cache_ttl =
+            match lookup("TARGET_GROUP_CACHE_SECONDS") {
+                None => defaults.target_group_cache_ttl,
+                Some(text) => std::time::Duration::from_secs(text.trim().parse::<u64>().map_err(|_| {
+                    format!("TARGET_GROUP_CACHE_SECONDS is {text:?}; expected a whole number of seconds")
+                })?),
+            };
+        let notices_topic_arn =
+            lookup("NOTICES_TOPIC_ARN").map(|arn| arn.trim().to_owned()).filter(|arn| !arn.is_empty());
+        Ok(Settings {
+            discovery,
+            target_group_tag_key,
+            scan_concurrency,
+            pacing,
+            detach_from_asg,
+            target_group_cache_ttl,
+            notices_topic_arn,
+        })
     }
 
     pub fn from_env() -> Result<Self, String> {
@@ -154,7 +164,10 @@ mod tests {
         assert_eq!(settings.scan_concurrency, 3);
         assert!(settings.detach_from_asg);
         assert_eq!(settings.target_group_cache_ttl, std::time::Duration::ZERO);
-        assert_eq!(Settings::from_lookup(|n| (n == "DISCOVERY").then(|| "ASG".into())).unwrap().discovery, Discovery::Asg);
+        assert_eq!(
+            Settings::from_lookup(|n| (n == "DISCOVERY").then(|| "ASG".into())).unwrap().discovery,
+            Discovery::Asg
+        );
     }
 
     #[test]

@@ -87,7 +87,11 @@ impl DrainSummary {
     /// Steps that failed and make the drain incomplete.
     pub fn failures(&self) -> usize {
         let registrations = self.registrations.iter().filter(|r| r.outcome == Outcome::Failed).count();
-        let groups = self.group_problems.iter().filter(|g| matches!(g.outcome, GroupOutcome::Failed | GroupOutcome::NotReached)).count();
+        let groups = self
+            .group_problems
+            .iter()
+            .filter(|g| matches!(g.outcome, GroupOutcome::Failed | GroupOutcome::NotReached))
+            .count();
         registrations + groups
     }
 

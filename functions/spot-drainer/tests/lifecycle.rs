@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_autoscaling::error::ErrorMetadata;
-use aws_sdk_autoscaling::operation::complete_lifecycle_action::{CompleteLifecycleActionError, CompleteLifecycleActionOutput};
+use aws_sdk_autoscaling::operation::complete_lifecycle_action::{
+    CompleteLifecycleActionError, CompleteLifecycleActionOutput,
+};
 use aws_sdk_autoscaling::operation::describe_auto_scaling_groups::DescribeAutoScalingGroupsOutput;
 use aws_sdk_autoscaling::operation::record_lifecycle_action_heartbeat::RecordLifecycleActionHeartbeatOutput;
 use aws_sdk_autoscaling::types::AutoScalingGroup;
@@ -15,7 +17,9 @@ use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
 use aws_sdk_ec2::types::{Instance, Reservation, Tag};
 use aws_sdk_elasticloadbalancingv2::operation::deregister_targets::DeregisterTargetsOutput;
 use aws_sdk_elasticloadbalancingv2::operation::describe_target_health::DescribeTargetHealthOutput;
-use aws_sdk_elasticloadbalancingv2::types::{TargetDescription, TargetHealth, TargetHealthDescription, TargetHealthStateEnum};
+use aws_sdk_elasticloadbalancingv2::types::{
+    TargetDescription, TargetHealth, TargetHealthDescription, TargetHealthStateEnum,
+};
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use serde_json::json;
 use spot_drainer::registration::Outcome;
@@ -60,7 +64,13 @@ fn elb(draining_checks: usize) -> (aws_sdk_elasticloadbalancingv2::Client, Rule,
         .match_requests(|r| r.target_group_arn() == Some(ELSEWHERE))
         .then_output(move || {
             let call = counted.fetch_add(1, Ordering::SeqCst);
-            let state = if call == 0 { TargetHealthStateEnum::Healthy } else if call <= draining_checks { TargetHealthStateEnum::Draining } else { TargetHealthStateEnum::Unused };
+            let state = if call == 0 {
+                TargetHealthStateEnum::Healthy
+            } else if call <= draining_checks {
+                TargetHealthStateEnum::Draining
+            } else {
+                TargetHealthStateEnum::Unused
+            };
             let description = TargetHealthDescription::builder()
                 .target(TargetDescription::builder().id(INSTANCE).port(80).build())
                 .target_health(TargetHealth::builder().state(state).build())
@@ -97,7 +107,10 @@ fn autoscaling(already_completed: bool) -> AutoScaling {
     let completions = if already_completed {
         completions.then_error(|| {
             CompleteLifecycleActionError::generic(
-                ErrorMetadata::builder().code("ValidationError").message(format!("No active Lifecycle Action found with instance ID {INSTANCE}")).build(),
+                ErrorMetadata::builder()
+                    .code("ValidationError")
+                    .message(format!("No active Lifecycle Action found with instance ID {INSTANCE}"))
+                    .build(),
             )
         })
     } else {
@@ -118,10 +131,15 @@ async fn a_lifecycle_action_is_drained_waited_for_and_completed() {
     let scaling = autoscaling(false);
     let aws = AwsClients { ec2: ec2(), elb, autoscaling: scaling.client.clone() };
     let started = Instant::now();
-    let summary = drain_instance_by(&aws, &settings(), &TargetGroupCache::default(), &lifecycle_event(), None).await.expect("completed");
+    let summary = drain_instance_by(&aws, &settings(), &TargetGroupCache::default(), &lifecycle_event(), None)
+        .await
+        .expect("completed");
     assert_eq!(summary.lifecycle.as_deref(), Some("completed"));
     assert_eq!(summary.count(Outcome::Deregistered), 1);
-    assert_eq!(summary.registrations[0].registration.target_group_arn, ELSEWHERE, "the attached group is Auto Scaling's to drain");
+    assert_eq!(
+        summary.registrations[0].registration.target_group_arn, ELSEWHERE,
+        "the attached group is Auto Scaling's to drain"
+    );
     assert_eq!(deregister.num_calls(), 1);
     assert_eq!(checks.load(Ordering::SeqCst), 8, "found, six checks while draining, one that finds it gone");
     assert_eq!(scaling.completions.num_calls(), 1, "completed once, after the drain");
@@ -134,7 +152,9 @@ async fn a_repeated_lifecycle_event_finds_the_action_completed_and_succeeds() {
     let (elb, _, _) = elb(0);
     let scaling = autoscaling(true);
     let aws = AwsClients { ec2: ec2(), elb, autoscaling: scaling.client.clone() };
-    let summary = drain_instance_by(&aws, &settings(), &TargetGroupCache::default(), &lifecycle_event(), None).await.expect("a no-op");
+    let summary = drain_instance_by(&aws, &settings(), &TargetGroupCache::default(), &lifecycle_event(), None)
+        .await
+        .expect("a no-op");
     assert_eq!(summary.lifecycle.as_deref(), Some("already-completed"));
     assert_eq!(scaling.completions.num_calls(), 1);
 }
@@ -145,7 +165,9 @@ async fn a_deregistration_delay_longer_than_the_invocation_keeps_the_hook_open_f
     let scaling = autoscaling(false);
     let aws = AwsClients { ec2: ec2(), elb, autoscaling: scaling.client.clone() };
     let stop_by = Instant::now() + Duration::from_secs(12);
-    let error = drain_instance_by(&aws, &settings(), &TargetGroupCache::default(), &lifecycle_event(), Some(stop_by)).await.unwrap_err();
+    let error = drain_instance_by(&aws, &settings(), &TargetGroupCache::default(), &lifecycle_event(), Some(stop_by))
+        .await
+        .unwrap_err();
     assert!(matches!(error, DrainError::StillDraining { targets: 1, .. }), "{error}");
     assert_eq!(error.error_type(), "StillDraining");
     assert_eq!(scaling.completions.num_calls(), 0, "not completed while connections drain");

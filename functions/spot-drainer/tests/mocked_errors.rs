@@ -33,13 +33,10 @@ fn clients(ec2: aws_sdk_ec2::Client, elb: &aws_sdk_elasticloadbalancingv2::Clien
 
 fn ec2_client() -> aws_sdk_ec2::Client {
     let describe = mock!(aws_sdk_ec2::Client::describe_instances).then_output(|| {
-        let tag = Tag::builder().key("loadBalancerTargetGroup").value(format!("{TWO_PORTS},{THROTTLED},{HEALTHY}")).build();
-        let instance = Instance::builder()
-            .instance_id(INSTANCE)
-            .vpc_id("vpc-1")
-            .private_ip_address("10.0.0.5")
-            .tags(tag)
-            .build();
+        let tag =
+            Tag::builder().key("loadBalancerTargetGroup").value(format!("{TWO_PORTS},{THROTTLED},{HEALTHY}")).build();
+        let instance =
+            Instance::builder().instance_id(INSTANCE).vpc_id("vpc-1").private_ip_address("10.0.0.5").tags(tag).build();
         DescribeInstancesOutput::builder().reservations(Reservation::builder().instances(instance).build()).build()
     });
     mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&describe])
@@ -72,7 +69,8 @@ async fn a_throttled_group_does_not_stop_the_others_and_the_drain_reports_an_err
     let two_ports = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets)
         .match_requests(|r| {
             let ports: Vec<_> = r.targets().iter().map(|t| (t.id(), t.port())).collect();
-            r.target_group_arn() == Some(TWO_PORTS) && ports == [(Some(INSTANCE), Some(80)), (Some(INSTANCE), Some(8081))]
+            r.target_group_arn() == Some(TWO_PORTS)
+                && ports == [(Some(INSTANCE), Some(80)), (Some(INSTANCE), Some(8081))]
         })
         .then_output(|| DeregisterTargetsOutput::builder().build());
     let throttled = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets)
@@ -129,7 +127,9 @@ async fn a_group_whose_health_cannot_be_read_fails_the_drain_after_the_rest() {
 /// moto has no delegated prefixes: an instance with a secondary IPv4 address, an IPv6 address and
 /// a /28 prefix delegated to its interface, staged as DescribeInstances answers it.
 fn ec2_with_addresses() -> aws_sdk_ec2::Client {
-    use aws_sdk_ec2::types::{InstanceIpv4Prefix, InstanceIpv6Address, InstanceNetworkInterface, InstancePrivateIpAddress};
+    use aws_sdk_ec2::types::{
+        InstanceIpv4Prefix, InstanceIpv6Address, InstanceNetworkInterface, InstancePrivateIpAddress,
+    };
     let describe = mock!(aws_sdk_ec2::Client::describe_instances).then_output(|| {
         let interface = InstanceNetworkInterface::builder()
             .private_ip_addresses(InstancePrivateIpAddress::builder().private_ip_address("10.0.0.5").build())
@@ -138,7 +138,13 @@ fn ec2_with_addresses() -> aws_sdk_ec2::Client {
             .ipv4_prefixes(InstanceIpv4Prefix::builder().ipv4_prefix("10.0.1.16/28").build())
             .build();
         let tag = Tag::builder().key("loadBalancerTargetGroup").value(HEALTHY).build();
-        let instance = Instance::builder().instance_id(INSTANCE).vpc_id("vpc-1").private_ip_address("10.0.0.5").network_interfaces(interface).tags(tag).build();
+        let instance = Instance::builder()
+            .instance_id(INSTANCE)
+            .vpc_id("vpc-1")
+            .private_ip_address("10.0.0.5")
+            .network_interfaces(interface)
+            .tags(tag)
+            .build();
         DescribeInstancesOutput::builder().reservations(Reservation::builder().instances(instance).build()).build()
     });
     mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&describe])
@@ -152,7 +158,9 @@ async fn ip_targets_match_as_addresses_on_every_interface_and_delegated_prefix()
     let health = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health).then_output(move || {
         let mut output = DescribeTargetHealthOutput::builder();
         for id in ids {
-            output = output.target_health_descriptions(TargetHealthDescription::builder().target(TargetDescription::builder().id(id).port(80).build()).build());
+            output = output.target_health_descriptions(
+                TargetHealthDescription::builder().target(TargetDescription::builder().id(id).port(80).build()).build(),
+            );
         }
         output.build()
     });
@@ -202,13 +210,22 @@ async fn the_deadline_stops_the_scan_and_the_groups_not_reached_are_reported() {
     use spot_drainer::settings::Pacing;
     use spot_drainer::summary::GroupOutcome;
     let describe = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health).then_output(health(&[80]));
-    let deregister = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets).then_output(|| DeregisterTargetsOutput::builder().build());
+    let deregister = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets)
+        .then_output(|| DeregisterTargetsOutput::builder().build());
     let elb = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&describe, &deregister]);
     // One describe at once, then one a second: the second group's would come after the deadline.
     let pacing = Pacing { describe_rate: 1, describe_burst: 1, ..Pacing::default() };
     let settings = Settings { discovery: Discovery::Tag, scan_concurrency: 1, pacing, ..Settings::default() };
     let stop_by = tokio::time::Instant::now() + Duration::from_millis(300);
-    let error = spot_drainer::drain_instance_by(&clients(ec2_client(), &elb), &settings, &spot_drainer::TargetGroupCache::default(), &event(), Some(stop_by)).await.unwrap_err();
+    let error = spot_drainer::drain_instance_by(
+        &clients(ec2_client(), &elb),
+        &settings,
+        &spot_drainer::TargetGroupCache::default(),
+        &event(),
+        Some(stop_by),
+    )
+    .await
+    .unwrap_err();
     let DrainError::Incomplete(summary) = error else { panic!("expected an incomplete drain, got {error}") };
     assert_eq!(summary.count(Outcome::Deregistered), 1, "the group reached in time is drained");
     let not_reached: Vec<_> = summary.group_problems.iter().filter(|p| p.outcome == GroupOutcome::NotReached).collect();
@@ -224,7 +241,8 @@ async fn groups_attached_as_traffic_sources_are_found_through_the_auto_scaling_g
     const VIA_TRAFFIC: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/via-traffic-source/9";
     let describe_instance = mock!(aws_sdk_ec2::Client::describe_instances).then_output(|| {
         let tag = Tag::builder().key("aws:autoscaling:groupName").value("fleet").build();
-        let instance = Instance::builder().instance_id(INSTANCE).vpc_id("vpc-1").private_ip_address("10.0.0.5").tags(tag).build();
+        let instance =
+            Instance::builder().instance_id(INSTANCE).vpc_id("vpc-1").private_ip_address("10.0.0.5").tags(tag).build();
         DescribeInstancesOutput::builder().reservations(Reservation::builder().instances(instance).build()).build()
     });
     let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&describe_instance]);
@@ -235,7 +253,11 @@ async fn groups_attached_as_traffic_sources_are_found_through_the_auto_scaling_g
         .then_output(|| {
             let elbv2 = TrafficSourceIdentifier::builder().identifier(VIA_TRAFFIC).r#type("elbv2").build();
             let classic = TrafficSourceIdentifier::builder().identifier("classic-lb").r#type("elb").build();
-            let group = AutoScalingGroup::builder().auto_scaling_group_name("fleet").traffic_sources(elbv2).traffic_sources(classic).build();
+            let group = AutoScalingGroup::builder()
+                .auto_scaling_group_name("fleet")
+                .traffic_sources(elbv2)
+                .traffic_sources(classic)
+                .build();
             DescribeAutoScalingGroupsOutput::builder().auto_scaling_groups(group).build()
         });
     let autoscaling = mock_client!(aws_sdk_autoscaling, RuleMode::MatchAny, [&describe_group]);
@@ -245,7 +267,9 @@ async fn groups_attached_as_traffic_sources_are_found_through_the_auto_scaling_g
         .then_output(|| DeregisterTargetsOutput::builder().build());
     let elb = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&describe, &deregister]);
     let aws = AwsClients { ec2, elb, autoscaling };
-    let summary = drain_instance(&aws, &Settings { discovery: Discovery::Auto, ..Settings::default() }, &event()).await.expect("drained");
+    let summary = drain_instance(&aws, &Settings { discovery: Discovery::Auto, ..Settings::default() }, &event())
+        .await
+        .expect("drained");
     assert_eq!(summary.discovered_by, Some(Discovery::Asg));
     assert_eq!(summary.count(Outcome::Deregistered), 1, "{summary:?}");
     assert_eq!(summary.registrations[0].registration.target_group_arn, VIA_TRAFFIC);
@@ -260,14 +284,17 @@ async fn each_drains_summary_is_published_to_the_notices_topic() {
             let entries = r.publish_batch_request_entries();
             r.topic_arn() == Some("arn:aws:sns:us-east-1:123456789012:notices")
                 && entries.len() == 1
-                && entries[0].message().contains(INSTANCE) && entries[0].message().contains("\"deregistered\"")
-                && entries[0].message_attributes().and_then(|a| a.get("outcome")).and_then(|v| v.string_value()) == Some("drained")
+                && entries[0].message().contains(INSTANCE)
+                && entries[0].message().contains("\"deregistered\"")
+                && entries[0].message_attributes().and_then(|a| a.get("outcome")).and_then(|v| v.string_value())
+                    == Some("drained")
         })
         .then_output(|| PublishBatchOutput::builder().build());
     let sns = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&publish]);
     let describe = health_rule(TWO_PORTS, &[80]);
     let others = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health).then_output(health(&[]));
-    let deregister = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets).then_output(|| DeregisterTargetsOutput::builder().build());
+    let deregister = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets)
+        .then_output(|| DeregisterTargetsOutput::builder().build());
     let elb = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&describe, &others, &deregister]);
     let settings = Settings { discovery: Discovery::Tag, ..Settings::default() };
     let handled = spot_drainer::handle_event(

@@ -9,17 +9,14 @@ pub fn workspace_root() -> PathBuf {
 /// The project-local virtualenv with the Python tools (`tools/requirements.txt`);
 /// `OPS_SUITE_VENV` overrides it.
 pub fn venv_bin(tool: &str) -> PathBuf {
-    let venv = std::env::var_os("OPS_SUITE_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join(".venv"));
+    let venv = std::env::var_os("OPS_SUITE_VENV").map(PathBuf::from).unwrap_or_else(|| workspace_root().join(".venv"));
     venv.join("bin").join(tool)
 }
 
 /// A function's debug binary, as `cargo build --workspace` left it.
 pub fn function_binary(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
     target.join("debug").join(name)
 }
 

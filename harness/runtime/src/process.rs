@@ -88,7 +88,10 @@ impl Drop for ProcessGroup {
     fn drop(&mut self) {
         let group = format!("-{}", self.child.id());
         let signal = |name: &str| {
-            let _ = std::process::Command::new("kill").args([name, "--", &group]).stderr(std::process::Stdio::null()).status();
+            let _ = std::process::Command::new("kill")
+                .args([name, "--", &group])
+                .stderr(std::process::Stdio::null())
+                .status();
         };
         signal("-TERM");
         let start = Instant::now();

@@ -78,9 +78,8 @@ impl RuntimeApi {
                 let Ok((stream, _)) = listener.accept().await else { continue };
                 let (state, queued) = (server_state.clone(), server_queued.clone());
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        route(request, state.clone(), queued.clone())
-                    });
+                    let service =
+                        hyper::service::service_fn(move |request| route(request, state.clone(), queued.clone()));
                     let io = hyper_util::rt::TokioIo::new(stream);
                     let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
                 });
@@ -122,7 +121,13 @@ impl RuntimeApi {
     }
 
     /// Starts a function binary against this API with `extra_env` on top of Lambda's variables.
-    pub fn spawn_function(&self, binary: &Path, name: &str, extra_env: &[(String, String)], output: Output) -> KillOnDrop {
+    pub fn spawn_function(
+        &self,
+        binary: &Path,
+        name: &str,
+        extra_env: &[(String, String)],
+        output: Output,
+    ) -> KillOnDrop {
         spawn_function(binary, &self.addr.to_string(), name, extra_env, output)
     }
 }
@@ -171,10 +176,7 @@ async fn next(state: Arc<Mutex<State>>, queued: Arc<Notify>) -> Response<Full<By
                 .status(StatusCode::OK)
                 .header("Lambda-Runtime-Aws-Request-Id", &id)
                 .header("Lambda-Runtime-Deadline-Ms", deadline.as_millis().to_string())
-                .header(
-                    "Lambda-Runtime-Invoked-Function-Arn",
-                    "arn:aws:lambda:us-east-1:123456789012:function:local",
-                )
+                .header("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:local")
                 .header("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000;Sampled=0")
                 .header("Content-Type", "application/json")
                 .body(Full::new(body))

@@ -167,7 +167,13 @@ impl Request {
         if let Some(action) = body.split('&').find_map(|pair| pair.strip_prefix("Action=")) {
             return action.to_owned();
         }
-        String::from_utf8_lossy(&self.head).lines().next().unwrap_or_default().rsplit_once(' ').map(|(m, _)| m.to_owned()).unwrap_or_default()
+        String::from_utf8_lossy(&self.head)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .rsplit_once(' ')
+            .map(|(m, _)| m.to_owned())
+            .unwrap_or_default()
     }
 }
 
@@ -203,10 +209,17 @@ fn throttled_answer(operation: &str) -> Vec<u8> {
     let body = format!(
         "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded ({operation})</Message></Error><RequestId>front</RequestId></ErrorResponse>"
     );
-    format!("HTTP/1.1 400 Bad Request\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
+    format!("HTTP/1.1 400 Bad Request\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+        .into_bytes()
 }
 
-async fn serve(mut client: TcpStream, backend_port: u16, latency: Duration, state: Arc<Mutex<State>>, down: Arc<AtomicBool>) -> std::io::Result<()> {
+async fn serve(
+    mut client: TcpStream,
+    backend_port: u16,
+    latency: Duration,
+    state: Arc<Mutex<State>>,
+    down: Arc<AtomicBool>,
+) -> std::io::Result<()> {
     let mut buffer = Vec::new();
     while let Some(request) = read_message(&mut client, &mut buffer).await? {
         tokio::time::sleep(latency).await;
@@ -217,7 +230,11 @@ async fn serve(mut client: TcpStream, backend_port: u16, latency: Duration, stat
         let allowed = {
             let mut state = state.lock().map_err(|_| std::io::Error::other("poisoned"))?;
             let now = Instant::now();
-            let allowed = state.buckets.iter_mut().filter(|b| b.operations.contains(&operation.as_str())).all(|b| b.try_take(now));
+            let allowed = state
+                .buckets
+                .iter_mut()
+                .filter(|b| b.operations.contains(&operation.as_str()))
+                .all(|b| b.try_take(now));
             let counts = if allowed { &mut state.counts.forwarded } else { &mut state.counts.throttled };
             *counts.entry(operation.clone()).or_default() += 1;
             allowed
@@ -230,7 +247,9 @@ async fn serve(mut client: TcpStream, backend_port: u16, latency: Duration, stat
         backend.write_all(&request.head).await?;
         backend.write_all(&request.body).await?;
         let mut answer_buffer = Vec::new();
-        let answer = read_message(&mut backend, &mut answer_buffer).await?.ok_or_else(|| std::io::Error::other("moto closed without answering"))?;
+        let answer = read_message(&mut backend, &mut answer_buffer)
+            .await?
+            .ok_or_else(|| std::io::Error::other("moto closed without answering"))?;
         if down.load(Ordering::SeqCst) {
             // Done, but the answer is lost on the way: the caller cannot know it was stored.
             return Err(std::io::ErrorKind::ConnectionReset.into());

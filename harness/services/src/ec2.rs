@@ -16,7 +16,8 @@ pub struct Instance {
 pub async fn vpc_with_subnet(ec2: &aws_sdk_ec2::Client, prefix: &str) -> (String, String) {
     let vpc = ec2.create_vpc().cidr_block(format!("{prefix}.0.0/16")).send().await.expect("create_vpc");
     let vpc_id = vpc.vpc().and_then(|v| v.vpc_id()).expect("vpc id").to_owned();
-    let subnet = ec2.create_subnet().vpc_id(&vpc_id).cidr_block(format!("{prefix}.1.0/24")).send().await.expect("create_subnet");
+    let subnet =
+        ec2.create_subnet().vpc_id(&vpc_id).cidr_block(format!("{prefix}.1.0/24")).send().await.expect("create_subnet");
     let subnet_id = subnet.subnet().and_then(|s| s.subnet_id()).expect("subnet id").to_owned();
     (vpc_id, subnet_id)
 }
@@ -40,7 +41,12 @@ pub async fn launch(ec2: &aws_sdk_ec2::Client, subnet_id: &str, tags: &[(&str, &
 }
 
 /// An HTTP:80 target group of `kind` in the VPC; returns its ARN.
-pub async fn create_group(elb: &aws_sdk_elasticloadbalancingv2::Client, vpc_id: &str, name: &str, kind: TargetTypeEnum) -> String {
+pub async fn create_group(
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    vpc_id: &str,
+    name: &str,
+    kind: TargetTypeEnum,
+) -> String {
     let output = elb
         .create_target_group()
         .name(name)
@@ -86,7 +92,13 @@ pub async fn instance_in_groups(
 
 /// An Auto Scaling group `name` of `size` instances in the subnet, with `target_groups`
 /// attached; returns its instances' ids (moto tags each with `aws:autoscaling:groupName`).
-pub async fn auto_scaling_group(autoscaling: &aws_sdk_autoscaling::Client, name: &str, subnet_id: &str, size: i32, target_groups: &[String]) -> Vec<String> {
+pub async fn auto_scaling_group(
+    autoscaling: &aws_sdk_autoscaling::Client,
+    name: &str,
+    subnet_id: &str,
+    size: i32,
+    target_groups: &[String],
+) -> Vec<String> {
     let config = format!("{name}-config");
     autoscaling
         .create_launch_configuration()
@@ -108,6 +120,11 @@ pub async fn auto_scaling_group(autoscaling: &aws_sdk_autoscaling::Client, name:
         .send()
         .await
         .expect("create_auto_scaling_group");
-    let groups = autoscaling.describe_auto_scaling_groups().auto_scaling_group_names(name).send().await.expect("describe_auto_scaling_groups");
+    let groups = autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(name)
+        .send()
+        .await
+        .expect("describe_auto_scaling_groups");
     groups.auto_scaling_groups()[0].instances().iter().filter_map(|i| i.instance_id().map(str::to_owned)).collect()
 }

@@ -69,7 +69,8 @@ impl Postgres {
         std::fs::set_permissions(&certs.server_key, std::fs::Permissions::from_mode(0o600)).expect("key mode");
 
         let output = as_owner(&mut Command::new(pg_bin("initdb")), owner)
-            .args(["-D"]).arg(&data)
+            .args(["-D"])
+            .arg(&data)
             .args(["-U", SUPERUSER, "--auth=scram-sha-256", "--encoding=UTF8", "--no-sync"])
             .arg(format!("--pwfile={}", pwfile.display()))
             .output()
@@ -101,13 +102,21 @@ impl Postgres {
     /// Starts the server on the cluster folder, and waits until it takes logins.
     fn run_server(&mut self) {
         let certs = self.dir.join("certs");
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("server.log")).expect("server log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("server.log"))
+            .expect("server log");
         let mut child = as_owner(&mut Command::new(pg_bin("postgres")), self.owner)
-            .arg("-D").arg(self.dir.join("data"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
             .args(["-p", &self.port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "ssl=on", "-c", "fsync=off"])
-            .arg("-k").arg(&self.dir)
-            .arg("-c").arg(format!("ssl_cert_file={}", certs.join("server.pem").display()))
-            .arg("-c").arg(format!("ssl_key_file={}", certs.join("server.key").display()))
+            .arg("-k")
+            .arg(&self.dir)
+            .arg("-c")
+            .arg(format!("ssl_cert_file={}", certs.join("server.pem").display()))
+            .arg("-c")
+            .arg(format!("ssl_key_file={}", certs.join("server.key").display()))
             .args(self.settings.iter().flat_map(|setting| ["-c", setting.as_str()]))
             .stdout(Stdio::null())
             .stderr(log)

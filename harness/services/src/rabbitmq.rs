@@ -34,7 +34,8 @@ impl RabbitMq {
         let (port, dist_port, epmd_port) = (free_port(), free_port(), free_port());
         std::fs::write(dir.join("enabled_plugins"), "[].\n").expect("writing enabled_plugins");
         std::fs::write(dir.join("rabbitmq-env.conf"), "").expect("writing rabbitmq-env.conf");
-        std::fs::write(dir.join("rabbitmq.conf"), format!("listeners.tcp.default = 127.0.0.1:{port}\n")).expect("writing rabbitmq.conf");
+        std::fs::write(dir.join("rabbitmq.conf"), format!("listeners.tcp.default = 127.0.0.1:{port}\n"))
+            .expect("writing rabbitmq.conf");
 
         let mut epmd = Command::new("epmd")
             .args(["-port", &epmd_port.to_string()])

@@ -60,7 +60,8 @@ impl StompClient {
 
     /// Subscribes with automatic acknowledgement (the broker forgets a message once delivered).
     pub async fn subscribe_auto(&mut self, queue: &str) {
-        let subscribe = Subscriber::builder().destination(format!("/queue/{queue}")).id("test-auto").ack(AckMode::Auto).subscribe();
+        let subscribe =
+            Subscriber::builder().destination(format!("/queue/{queue}")).id("test-auto").ack(AckMode::Auto).subscribe();
         self.frames.send(subscribe).await.expect("SUBSCRIBE");
     }
 
@@ -80,7 +81,8 @@ impl StompClient {
 
     /// A receipt for everything sent so far: the broker has it all once this returns.
     pub async fn flush(&mut self) {
-        let message = Message { content: ToServer::Disconnect { receipt: Some("flush".into()) }, extra_headers: Vec::new() };
+        let message =
+            Message { content: ToServer::Disconnect { receipt: Some("flush".into()) }, extra_headers: Vec::new() };
         self.frames.send(message).await.expect("DISCONNECT");
         let _ = tokio::time::timeout(Duration::from_secs(30), self.frames.next()).await;
     }

@@ -25,8 +25,10 @@ impl TlsProxy {
     pub async fn start(backend_port: u16) -> TlsProxy {
         let dir = crate::scratch_dir("tls-proxy");
         let certs = TestCerts::create(&dir);
-        let chain: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_file_iter(&certs.server_cert).expect("server cert").collect::<Result<_, _>>().expect("server cert PEM");
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&certs.server_cert)
+            .expect("server cert")
+            .collect::<Result<_, _>>()
+            .expect("server cert PEM");
         let key = PrivateKeyDer::from_pem_file(&certs.server_key).expect("server key");
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let config = rustls::ServerConfig::builder_with_provider(provider)

@@ -20,10 +20,8 @@ fn body_text(response: &Response<Body>) -> &str {
 /// The Go table: a name gets a greeting, an empty body gets ErrNameNotProvided.
 #[test]
 fn go_sample_table() {
-    let table: [(Body, Result<&str, GreetingError>); 2] = [
-        (Body::Text("Paul".into()), Ok("Hello Paul")),
-        (Body::Text(String::new()), Err(GreetingError::NoName)),
-    ];
+    let table: [(Body, Result<&str, GreetingError>); 2] =
+        [(Body::Text("Paul".into()), Ok("Hello Paul")), (Body::Text(String::new()), Err(GreetingError::NoName))];
     for (body, expected) in table {
         let got = greeting_for(&body);
         assert_eq!(got.as_deref().map_err(|e| e.message()), expected.map_err(|e| e.message()));
@@ -74,9 +72,6 @@ async fn body_that_is_not_utf8_is_a_400() {
 
 #[test]
 fn request_id_is_read_from_both_payload_formats() {
-    assert_eq!(
-        api_gateway_request_id(&event("hello-rest-api.json")),
-        Some("c6af9ac6-7b61-11e6-9a41-93e8deadbeef")
-    );
+    assert_eq!(api_gateway_request_id(&event("hello-rest-api.json")), Some("c6af9ac6-7b61-11e6-9a41-93e8deadbeef"));
     assert_eq!(api_gateway_request_id(&event("hello-http-api.json")), Some("JKJaXmPLvHcESHA="));
 }

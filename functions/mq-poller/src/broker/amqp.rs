@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::StreamExt;
-use lapin::Acker;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions};
 use lapin::tcp::OwnedTLSConfig;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::uri::{AMQPUri, AMQPUserInfo};
+use lapin::Acker;
 use lapin::{Channel, Connection, ConnectionProperties, Consumer};
 
 use super::{Endpoint, QueueConsumer, Received};
@@ -41,9 +41,12 @@ impl AmqpConsumer {
             .parse()
             .map_err(|_| BrokerError::BadUrl { url: name.clone(), reason: "not an AMQP URI".into() })?;
         // Credentials go into the parsed URI, never into a string that could be printed.
-        uri.authority.userinfo = AMQPUserInfo { username: credentials.username.clone(), password: credentials.password().to_owned() };
+        uri.authority.userinfo =
+            AMQPUserInfo { username: credentials.username.clone(), password: credentials.password().to_owned() };
         // lapin adds these to the system roots it loads itself (its rustls-native-certs feature).
-        let cert_chain = shared::tls::peer_trust(&shared::tls::ShippedRoots::NONE, settings.broker_ca_bundle.as_ref())?.bundle_pem.clone();
+        let cert_chain = shared::tls::peer_trust(&shared::tls::ShippedRoots::NONE, settings.broker_ca_bundle.as_ref())?
+            .bundle_pem
+            .clone();
         let tls = OwnedTLSConfig { identity: None, cert_chain };
         let runtime = lapin::runtime::default_runtime().map_err(|e| classify(&name, &credentials.username, &e))?;
         let within = settings.connect_timeout;
@@ -52,7 +55,10 @@ impl AmqpConsumer {
             Connection::connect_uri_with_config(uri, ConnectionProperties::default(), tls, runtime),
         )
         .await
-        .map_err(|_| BrokerError::Unreachable { endpoint: name.clone(), message: format!("no answer within {within:?}") })?
+        .map_err(|_| BrokerError::Unreachable {
+            endpoint: name.clone(),
+            message: format!("no answer within {within:?}"),
+        })?
         .map_err(|e| classify(&name, &credentials.username, &e))?;
         let protocol = |e: lapin::Error| BrokerError::Protocol { endpoint: name.clone(), message: e.to_string() };
         let channel = connection.create_channel().await.map_err(protocol)?;
@@ -84,8 +90,9 @@ fn classify(endpoint: &str, user: &str, error: &lapin::Error) -> BrokerError {
         ErrorKind::AuthProviderError(_) => BrokerError::AuthFailed { endpoint, user: user.to_owned(), message },
         ErrorKind::IOError(io) | ErrorKind::RuntimeShutdownError(io) => {
             // A failed TLS handshake reaches here as the I/O error rustls raised.
-            let tls = std::iter::successors(io.get_ref().map(|e| e as &(dyn std::error::Error + 'static)), |e| e.source())
-                .any(|e| e.is::<rustls::Error>());
+            let tls =
+                std::iter::successors(io.get_ref().map(|e| e as &(dyn std::error::Error + 'static)), |e| e.source())
+                    .any(|e| e.is::<rustls::Error>());
             if tls {
                 BrokerError::Tls { endpoint, message }
             } else {
@@ -120,9 +127,14 @@ impl QueueConsumer for AmqpConsumer {
         let delivery = match tokio::time::timeout(wait, self.consumer.next()).await {
             Err(_) => return Ok(None),
             Ok(None) => {
-                return Err(BrokerError::Protocol { endpoint: self.endpoint.clone(), message: "the consumer was cancelled".into() })
+                return Err(BrokerError::Protocol {
+                    endpoint: self.endpoint.clone(),
+                    message: "the consumer was cancelled".into(),
+                })
             }
-            Ok(Some(Err(e))) => return Err(BrokerError::Protocol { endpoint: self.endpoint.clone(), message: e.to_string() }),
+            Ok(Some(Err(e))) => {
+                return Err(BrokerError::Protocol { endpoint: self.endpoint.clone(), message: e.to_string() })
+            }
             Ok(Some(Ok(delivery))) => delivery,
         };
         let properties = &delivery.properties;
@@ -156,18 +168,22 @@ impl QueueConsumer for AmqpConsumer {
     }
 
     async fn ack(&mut self, handle: AmqpHandle) -> Result<(), BrokerError> {
-        handle.acker.ack(BasicAckOptions::default()).await.map(|_| ()).map_err(|e| BrokerError::Protocol {
-            endpoint: self.endpoint.clone(),
-            message: e.to_string(),
-        })
+        handle
+            .acker
+            .ack(BasicAckOptions::default())
+            .await
+            .map(|_| ())
+            .map_err(|e| BrokerError::Protocol { endpoint: self.endpoint.clone(), message: e.to_string() })
     }
 
     async fn reject(&mut self, handle: AmqpHandle) -> Result<(), BrokerError> {
         let options = BasicRejectOptions { requeue: false };
-        handle.acker.reject(options).await.map(|_| ()).map_err(|e| BrokerError::Protocol {
-            endpoint: self.endpoint.clone(),
-            message: e.to_string(),
-        })
+        handle
+            .acker
+            .reject(options)
+            .await
+            .map(|_| ())
+            .map_err(|e| BrokerError::Protocol { endpoint: self.endpoint.clone(), message: e.to_string() })
     }
 
     async fn stop_deliveries(&mut self) {
@@ -197,10 +213,16 @@ mod tests {
 
     #[test]
     fn failures_are_named_by_lapins_error_kinds() {
-        let refused = AMQPError::new(AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED), "ACCESS_REFUSED - Login was refused".into());
+        let refused = AMQPError::new(
+            AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED),
+            "ACCESS_REFUSED - Login was refused".into(),
+        );
         assert!(matches!(kind_of(lapin::ErrorKind::ProtocolError(refused).into()), BrokerError::AuthFailed { .. }));
         let untrusted = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
-        assert!(matches!(kind_of(std::io::Error::new(std::io::ErrorKind::InvalidData, untrusted).into()), BrokerError::Tls { .. }));
+        assert!(matches!(
+            kind_of(std::io::Error::new(std::io::ErrorKind::InvalidData, untrusted).into()),
+            BrokerError::Tls { .. }
+        ));
         let closed = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         assert!(matches!(kind_of(closed.into()), BrokerError::Unreachable { .. }));
         // A message that merely mentions a login is not a refused login.

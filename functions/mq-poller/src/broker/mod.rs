@@ -48,7 +48,9 @@ impl Endpoint {
     /// use, and never repeat credentials a URL may carry.
     pub fn parse(url: &str) -> Result<Endpoint, BrokerError> {
         let bad = |reason: &str| BrokerError::BadUrl { url: strip_userinfo(url), reason: reason.to_owned() };
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("no scheme; expected stomp+ssl://, stomp://, amqps:// or amqp://"))?;
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| bad("no scheme; expected stomp+ssl://, stomp://, amqps:// or amqp://"))?;
         let (protocol, tls, default_port) = match scheme.to_ascii_lowercase().as_str() {
             "stomp+ssl" | "stomp+tls" | "stomps" => (Protocol::Stomp, true, 61614),
             "stomp" => (Protocol::Stomp, false, 61613),
@@ -69,7 +71,14 @@ impl Endpoint {
             return Err(bad("no host"));
         }
         let vhost = if path.is_empty() { "/".to_owned() } else { path.to_owned() };
-        Ok(Endpoint { protocol, tls, host: host.to_owned(), port: port.unwrap_or(default_port), vhost, url: url.to_owned() })
+        Ok(Endpoint {
+            protocol,
+            tls,
+            host: host.to_owned(),
+            port: port.unwrap_or(default_port),
+            vhost,
+            url: url.to_owned(),
+        })
     }
 }
 
@@ -147,8 +156,12 @@ impl QueueConsumer for AnyConsumer {
 
     async fn next(&mut self, wait: Duration) -> Result<Option<Received<AnyHandle>>, BrokerError> {
         Ok(match self {
-            AnyConsumer::Stomp(c) => c.next(wait).await?.map(|r| Received { message: r.message, handle: AnyHandle::Stomp(r.handle) }),
-            AnyConsumer::Amqp(c) => c.next(wait).await?.map(|r| Received { message: r.message, handle: AnyHandle::Amqp(r.handle) }),
+            AnyConsumer::Stomp(c) => {
+                c.next(wait).await?.map(|r| Received { message: r.message, handle: AnyHandle::Stomp(r.handle) })
+            }
+            AnyConsumer::Amqp(c) => {
+                c.next(wait).await?.map(|r| Received { message: r.message, handle: AnyHandle::Amqp(r.handle) })
+            }
         })
     }
 
@@ -185,7 +198,10 @@ impl QueueConsumer for AnyConsumer {
 }
 
 fn mismatched_handle() -> BrokerError {
-    BrokerError::Protocol { endpoint: "-".into(), message: "a message handle of the other protocol; nothing was acknowledged".into() }
+    BrokerError::Protocol {
+        endpoint: "-".into(),
+        message: "a message handle of the other protocol; nothing was acknowledged".into(),
+    }
 }
 
 /// Connects to the first endpoint of `BROKER_URL` that answers (active/standby brokers have
@@ -201,8 +217,12 @@ pub async fn connect_first_available(
     for endpoint in &settings.broker_endpoints {
         let endpoint = endpoint.clone();
         let attempt = match endpoint.protocol {
-            Protocol::Stomp => stomp::StompConsumer::connect(&endpoint, settings, credentials).await.map(AnyConsumer::Stomp),
-            Protocol::Amqp => amqp::AmqpConsumer::connect(&endpoint, settings, credentials).await.map(AnyConsumer::Amqp),
+            Protocol::Stomp => {
+                stomp::StompConsumer::connect(&endpoint, settings, credentials).await.map(AnyConsumer::Stomp)
+            }
+            Protocol::Amqp => {
+                amqp::AmqpConsumer::connect(&endpoint, settings, credentials).await.map(AnyConsumer::Amqp)
+            }
         };
         match attempt {
             Ok(consumer) => return Ok((consumer, endpoint)),

@@ -58,12 +58,13 @@ impl StompConsumer {
         let io: Box<dyn Io> = if endpoint.tls {
             let tls_error = |message: String| BrokerError::Tls { endpoint: name.clone(), message };
             let trust = shared::tls::peer_trust(&shared::tls::ShippedRoots::NONE, settings.broker_ca_bundle.as_ref())?;
-            let server_name = rustls::pki_types::ServerName::try_from(endpoint.host.clone())
-                .map_err(|e| tls_error(e.to_string()))?;
-            let stream = tokio::time::timeout(within, TlsConnector::from(trust.config.clone()).connect(server_name, tcp))
-                .await
-                .map_err(|_| tls_error(format!("no TLS handshake within {within:?}")))?
-                .map_err(|e| tls_error(e.to_string()))?;
+            let server_name =
+                rustls::pki_types::ServerName::try_from(endpoint.host.clone()).map_err(|e| tls_error(e.to_string()))?;
+            let stream =
+                tokio::time::timeout(within, TlsConnector::from(trust.config.clone()).connect(server_name, tcp))
+                    .await
+                    .map_err(|_| tls_error(format!("no TLS handshake within {within:?}")))?
+                    .map_err(|e| tls_error(e.to_string()))?;
             Box::new(stream)
         } else {
             Box::new(tcp)
@@ -180,7 +181,8 @@ impl QueueConsumer for StompConsumer {
         if self.send(ToServer::Disconnect { receipt: Some(DISCONNECT_RECEIPT.into()) }).await.is_ok() {
             let receipt = async {
                 while let Some(Ok(frame)) = self.frames.next().await {
-                    if matches!(&frame.content, FromServer::Receipt { receipt_id } if receipt_id == DISCONNECT_RECEIPT) {
+                    if matches!(&frame.content, FromServer::Receipt { receipt_id } if receipt_id == DISCONNECT_RECEIPT)
+                    {
                         return true;
                     }
                 }

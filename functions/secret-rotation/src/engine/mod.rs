@@ -104,7 +104,9 @@ pub enum DbError {
     /// session holds.
     #[error("the database did not finish a statement within DB_STATEMENT_TIMEOUT_SECONDS (a lock held by another session, most likely): {message}")]
     Blocked { message: String },
-    #[error("user {user:?} is a superuser or may create roles or users; the master's credentials are not used to change it")]
+    #[error(
+        "user {user:?} is a superuser or may create roles or users; the master's credentials are not used to change it"
+    )]
     PrivilegedUser { user: String },
     #[error("database error: {0}")]
     Query(String),

@@ -27,7 +27,8 @@ async fn connect_with(spec: &ConnectionSpec, settings: &DbSettings, use_tls: boo
         let ssl = SslOpts::default().with_root_certs(roots).with_disable_built_in_roots(true);
         builder = builder.ssl_opts(Some(ssl));
     }
-    let mut conn = with_timeout(spec, settings, async { Conn::new(builder).await.map_err(|e| classify(spec, e)) }).await?;
+    let mut conn =
+        with_timeout(spec, settings, async { Conn::new(builder).await.map_err(|e| classify(spec, e)) }).await?;
     bound_statements(&mut conn, settings).await?;
     Ok(conn)
 }
@@ -52,7 +53,9 @@ fn classify(spec: &ConnectionSpec, err: mysql_async::Error) -> DbError {
         mysql_async::Error::Server(ref e) if e.code == 1045 || e.code == 1698 => {
             DbError::AuthFailed { user: spec.username.clone() }
         }
-        mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer) => DbError::TlsRefused { host, port },
+        mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer) => {
+            DbError::TlsRefused { host, port }
+        }
         mysql_async::Error::Io(mysql_async::IoError::Tls(e)) => DbError::Tls { host, port, message: e.to_string() },
         mysql_async::Error::Io(e) => DbError::Unreachable { host, port, message: e.to_string() },
         other => DbError::Query(other.to_string()),
@@ -73,7 +76,9 @@ fn password_statement_error(err: mysql_async::Error) -> DbError {
 fn query_error(err: mysql_async::Error) -> DbError {
     match err {
         // 1205: lock wait timeout; 1969: MariaDB's max_statement_time; 3024: MySQL's.
-        mysql_async::Error::Server(ref e) if [1205, 1969, 3024].contains(&e.code) => DbError::Blocked { message: e.message.clone() },
+        mysql_async::Error::Server(ref e) if [1205, 1969, 3024].contains(&e.code) => {
+            DbError::Blocked { message: e.message.clone() }
+        }
         other => DbError::Query(other.to_string()),
     }
 }
@@ -136,7 +141,9 @@ pub async fn set_user_password(
     } else {
         for host in &hosts {
             let host = literal(&mut conn, host).await?;
-            conn.query_drop(format!("ALTER USER {name}@{host} IDENTIFIED BY {password}")).await.map_err(password_statement_error)?;
+            conn.query_drop(format!("ALTER USER {name}@{host} IDENTIFIED BY {password}"))
+                .await
+                .map_err(password_statement_error)?;
         }
         if user != template_user {
             sync_grants(&mut conn, template_user, &name, &hosts).await?;
@@ -159,7 +166,9 @@ async fn copy_user(conn: &mut Conn, template_user: &str, clone: &str, password: 
     }
     for host in &hosts {
         let host = literal(conn, host).await?;
-        conn.query_drop(format!("CREATE USER {clone}@{host} IDENTIFIED BY {password}")).await.map_err(password_statement_error)?;
+        conn.query_drop(format!("CREATE USER {clone}@{host} IDENTIFIED BY {password}"))
+            .await
+            .map_err(password_statement_error)?;
     }
     sync_grants(conn, template_user, clone, &hosts).await
 }
@@ -179,8 +188,11 @@ async fn sync_grants(conn: &mut Conn, template_user: &str, clone: &str, hosts: &
         if template_has_host.is_none() {
             continue;
         }
-        conn.query_drop(format!("REVOKE ALL PRIVILEGES, GRANT OPTION FROM {clone}@{host}")).await.map_err(query_error)?;
-        let grants: Vec<String> = conn.query(format!("SHOW GRANTS FOR {original}@{host}")).await.map_err(query_error)?;
+        conn.query_drop(format!("REVOKE ALL PRIVILEGES, GRANT OPTION FROM {clone}@{host}"))
+            .await
+            .map_err(query_error)?;
+        let grants: Vec<String> =
+            conn.query(format!("SHOW GRANTS FOR {original}@{host}")).await.map_err(query_error)?;
         for grant in grants {
             if let Some(statement) = regrant(&grant, clone, &host) {
                 conn.query_drop(statement).await.map_err(password_statement_error)?;

@@ -2,9 +2,9 @@
 //! server's own quoting: `format('%I', $1)` for identifiers and `format('%L', $2)` for literals,
 //! with the values bound as parameters.
 
+use rustls::ClientConfig;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls};
-use rustls::ClientConfig;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{connect_per_tls_mode, with_timeout, ConnectionSpec, DbError, DbSettings};
@@ -79,9 +79,10 @@ fn classify(spec: &ConnectionSpec, err: tokio_postgres::Error) -> DbError {
 /// which may be the password, so only its code is kept.
 fn password_statement_error(err: tokio_postgres::Error) -> DbError {
     match err.code() {
-        Some(code) if *code == SqlState::SYNTAX_ERROR => {
-            DbError::Query(format!("the server rejected the password change as a syntax error (SQLSTATE {})", code.code()))
-        }
+        Some(code) if *code == SqlState::SYNTAX_ERROR => DbError::Query(format!(
+            "the server rejected the password change as a syntax error (SQLSTATE {})",
+            code.code()
+        )),
         _ => query_error(err),
     }
 }
@@ -122,7 +123,8 @@ fn verifier(password: &str) -> String {
 
 pub async fn set_own_password(spec: &ConnectionSpec, new_password: &str, settings: &DbSettings) -> Result<(), DbError> {
     let client = connect(spec, settings).await?;
-    let statement = formatted(&client, "ALTER ROLE %I WITH PASSWORD %L", &[&spec.username, &verifier(new_password)]).await?;
+    let statement =
+        formatted(&client, "ALTER ROLE %I WITH PASSWORD %L", &[&spec.username, &verifier(new_password)]).await?;
     client.batch_execute(&statement).await.map_err(password_statement_error)
 }
 
