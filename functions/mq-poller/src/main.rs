@@ -6,7 +6,7 @@ use serde_json::Value;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     shared::logging::init();
-    let settings = Settings::from_env()?;
+    let settings = shared::settings::from_env(Settings::from_lookup)?;
     let config = shared::aws::load_config().await?;
     let aws = AwsClients::new(&config, &settings);
     let source = CredentialSource::from_lookup(|name| std::env::var(name).ok());

@@ -32,17 +32,9 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
-        let number = |name: &str| -> Result<Option<u64>, String> {
-            match lookup(name).filter(|v| !v.trim().is_empty()) {
-                None => Ok(None),
-                Some(text) => text
-                    .trim()
-                    .parse::<u64>()
-                    .map(Some)
-                    .map_err(|_| format!("{name} is {text:?}; expected a whole number")),
-            }
-        };
-        let broker_urls: Vec<String> = lookup("BROKER_URL")
+        let env = shared::settings::Lookup::new(lookup);
+        let broker_urls: Vec<String> = env
+            .text("BROKER_URL")
             .unwrap_or_default()
             .split(',')
             .map(str::trim)
@@ -51,26 +43,25 @@ impl Settings {
             .collect();
         // Room for a poll batch of 100 (four BatchWriteItem calls) being written while the next is
         // received.
-        let prefetch = number("PREFETCH")?.unwrap_or(200);
+        let prefetch = env.whole("PREFETCH")?.unwrap_or(200);
         // Every entry is checked now: a bad second URL must not wait for a failover to show.
         let broker_endpoints = crate::broker::parse_endpoints(&broker_urls)?;
         Ok(Settings {
             broker_urls,
             broker_endpoints,
-            queue_name: lookup("QUEUE_NAME").filter(|q| !q.trim().is_empty()).unwrap_or_else(|| "SAMPLE_QUEUE".into()),
-            table_name: lookup("TABLE_NAME").filter(|t| !t.trim().is_empty()).ok_or("TABLE_NAME is not set")?,
-            body_bucket: lookup("BODY_BUCKET").map(|b| b.trim().to_owned()).filter(|b| !b.is_empty()),
-            idle_timeout: Duration::from_millis(number("IDLE_TIMEOUT_MS")?.unwrap_or(1000)),
-            max_messages: number("MAX_MESSAGES")?.filter(|n| *n > 0),
-            ttl_days: number("TTL_DAYS")?.filter(|n| *n > 0),
-            deadline_margin: Duration::from_millis(number("DEADLINE_MARGIN_MS")?.unwrap_or(3000)),
+            queue_name: env.text("QUEUE_NAME").unwrap_or_else(|| "SAMPLE_QUEUE".into()),
+            table_name: env.text("TABLE_NAME").ok_or("TABLE_NAME is not set")?,
+            body_bucket: env.text("BODY_BUCKET"),
+            idle_timeout: env.millis("IDLE_TIMEOUT_MS", Duration::from_millis(1000))?,
+            max_messages: env.whole("MAX_MESSAGES")?.filter(|n| *n > 0),
+            ttl_days: env.whole("TTL_DAYS")?.filter(|n| *n > 0),
+            deadline_margin: env.millis("DEADLINE_MARGIN_MS", Duration::from_millis(3000))?,
             prefetch: u16::try_from(prefetch.clamp(1, 65535)).unwrap_or(100),
-            broker_ca_bundle: shared::tls::ExtraBundle::from_lookup("BROKER_CA_BUNDLE", &lookup),
-            connect_timeout: Duration::from_millis(number("BROKER_CONNECT_TIMEOUT_MS")?.unwrap_or(5000)),
-            broker_heartbeat_ms: u32::try_from(number("BROKER_HEARTBEAT_MS")?.unwrap_or(10_000))
+            broker_ca_bundle: shared::tls::ExtraBundle::from_lookup("BROKER_CA_BUNDLE", |name| env.text(name)),
+            connect_timeout: env.millis("BROKER_CONNECT_TIMEOUT_MS", Duration::from_millis(5000))?,
+            broker_heartbeat_ms: u32::try_from(env.whole("BROKER_HEARTBEAT_MS")?.unwrap_or(10_000))
                 .map_err(|_| "BROKER_HEARTBEAT_MS is too large".to_owned())?,
-            secret_ttl: number("BROKER_SECRET_TTL_SECONDS")?
-                .map_or(crate::credentials::DEFAULT_SECRET_TTL, Duration::from_secs),
+            secret_ttl: env.seconds("BROKER_SECRET_TTL_SECONDS", crate::credentials::DEFAULT_SECRET_TTL)?,
         })
     }
 
@@ -89,10 +80,6 @@ impl Settings {
     /// one is written.
     pub fn poll_batch(&self) -> usize {
         (usize::from(self.prefetch_window()) / 2).clamp(1, WRITES_IN_FLIGHT * BATCH_SIZE)
-    }
-
-    pub fn from_env() -> Result<Settings, String> {
-        Self::from_lookup(|name| std::env::var(name).ok())
     }
 }
 

@@ -34,30 +34,22 @@ impl PasswordPolicy {
     /// `PASSWORD_LENGTH`, `EXCLUDE_CHARACTERS`, `EXCLUDE_NUMBERS`, `EXCLUDE_PUNCTUATION`,
     /// `EXCLUDE_UPPERCASE`, `EXCLUDE_LOWERCASE`, `REQUIRE_EACH_INCLUDED_TYPE`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let env = shared::settings::Lookup::new(lookup);
         let d = PasswordPolicy::default();
-        let flag = |name: &str, default: bool| match lookup(name) {
-            None => Ok(default),
-            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" => Ok(true),
-                "false" | "0" | "no" => Ok(false),
-                _ => Err(format!("{name} is {v:?}; expected true or false (or 1/0, yes/no)")),
-            },
-        };
-        let length = match lookup("PASSWORD_LENGTH") {
+        let length = match env.parsed::<i64>("PASSWORD_LENGTH", "a number from 1 to 4096")? {
             None => d.length,
-            Some(v) => match v.trim().parse::<i64>() {
-                Ok(n) if (1..=4096).contains(&n) => n,
-                _ => return Err(format!("PASSWORD_LENGTH is {v:?}; expected a number from 1 to 4096")),
-            },
+            Some(n) if (1..=4096).contains(&n) => n,
+            Some(n) => return Err(format!("PASSWORD_LENGTH is \"{n}\"; expected a number from 1 to 4096")),
         };
         Ok(PasswordPolicy {
             length,
-            exclude_characters: lookup("EXCLUDE_CHARACTERS").unwrap_or(d.exclude_characters),
-            exclude_numbers: flag("EXCLUDE_NUMBERS", d.exclude_numbers)?,
-            exclude_punctuation: flag("EXCLUDE_PUNCTUATION", d.exclude_punctuation)?,
-            exclude_uppercase: flag("EXCLUDE_UPPERCASE", d.exclude_uppercase)?,
-            exclude_lowercase: flag("EXCLUDE_LOWERCASE", d.exclude_lowercase)?,
-            require_each_included_type: flag("REQUIRE_EACH_INCLUDED_TYPE", d.require_each_included_type)?,
+            // Not trimmed: a space may be one of the characters to exclude.
+            exclude_characters: env.raw("EXCLUDE_CHARACTERS").unwrap_or(d.exclude_characters),
+            exclude_numbers: env.flag("EXCLUDE_NUMBERS", d.exclude_numbers)?,
+            exclude_punctuation: env.flag("EXCLUDE_PUNCTUATION", d.exclude_punctuation)?,
+            exclude_uppercase: env.flag("EXCLUDE_UPPERCASE", d.exclude_uppercase)?,
+            exclude_lowercase: env.flag("EXCLUDE_LOWERCASE", d.exclude_lowercase)?,
+            require_each_included_type: env.flag("REQUIRE_EACH_INCLUDED_TYPE", d.require_each_included_type)?,
         })
     }
 

@@ -28,33 +28,24 @@ impl Settings {
     /// `DB_CONNECT_TIMEOUT_SECONDS` and `DB_STATEMENT_TIMEOUT_SECONDS` (both default 5).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
         let password_policy = PasswordPolicy::from_lookup(&lookup)?;
-        let mut db = DbSettings::default();
-        db.ca_bundle = shared::tls::ExtraBundle::from_lookup("DB_CA_BUNDLE", &lookup);
-        if let Some(text) = lookup("DB_CONNECT_TIMEOUT_SECONDS") {
-            let seconds: u64 =
-                text.trim().parse().ok().filter(|s| *s > 0).ok_or_else(|| {
-                    format!("DB_CONNECT_TIMEOUT_SECONDS is {text:?}; expected a whole number above 0")
-                })?;
-            db.connect_timeout = std::time::Duration::from_secs(seconds);
-        }
-        if let Some(text) = lookup("DB_STATEMENT_TIMEOUT_SECONDS") {
-            let seconds: u64 =
-                text.trim().parse().ok().filter(|s| *s > 0).ok_or_else(|| {
-                    format!("DB_STATEMENT_TIMEOUT_SECONDS is {text:?}; expected a whole number above 0")
-                })?;
-            db.statement_timeout = std::time::Duration::from_secs(seconds);
-        }
-        let strategy = match lookup("ROTATION_STRATEGY").map(|s| s.trim().to_ascii_lowercase()).as_deref() {
-            None | Some("") | Some("auto") => Strategy::Auto,
+        let env = shared::settings::Lookup::new(lookup);
+        let defaults = DbSettings::default();
+        let seconds = |name: &str, default: std::time::Duration| -> Result<std::time::Duration, String> {
+            Ok(env.positive(name)?.map_or(default, std::time::Duration::from_secs))
+        };
+        let db = DbSettings {
+            ca_bundle: shared::tls::ExtraBundle::from_lookup("DB_CA_BUNDLE", |name| env.text(name)),
+            connect_timeout: seconds("DB_CONNECT_TIMEOUT_SECONDS", defaults.connect_timeout)?,
+            statement_timeout: seconds("DB_STATEMENT_TIMEOUT_SECONDS", defaults.statement_timeout)?,
+            ..defaults
+        };
+        let strategy = match env.text("ROTATION_STRATEGY").map(|s| s.to_ascii_lowercase()).as_deref() {
+            None | Some("auto") => Strategy::Auto,
             Some("single") => Strategy::Single,
             Some("alternating") => Strategy::Alternating,
             Some(other) => return Err(format!("ROTATION_STRATEGY is {other:?}; expected auto, single or alternating")),
         };
         Ok(Settings { password_policy, db, strategy })
-    }
-
-    pub fn from_env() -> Result<Settings, String> {
-        Self::from_lookup(|name| std::env::var(name).ok())
     }
 }
 
