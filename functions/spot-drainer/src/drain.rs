@@ -3,50 +3,21 @@
 //! is described once, and deregistered from in one call for all of them.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use futures::{future, stream, StreamExt};
-use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::asg;
-use crate::clients::AwsClients;
 use crate::deregistration::deregister_group;
 use crate::discovery::{registrations_in_group, target_group_arns_from_tag};
+use crate::drainer::Drainer;
 use crate::error::DrainError;
-use crate::event::{parse_drain_request, DrainRequest};
-use crate::group_cache::TargetGroupCache;
+use crate::event::DrainRequest;
 use crate::instance::{describe_instance, InstanceFacts};
 use crate::pacing::ElbBudget;
 use crate::registration::RegistrationOutcome;
-use crate::settings::{Discovery, Settings};
+use crate::settings::Discovery;
 use crate::summary::{DrainSummary, GroupOutcome, GroupProblem};
-
-/// Drains the instance named in `event` from every target group it is registered in.
-///
-/// Returns the summary when every registration is gone (or there was none); otherwise, after
-/// trying all of them, an error carrying the summary, so that Lambda retries the event.
-pub async fn drain_instance(aws: &AwsClients, settings: &Settings, event: &Value) -> Result<DrainSummary, DrainError> {
-    drain_instance_by(aws, settings, &TargetGroupCache::new(Duration::ZERO), event, None).await
-}
-
-/// As [`drain_instance`], with the environment's target group cache, searching no group after
-/// `stop_by` (the invocation's deadline less a margin): the groups not reached are reported, and
-/// the drain fails so the event is retried.
-pub async fn drain_instance_by(
-    aws: &AwsClients,
-    settings: &Settings,
-    cache: &TargetGroupCache,
-    event: &Value,
-    stop_by: Option<Instant>,
-) -> Result<DrainSummary, DrainError> {
-    let request = parse_drain_request(event)?;
-    if let Some(action) = &request.lifecycle {
-        return crate::lifecycle::drain_for_lifecycle(aws, settings, cache, &request, action, stop_by).await;
-    }
-    let mut results = drain_requests(aws, settings, cache, std::slice::from_ref(&request), stop_by).await;
-    results.pop().unwrap_or_else(|| Err(DrainError::MalformedEvent("no drain request".into())))
-}
 
 /// One instance while it is drained.
 struct Draining {
@@ -58,25 +29,22 @@ struct Draining {
 /// request repeated for one instance (a rebalance recommendation, then the warning) shares its
 /// drain.
 pub async fn drain_requests(
-    aws: &AwsClients,
-    settings: &Settings,
-    cache: &TargetGroupCache,
+    drainer: &Drainer<'_>,
     requests: &[DrainRequest],
     stop_by: Option<Instant>,
 ) -> Vec<Result<DrainSummary, DrainError>> {
-    drain_requests_except(aws, settings, cache, requests, &BTreeSet::new(), stop_by).await
+    drain_requests_except(drainer, requests, &BTreeSet::new(), stop_by).await
 }
 
 /// As [`drain_requests`], leaving out the groups in `except` (those Auto Scaling drains itself
 /// before a lifecycle hook's wait); with any, `auto` does not resolve to the Auto Scaling group.
 pub async fn drain_requests_except(
-    aws: &AwsClients,
-    settings: &Settings,
-    cache: &TargetGroupCache,
+    drainer: &Drainer<'_>,
     requests: &[DrainRequest],
     except: &BTreeSet<String>,
     stop_by: Option<Instant>,
 ) -> Vec<Result<DrainSummary, DrainError>> {
+    let (aws, settings) = (drainer.aws, drainer.settings);
     let mut instance_ids: Vec<&str> = Vec::new();
     for request in requests {
         if !instance_ids.contains(&request.instance_id.as_str()) {
@@ -118,10 +86,8 @@ pub async fn drain_requests_except(
         }))
         .await;
     }
-    let discovered = future::join_all(
-        draining.iter().map(|d| target_groups_to_search(aws, settings, cache, &budget, started, except, &d.facts)),
-    )
-    .await;
+    let search = Search { drainer, budget: &budget, started, except };
+    let discovered = future::join_all(draining.iter().map(|d| search.target_groups(&d.facts))).await;
 
     // Which instances each group is searched for.
     let mut interested: BTreeMap<String, Vec<usize>> = BTreeMap::new();
@@ -144,7 +110,7 @@ pub async fn drain_requests_except(
         }
     }
     let facts: Vec<&InstanceFacts> = searching.iter().map(|d| &d.facts).collect();
-    let per_group = drain_groups(aws, &interested, &facts, settings, &budget, stop_by).await;
+    let per_group = search.drain_groups(&interested, &facts, stop_by).await;
     for (arn, result) in per_group {
         let for_group = interested.get(&arn).map(Vec::as_slice).unwrap_or_default();
         match result {
@@ -182,7 +148,7 @@ pub async fn drain_requests_except(
                 finish(DrainSummary { action: request.action, seconds_since_warning, ..summary.clone() })
             }
             Some(Err(error)) => Err(error.clone()),
-            None => Err(DrainError::MalformedEvent(format!("{} was not drained", request.instance_id))),
+            None => Err(DrainError::Internal(format!("{} was not drained", request.instance_id))),
         })
         .collect()
 }
@@ -192,92 +158,96 @@ fn requests_id<'r>(requests: &'r [DrainRequest], instance_id: &str) -> &'r str {
     requests.iter().map(|r| r.instance_id.as_str()).find(|id| *id == instance_id).unwrap_or_default()
 }
 
-/// Each group is searched and, where an instance is registered, drained at once, not after the
-/// whole scan: the first targets leave within seconds even when there are hundreds of groups.
-/// `SCAN_CONCURRENCY` groups at a time, every call within the function's ELB budgets; all the
-/// instances' registrations in a group go in one `DeregisterTargets` call.
-async fn drain_groups(
-    aws: &AwsClients,
-    interested: &BTreeMap<String, Vec<usize>>,
-    instances: &[&InstanceFacts],
-    settings: &Settings,
-    budget: &ElbBudget,
-    stop_by: Option<Instant>,
-) -> Vec<(String, Result<Vec<RegistrationOutcome>, GroupProblem>)> {
-    stream::iter(interested)
-        .map(|(arn, for_group)| async move {
-            let late = stop_by.is_some_and(|stop_by| Instant::now() >= stop_by);
-            if late || !budget.describe.take_by(stop_by).await {
-                let problem = GroupProblem {
-                    target_group_arn: arn.clone(),
-                    outcome: GroupOutcome::NotReached,
-                    error: Some("not searched before the invocation's deadline".into()),
-                };
-                return (arn.clone(), Err(problem));
-            }
-            let of_group: Vec<&InstanceFacts> = for_group.iter().map(|i| instances[*i]).collect();
-            let result = match registrations_in_group(&aws.elb, arn, &of_group).await {
-                Ok(found) if found.is_empty() => Ok(Vec::new()),
-                Ok(found) => Ok(deregister_group(&aws.elb, arn, found, &budget.deregister).await),
-                Err(problem) => Err(problem),
-            };
-            (arn.clone(), result)
-        })
-        .buffer_unordered(settings.scan_concurrency.max(1))
-        .collect()
-        .await
+/// One search of the groups, shared by every instance of the drain.
+struct Search<'s> {
+    drainer: &'s Drainer<'s>,
+    budget: &'s ElbBudget,
+    started: Instant,
+    /// Groups left out (those Auto Scaling drains itself before a lifecycle hook's wait).
+    except: &'s BTreeSet<String>,
 }
 
-/// The groups to look in for one instance, and which discovery chose them.
-async fn target_groups_to_search(
-    aws: &AwsClients,
-    settings: &Settings,
-    cache: &TargetGroupCache,
-    budget: &ElbBudget,
-    started: Instant,
-    except: &BTreeSet<String>,
-    instance: &InstanceFacts,
-) -> Result<(Discovery, Vec<String>), DrainError> {
-    let tag = instance.tags.get(&settings.target_group_tag_key).filter(|value| !value.trim().is_empty());
-    let scan = || async {
-        let Some(vpc_id) = instance.vpc_id.as_deref() else {
-            tracing::warn!(instance_id = %instance.instance_id, "instance has no VPC (EC2-Classic?); nothing to scan");
-            return Ok((Discovery::Scan, Vec::new()));
+impl Search<'_> {
+    /// Each group is searched and, where an instance is registered, drained at once, not after
+    /// the whole scan: the first targets leave within seconds even when there are hundreds of
+    /// groups. `SCAN_CONCURRENCY` groups at a time, every call within the function's ELB budgets;
+    /// all the instances' registrations in a group go in one `DeregisterTargets` call.
+    async fn drain_groups(
+        &self,
+        interested: &BTreeMap<String, Vec<usize>>,
+        instances: &[&InstanceFacts],
+        stop_by: Option<Instant>,
+    ) -> Vec<(String, Result<Vec<RegistrationOutcome>, GroupProblem>)> {
+        let (elb, budget) = (&self.drainer.aws.elb, self.budget);
+        stream::iter(interested)
+            .map(|(arn, for_group)| async move {
+                let late = stop_by.is_some_and(|stop_by| Instant::now() >= stop_by);
+                if late || !budget.describe.take_by(stop_by).await {
+                    let problem = GroupProblem {
+                        target_group_arn: arn.clone(),
+                        outcome: GroupOutcome::NotReached,
+                        error: Some("not searched before the invocation's deadline".into()),
+                    };
+                    return (arn.clone(), Err(problem));
+                }
+                let of_group: Vec<&InstanceFacts> = for_group.iter().map(|i| instances[*i]).collect();
+                let result = match registrations_in_group(elb, arn, &of_group).await {
+                    Ok(found) if found.is_empty() => Ok(Vec::new()),
+                    Ok(found) => Ok(deregister_group(elb, arn, found, &budget.deregister).await),
+                    Err(problem) => Err(problem),
+                };
+                (arn.clone(), result)
+            })
+            .buffer_unordered(self.drainer.settings.scan_concurrency.max(1))
+            .collect()
+            .await
+    }
+
+    /// The groups to look in for one instance, and which discovery chose them.
+    async fn target_groups(&self, instance: &InstanceFacts) -> Result<(Discovery, Vec<String>), DrainError> {
+        let (aws, settings) = (self.drainer.aws, self.drainer.settings);
+        let tag = instance.tags.get(&settings.target_group_tag_key).filter(|value| !value.trim().is_empty());
+        let scan = || async {
+            let Some(vpc_id) = instance.vpc_id.as_deref() else {
+                tracing::warn!(instance_id = %instance.instance_id, "instance has no VPC (EC2-Classic?); nothing to scan");
+                return Ok((Discovery::Scan, Vec::new()));
+            };
+            let groups = self.drainer.cache.groups_in_vpc(&aws.elb, vpc_id, &self.budget.describe, self.started).await?;
+            Ok((Discovery::Scan, groups))
         };
-        Ok((Discovery::Scan, cache.groups_in_vpc(&aws.elb, vpc_id, &budget.describe, started).await?))
-    };
-    match settings.discovery {
-        Discovery::Tag => {
-            let arns = tag.map(|value| target_group_arns_from_tag(value)).unwrap_or_default();
-            if arns.is_empty() {
-                tracing::warn!(instance_id = %instance.instance_id, tag = %settings.target_group_tag_key, "instance has no target group tag; nothing to drain");
+        match settings.discovery {
+            Discovery::Tag => {
+                let arns = tag.map(|value| target_group_arns_from_tag(value)).unwrap_or_default();
+                if arns.is_empty() {
+                    tracing::warn!(instance_id = %instance.instance_id, tag = %settings.target_group_tag_key, "instance has no target group tag; nothing to drain");
+                }
+                Ok((Discovery::Tag, arns))
             }
-            Ok((Discovery::Tag, arns))
-        }
-        Discovery::Scan => scan().await,
-        Discovery::Asg => match asg::group_of(instance) {
-            Some(group) => Ok((Discovery::Asg, asg::target_groups_of(&aws.autoscaling, group).await?)),
-            None => {
-                tracing::warn!(instance_id = %instance.instance_id, "instance is in no Auto Scaling group; nothing to drain");
-                Ok((Discovery::Asg, Vec::new()))
-            }
-        },
-        Discovery::Auto => {
-            if let Some(value) = tag {
-                return Ok((Discovery::Tag, target_group_arns_from_tag(value)));
-            }
-            if let Some(group) = asg::group_of(instance).filter(|_| except.is_empty()) {
-                // An Auto Scaling group with groups attached names them; one without, or one that
-                // cannot be read, leaves the scan, which finds registrations made by others too.
-                match asg::target_groups_of(&aws.autoscaling, group).await {
-                    Ok(arns) if !arns.is_empty() => return Ok((Discovery::Asg, arns)),
-                    Ok(_) => {}
-                    Err(error) => {
-                        tracing::warn!(instance_id = %instance.instance_id, %error, "falling back to the scan")
+            Discovery::Scan => scan().await,
+            Discovery::Asg => match asg::group_of(instance) {
+                Some(group) => Ok((Discovery::Asg, asg::target_groups_of(&aws.autoscaling, group).await?)),
+                None => {
+                    tracing::warn!(instance_id = %instance.instance_id, "instance is in no Auto Scaling group; nothing to drain");
+                    Ok((Discovery::Asg, Vec::new()))
+                }
+            },
+            Discovery::Auto => {
+                if let Some(value) = tag {
+                    return Ok((Discovery::Tag, target_group_arns_from_tag(value)));
+                }
+                if let Some(group) = asg::group_of(instance).filter(|_| self.except.is_empty()) {
+                    // An Auto Scaling group with groups attached names them; one without, or one
+                    // that cannot be read, leaves the scan, which finds others' registrations too.
+                    match asg::target_groups_of(&aws.autoscaling, group).await {
+                        Ok(arns) if !arns.is_empty() => return Ok((Discovery::Asg, arns)),
+                        Ok(_) => {}
+                        Err(error) => {
+                            tracing::warn!(instance_id = %instance.instance_id, %error, "falling back to the scan")
+                        }
                     }
                 }
+                scan().await
             }
-            scan().await
         }
     }
 }

@@ -21,6 +21,10 @@ pub enum DrainError {
     StillDraining { instance_id: String, targets: usize },
     #[error("lifecycle action: {0}")]
     LifecycleAction(String),
+    /// A failure of the function itself (an answer it could not write, a result it lost); counted
+    /// as a drain failure, so the alarm sees it.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// Some registrations could not be found or removed; the summary says which.
     #[error("drain of {} incomplete: {} step(s) failed", .0.instance_id, .0.failures())]
     Incomplete(Box<DrainSummary>),
@@ -46,6 +50,7 @@ impl DrainError {
             DrainError::DescribeAutoScalingGroup { .. } => "DescribeAutoScalingGroupFailed",
             DrainError::StillDraining { .. } => "StillDraining",
             DrainError::LifecycleAction(_) => "LifecycleActionFailed",
+            DrainError::Internal(_) => "Internal",
             DrainError::Incomplete(_) => "DrainIncomplete",
         }
     }

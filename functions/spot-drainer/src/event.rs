@@ -1,5 +1,6 @@
 //! The EventBridge events this function accepts, parsed strictly enough to refuse anything else.
 
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -54,37 +55,6 @@ impl DrainRequest {
     }
 }
 
-/// Epoch milliseconds of an EventBridge `time` (`2026-11-23T10:00:00Z`: UTC, as EventBridge
-/// writes it; fractions of a second allowed). Days from the civil date, proleptic Gregorian.
-pub fn epoch_ms(time: &str) -> Option<u64> {
-    let (date, clock) = time.trim().strip_suffix('Z')?.split_once('T')?;
-    let mut parts = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
-    let (year, month, day) = (parts.next()??, parts.next()??, parts.next()??);
-    let mut parts = clock.splitn(3, ':');
-    let (hour, minute) = (parts.next()?.parse::<i64>().ok()?, parts.next()?.parse::<i64>().ok()?);
-    let seconds: f64 = parts.next()?.parse().ok()?;
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return None;
-    }
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    let days = era * 146_097 + day_of_era - 719_468;
-    let ms = (days * 86_400 + hour * 3_600 + minute * 60) as f64 * 1000.0 + seconds * 1000.0;
-    (ms >= 0.0).then_some(ms.round() as u64)
-}
-
-#[derive(Deserialize)]
-struct Envelope {
-    source: Option<String>,
-    time: Option<String>,
-    #[serde(rename = "detail-type")]
-    detail_type: Option<String>,
-    detail: Option<Detail>,
-}
-
 #[derive(Deserialize)]
 struct Detail {
     #[serde(rename = "instance-id")]
@@ -104,9 +74,8 @@ struct LifecycleDetail {
 }
 
 /// Auto Scaling's terminate lifecycle action: every field is needed to complete it.
-fn parse_lifecycle_action(event: &Value) -> Result<DrainRequest, EventError> {
+fn parse_lifecycle_action(detail: &Value, warned_at_ms: Option<u64>) -> Result<DrainRequest, EventError> {
     let malformed = EventError::Malformed;
-    let detail = event.get("detail").ok_or_else(|| malformed("missing \"detail\"".into()))?;
     let detail =
         LifecycleDetail::deserialize(detail).map_err(|e| malformed(format!("lifecycle action detail: {e}")))?;
     let field = |value: Option<String>, name: &str| {
@@ -121,22 +90,28 @@ fn parse_lifecycle_action(event: &Value) -> Result<DrainRequest, EventError> {
         hook: field(detail.lifecycle_hook_name, "LifecycleHookName")?,
         token: field(detail.lifecycle_action_token, "LifecycleActionToken")?,
     };
-    let warned_at_ms = event.get("time").and_then(Value::as_str).and_then(epoch_ms);
     Ok(DrainRequest { instance_id, action: Action::ScaleIn, lifecycle: Some(lifecycle), warned_at_ms })
 }
 
 /// Reads an EventBridge event; anything that is not one of the two EC2 notices is refused.
 pub fn parse_drain_request(event: &Value) -> Result<DrainRequest, EventError> {
     let malformed = EventError::Malformed;
-    let envelope = Envelope::deserialize(event).map_err(|e| malformed(format!("not an EventBridge event: {e}")))?;
-    let detail_type = envelope.detail_type.ok_or_else(|| malformed("missing \"detail-type\"".into()))?;
-    if envelope.source.as_deref() == Some("aws.autoscaling") && detail_type == TERMINATE_LIFECYCLE_ACTION {
-        return parse_lifecycle_action(event);
+    // EventBridge writes `time` as RFC 3339; an event whose time cannot be read is not its.
+    let envelope = EventBridgeEvent::<Value>::deserialize(event)
+        .map_err(|e| malformed(format!("not an EventBridge event: {e}")))?;
+    let warned_at_ms = envelope.time.and_then(|time| u64::try_from(time.timestamp_millis()).ok());
+    let detail_type = envelope.detail_type;
+    if envelope.source == "aws.autoscaling" && detail_type == TERMINATE_LIFECYCLE_ACTION {
+        return parse_lifecycle_action(&envelope.detail, warned_at_ms);
     }
-    if envelope.source.as_deref() != Some("aws.ec2") {
-        return Err(malformed(format!("source is {:?}, expected \"aws.ec2\"", envelope.source.unwrap_or_default())));
+    if envelope.source != "aws.ec2" {
+        return Err(malformed(format!("source is {:?}, expected \"aws.ec2\"", envelope.source)));
     }
-    let detail = envelope.detail.ok_or_else(|| malformed("missing \"detail\"".into()))?;
+    if envelope.detail.is_null() {
+        return Err(malformed("missing \"detail\"".into()));
+    }
+    let detail = Detail::deserialize(&envelope.detail)
+        .map_err(|e| malformed(format!("not an EventBridge event: \"detail\": {e}")))?;
     let instance_id = detail
         .instance_id
         .filter(|id| id.starts_with("i-"))
@@ -155,7 +130,6 @@ pub fn parse_drain_request(event: &Value) -> Result<DrainRequest, EventError> {
         REBALANCE_RECOMMENDATION => Action::Rebalance,
         other => return Err(EventError::Unsupported(other.to_owned())),
     };
-    let warned_at_ms = envelope.time.as_deref().and_then(epoch_ms);
     Ok(DrainRequest { warned_at_ms, ..DrainRequest::notice(&instance_id, action) })
 }
 
@@ -192,11 +166,17 @@ mod tests {
 
     #[test]
     fn eventbridge_times_are_read_as_utc() {
-        assert_eq!(epoch_ms("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(epoch_ms("2026-11-23T10:00:00Z"), Some(1_795_428_000_000));
-        assert_eq!(epoch_ms("2024-02-29T23:59:59.5Z"), Some(1_709_251_199_500));
-        assert_eq!(epoch_ms("2026-11-23 10:00:00"), None);
-        assert_eq!(epoch_ms("2026-13-01T00:00:00Z"), None);
+        let at = |time: &str| {
+            let mut event = warning("terminate");
+            event["time"] = json!(time);
+            parse_drain_request(&event).map(|r| r.warned_at_ms)
+        };
+        assert_eq!(at("1970-01-01T00:00:00Z"), Ok(Some(0)));
+        assert_eq!(at("2024-02-29T23:59:59.5Z"), Ok(Some(1_709_251_199_500)));
+        assert!(at("2026-13-01T00:00:00Z").unwrap_err().to_string().contains("not an EventBridge event"));
+        let mut untimed = warning("terminate");
+        untimed.as_object_mut().map(|o| o.remove("time"));
+        assert_eq!(parse_drain_request(&untimed).map(|r| r.warned_at_ms), Ok(None));
     }
 
     #[test]

@@ -1,76 +1,88 @@
 //! One binary, two ways in: an SQS batch of EventBridge events (the template's way: EventBridge
 //! puts every warning on a queue, and a short batching window hands the warnings of a Spot pool
 //! reclaim to one invocation, which drains them in one search), or one EventBridge event.
-//! Either way each drain's summary goes to the notices topic when one is configured.
+//! Either way each drain's summary goes to the notices topic when one is configured, and the
+//! invocation's metrics are written before it answers.
 
-use serde::Serialize;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use lambda_runtime::LambdaEvent;
+use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::clients::AwsClients;
-use crate::drain::{drain_instance_by, drain_requests};
+use crate::drain::drain_requests;
+use crate::drainer::Drainer;
 use crate::error::DrainError;
 use crate::event::{parse_drain_request, DrainRequest};
-use crate::group_cache::TargetGroupCache;
+use crate::lifecycle::drain_for_lifecycle;
+use crate::metrics::drain_metrics;
 use crate::notices::publish_summaries;
-use crate::settings::Settings;
 use crate::summary::DrainSummary;
 
-/// SQS's partial batch response: the records to leave on the queue (and retry).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BatchResponse {
-    #[serde(rename = "batchItemFailures")]
-    pub batch_item_failures: Vec<ItemFailure>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ItemFailure {
-    #[serde(rename = "itemIdentifier")]
-    pub item_identifier: String,
-}
+/// Kept of the invocation to finish the deregistrations under way and answer.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
 
 /// What one invocation did: per record of a batch, or for the one event.
 pub enum Handled {
-    Batch { response: BatchResponse, results: Vec<Result<DrainSummary, DrainError>> },
+    Batch { response: SqsBatchResponse, results: Vec<Result<DrainSummary, DrainError>> },
     Single(Result<DrainSummary, DrainError>),
 }
 
-/// The records of an SQS event, if `event` is one: each message id with its body.
-fn sqs_records(event: &Value) -> Option<Vec<(String, &str)>> {
-    let records = event.get("Records")?.as_array()?;
-    let from_sqs = records.first()?.get("eventSource").and_then(Value::as_str) == Some("aws:sqs");
-    from_sqs.then(|| {
-        records
-            .iter()
-            .map(|r| {
-                let id = r.get("messageId").and_then(Value::as_str).unwrap_or_default().to_owned();
-                (id, r.get("body").and_then(Value::as_str).unwrap_or_default())
-            })
-            .collect()
-    })
+/// The function's entry point: drains what the event names, writes the metrics, and answers
+/// (the summary, or for a batch the records to retry).
+pub async fn handle_event(drainer: &Drainer<'_>, event: LambdaEvent<Value>) -> Result<Value, DrainError> {
+    let started = std::time::Instant::now();
+    // Stop searching in time to answer: what is left is reported, and the event retried.
+    let stop_by = shared::deadline::invocation_deadline(event.context.deadline).checked_sub(DEADLINE_MARGIN);
+    let (results, answer) = match drain_event(drainer, &event.payload, stop_by).await {
+        Handled::Single(Ok(summary)) => match to_answer(&summary) {
+            Ok(value) => (vec![Ok(summary)], Ok(value)),
+            Err(error) => (vec![Ok(summary), Err(error.clone())], Err(error)),
+        },
+        Handled::Single(Err(error)) => (vec![Err(error.clone())], Err(error)),
+        // Failed records are named in the answer, and only they are retried.
+        Handled::Batch { response, mut results } => {
+            let answer = to_answer(&response);
+            if let Err(error) = &answer {
+                results.push(Err(error.clone()));
+            }
+            (results, answer)
+        }
+    };
+    if let Some(metrics) = drain_metrics(&results, started.elapsed()) {
+        metrics.emit();
+    }
+    answer
 }
 
-pub async fn handle_event(
-    aws: &AwsClients,
-    sns: Option<(&aws_sdk_sns::Client, &str)>,
-    settings: &Settings,
-    cache: &TargetGroupCache,
-    event: &Value,
-    stop_by: Option<Instant>,
-) -> Handled {
-    let Some(records) = sqs_records(event) else {
-        let result = drain_instance_by(aws, settings, cache, event, stop_by).await;
-        if let (Some(sns), Some(summary)) = (sns, summary_of(&result)) {
-            publish_summaries(sns, std::slice::from_ref(summary)).await;
+fn to_answer(answer: &impl serde::Serialize) -> Result<Value, DrainError> {
+    serde_json::to_value(answer).map_err(|e| DrainError::Internal(format!("writing the answer: {e}")))
+}
+
+/// Drains what one event names: an SQS batch of EventBridge events, or one EventBridge event.
+/// `stop_by` is when the search must stop to leave time to answer.
+pub async fn drain_event(drainer: &Drainer<'_>, event: &Value, stop_by: Option<Instant>) -> Handled {
+    if !is_sqs_event(event) {
+        let result = drain_one(drainer, event, stop_by).await;
+        if let (Some(notices), Some(summary)) = (drainer.notices, summary_of(&result)) {
+            publish_summaries(notices, std::slice::from_ref(summary)).await;
         }
         return Handled::Single(result);
+    }
+    let batch = match SqsEvent::deserialize(event) {
+        Ok(batch) => batch,
+        Err(e) => return Handled::Single(Err(DrainError::MalformedEvent(format!("not an SQS event: {e}")))),
     };
     // A record whose body is no drain request fails alone: retrying cannot fix it, so it goes to
     // the queue's dead-letter queue after its receives, kept for a person to look at.
-    let parsed: Vec<(String, Result<DrainRequest, DrainError>)> = records
+    let parsed: Vec<(String, Result<DrainRequest, DrainError>)> = batch
+        .records
         .into_iter()
-        .map(|(id, body)| {
-            let request = serde_json::from_str::<Value>(body)
+        .map(|record| {
+            let id = record.message_id.unwrap_or_default();
+            let request = serde_json::from_str::<Value>(record.body.as_deref().unwrap_or_default())
                 .map_err(|e| DrainError::MalformedEvent(format!("SQS record {id}: body is not JSON: {e}")))
                 .and_then(|event| parse_drain_request(&event).map_err(DrainError::from));
             (id, request)
@@ -80,30 +92,51 @@ pub async fn handle_event(
     // its own instance.
     let notices: Vec<DrainRequest> =
         parsed.iter().filter_map(|(_, r)| r.as_ref().ok().filter(|r| r.lifecycle.is_none()).cloned()).collect();
-    let mut drained = drain_requests(aws, settings, cache, &notices, stop_by).await.into_iter();
-    let mut failures = Vec::new();
+    let mut drained = drain_requests(drainer, &notices, stop_by).await.into_iter();
+    let mut response = SqsBatchResponse::default();
     let mut results = Vec::new();
     for (id, request) in parsed {
         let result = match request {
             Ok(ref request @ DrainRequest { lifecycle: Some(ref action), .. }) => {
-                crate::lifecycle::drain_for_lifecycle(aws, settings, cache, request, action, stop_by).await
+                drain_for_lifecycle(drainer, request, action, stop_by).await
             }
-            Ok(_) => drained.next().unwrap_or_else(|| Err(DrainError::MalformedEvent("no drain result".into()))),
+            Ok(_) => drained.next().unwrap_or_else(|| Err(DrainError::Internal("no drain result".into()))),
             Err(error) => {
                 tracing::error!(message_id = %id, %error, "SQS record is not a drain request");
                 Err(error)
             }
         };
         if result.is_err() {
-            failures.push(ItemFailure { item_identifier: id });
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
         }
         results.push(result);
     }
-    if let Some(sns) = sns {
+    if let Some(notices) = drainer.notices {
         let summaries: Vec<DrainSummary> = results.iter().filter_map(summary_of).cloned().collect();
-        publish_summaries(sns, &summaries).await;
+        publish_summaries(notices, &summaries).await;
     }
-    Handled::Batch { response: BatchResponse { batch_item_failures: failures }, results }
+    Handled::Batch { response, results }
+}
+
+/// Drains the instance one EventBridge event names: an EC2 notice, or a lifecycle action.
+///
+/// Returns the summary when every registration is gone (or there was none); otherwise, after
+/// trying all of them, an error carrying the summary, so that Lambda retries the event.
+pub async fn drain_one(drainer: &Drainer<'_>, event: &Value, stop_by: Option<Instant>) -> Result<DrainSummary, DrainError> {
+    let request = parse_drain_request(event)?;
+    if let Some(action) = &request.lifecycle {
+        return drain_for_lifecycle(drainer, &request, action, stop_by).await;
+    }
+    let mut results = drain_requests(drainer, std::slice::from_ref(&request), stop_by).await;
+    results.pop().unwrap_or_else(|| Err(DrainError::Internal("no drain result".into())))
+}
+
+/// Whether `event` is an SQS event (its records say they come from SQS), not an EventBridge one.
+fn is_sqs_event(event: &Value) -> bool {
+    let first = event.get("Records").and_then(Value::as_array).and_then(|records| records.first());
+    first.and_then(|record| record.get("eventSource")).and_then(Value::as_str) == Some("aws:sqs")
 }
 
 /// The summary a drain produced, complete or not (an event that was no drain request has none).

@@ -1,29 +1,39 @@
-//! Spot drainer: on an EC2 Spot Instance Interruption Warning (or a rebalance recommendation),
-//! deregister the instance from every Elastic Load Balancing v2 target group it is registered in,
-//! with each registration's exact port, so connections drain within the two-minute notice.
+//! Spot drainer: on an EC2 Spot Instance Interruption Warning (or a rebalance recommendation, or
+//! an Auto Scaling terminate lifecycle action), deregister the instance from every Elastic Load
+//! Balancing v2 target group it is registered in, with each registration's exact port, so
+//! connections drain within the two-minute notice.
+//!
+//! `handler` takes the event and answers; `drain` and `lifecycle` do the work, through
+//! `discovery`, `deregistration` and `pacing`; `drainer` holds what every drain needs.
 
-pub mod asg;
-pub mod clients;
-pub mod deregistration;
-pub mod discovery;
-pub mod drain;
-pub mod error;
-pub mod event;
-pub mod group_cache;
-pub mod handler;
-pub mod instance;
-pub mod lifecycle;
-pub mod metrics;
-pub mod notices;
-pub mod pacing;
-pub mod registration;
-pub mod settings;
-pub mod summary;
+mod asg;
+mod clients;
+mod deregistration;
+mod discovery;
+mod drain;
+mod drainer;
+mod error;
+mod event;
+mod group_cache;
+mod handler;
+mod instance;
+mod lifecycle;
+mod metrics;
+mod notices;
+mod pacing;
+mod registration;
+mod settings;
+mod summary;
 
 pub use clients::AwsClients;
-pub use drain::{drain_instance, drain_instance_by, drain_requests};
+pub use drain::drain_requests;
+pub use drainer::{Drainer, Notices};
 pub use error::DrainError;
+pub use event::{Action, DrainRequest};
 pub use group_cache::TargetGroupCache;
-pub use handler::{handle_event, Handled};
-pub use settings::{Discovery, Settings};
-pub use summary::DrainSummary;
+pub use handler::{drain_event, drain_one, handle_event, Handled};
+pub use lifecycle::{HEARTBEAT_EVERY, POLL_EVERY};
+pub use pacing::TokenBucket;
+pub use registration::Outcome;
+pub use settings::{Discovery, Pacing, Settings};
+pub use summary::{DrainSummary, GroupOutcome};

@@ -15,12 +15,11 @@ use tokio::time::Instant;
 use crate::asg;
 use crate::clients::AwsClients;
 use crate::drain::{drain_requests_except, finish};
+use crate::drainer::Drainer;
 use crate::error::DrainError;
 use crate::event::{DrainRequest, LifecycleAction};
-use crate::group_cache::TargetGroupCache;
 use crate::pacing::TokenBucket;
 use crate::registration::{Outcome, Registration};
-use crate::settings::Settings;
 use crate::summary::DrainSummary;
 
 /// How often the targets are checked while they drain.
@@ -29,18 +28,16 @@ pub const POLL_EVERY: Duration = Duration::from_secs(5);
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(20);
 
 pub async fn drain_for_lifecycle(
-    aws: &AwsClients,
-    settings: &Settings,
-    cache: &TargetGroupCache,
+    drainer: &Drainer<'_>,
     request: &DrainRequest,
     action: &LifecycleAction,
     stop_by: Option<Instant>,
 ) -> Result<DrainSummary, DrainError> {
+    let (aws, settings) = (drainer.aws, drainer.settings);
     let attached: BTreeSet<String> =
         asg::target_groups_of(&aws.autoscaling, &action.group).await?.into_iter().collect();
-    let mut drained =
-        drain_requests_except(aws, settings, cache, std::slice::from_ref(request), &attached, stop_by).await;
-    let mut summary = drained.pop().unwrap_or_else(|| Err(DrainError::MalformedEvent("no drain result".into())))?;
+    let mut drained = drain_requests_except(drainer, std::slice::from_ref(request), &attached, stop_by).await;
+    let mut summary = drained.pop().unwrap_or_else(|| Err(DrainError::Internal("no drain result".into())))?;
     let leaving: Vec<&Registration> =
         summary.registrations.iter().filter(|r| r.outcome == Outcome::Deregistered).map(|r| &r.registration).collect();
     let budget = TokenBucket::new(settings.pacing.describe_rate, settings.pacing.describe_burst);

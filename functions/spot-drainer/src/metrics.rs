@@ -25,7 +25,8 @@ pub fn drain_metrics<'r>(
                 | DrainError::ListTargetGroups(_)
                 | DrainError::DescribeAutoScalingGroup { .. }
                 | DrainError::StillDraining { .. }
-                | DrainError::LifecycleAction(_),
+                | DrainError::LifecycleAction(_)
+                | DrainError::Internal(_),
             ) => (0, 1),
             Err(DrainError::MalformedEvent(_) | DrainError::UnsupportedEvent(_)) => continue,
         };

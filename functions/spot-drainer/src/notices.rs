@@ -5,12 +5,13 @@
 use aws_sdk_sns::error::DisplayErrorContext;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 
+use crate::drainer::Notices;
 use crate::summary::DrainSummary;
 
 /// PublishBatch's limit.
 const ENTRIES_PER_CALL: usize = 10;
 
-pub async fn publish_summaries((sns, topic_arn): (&aws_sdk_sns::Client, &str), summaries: &[DrainSummary]) {
+pub async fn publish_summaries(Notices { sns, topic_arn }: Notices<'_>, summaries: &[DrainSummary]) {
     for chunk in summaries.chunks(ENTRIES_PER_CALL) {
         let entries: Vec<PublishBatchRequestEntry> = chunk
             .iter()

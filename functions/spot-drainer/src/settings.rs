@@ -82,60 +82,29 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// Reads `DISCOVERY`, `TARGET_GROUP_TAG_KEY` and `SCAN_CONCURRENCY` through `lookup`.
+    /// Reads the settings the README lists through `lookup` (the environment, at init).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let env = shared::settings::Lookup::new(lookup);
         let defaults = Settings::default();
-        let discovery = match lookup("DISCOVERY") {
+        let discovery = match env.text("DISCOVERY") {
             Some(text) => text.parse()?,
             None => defaults.discovery,
         };
-        let target_group_tag_key = lookup("TARGET_GROUP_TAG_KEY")
-            .filter(|key| !key.trim().is_empty())
-            .unwrap_or(defaults.target_group_tag_key);
-        let positive = |name: &str, default: u32| -> Result<u32, String> {
-            match lookup(name) {
-                Some(text) => match text.trim().parse::<u32>() {
-                    Ok(n) if n > 0 => Ok(n),
-                    _ => Err(format!("{name} is {text:?}; expected a whole number above 0")),
-                },
-                None => Ok(default),
-            }
-        };
-        let scan_concurrency = positive("SCAN_CONCURRENCY", defaults.scan_concurrency as u32)? as usize;
         let pacing = Pacing {
-            describe_rate: positive("ELB_DESCRIBE_RATE", defaults.pacing.describe_rate)?,
-            describe_burst: positive("ELB_DESCRIBE_BURST", defaults.pacing.describe_burst)?,
-            deregister_rate: positive("ELB_DEREGISTER_RATE", defaults.pacing.deregister_rate)?,
-            deregister_burst: positive("ELB_DEREGISTER_BURST", defaults.pacing.deregister_burst)?,
+            describe_rate: env.positive_as("ELB_DESCRIBE_RATE", defaults.pacing.describe_rate)?,
+            describe_burst: env.positive_as("ELB_DESCRIBE_BURST", defaults.pacing.describe_burst)?,
+            deregister_rate: env.positive_as("ELB_DEREGISTER_RATE", defaults.pacing.deregister_rate)?,
+            deregister_burst: env.positive_as("ELB_DEREGISTER_BURST", defaults.pacing.deregister_burst)?,
         };
-        let detach_from_asg = match lookup("DETACH_FROM_ASG").map(|v| v.trim().to_ascii_lowercase()) {
-            None => defaults.detach_from_asg,
-            Some(v) if v.is_empty() || v == "false" => false,
-            Some(v) if v == "true" => true,
-            Some(v) => return Err(format!("DETACH_FROM_ASG is {v:?}; expected true or false")),
-        };
-        let target_group_cache_ttl =
-            match lookup("TARGET_GROUP_CACHE_SECONDS") {
-                None => defaults.target_group_cache_ttl,
-                Some(text) => std::time::Duration::from_secs(text.trim().parse::<u64>().map_err(|_| {
-                    format!("TARGET_GROUP_CACHE_SECONDS is {text:?}; expected a whole number of seconds")
-                })?),
-            };
-        let notices_topic_arn =
-            lookup("NOTICES_TOPIC_ARN").map(|arn| arn.trim().to_owned()).filter(|arn| !arn.is_empty());
         Ok(Settings {
             discovery,
-            target_group_tag_key,
-            scan_concurrency,
+            target_group_tag_key: env.text("TARGET_GROUP_TAG_KEY").unwrap_or(defaults.target_group_tag_key),
+            scan_concurrency: env.positive_as("SCAN_CONCURRENCY", defaults.scan_concurrency)?,
             pacing,
-            detach_from_asg,
-            target_group_cache_ttl,
-            notices_topic_arn,
+            detach_from_asg: env.flag("DETACH_FROM_ASG", defaults.detach_from_asg)?,
+            target_group_cache_ttl: env.seconds("TARGET_GROUP_CACHE_SECONDS", defaults.target_group_cache_ttl)?,
+            notices_topic_arn: env.text("NOTICES_TOPIC_ARN"),
         })
-    }
-
-    pub fn from_env() -> Result<Self, String> {
-        Self::from_lookup(|name| std::env::var(name).ok())
     }
 }
 
