@@ -1,9 +1,11 @@
 use lambda_http::{run, service_fn, Error};
 
-mod hello;
+mod error;
+mod greeting;
+mod handler;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     shared::logging::init();
-    run(service_fn(hello::handle_request)).await
+    run(service_fn(handler::handle_event)).await
 }

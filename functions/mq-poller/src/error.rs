@@ -49,6 +49,9 @@ pub enum PollError {
     /// DynamoDB refused messages of an event-source batch (the rest is stored); nothing is dropped.
     #[error("DynamoDB refused message(s) {ids:?} ({reason}); the rest of the batch is stored, and the batch fails so the event source retries it")]
     Refused { ids: Vec<String>, reason: String },
+    /// A failure of the function itself (an answer it could not write); counted by the metrics.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// An event-source batch held a message larger than an item; nothing is dropped.
     #[error("message(s) {ids:?} too large for a DynamoDB item (the largest {largest_bytes} bytes; items hold 400 KB) and BODY_BUCKET is not set (the template sets it); the batch fails so the event source retries it, and no message is dropped")]
     TooLarge { ids: Vec<String>, largest_bytes: usize },
@@ -59,6 +62,7 @@ impl PollError {
     pub fn error_type(&self) -> &'static str {
         match self {
             PollError::MalformedEvent(_) => "MalformedEvent",
+            PollError::Internal(_) => "Internal",
             PollError::TooLarge { .. } => "MessageTooLarge",
             PollError::Refused { .. } => "StoreRejected",
             PollError::Store(StoreError::Unavailable(_)) => "StoreUnavailable",

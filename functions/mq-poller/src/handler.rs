@@ -1,6 +1,7 @@
 //! One binary, two ways in: an Amazon MQ event-source batch is stored as it is; any other event
 //! (the EventBridge schedule) starts a poll of the broker.
 
+use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -9,6 +10,7 @@ use crate::clients::AwsClients;
 use crate::credentials::CredentialsProvider;
 use crate::error::{BrokerError, PollError};
 use crate::event_source::{event_source, messages_from_event};
+use crate::metrics::invocation_metrics;
 use crate::poll::{poll_broker, PollSummary};
 use crate::settings::Settings;
 use crate::store::{park, store_setting_aside_refused, Table};
@@ -29,9 +31,32 @@ pub enum Outcome {
 /// What is kept of the invocation for acknowledging and answering once the writes are done.
 const WRITE_RESERVE: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// Handles one invocation. `deadline` is the invocation's; the poll stops `deadline_margin`
-/// before it.
-pub async fn handle_event(
+/// What every invocation needs, made once per environment in `main.rs`.
+pub struct Poller<'a> {
+    pub aws: &'a AwsClients,
+    pub settings: &'a Settings,
+    /// The broker's credentials, read from the secret and kept a while.
+    pub credentials: &'a CredentialsProvider,
+}
+
+/// The function's entry point: polls or stores, writes the metrics, and answers.
+pub async fn handle_event(poller: &Poller<'_>, event: LambdaEvent<Value>) -> Result<Value, PollError> {
+    let deadline = shared::deadline::invocation_deadline(event.context.deadline);
+    let started = std::time::Instant::now();
+    let result = handle_payload(poller.aws, poller.settings, poller.credentials, &event.payload, deadline).await;
+    let answer = match &result {
+        Ok(outcome) => {
+            serde_json::to_value(outcome).map_err(|e| PollError::Internal(format!("writing the answer: {e}")))
+        }
+        Err(_) => Ok(Value::Null),
+    };
+    invocation_metrics(&result, answer.is_err(), started.elapsed()).emit();
+    result.and(answer)
+}
+
+/// Handles one invocation's payload. `deadline` is the invocation's; the poll stops
+/// `deadline_margin` before it.
+pub async fn handle_payload(
     aws: &AwsClients,
     settings: &Settings,
     credentials: &CredentialsProvider,

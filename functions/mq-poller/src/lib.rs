@@ -3,18 +3,25 @@
 //! items are keyed by the broker's message id, so a redelivery overwrites instead of duplicating.
 //! The same binary also stores the batches of Lambda's native Amazon MQ event source.
 
-pub mod broker;
-pub mod clients;
-pub mod credentials;
-pub mod error;
-pub mod event_source;
-pub mod handler;
-pub mod message;
-pub mod metrics;
-pub mod poll;
-pub mod settings;
-pub mod store;
+mod broker;
+mod clients;
+mod credentials;
+mod error;
+mod event_source;
+mod handler;
+mod message;
+mod metrics;
+mod poll;
+mod settings;
+mod store;
 
+pub use broker::stomp::StompConsumer;
+pub use broker::{ConnectOptions, Endpoint, QueueConsumer};
 pub use clients::AwsClients;
-pub use handler::{handle_event, Outcome};
+pub use credentials::{BrokerCredentials, CredentialSource, CredentialsProvider};
+pub use error::{BrokerError, PollError, StoreError};
+pub use handler::{handle_event, handle_payload, Outcome, Poller};
+pub use message::{now_ms, BrokerMessage, MessageId};
+pub use poll::{PollSummary, StopReason};
 pub use settings::Settings;
+pub use store::{store_messages, Table};

@@ -52,7 +52,7 @@ pub async fn poll_broker(
     credentials: &BrokerCredentials,
     stop_at: Instant,
 ) -> Result<PollSummary, PollError> {
-    let (mut consumer, endpoint) = connect_first_available(settings, credentials).await?;
+    let (mut consumer, endpoint) = connect_first_available(&settings.connect_options(), credentials).await?;
     let mut summary = PollSummary {
         endpoint: endpoint.to_string(),
         queue: settings.queue_name.clone(),

@@ -31,6 +31,18 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// What the brokers need to connect, from these settings.
+    pub fn connect_options(&self) -> crate::broker::ConnectOptions {
+        crate::broker::ConnectOptions {
+            endpoints: self.broker_endpoints.clone(),
+            queue: self.queue_name.clone(),
+            prefetch: self.prefetch_window(),
+            ca_bundle: self.broker_ca_bundle.clone(),
+            connect_timeout: self.connect_timeout,
+            heartbeat_ms: self.broker_heartbeat_ms,
+        }
+    }
+
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
         let env = shared::settings::Lookup::new(lookup);
         let broker_urls: Vec<String> = env

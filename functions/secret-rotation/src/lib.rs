@@ -2,19 +2,24 @@
 //! finishSecret) for PostgreSQL, MySQL/MariaDB and generic secrets, single-user or alternating
 //! users, each step safe to run again.
 
-pub mod engine;
-pub mod error;
-pub mod event;
-pub mod metrics;
-pub mod password;
-pub mod rds_master;
-pub mod rotation;
-pub mod secret;
-pub mod settings;
-pub mod versions;
+mod clients;
+mod engine;
+mod error;
+mod event;
+mod handler;
+mod metrics;
+mod password;
+mod rds_master;
+mod rotation;
+mod secret;
+mod settings;
+mod versions;
 
+pub use clients::AwsClients;
 pub use error::RotationError;
 pub use event::{RotationEvent, Step};
+pub use handler::{handle_event, rotate_step};
 pub use password::PasswordPolicy;
-pub use rotation::{rotate_step, AwsClients, StepOutcome, StepReport};
+pub use rds_master::{endpoint_of, owner_of, RdsOwner};
+pub use rotation::{StepOutcome, StepReport};
 pub use settings::{Settings, Strategy};

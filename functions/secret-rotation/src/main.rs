@@ -1,5 +1,5 @@
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use secret_rotation::{rotate_step, AwsClients, Settings};
+use secret_rotation::{handle_event, AwsClients, Settings};
 use serde_json::Value;
 
 #[tokio::main(flavor = "current_thread")]
@@ -9,8 +9,5 @@ async fn main() -> Result<(), Error> {
     let config = shared::aws::load_config().await?;
     let clients = AwsClients::new(&config);
     let (clients, settings) = (&clients, &settings);
-    run(service_fn(
-        move |event: LambdaEvent<Value>| async move { rotate_step(clients, settings, &event.payload).await },
-    ))
-    .await
+    run(service_fn(move |event: LambdaEvent<Value>| handle_event(clients, settings, event))).await
 }

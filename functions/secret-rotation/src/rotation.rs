@@ -2,10 +2,10 @@
 
 use aws_sdk_secretsmanager::Client;
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::engine::{self, ConnectionSpec, DbError, EngineKind};
 use crate::error::RotationError;
+use crate::clients::AwsClients;
 use crate::event::{RotationEvent, Step};
 use crate::rds_master;
 use crate::secret::{Origin, SecretDoc};
@@ -75,38 +75,9 @@ pub struct StepReport {
     pub result: StepOutcome,
 }
 
-/// The AWS APIs rotation calls: Secrets Manager for every step, RDS to find the database of a
-/// master secret that RDS manages.
-#[derive(Debug, Clone)]
-pub struct AwsClients {
-    pub secrets: Client,
-    pub rds: aws_sdk_rds::Client,
-}
-
-impl AwsClients {
-    pub fn new(config: &shared::aws::SdkConfig) -> AwsClients {
-        AwsClients { secrets: Client::new(config), rds: aws_sdk_rds::Client::new(config) }
-    }
-}
-
-/// Runs one rotation step for the event Secrets Manager sent, and reports it as a metric.
-pub async fn rotate_step(
-    clients: &AwsClients,
-    settings: &Settings,
-    event: &Value,
-) -> Result<StepReport, RotationError> {
-    let event = RotationEvent::parse(event)?;
-    // The engine, once a step has read the secret: the metric's dimension.
-    let mut engine = None;
-    let result = run_step(clients, settings, &event, &mut engine).await;
-    crate::metrics::step_metrics(event.step, engine, result.is_ok()).emit();
-    let result = result?;
-    let report = StepReport { step: event.step.name(), secret_id: event.secret_id, token: event.token, result };
-    tracing::info!(step = report.step, secret_id = %report.secret_id, token = %report.token, result = %report.result, "rotation step done");
-    Ok(report)
-}
-
-async fn run_step(
+/// Runs the step `event` names. `engine` is set once the step has read the secret (the
+/// metrics' dimension).
+pub(crate) async fn run_step(
     clients: &AwsClients,
     settings: &Settings,
     event: &RotationEvent,

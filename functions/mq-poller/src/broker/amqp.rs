@@ -15,7 +15,7 @@ use super::{Endpoint, QueueConsumer, Received};
 use crate::credentials::BrokerCredentials;
 use crate::error::BrokerError;
 use crate::message::{now_ms, BrokerMessage, MessageId};
-use crate::settings::Settings;
+use super::ConnectOptions;
 
 pub struct AmqpConsumer {
     connection: Connection,
@@ -32,7 +32,7 @@ pub struct AmqpHandle {
 impl AmqpConsumer {
     pub async fn connect(
         endpoint: &Endpoint,
-        settings: &Settings,
+        options: &ConnectOptions,
         credentials: &BrokerCredentials,
     ) -> Result<AmqpConsumer, BrokerError> {
         let name = endpoint.to_string();
@@ -44,12 +44,12 @@ impl AmqpConsumer {
         uri.authority.userinfo =
             AMQPUserInfo { username: credentials.username.clone(), password: credentials.password().to_owned() };
         // lapin adds these to the system roots it loads itself (its rustls-native-certs feature).
-        let cert_chain = shared::tls::peer_trust(&shared::tls::ShippedRoots::NONE, settings.broker_ca_bundle.as_ref())?
+        let cert_chain = shared::tls::peer_trust(&shared::tls::ShippedRoots::NONE, options.ca_bundle.as_ref())?
             .bundle_pem
             .clone();
         let tls = OwnedTLSConfig { identity: None, cert_chain };
         let runtime = lapin::runtime::default_runtime().map_err(|e| classify(&name, &credentials.username, &e))?;
-        let within = settings.connect_timeout;
+        let within = options.connect_timeout;
         let connection = tokio::time::timeout(
             within,
             Connection::connect_uri_with_config(uri, ConnectionProperties::default(), tls, runtime),
@@ -62,17 +62,17 @@ impl AmqpConsumer {
         .map_err(|e| classify(&name, &credentials.username, &e))?;
         let protocol = |e: lapin::Error| BrokerError::Protocol { endpoint: name.clone(), message: e.to_string() };
         let channel = connection.create_channel().await.map_err(protocol)?;
-        channel.basic_qos(settings.prefetch_window(), BasicQosOptions::default()).await.map_err(protocol)?;
+        channel.basic_qos(options.prefetch, BasicQosOptions::default()).await.map_err(protocol)?;
         let consumer = channel
             .basic_consume(
-                settings.queue_name.as_str().into(),
+                options.queue.as_str().into(),
                 "mq-poller".into(),
                 BasicConsumeOptions { no_ack: false, ..BasicConsumeOptions::default() },
                 FieldTable::default(),
             )
             .await
             .map_err(protocol)?;
-        Ok(AmqpConsumer { connection, channel, consumer, queue: settings.queue_name.clone(), endpoint: name })
+        Ok(AmqpConsumer { connection, channel, consumer, queue: options.queue.clone(), endpoint: name })
     }
 }
 

@@ -6,11 +6,26 @@ use std::time::Duration;
 use crate::credentials::BrokerCredentials;
 use crate::error::BrokerError;
 use crate::message::BrokerMessage;
-use crate::settings::Settings;
 
 pub mod amqp;
 pub mod stomp;
 mod stomp_writer;
+
+/// What connecting to the broker takes, apart from the credentials: made from the settings
+/// (`Settings::connect_options`), so the brokers depend on nothing of the function's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// Tried in order (active/standby brokers have two).
+    pub endpoints: Vec<Endpoint>,
+    pub queue: String,
+    /// Messages the broker may send ahead of our acknowledgements.
+    pub prefetch: u16,
+    /// Extra CA certificates (PEM) to trust for the broker's TLS, besides the system's.
+    pub ca_bundle: Option<shared::tls::ExtraBundle>,
+    pub connect_timeout: Duration,
+    /// STOMP heart-beats we offer to send, in milliseconds (0: none).
+    pub heartbeat_ms: u32,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -207,21 +222,21 @@ fn mismatched_handle() -> BrokerError {
 /// Connects to the first endpoint of `BROKER_URL` that answers (active/standby brokers have
 /// two) and subscribes to the queue.
 pub async fn connect_first_available(
-    settings: &Settings,
+    options: &ConnectOptions,
     credentials: &BrokerCredentials,
 ) -> Result<(AnyConsumer, Endpoint), BrokerError> {
-    if settings.broker_endpoints.is_empty() {
+    if options.endpoints.is_empty() {
         return Err(BrokerError::NoEndpoint);
     }
     let mut failures = Vec::new();
-    for endpoint in &settings.broker_endpoints {
+    for endpoint in &options.endpoints {
         let endpoint = endpoint.clone();
         let attempt = match endpoint.protocol {
             Protocol::Stomp => {
-                stomp::StompConsumer::connect(&endpoint, settings, credentials).await.map(AnyConsumer::Stomp)
+                stomp::StompConsumer::connect(&endpoint, options, credentials).await.map(AnyConsumer::Stomp)
             }
             Protocol::Amqp => {
-                amqp::AmqpConsumer::connect(&endpoint, settings, credentials).await.map(AnyConsumer::Amqp)
+                amqp::AmqpConsumer::connect(&endpoint, options, credentials).await.map(AnyConsumer::Amqp)
             }
         };
         match attempt {

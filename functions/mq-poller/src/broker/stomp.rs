@@ -19,7 +19,7 @@ use super::{Endpoint, QueueConsumer, Received};
 use crate::credentials::BrokerCredentials;
 use crate::error::BrokerError;
 use crate::message::{now_ms, BrokerMessage, MessageId};
-use crate::settings::Settings;
+use super::ConnectOptions;
 
 /// The receipt asked for with DISCONNECT, and how long to wait for it.
 const DISCONNECT_RECEIPT: &str = "mq-poller-disconnect";
@@ -45,19 +45,19 @@ pub struct StompHandle {
 impl StompConsumer {
     pub async fn connect(
         endpoint: &Endpoint,
-        settings: &Settings,
+        options: &ConnectOptions,
         credentials: &BrokerCredentials,
     ) -> Result<StompConsumer, BrokerError> {
         let name = endpoint.to_string();
         let unreachable = |message: String| BrokerError::Unreachable { endpoint: name.clone(), message };
-        let within = settings.connect_timeout;
+        let within = options.connect_timeout;
         let tcp = tokio::time::timeout(within, TcpStream::connect((endpoint.host.as_str(), endpoint.port)))
             .await
             .map_err(|_| unreachable(format!("no answer within {within:?}")))?
             .map_err(|e| unreachable(e.to_string()))?;
         let io: Box<dyn Io> = if endpoint.tls {
             let tls_error = |message: String| BrokerError::Tls { endpoint: name.clone(), message };
-            let trust = shared::tls::peer_trust(&shared::tls::ShippedRoots::NONE, settings.broker_ca_bundle.as_ref())?;
+            let trust = shared::tls::peer_trust(&shared::tls::ShippedRoots::NONE, options.ca_bundle.as_ref())?;
             let server_name =
                 rustls::pki_types::ServerName::try_from(endpoint.host.clone()).map_err(|e| tls_error(e.to_string()))?;
             let stream =
@@ -79,12 +79,12 @@ impl StompConsumer {
             .login(credentials.username.clone())
             .passcode(credentials.password().to_owned())
             // We offer beats, and ask for none: an idle queue is the idle timeout's to notice.
-            .heartbeat(settings.broker_heartbeat_ms, 0)
+            .heartbeat(options.heartbeat_ms, 0)
             .msg();
         frames.send(connect).await.map_err(|e| protocol(e.to_string()))?;
         let heartbeat = match tokio::time::timeout(within, frames.next()).await {
             Ok(Some(Ok(Message { content: FromServer::Connected { heartbeat, .. }, .. }))) => {
-                negotiated_interval(settings.broker_heartbeat_ms, heartbeat.as_deref())
+                negotiated_interval(options.heartbeat_ms, heartbeat.as_deref())
             }
             Ok(Some(Ok(Message { content: FromServer::Error { message, .. }, .. }))) => {
                 return Err(BrokerError::AuthFailed {
@@ -105,14 +105,14 @@ impl StompConsumer {
         let frames = FramedRead::new(read, ClientCodec::new());
 
         let subscribe = Subscriber::builder()
-            .destination(format!("/queue/{}", settings.queue_name))
+            .destination(format!("/queue/{}", options.queue))
             .id("mq-poller")
             .ack(AckMode::ClientIndividual)
-            .headers(vec![("activemq.prefetchSize".to_owned(), settings.prefetch_window().to_string())])
+            .headers(vec![("activemq.prefetchSize".to_owned(), options.prefetch.to_string())])
             .subscribe();
         // The prefetch window travels as an extra header of the SUBSCRIBE frame.
         writer.send(subscribe).await.map_err(protocol)?;
-        Ok(StompConsumer { frames, writer, heartbeat, queue: settings.queue_name.clone(), endpoint: name })
+        Ok(StompConsumer { frames, writer, heartbeat, queue: options.queue.clone(), endpoint: name })
     }
 
     fn protocol(&self, message: String) -> BrokerError {

@@ -2,6 +2,7 @@
 //! HTTP API (payload 2.0) events, base64-encoded bodies and bodies that are not UTF-8.
 
 use super::*;
+use crate::greeting::{GreetingError, NO_NAME_PROVIDED, NAME_NOT_UTF8};
 use lambda_http::request::from_str;
 
 fn event(name: &str) -> Request {
@@ -35,7 +36,7 @@ fn absent_body_is_no_name() {
 
 #[tokio::test]
 async fn rest_api_event_is_greeted() {
-    let response = handle_request(event("hello-rest-api.json")).await.unwrap();
+    let response = handle_event(event("hello-rest-api.json")).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(body_text(&response), "Hello Paul");
 }
@@ -44,28 +45,28 @@ async fn rest_api_event_is_greeted() {
 async fn http_api_event_is_greeted() {
     let request = event("hello-http-api.json");
     assert!(matches!(request.request_context_ref(), Some(RequestContext::ApiGatewayV2(_))));
-    let response = handle_request(request).await.unwrap();
+    let response = handle_event(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(body_text(&response), "Hello Paul");
 }
 
 #[tokio::test]
 async fn empty_body_is_a_400_with_the_go_message() {
-    let response = handle_request(event("hello-empty-body.json")).await.unwrap();
+    let response = handle_event(event("hello-empty-body.json")).await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(body_text(&response), NO_NAME_PROVIDED);
 }
 
 #[tokio::test]
 async fn base64_body_is_decoded() {
-    let response = handle_request(event("hello-base64-body.json")).await.unwrap();
+    let response = handle_event(event("hello-base64-body.json")).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(body_text(&response), "Hello Zoë");
 }
 
 #[tokio::test]
 async fn body_that_is_not_utf8_is_a_400() {
-    let response = handle_request(event("hello-invalid-utf8.json")).await.unwrap();
+    let response = handle_event(event("hello-invalid-utf8.json")).await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(body_text(&response), NAME_NOT_UTF8);
 }
