@@ -96,6 +96,13 @@ ensure_system_packages() {
   command -v cargo >/dev/null || die "cargo is not installed: install Rust with rustup (https://rustup.rs), then run this again"
 }
 
+# rustfmt and clippy, which the test command runs before the tests (rustup's default profile has
+# both).
+ensure_rust_lints() {
+  cargo fmt --version >/dev/null 2>&1 && cargo clippy --version >/dev/null 2>&1 ||
+    die "the test command checks formatting and lints: install them with 'rustup component add rustfmt clippy', then run this again"
+}
+
 # A virtualenv in the repository with a pinned requirements file installed; reinstalled only
 # when the pins change.
 pinned_venv() {

@@ -18,9 +18,9 @@ use harness_services::call_counter::CallCounter;
 use harness_services::dynamo::{create_table, scan_all};
 use harness_services::moto::Moto;
 use harness_services::stomp::StompClient;
-use mq_poller::credentials::{BrokerCredentials, CredentialSource, CredentialsProvider};
-use mq_poller::message::{now_ms, BrokerMessage};
-use mq_poller::{handle_event, AwsClients, Outcome, Settings};
+use mq_poller::{handle_payload, AwsClients, Outcome, Settings};
+use mq_poller::{now_ms, BrokerMessage};
+use mq_poller::{BrokerCredentials, CredentialSource, CredentialsProvider};
 
 const SIZES: [usize; 2] = [1_000, 10_000];
 
@@ -96,7 +96,7 @@ async fn main() {
                 .expect("settings");
                 counter.reset();
                 let start = Instant::now();
-                let outcome = handle_event(
+                let outcome = handle_payload(
                     &aws,
                     &settings,
                     &credentials,

@@ -21,9 +21,9 @@ use harness_runtime::paths::publish_bench_table;
 use harness_services::aws_front::{ApiBucket, AwsFront};
 use harness_services::ec2::{auto_scaling_group, create_group, launch, vpc_with_subnet};
 use harness_services::moto::Moto;
-use spot_drainer::event::{Action, DrainRequest};
-use spot_drainer::settings::Pacing;
-use spot_drainer::{drain_requests, AwsClients, Discovery, Settings, TargetGroupCache};
+use spot_drainer::{
+    drain_requests, Action, AwsClients, Discovery, DrainRequest, Drainer, Pacing, Settings, TargetGroupCache,
+};
 use tokio::time::Instant;
 
 const GROUPS: usize = 500;
@@ -71,7 +71,7 @@ async fn measure(
     let requests: Vec<DrainRequest> = instances.iter().map(|id| DrainRequest::notice(id, Action::Terminate)).collect();
     front.reset();
     let start = Instant::now();
-    let results = drain_requests(aws, settings, &TargetGroupCache::default(), &requests, None).await;
+    let results = drain_requests(&Drainer::new(aws, settings, &TargetGroupCache::default()), &requests, None).await;
     for result in &results {
         let summary = result.as_ref().expect("drained");
         assert!(summary.failures() == 0 && !summary.registrations.is_empty(), "{summary:?}");

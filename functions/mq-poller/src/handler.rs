@@ -2,7 +2,6 @@
 //! (the EventBridge schedule) starts a poll of the broker.
 
 use lambda_runtime::LambdaEvent;
-use serde::Serialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -11,22 +10,10 @@ use crate::credentials::CredentialsProvider;
 use crate::error::{BrokerError, PollError};
 use crate::event_source::{event_source, messages_from_event};
 use crate::metrics::invocation_metrics;
-use crate::poll::{poll_broker, PollSummary};
+use crate::outcome::Outcome;
+use crate::poll::poll_broker;
 use crate::settings::Settings;
 use crate::store::{park, store_setting_aside_refused, Table};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "mode", rename_all = "kebab-case")]
-pub enum Outcome {
-    Poll(PollSummary),
-    /// `parked`: refused by DynamoDB and parked in the body bucket.
-    EventSource {
-        received: u64,
-        stored: u64,
-        bodies_in_bucket: u64,
-        parked: u64,
-    },
-}
 
 /// What is kept of the invocation for acknowledging and answering once the writes are done.
 const WRITE_RESERVE: std::time::Duration = std::time::Duration::from_millis(500);

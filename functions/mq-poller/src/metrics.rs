@@ -5,7 +5,7 @@ use std::time::Duration;
 use shared::metrics::{Metrics, Unit};
 
 use crate::error::PollError;
-use crate::handler::Outcome;
+use crate::outcome::Outcome;
 
 /// Messages received, stored (and of those, the bodies sent to the body bucket) and rejected (handed to the broker's dead-letter handling, or
 /// refused as too large for an item in an event-source batch), and how long the invocation took.

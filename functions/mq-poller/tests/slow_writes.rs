@@ -7,9 +7,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
-use mq_poller::error::StoreError;
-use mq_poller::message::{BrokerMessage, MessageId};
-use mq_poller::store::{store_messages, Table};
+use mq_poller::{store_messages, BrokerMessage, MessageId, StoreError, Table};
 use tokio::time::Instant;
 
 fn message(i: usize) -> BrokerMessage {

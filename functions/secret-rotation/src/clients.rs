@@ -15,4 +15,3 @@ impl AwsClients {
         AwsClients { secrets: Client::new(config), rds: aws_sdk_rds::Client::new(config) }
     }
 }
-

@@ -3,9 +3,9 @@
 use aws_sdk_secretsmanager::Client;
 use serde::Serialize;
 
+use crate::clients::AwsClients;
 use crate::engine::{self, ConnectionSpec, DbError, EngineKind};
 use crate::error::RotationError;
-use crate::clients::AwsClients;
 use crate::event::{RotationEvent, Step};
 use crate::rds_master;
 use crate::secret::{Origin, SecretDoc};

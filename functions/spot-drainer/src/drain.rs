@@ -212,7 +212,8 @@ impl Search<'_> {
                 tracing::warn!(instance_id = %instance.instance_id, "instance has no VPC (EC2-Classic?); nothing to scan");
                 return Ok((Discovery::Scan, Vec::new()));
             };
-            let groups = self.drainer.cache.groups_in_vpc(&aws.elb, vpc_id, &self.budget.describe, self.started).await?;
+            let groups =
+                self.drainer.cache.groups_in_vpc(&aws.elb, vpc_id, &self.budget.describe, self.started).await?;
             Ok((Discovery::Scan, groups))
         };
         match settings.discovery {

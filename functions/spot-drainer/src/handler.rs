@@ -124,7 +124,11 @@ pub async fn drain_event(drainer: &Drainer<'_>, event: &Value, stop_by: Option<I
 ///
 /// Returns the summary when every registration is gone (or there was none); otherwise, after
 /// trying all of them, an error carrying the summary, so that Lambda retries the event.
-pub async fn drain_one(drainer: &Drainer<'_>, event: &Value, stop_by: Option<Instant>) -> Result<DrainSummary, DrainError> {
+pub async fn drain_one(
+    drainer: &Drainer<'_>,
+    event: &Value,
+    stop_by: Option<Instant>,
+) -> Result<DrainSummary, DrainError> {
     let request = parse_drain_request(event)?;
     if let Some(action) = &request.lifecycle {
         return drain_for_lifecycle(drainer, &request, action, stop_by).await;

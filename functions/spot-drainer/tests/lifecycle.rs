@@ -22,8 +22,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 };
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use serde_json::json;
-use spot_drainer::registration::Outcome;
-use spot_drainer::{drain_instance_by, AwsClients, Discovery, DrainError, Settings, TargetGroupCache};
+use spot_drainer::{drain_one, AwsClients, Discovery, DrainError, Drainer, Outcome, Settings, TargetGroupCache};
 use tokio::time::Instant;
 
 const INSTANCE: &str = "i-0123456789abcdef0";
@@ -131,7 +130,7 @@ async fn a_lifecycle_action_is_drained_waited_for_and_completed() {
     let scaling = autoscaling(false);
     let aws = AwsClients { ec2: ec2(), elb, autoscaling: scaling.client.clone() };
     let started = Instant::now();
-    let summary = drain_instance_by(&aws, &settings(), &TargetGroupCache::default(), &lifecycle_event(), None)
+    let summary = drain_one(&Drainer::new(&aws, &settings(), &TargetGroupCache::default()), &lifecycle_event(), None)
         .await
         .expect("completed");
     assert_eq!(summary.lifecycle.as_deref(), Some("completed"));
@@ -152,7 +151,7 @@ async fn a_repeated_lifecycle_event_finds_the_action_completed_and_succeeds() {
     let (elb, _, _) = elb(0);
     let scaling = autoscaling(true);
     let aws = AwsClients { ec2: ec2(), elb, autoscaling: scaling.client.clone() };
-    let summary = drain_instance_by(&aws, &settings(), &TargetGroupCache::default(), &lifecycle_event(), None)
+    let summary = drain_one(&Drainer::new(&aws, &settings(), &TargetGroupCache::default()), &lifecycle_event(), None)
         .await
         .expect("a no-op");
     assert_eq!(summary.lifecycle.as_deref(), Some("already-completed"));
@@ -165,9 +164,10 @@ async fn a_deregistration_delay_longer_than_the_invocation_keeps_the_hook_open_f
     let scaling = autoscaling(false);
     let aws = AwsClients { ec2: ec2(), elb, autoscaling: scaling.client.clone() };
     let stop_by = Instant::now() + Duration::from_secs(12);
-    let error = drain_instance_by(&aws, &settings(), &TargetGroupCache::default(), &lifecycle_event(), Some(stop_by))
-        .await
-        .unwrap_err();
+    let error =
+        drain_one(&Drainer::new(&aws, &settings(), &TargetGroupCache::default()), &lifecycle_event(), Some(stop_by))
+            .await
+            .unwrap_err();
     assert!(matches!(error, DrainError::StillDraining { targets: 1, .. }), "{error}");
     assert_eq!(error.error_type(), "StillDraining");
     assert_eq!(scaling.completions.num_calls(), 0, "not completed while connections drain");

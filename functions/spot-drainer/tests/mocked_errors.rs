@@ -11,8 +11,9 @@ use aws_sdk_elasticloadbalancingv2::operation::describe_target_health::DescribeT
 use aws_sdk_elasticloadbalancingv2::types::{TargetDescription, TargetHealthDescription};
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use serde_json::json;
-use spot_drainer::registration::Outcome;
-use spot_drainer::{drain_instance, AwsClients, Discovery, DrainError, Settings};
+use spot_drainer::{
+    drain_one, AwsClients, Discovery, DrainError, DrainSummary, Drainer, Outcome, Settings, TargetGroupCache,
+};
 
 const INSTANCE: &str = "i-0123456789abcdef0";
 const TWO_PORTS: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/two-ports/1";
@@ -61,6 +62,15 @@ fn health_rule(arn: &'static str, ports: &'static [i32]) -> Rule {
 
 const THROTTLING: &str = "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>\
 <Message>Rate exceeded</Message></Error><RequestId>r-1</RequestId></ErrorResponse>";
+
+/// One event drained as a cold environment would: no group list kept, no deadline.
+async fn drain_instance(
+    aws: &AwsClients,
+    settings: &Settings,
+    event: &serde_json::Value,
+) -> Result<DrainSummary, DrainError> {
+    drain_one(&Drainer::new(aws, settings, &TargetGroupCache::new(Duration::ZERO)), event, None).await
+}
 
 #[tokio::test]
 async fn a_throttled_group_does_not_stop_the_others_and_the_drain_reports_an_error() {
@@ -207,8 +217,7 @@ async fn a_registration_is_removed_as_soon_as_its_group_is_read_not_after_the_sc
 
 #[tokio::test]
 async fn the_deadline_stops_the_scan_and_the_groups_not_reached_are_reported() {
-    use spot_drainer::settings::Pacing;
-    use spot_drainer::summary::GroupOutcome;
+    use spot_drainer::{GroupOutcome, Pacing};
     let describe = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health).then_output(health(&[80]));
     let deregister = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets)
         .then_output(|| DeregisterTargetsOutput::builder().build());
@@ -217,10 +226,8 @@ async fn the_deadline_stops_the_scan_and_the_groups_not_reached_are_reported() {
     let pacing = Pacing { describe_rate: 1, describe_burst: 1, ..Pacing::default() };
     let settings = Settings { discovery: Discovery::Tag, scan_concurrency: 1, pacing, ..Settings::default() };
     let stop_by = tokio::time::Instant::now() + Duration::from_millis(300);
-    let error = spot_drainer::drain_instance_by(
-        &clients(ec2_client(), &elb),
-        &settings,
-        &spot_drainer::TargetGroupCache::default(),
+    let error = drain_one(
+        &Drainer::new(&clients(ec2_client(), &elb), &settings, &TargetGroupCache::default()),
         &event(),
         Some(stop_by),
     )
@@ -297,15 +304,11 @@ async fn each_drains_summary_is_published_to_the_notices_topic() {
         .then_output(|| DeregisterTargetsOutput::builder().build());
     let elb = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&describe, &others, &deregister]);
     let settings = Settings { discovery: Discovery::Tag, ..Settings::default() };
-    let handled = spot_drainer::handle_event(
-        &clients(ec2_client(), &elb),
-        Some((&sns, "arn:aws:sns:us-east-1:123456789012:notices")),
-        &settings,
-        &spot_drainer::TargetGroupCache::default(),
-        &event(),
-        None,
-    )
-    .await;
+    let aws = clients(ec2_client(), &elb);
+    let cache = TargetGroupCache::default();
+    let notices = spot_drainer::Notices { sns: &sns, topic_arn: "arn:aws:sns:us-east-1:123456789012:notices" };
+    let drainer = Drainer { notices: Some(notices), ..Drainer::new(&aws, &settings, &cache) };
+    let handled = spot_drainer::drain_event(&drainer, &event(), None).await;
     assert!(matches!(handled, spot_drainer::Handled::Single(Ok(_))));
     assert_eq!(publish.num_calls(), 1, "one summary, published once, as the rule matched it");
 }

@@ -2,7 +2,7 @@
 //! HTTP API (payload 2.0) events, base64-encoded bodies and bodies that are not UTF-8.
 
 use super::*;
-use crate::greeting::{GreetingError, NO_NAME_PROVIDED, NAME_NOT_UTF8};
+use crate::greeting::{GreetingError, NAME_NOT_UTF8, NO_NAME_PROVIDED};
 use lambda_http::request::from_str;
 
 fn event(name: &str) -> Request {

@@ -11,11 +11,11 @@ use lapin::uri::{AMQPUri, AMQPUserInfo};
 use lapin::Acker;
 use lapin::{Channel, Connection, ConnectionProperties, Consumer};
 
+use super::ConnectOptions;
 use super::{Endpoint, QueueConsumer, Received};
 use crate::credentials::BrokerCredentials;
 use crate::error::BrokerError;
 use crate::message::{now_ms, BrokerMessage, MessageId};
-use super::ConnectOptions;
 
 pub struct AmqpConsumer {
     connection: Connection,
@@ -44,9 +44,8 @@ impl AmqpConsumer {
         uri.authority.userinfo =
             AMQPUserInfo { username: credentials.username.clone(), password: credentials.password().to_owned() };
         // lapin adds these to the system roots it loads itself (its rustls-native-certs feature).
-        let cert_chain = shared::tls::peer_trust(&shared::tls::ShippedRoots::NONE, options.ca_bundle.as_ref())?
-            .bundle_pem
-            .clone();
+        let cert_chain =
+            shared::tls::peer_trust(&shared::tls::ShippedRoots::NONE, options.ca_bundle.as_ref())?.bundle_pem.clone();
         let tls = OwnedTLSConfig { identity: None, cert_chain };
         let runtime = lapin::runtime::default_runtime().map_err(|e| classify(&name, &credentials.username, &e))?;
         let within = options.connect_timeout;

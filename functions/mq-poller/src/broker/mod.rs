@@ -158,7 +158,8 @@ pub trait QueueConsumer {
 /// A consumer on whichever endpoint answered first.
 pub enum AnyConsumer {
     Stomp(stomp::StompConsumer),
-    Amqp(amqp::AmqpConsumer),
+    /// Boxed: lapin's consumer is several times the size of the STOMP one.
+    Amqp(Box<amqp::AmqpConsumer>),
 }
 
 pub enum AnyHandle {
@@ -207,7 +208,7 @@ impl QueueConsumer for AnyConsumer {
     async fn close(self) -> bool {
         match self {
             AnyConsumer::Stomp(c) => c.close().await,
-            AnyConsumer::Amqp(c) => c.close().await,
+            AnyConsumer::Amqp(c) => (*c).close().await,
         }
     }
 }
@@ -235,9 +236,9 @@ pub async fn connect_first_available(
             Protocol::Stomp => {
                 stomp::StompConsumer::connect(&endpoint, options, credentials).await.map(AnyConsumer::Stomp)
             }
-            Protocol::Amqp => {
-                amqp::AmqpConsumer::connect(&endpoint, options, credentials).await.map(AnyConsumer::Amqp)
-            }
+            Protocol::Amqp => amqp::AmqpConsumer::connect(&endpoint, options, credentials)
+                .await
+                .map(|c| AnyConsumer::Amqp(Box::new(c))),
         };
         match attempt {
             Ok(consumer) => return Ok((consumer, endpoint)),

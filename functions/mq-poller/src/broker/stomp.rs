@@ -15,11 +15,11 @@ use tokio_rustls::TlsConnector;
 use tokio_util::codec::{Framed, FramedRead};
 
 use super::stomp_writer::{negotiated_interval, StompWriter};
+use super::ConnectOptions;
 use super::{Endpoint, QueueConsumer, Received};
 use crate::credentials::BrokerCredentials;
 use crate::error::BrokerError;
 use crate::message::{now_ms, BrokerMessage, MessageId};
-use super::ConnectOptions;
 
 /// The receipt asked for with DISCONNECT, and how long to wait for it.
 const DISCONNECT_RECEIPT: &str = "mq-poller-disconnect";

@@ -22,10 +22,7 @@ async fn connect_with(spec: &ConnectionSpec, settings: &DbSettings, use_tls: boo
         .password(&spec.password)
         .dbname(spec.dbname.as_deref().unwrap_or("postgres"))
         .connect_timeout(settings.connect_timeout)
-        .options(&format!(
-            "-c lock_timeout={ms} -c statement_timeout={ms}",
-            ms = settings.statement_timeout.as_millis()
-        ))
+        .options(format!("-c lock_timeout={ms} -c statement_timeout={ms}", ms = settings.statement_timeout.as_millis()))
         .application_name("secret-rotation");
     with_timeout(spec, settings, async {
         if use_tls {
