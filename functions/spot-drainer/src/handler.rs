@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use crate::drain::drain_requests;
 use crate::drainer::Drainer;
 use crate::error::DrainError;
-use crate::event::{parse_drain_request, DrainRequest};
+use crate::event::{parse_drain_request, DrainRequest, LifecycleAction};
 use crate::lifecycle::drain_for_lifecycle;
 use crate::metrics::drain_metrics;
 use crate::notices::publish_summaries;
@@ -66,7 +66,7 @@ fn to_answer(answer: &impl serde::Serialize) -> Result<Value, DrainError> {
 pub async fn drain_event(drainer: &Drainer<'_>, event: &Value, stop_by: Option<Instant>) -> Handled {
     if !is_sqs_event(event) {
         let result = drain_one(drainer, event, stop_by).await;
-        if let (Some(notices), Some(summary)) = (drainer.notices, summary_of(&result)) {
+        if let (Some(notices), Some(summary)) = (drainer.notices, summary_of(&result).filter(|s| !s.left_alone())) {
             publish_summaries(notices, std::slice::from_ref(summary)).await;
         }
         return Handled::Single(result);
@@ -98,7 +98,7 @@ pub async fn drain_event(drainer: &Drainer<'_>, event: &Value, stop_by: Option<I
     for (id, request) in parsed {
         let result = match request {
             Ok(ref request @ DrainRequest { lifecycle: Some(ref action), .. }) => {
-                drain_for_lifecycle(drainer, request, action, stop_by).await
+                drain_for_own_hook(drainer, request, action, stop_by).await
             }
             Ok(_) => drained.next().unwrap_or_else(|| Err(DrainError::Internal("no drain result".into()))),
             Err(error) => {
@@ -114,7 +114,8 @@ pub async fn drain_event(drainer: &Drainer<'_>, event: &Value, stop_by: Option<I
         results.push(result);
     }
     if let Some(notices) = drainer.notices {
-        let summaries: Vec<DrainSummary> = results.iter().filter_map(summary_of).cloned().collect();
+        let summaries: Vec<DrainSummary> =
+            results.iter().filter_map(summary_of).filter(|s| !s.left_alone()).cloned().collect();
         publish_summaries(notices, &summaries).await;
     }
     Handled::Batch { response, results }
@@ -131,10 +132,30 @@ pub async fn drain_one(
 ) -> Result<DrainSummary, DrainError> {
     let request = parse_drain_request(event)?;
     if let Some(action) = &request.lifecycle {
-        return drain_for_lifecycle(drainer, &request, action, stop_by).await;
+        return drain_for_own_hook(drainer, &request, action, stop_by).await;
     }
     let mut results = drain_requests(drainer, std::slice::from_ref(&request), stop_by).await;
     results.pop().unwrap_or_else(|| Err(DrainError::Internal("no drain result".into())))
+}
+
+/// A lifecycle action is drained and completed only when its hook is one this function owns
+/// (`LIFECYCLE_HOOK_NAMES`): another tool's hook (aws-node-termination-handler, ECS draining,
+/// a script) must not be completed under it, so nothing is called for it, and the event
+/// succeeds.
+async fn drain_for_own_hook(
+    drainer: &Drainer<'_>,
+    request: &DrainRequest,
+    action: &LifecycleAction,
+    stop_by: Option<Instant>,
+) -> Result<DrainSummary, DrainError> {
+    if drainer.settings.owns_hook(&action.hook) {
+        return drain_for_lifecycle(drainer, request, action, stop_by).await;
+    }
+    tracing::info!(
+        instance_id = %request.instance_id, hook = %action.hook, group = %action.group,
+        "lifecycle action of a hook not in LIFECYCLE_HOOK_NAMES: left alone for its owner"
+    );
+    Ok(DrainSummary::left_alone_for(request, drainer.settings.discovery))
 }
 
 /// Whether `event` is an SQS event (its records say they come from SQS), not an EventBridge one.

@@ -47,6 +47,10 @@ pub struct Settings {
     pub target_group_cache_ttl: std::time::Duration,
     /// Where drain summaries are published (`NOTICES_TOPIC_ARN`).
     pub notices_topic_arn: Option<String>,
+    /// The lifecycle hooks this function owns (`LIFECYCLE_HOOK_NAMES`, comma-separated). An
+    /// action of any other hook belongs to another tool and is left alone; none, the default,
+    /// means no action is ever completed.
+    pub lifecycle_hook_names: Vec<String>,
 }
 
 /// The function's own ELB budgets: `ELB_DESCRIBE_RATE`/`ELB_DESCRIBE_BURST` and
@@ -77,6 +81,7 @@ impl Default for Settings {
             detach_from_asg: false,
             target_group_cache_ttl: std::time::Duration::from_secs(30),
             notices_topic_arn: None,
+            lifecycle_hook_names: Vec::new(),
         }
     }
 }
@@ -104,7 +109,20 @@ impl Settings {
             detach_from_asg: env.flag("DETACH_FROM_ASG", defaults.detach_from_asg)?,
             target_group_cache_ttl: env.seconds("TARGET_GROUP_CACHE_SECONDS", defaults.target_group_cache_ttl)?,
             notices_topic_arn: env.text("NOTICES_TOPIC_ARN"),
+            lifecycle_hook_names: env
+                .text("LIFECYCLE_HOOK_NAMES")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|name| !name.is_empty())
+                .map(str::to_owned)
+                .collect(),
         })
+    }
+
+    /// Whether a lifecycle action of `hook` is this function's to drain and complete.
+    pub fn owns_hook(&self, hook: &str) -> bool {
+        self.lifecycle_hook_names.iter().any(|name| name == hook)
     }
 }
 
@@ -123,6 +141,7 @@ mod tests {
             "ELB_DEREGISTER_BURST" => Some("4".into()),
             "DETACH_FROM_ASG" => Some("True".into()),
             "TARGET_GROUP_CACHE_SECONDS" => Some("0".into()),
+            "LIFECYCLE_HOOK_NAMES" => Some(" drain, ,ours-too ".into()),
             _ => None,
         })
         .unwrap();
@@ -133,6 +152,9 @@ mod tests {
         assert_eq!(settings.scan_concurrency, 3);
         assert!(settings.detach_from_asg);
         assert_eq!(settings.target_group_cache_ttl, std::time::Duration::ZERO);
+        assert_eq!(settings.lifecycle_hook_names, ["drain", "ours-too"]);
+        assert!(settings.owns_hook("ours-too") && !settings.owns_hook("other-team-hook"));
+        assert!(!Settings::default().owns_hook("drain"), "no hook is owned unless named");
         assert_eq!(
             Settings::from_lookup(|n| (n == "DISCOVERY").then(|| "ASG".into())).unwrap().discovery,
             Discovery::Asg

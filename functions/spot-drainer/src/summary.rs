@@ -49,12 +49,15 @@ pub struct DrainSummary {
     /// deregistration included.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seconds_since_warning: Option<f64>,
-    /// For a lifecycle hook: `completed`, or `already-completed` (a repeated event).
+    /// For a lifecycle hook: `completed`, `already-completed` (a repeated event), or
+    /// `left-alone` (another owner's hook: nothing was called).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub group_problems: Vec<GroupProblem>,
 }
+
+const LEFT_ALONE: &str = "left-alone";
 
 impl DrainSummary {
     /// Nothing done yet.
@@ -72,6 +75,19 @@ impl DrainSummary {
             lifecycle: None,
             group_problems: Vec::new(),
         }
+    }
+
+    /// A lifecycle action of a hook another tool owns: nothing drained, nothing completed.
+    pub fn left_alone_for(request: &crate::event::DrainRequest, discovery: Discovery) -> DrainSummary {
+        DrainSummary {
+            lifecycle: Some(LEFT_ALONE.to_owned()),
+            ..DrainSummary::new(&request.instance_id, request.action, discovery)
+        }
+    }
+
+    /// Whether this is a lifecycle action left to its owner (not published: nothing happened).
+    pub fn left_alone(&self) -> bool {
+        self.lifecycle.as_deref() == Some(LEFT_ALONE)
     }
 
     /// In a stable order, whatever order the calls finished in.

@@ -33,9 +33,13 @@ const ATTACHED: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targ
 const ELSEWHERE: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/elsewhere/2";
 
 fn lifecycle_event() -> serde_json::Value {
+    lifecycle_event_of("drain")
+}
+
+fn lifecycle_event_of(hook: &str) -> serde_json::Value {
     json!({
         "version": "0", "detail-type": "EC2 Instance-terminate Lifecycle Action", "source": "aws.autoscaling",
-        "detail": {"LifecycleActionToken": TOKEN, "AutoScalingGroupName": "web", "LifecycleHookName": "drain",
+        "detail": {"LifecycleActionToken": TOKEN, "AutoScalingGroupName": "web", "LifecycleHookName": hook,
                    "EC2InstanceId": INSTANCE, "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING"}
     })
 }
@@ -119,8 +123,9 @@ fn autoscaling(already_completed: bool) -> AutoScaling {
     AutoScaling { client, heartbeats, completions }
 }
 
+/// The function owns the hook named `drain` (LIFECYCLE_HOOK_NAMES=drain).
 fn settings() -> Settings {
-    Settings { discovery: Discovery::Auto, ..Settings::default() }
+    Settings { discovery: Discovery::Auto, lifecycle_hook_names: vec!["drain".into()], ..Settings::default() }
 }
 
 #[tokio::test(start_paused = true)]
@@ -173,4 +178,49 @@ async fn a_deregistration_delay_longer_than_the_invocation_keeps_the_hook_open_f
     assert_eq!(scaling.completions.num_calls(), 0, "not completed while connections drain");
     assert!(scaling.heartbeats.num_calls() >= 1, "heart-beaten before giving the wait to the retry");
     assert!(Instant::now() <= stop_by, "ended before the invocation's deadline");
+}
+
+/// An SQS event whose records carry these EventBridge events.
+fn sqs_batch(events: &[serde_json::Value]) -> serde_json::Value {
+    let records: Vec<serde_json::Value> = events
+        .iter()
+        .enumerate()
+        .map(|(i, event)| json!({"messageId": format!("m-{i}"), "eventSource": "aws:sqs", "body": event.to_string()}))
+        .collect();
+    json!({ "Records": records })
+}
+
+#[tokio::test(start_paused = true)]
+async fn another_owners_hook_is_left_alone_sent_directly_or_in_a_batch() {
+    let (elb, deregister, checks) = elb(0);
+    let scaling = autoscaling(false);
+    let described =
+        mock!(aws_sdk_ec2::Client::describe_instances).then_output(|| DescribeInstancesOutput::builder().build());
+    let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&described]);
+    let aws = AwsClients { ec2, elb, autoscaling: scaling.client.clone() };
+    let cache = TargetGroupCache::default();
+    let settings = settings();
+    let drainer = Drainer::new(&aws, &settings, &cache);
+    let summary = drain_one(&drainer, &lifecycle_event_of("other-team-hook"), None).await.expect("succeeds");
+    assert_eq!(summary.lifecycle.as_deref(), Some("left-alone"));
+    let handled = spot_drainer::drain_event(&drainer, &sqs_batch(&[lifecycle_event_of("other-team-hook")]), None).await;
+    let spot_drainer::Handled::Batch { response, results } = handled else { panic!("an SQS event is a batch") };
+    assert!(response.batch_item_failures.is_empty(), "the record succeeds");
+    assert_eq!(results[0].as_ref().map(|s| s.lifecycle.clone()).ok().flatten().as_deref(), Some("left-alone"));
+    // Nothing was called for either: not the instance, not its groups, not the hook.
+    assert_eq!(described.num_calls(), 0, "the instance was not even described");
+    assert_eq!((deregister.num_calls(), checks.load(Ordering::SeqCst)), (0, 0), "still registered");
+    assert_eq!((scaling.completions.num_calls(), scaling.heartbeats.num_calls()), (0, 0), "the owner's to complete");
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_no_hook_named_no_action_is_completed() {
+    let (elb, deregister, _) = elb(0);
+    let scaling = autoscaling(false);
+    let aws = AwsClients { ec2: ec2(), elb, autoscaling: scaling.client.clone() };
+    let cache = TargetGroupCache::default();
+    let unnamed = Settings { discovery: Discovery::Auto, ..Settings::default() };
+    let summary = drain_one(&Drainer::new(&aws, &unnamed, &cache), &lifecycle_event(), None).await.expect("succeeds");
+    assert_eq!(summary.lifecycle.as_deref(), Some("left-alone"));
+    assert_eq!((deregister.num_calls(), scaling.completions.num_calls()), (0, 0));
 }
