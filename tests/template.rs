@@ -7,6 +7,9 @@ use std::process::Command;
 use serde_json::{json, Value};
 
 use harness_runtime::paths::{venv_bin, workspace_root};
+use harness_services::cloudformation::{
+    actions, by_sid, deployed, expand_conditions, holds, named_condition, references, role_statements, translated,
+};
 
 fn run(tool: &str, args: &[&str]) {
     let output = Command::new(venv_bin(tool))
@@ -31,29 +34,6 @@ fn cfn_lint_is_clean() {
 #[test]
 fn sam_validate_lint_is_clean() {
     run("sam", &["validate", "--lint", "--template", "template.yaml", "--region", "us-east-1"]);
-}
-
-/// `value` with each `{"Condition": name}` replaced by that condition's own expression.
-fn expand_conditions(value: &serde_json::Value, conditions: &serde_json::Value) -> serde_json::Value {
-    match value {
-        serde_json::Value::Object(map) => match map.get("Condition").and_then(|c| c.as_str()) {
-            Some(name) if map.len() == 1 => expand_conditions(&conditions[name], conditions),
-            _ => map.iter().map(|(k, v)| (k.clone(), expand_conditions(v, conditions))).collect(),
-        },
-        serde_json::Value::Array(items) => items.iter().map(|v| expand_conditions(v, conditions)).collect(),
-        other => other.clone(),
-    }
-}
-
-/// The CloudFormation SAM makes of the template (samtranslator, in the pinned tools).
-fn translated() -> serde_json::Value {
-    let output = Command::new(venv_bin("python"))
-        .arg(workspace_root().join("tests/sam_translate.py"))
-        .arg(workspace_root().join("template.yaml"))
-        .output()
-        .unwrap_or_else(|e| panic!("running samtranslator (run the README's setup): {e}"));
-    assert!(output.status.success(), "samtranslator: {}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).expect("translated template JSON")
 }
 
 #[test]
@@ -161,124 +141,6 @@ fn large_bodies_have_a_private_encrypted_bucket_that_outlives_the_stack_and_expi
 
 fn policies_text(template: &Value) -> String {
     template["Resources"]["SpotDrainerRole"]["Properties"]["Policies"].to_string()
-}
-
-/// The statements of an explicit role's inline policies; a policy under `Fn::If` counts with its
-/// "true" branch (the one that grants more).
-fn role_statements(template: &Value, role: &str) -> Vec<Value> {
-    let policies = template["Resources"][role]["Properties"]["Policies"]
-        .as_array()
-        .cloned()
-        .unwrap_or_else(|| panic!("{role} has policies"));
-    policies
-        .iter()
-        .flat_map(|p| {
-            let policy = if p.get("Fn::If").is_some() { p["Fn::If"][1].clone() } else { p.clone() };
-            policy["PolicyDocument"]["Statement"].as_array().cloned().unwrap_or_default()
-        })
-        .collect()
-}
-
-fn actions(statement: &Value) -> Vec<String> {
-    match &statement["Action"] {
-        Value::String(a) => vec![a.clone()],
-        Value::Array(list) => list.iter().filter_map(|a| a.as_str().map(str::to_owned)).collect(),
-        _ => vec![],
-    }
-}
-
-fn by_sid(statements: &[Value], sid: &str) -> Value {
-    statements.iter().find(|s| s["Sid"] == sid).cloned().unwrap_or_else(|| panic!("statement {sid}: {statements:?}"))
-}
-
-/// Parameters as a deploy with `given` (and every other default) would see them.
-fn parameter(template: &Value, given: &Value, name: &str) -> Value {
-    given.get(name).cloned().unwrap_or_else(|| template["Parameters"][name]["Default"].clone())
-}
-
-/// A condition's value for a deploy with `given` parameters. Takes the intrinsics the
-/// template's conditions use.
-fn holds(template: &Value, given: &Value, condition: &Value) -> bool {
-    let eval = |v: &Value| scalar(template, given, v);
-    match condition {
-        Value::Object(map) if map.contains_key("Condition") => {
-            holds(template, given, &template["Conditions"][map["Condition"].as_str().expect("name")])
-        }
-        Value::Object(map) if map.contains_key("Fn::Not") => !holds(template, given, &map["Fn::Not"][0]),
-        Value::Object(map) if map.contains_key("Fn::And") => {
-            map["Fn::And"].as_array().expect("and").iter().all(|c| holds(template, given, c))
-        }
-        Value::Object(map) if map.contains_key("Fn::Or") => {
-            map["Fn::Or"].as_array().expect("or").iter().any(|c| holds(template, given, c))
-        }
-        Value::Object(map) if map.contains_key("Fn::Equals") => {
-            eval(&map["Fn::Equals"][0]) == eval(&map["Fn::Equals"][1])
-        }
-        other => panic!("unexpected condition {other}"),
-    }
-}
-
-fn scalar(template: &Value, given: &Value, value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        Value::Bool(b) => b.to_string(),
-        Value::Object(map) if map.contains_key("Ref") => {
-            match parameter(template, given, map["Ref"].as_str().expect("ref")) {
-                Value::String(s) => s,
-                other => other.to_string(),
-            }
-        }
-        Value::Object(map) if map.contains_key("Fn::Join") => scalar(template, given, &map["Fn::Join"][1]),
-        other => panic!("unexpected value in a condition: {other}"),
-    }
-}
-
-fn named_condition(template: &Value, given: &Value, name: Option<&str>) -> bool {
-    name.is_none_or(|name| holds(template, given, &template["Conditions"][name]))
-}
-
-/// The resources a deploy with `given` parameters creates.
-fn deployed(template: &Value, given: &Value) -> BTreeSet<String> {
-    let resources = template["Resources"].as_object().expect("resources");
-    resources
-        .iter()
-        .filter(|(_, r)| named_condition(template, given, r["Condition"].as_str()))
-        .map(|(name, _)| name.clone())
-        .collect()
-}
-
-/// Every resource `value` refers to (Ref, Fn::GetAtt, ${Name} in Fn::Sub), skipping the branch of
-/// each Fn::If the deploy does not take.
-fn references(template: &Value, given: &Value, value: &Value, found: &mut BTreeSet<String>) {
-    let resources = template["Resources"].as_object().expect("resources");
-    match value {
-        Value::Object(map) => {
-            if let Some(branches) = map.get("Fn::If") {
-                let taken =
-                    if named_condition(template, given, branches[0].as_str()) { &branches[1] } else { &branches[2] };
-                return references(template, given, taken, found);
-            }
-            if let Some(Value::String(name)) = map.get("Ref") {
-                found.insert(name.clone());
-            }
-            if let Some(name) = map.get("Fn::GetAtt").and_then(|g| g[0].as_str()) {
-                found.insert(name.to_owned());
-            }
-            if let Some(sub) = map.get("Fn::Sub") {
-                let text = if sub.is_array() { sub[0].as_str() } else { sub.as_str() }.unwrap_or_default();
-                for name in resources.keys() {
-                    if text.contains(&format!("${{{name}}}")) || text.contains(&format!("${{{name}.")) {
-                        found.insert(name.clone());
-                    }
-                }
-            }
-            map.values().for_each(|v| references(template, given, v, found));
-        }
-        Value::Array(items) => items.iter().for_each(|v| references(template, given, v, found)),
-        _ => {}
-    }
-    found.retain(|name| resources.contains_key(name));
 }
 
 #[test]

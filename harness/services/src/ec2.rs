@@ -1,5 +1,7 @@
 //! Staging EC2, ELBv2 and Auto Scaling in moto: a VPC with a subnet, instances, target groups,
-//! registrations, an Auto Scaling group.
+//! registrations, an Auto Scaling group; and reads of what target groups hold.
+
+use std::collections::BTreeSet;
 
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetDescription, TargetTypeEnum};
@@ -127,4 +129,31 @@ pub async fn auto_scaling_group(
         .await
         .expect("describe_auto_scaling_groups");
     groups.auto_scaling_groups()[0].instances().iter().filter_map(|i| i.instance_id().map(str::to_owned)).collect()
+}
+
+/// The target ids registered in the group now.
+pub async fn targets_in(elb: &aws_sdk_elasticloadbalancingv2::Client, group: &str) -> BTreeSet<String> {
+    let health = elb.describe_target_health().target_group_arn(group).send().await.expect("describe_target_health");
+    health
+        .target_health_descriptions()
+        .iter()
+        .filter_map(|d| d.target().and_then(|t| t.id()).map(str::to_owned))
+        .collect()
+}
+
+/// Every (group, target id, port) registered now in `groups`, sorted.
+pub async fn registrations(
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    groups: &[String],
+) -> Vec<(String, String, Option<i32>)> {
+    let mut all = Vec::new();
+    for group in groups {
+        let health = elb.describe_target_health().target_group_arn(group).send().await.expect("describe_target_health");
+        for description in health.target_health_descriptions() {
+            let target = description.target().expect("target");
+            all.push((group.clone(), target.id().unwrap_or_default().to_owned(), target.port()));
+        }
+    }
+    all.sort();
+    all
 }

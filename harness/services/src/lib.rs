@@ -1,6 +1,7 @@
 //! The local stand-ins the tests, the demo and the benches run against: real protocol peers on
 //! loopback, each made in one place here, started on free ports by whoever needs it and stopped
-//! when its guard is dropped. Beside them, the clients used to stage and check what they hold.
+//! when its guard is dropped. Beside them, the clients used to stage and check what they hold,
+//! and the template as SAM translates it, read by a CloudFormation condition evaluator.
 
 pub mod activemq;
 #[cfg(feature = "clients")]
@@ -8,11 +9,14 @@ pub mod aws_front;
 #[cfg(feature = "clients")]
 pub mod call_counter;
 pub mod certs;
+pub mod cloudformation;
 #[cfg(feature = "clients")]
 pub mod dynamo;
 #[cfg(feature = "clients")]
 pub mod ec2;
 pub mod mariadb;
+#[cfg(feature = "clients")]
+pub mod messages;
 pub mod moto;
 #[cfg(feature = "clients")]
 pub mod password_lure;
@@ -20,6 +24,10 @@ pub mod postgres;
 pub mod rabbitmq;
 #[cfg(feature = "clients")]
 pub mod rotation;
+#[cfg(feature = "s3")]
+pub mod s3;
+#[cfg(feature = "clients")]
+pub mod secrets;
 pub mod server_user;
 #[cfg(feature = "clients")]
 pub mod stomp;
