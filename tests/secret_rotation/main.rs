@@ -1,0 +1,21 @@
+//! secret-rotation against moto's Secrets Manager (and RDS) and throwaway PostgreSQL and MariaDB
+//! servers with password authentication and TLS. moto cannot drive a rotation (RotateSecret needs
+//! Docker to run the function), so each test does what Secrets Manager does: it marks a new
+//! version AWSPENDING, calls the four steps in order, and clears AWSPENDING after finishSecret.
+//!
+//! - `postgres`: single and alternating users, strategies, failures mid-rotation, clones.
+//! - `mariadb`: the same for MySQL/MariaDB, with a hostile user name.
+//! - `generic`: secrets with no database behind them.
+//! - `refusals`: unusable events and secrets, and hostile ones aimed at the master.
+//! - `tls`: the shipped roots, and a certificate that cannot be verified.
+//! - `rds`: master secrets that RDS manages, found through the RDS API.
+//!
+//! The scene, steps and log capture they share are in `harness_fixtures::secret_rotation`; the
+//! secrets and database users in `harness_services::secrets`.
+
+mod generic;
+mod mariadb;
+mod postgres;
+mod rds;
+mod refusals;
+mod tls;

@@ -1,0 +1,147 @@
+//! What is refused, and changes nothing: events and secrets that are not usable, and secrets
+//! that would turn the master's credentials against the master or send them elsewhere.
+
+use harness_fixtures::secret_rotation::{scene, settings_trusting, step, step_event};
+use harness_services::password_lure::PasswordLure;
+use harness_services::postgres::Postgres;
+use harness_services::rotation::begin_rotation;
+use harness_services::secrets::{create_secret, current, current_version, pg_master_secret, pg_user_secret};
+use secret_rotation::{rotate_step, RotationError, StepOutcome};
+use serde_json::json;
+
+// --- Events and secrets that are not usable ------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_change_nothing() {
+    let scene = scene().await;
+    let secret = json!({"engine": "postgres", "host": "127.0.0.1", "username": "app", "password": "p-Passw0rd"});
+    // Rotation not enabled.
+    let plain = create_secret(&scene.sm, "not-enabled", &secret).await;
+    let version = current_version(&scene.sm, &plain).await;
+    let error = step(&scene, &scene.settings, "createSecret", &plain, &version).await.unwrap_err();
+    assert!(matches!(error, RotationError::RotationNotEnabled(_)), "{error}");
+
+    let id = create_secret(&scene.sm, "refusals", &secret).await;
+    let token = "66666666-6666-4666-8666-666666666666";
+    begin_rotation(&scene.sm, &id, token).await;
+    let before = current_version(&scene.sm, &id).await;
+    // Unknown token.
+    let error =
+        step(&scene, &scene.settings, "createSecret", &id, "77777777-7777-4777-8777-777777777777").await.unwrap_err();
+    assert!(matches!(error, RotationError::TokenNotAVersion { .. }), "{error}");
+    // The current version is not pending: its steps are no-ops, not errors.
+    let done = step(&scene, &scene.settings, "setSecret", &id, &before).await.expect("no-op");
+    assert_eq!(done, StepOutcome::AlreadyCurrent);
+    // Unknown step.
+    let error = rotate_step(&scene.clients, &scene.settings, &step_event("dropSecret", &id, token)).await.unwrap_err();
+    assert!(matches!(error, RotationError::UnknownStep(_)), "{error}");
+
+    // A malformed secret and an unknown engine are refused before anything is written.
+    for (name, value) in [
+        ("not-json", "user=app;password=p-Passw0rd"),
+        ("odd-engine", r#"{"engine":"oracle","password":"p-Passw0rd"}"#),
+        ("no-host", r#"{"engine":"mysql","username":"u","password":"p-Passw0rd"}"#),
+    ] {
+        let out = scene.sm.create_secret().name(name).secret_string(value).send().await.expect("create");
+        let arn = out.arn().expect("arn").to_owned();
+        begin_rotation(&scene.sm, &arn, token).await;
+        let error = step(&scene, &scene.settings, "createSecret", &arn, token).await.unwrap_err().to_string();
+        assert!(error.contains("is not usable"), "{name}: {error}");
+        assert!(!error.contains("p-Passw0rd"), "{name}: {error}");
+        let pending =
+            scene.sm.get_secret_value().secret_id(&arn).version_id(token).version_stage("AWSPENDING").send().await;
+        assert!(pending.map(|p| p.secret_string().is_none()).unwrap_or(true), "{name}: a pending value was written");
+    }
+    assert_eq!(current_version(&scene.sm, &id).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_secret_without_engine_is_refused_and_the_database_keeps_working() {
+    let scene = scene().await;
+    let pg = Postgres::start();
+    let settings = settings_trusting(&pg.ca);
+    let id = pg_user_secret(&scene.sm, &pg, "no-engine", "app", "engine-less-Passw0rd", json!({})).await;
+    let mut value = current(&scene.sm, &id).await;
+    value.as_object_mut().expect("object").remove("engine");
+    scene.sm.put_secret_value().secret_id(&id).secret_string(value.to_string()).send().await.expect("drop engine");
+    let before = current_version(&scene.sm, &id).await;
+    let token = "a4444444-4444-4444-8444-444444444444";
+    begin_rotation(&scene.sm, &id, token).await;
+    let error = step(&scene, &settings, "createSecret", &id, token).await.expect_err("refused").to_string();
+    assert!(error.contains("no \"engine\""), "{error}");
+    let pending = scene.sm.get_secret_value().secret_id(&id).version_id(token).version_stage("AWSPENDING").send().await;
+    assert!(pending.map(|p| p.secret_string().is_none()).unwrap_or(true), "a pending value was written");
+    assert_eq!(current_version(&scene.sm, &id).await, before);
+    assert!(pg.can_log_in("app", "engine-less-Passw0rd").await, "AWSCURRENT still logs in");
+}
+
+// --- Hostile or mistaken secrets -----------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_master_password_never_goes_to_a_host_the_user_secret_names() {
+    let scene = scene().await;
+    let pg = Postgres::start();
+    let settings = settings_trusting(&pg.ca);
+    let master_password = "master-Passw0rd-lured";
+    let master = pg_master_secret(&scene.sm, &pg, master_password).await;
+    // A user secret that points at a server of the attacker's, in plain text.
+    let lure = PasswordLure::start().await;
+    let id = create_secret(
+        &scene.sm,
+        "lure",
+        &json!({
+            "engine": "postgres", "host": "127.0.0.1", "port": lure.port, "ssl": false,
+            "username": "app", "password": "user-Passw0rd", "dbname": "postgres", "masterarn": master
+        }),
+    )
+    .await;
+    let token = "a1111111-1111-4111-8111-111111111111";
+    begin_rotation(&scene.sm, &id, token).await;
+    step(&scene, &settings, "createSecret", &id, token).await.expect("create");
+    let error = step(&scene, &settings, "setSecret", &id, token).await.expect_err("refused");
+    assert!(
+        matches!(&error, RotationError::Refused { reason, .. } if reason.contains("host") || reason.contains("port")),
+        "{error}"
+    );
+    assert_eq!(error.error_type(), "RotationRefused");
+    // The lure works (the user's own credentials were tried there), and got nothing of the master's.
+    assert!(!lure.received().is_empty(), "the lure was never asked");
+    assert!(!lure.received().iter().any(|p| p == master_password), "the lure got the master password");
+    assert!(pg.can_log_in("rotator", master_password).await, "the master is untouched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_secret_named_after_the_master_cannot_reset_the_master() {
+    let scene = scene().await;
+    let pg = Postgres::start();
+    let settings = settings_trusting(&pg.ca);
+    let master_password = "master-Passw0rd-kept";
+    let master = pg_master_secret(&scene.sm, &pg, master_password).await;
+    let id =
+        pg_user_secret(&scene.sm, &pg, "master-clone", "rotator_clone", "clone-Passw0rd", json!({"masterarn": master}))
+            .await;
+    let token = "a2222222-2222-4222-8222-222222222222";
+    begin_rotation(&scene.sm, &id, token).await;
+    step(&scene, &settings, "createSecret", &id, token).await.expect("create");
+    let error = step(&scene, &settings, "setSecret", &id, token).await.expect_err("refused");
+    assert!(matches!(&error, RotationError::Refused { reason, .. } if reason.contains("master's own user")), "{error}");
+    assert!(pg.can_log_in("rotator", master_password).await, "the master's password is unchanged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_master_never_changes_a_privileged_user() {
+    let scene = scene().await;
+    let pg = Postgres::start();
+    let settings = settings_trusting(&pg.ca);
+    let master = pg_master_secret(&scene.sm, &pg, "master-Passw0rd-priv").await;
+    let id = pg_user_secret(&scene.sm, &pg, "privileged", "ops", "ops-Passw0rd", json!({"masterarn": master})).await;
+    pg.superuser().await.batch_execute("ALTER ROLE ops CREATEROLE").await.expect("createrole");
+    let token = "a3333333-3333-4333-8333-333333333333";
+    begin_rotation(&scene.sm, &id, token).await;
+    step(&scene, &settings, "createSecret", &id, token).await.expect("create");
+    let error = step(&scene, &settings, "setSecret", &id, token).await.expect_err("refused");
+    assert_eq!(error.error_type(), "PrivilegedUserRefused", "{error}");
+    let clone =
+        pg.superuser().await.query_opt("SELECT 1 FROM pg_roles WHERE rolname = 'ops_clone'", &[]).await.expect("query");
+    assert!(clone.is_none(), "no clone was made of a privileged role");
+}

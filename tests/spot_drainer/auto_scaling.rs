@@ -1,0 +1,56 @@
+//! An instance of an Auto Scaling group: its target groups found through the group without a
+//! scan, and detaching it from the group without lowering the desired capacity.
+
+use std::collections::BTreeSet;
+
+use harness_fixtures::spot_drainer::{asg_scene, interruption, settings};
+use harness_services::ec2::targets_in;
+use spot_drainer::registration::Outcome;
+use spot_drainer::{drain_instance, Discovery, Settings};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_mode_finds_the_auto_scaling_groups_target_groups_without_a_scan() {
+    let scene = asg_scene().await;
+    let (doomed, survivor) = (&scene.instances[0], &scene.instances[1]);
+    scene.counter.reset();
+    let summary = drain_instance(&scene.aws, &settings(Discovery::Auto), &interruption(doomed)).await.expect("drained");
+    let calls = scene.counter.snapshot();
+    assert_eq!(summary.discovered_by, Some(Discovery::Asg));
+    assert_eq!(summary.count(Outcome::Deregistered), 2, "{summary:?}");
+    for group in &scene.attached {
+        assert_eq!(
+            targets_in(&scene.aws.elb, group).await,
+            BTreeSet::from([survivor.clone()]),
+            "only the doomed instance left {group}"
+        );
+    }
+    assert_eq!(calls.get("DescribeTargetGroups"), None, "no scan: {calls:?}");
+    assert_eq!(calls.get("DescribeTargetHealth"), Some(&2), "only the attached groups are described: {calls:?}");
+    // The documented trade-off: a group not attached to the Auto Scaling group is not searched
+    // in auto mode (scan mode finds it).
+    assert!(targets_in(&scene.aws.elb, &scene.unattached).await.contains(doomed));
+    let scanned = drain_instance(&scene.aws, &settings(Discovery::Scan), &interruption(doomed)).await.expect("scan");
+    assert_eq!(scanned.count(Outcome::Deregistered), 1);
+    assert!(!targets_in(&scene.aws.elb, &scene.unattached).await.contains(doomed));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detaching_from_the_auto_scaling_group_keeps_its_desired_capacity() {
+    let scene = asg_scene().await;
+    let doomed = &scene.instances[0];
+    let settings = Settings { detach_from_asg: true, ..settings(Discovery::Asg) };
+    let summary = drain_instance(&scene.aws, &settings, &interruption(doomed)).await.expect("drained");
+    assert_eq!(summary.detached_from.as_deref(), Some("web-fleet"));
+    let groups = scene
+        .aws
+        .autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names("web-fleet")
+        .send()
+        .await
+        .expect("describe");
+    let group = &groups.auto_scaling_groups()[0];
+    assert_eq!(group.desired_capacity(), Some(2), "a replacement is launched, not the capacity lowered");
+    assert!(group.instances().iter().all(|i| i.instance_id() != Some(doomed.as_str())), "detached");
+    assert!(!targets_in(&scene.aws.elb, &scene.attached[0]).await.contains(doomed));
+}

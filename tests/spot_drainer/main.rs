@@ -1,0 +1,17 @@
+//! spot-drainer against moto's EC2, ELBv2 and Auto Scaling: real registrations in, real
+//! registrations gone.
+//!
+//! - `discovery`: the groups found by the tag, by a scan of the VPC, or auto; the cached list.
+//! - `auto_scaling`: an Auto Scaling group's target groups without a scan; detaching.
+//! - `batches`: several warnings drained together, and an SQS batch with a bad record.
+//! - `retries`: nothing left to do: a warning twice, an instance gone or in no group.
+//! - `events`: malformed events refused before any call; the summary's timing.
+//!
+//! The fleets, warnings and checks they share are in `harness_fixtures::spot_drainer`; the
+//! staging of moto in `harness_services::ec2`.
+
+mod auto_scaling;
+mod batches;
+mod discovery;
+mod events;
+mod retries;
