@@ -2,7 +2,7 @@
 //! of the VPC), and a group's target health, which gives the exact target ids and ports.
 
 use aws_sdk_elasticloadbalancingv2::error::DisplayErrorContext;
-use aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum;
+use aws_sdk_elasticloadbalancingv2::types::{TargetHealthDescription, TargetHealthStateEnum, TargetTypeEnum};
 use aws_sdk_elasticloadbalancingv2::Client as ElbClient;
 
 use crate::error::DrainError;
@@ -55,13 +55,21 @@ pub async fn target_groups_in_vpc(
     }
 }
 
+/// What one group's target health says of the instances being drained.
+pub struct GroupTargets {
+    /// Their registrations (exact ids and ports), each with whether it is healthy now.
+    pub found: Vec<(Registration, bool)>,
+    /// Healthy targets of the group that are none of the instances being drained.
+    pub healthy_others: usize,
+}
+
 /// The registrations of the instances in one group, from its target health (exact ids and
 /// ports); a group that cannot be read is a problem for the summary, not an error of the drain.
 pub async fn registrations_in_group(
     elb: &ElbClient,
     arn: &str,
     instances: &[&InstanceFacts],
-) -> Result<Vec<Registration>, GroupProblem> {
+) -> Result<GroupTargets, GroupProblem> {
     let output = elb.describe_target_health().target_group_arn(arn).send().await.map_err(|err| {
         let not_found = err.as_service_error().is_some_and(|e| e.is_target_group_not_found_exception());
         GroupProblem {
@@ -70,23 +78,78 @@ pub async fn registrations_in_group(
             error: Some(DisplayErrorContext(&err).to_string()),
         }
     })?;
-    Ok(output
-        .target_health_descriptions()
+    let ours = |id: Option<&str>| id.is_some_and(|id| instances.iter().any(|instance| instance.is_target(id)));
+    let healthy = |d: &TargetHealthDescription| {
+        d.target_health().and_then(|h| h.state()) == Some(&TargetHealthStateEnum::Healthy)
+    };
+    let descriptions = output.target_health_descriptions();
+    let healthy_others = descriptions.iter().filter(|d| healthy(d) && !ours(d.target().and_then(|t| t.id()))).count();
+    let found = descriptions
         .iter()
-        .filter_map(|description| description.target())
-        .filter(|target| target.id().is_some_and(|id| instances.iter().any(|instance| instance.is_target(id))))
-        .map(|target| Registration {
-            target_group_arn: arn.to_owned(),
-            target_id: target.id().unwrap_or_default().to_owned(),
-            port: target.port(),
-            availability_zone: target.availability_zone().map(str::to_owned),
+        .filter_map(|description| Some((description.target()?, healthy(description))))
+        .filter(|(target, _)| ours(target.id()))
+        .map(|(target, healthy)| {
+            let registration = Registration {
+                target_group_arn: arn.to_owned(),
+                target_id: target.id().unwrap_or_default().to_owned(),
+                port: target.port(),
+                availability_zone: target.availability_zone().map(str::to_owned),
+            };
+            (registration, healthy)
         })
-        .collect())
+        .collect();
+    Ok(GroupTargets { found, healthy_others })
+}
+
+/// Splits a group's registrations into those to remove now and those to defer: a rebalance
+/// recommendation (`rebalancing` says whose) may not leave the group with fewer than `keep`
+/// healthy targets, so the healthy registrations that would go below it stay for now. Every
+/// other registration (an interruption's, a lifecycle action's, an unhealthy one) goes.
+pub fn keep_healthy_floor(
+    targets: GroupTargets,
+    rebalancing: impl Fn(&str) -> bool,
+    keep: usize,
+) -> (Vec<Registration>, Vec<Registration>) {
+    let mut healthy_left = targets.healthy_others;
+    let (mut remove, mut defer) = (Vec::new(), Vec::new());
+    for (registration, healthy) in targets.found {
+        if healthy && rebalancing(&registration.target_id) && healthy_left < keep {
+            healthy_left += 1;
+            defer.push(registration);
+        } else {
+            remove.push(registration);
+        }
+    }
+    (remove, defer)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn registration(id: &str) -> Registration {
+        Registration { target_group_arn: "arn:g".into(), target_id: id.into(), port: Some(80), availability_zone: None }
+    }
+
+    #[test]
+    fn a_rebalance_keeps_the_floor_of_healthy_targets_and_an_interruption_does_not() {
+        let targets = |healthy_others| GroupTargets {
+            found: vec![(registration("i-a"), true), (registration("i-b"), true), (registration("i-sick"), false)],
+            healthy_others,
+        };
+        let ids = |r: &[Registration]| r.iter().map(|r| r.target_id.clone()).collect::<Vec<_>>();
+        // The group's only healthy targets are rebalancing: one stays.
+        let (remove, defer) = keep_healthy_floor(targets(0), |_| true, 1);
+        assert_eq!((ids(&remove), ids(&defer)), (vec!["i-b".into(), "i-sick".into()], vec!["i-a".to_owned()]));
+        // Enough healthy others: everything goes.
+        let (remove, defer) = keep_healthy_floor(targets(1), |_| true, 1);
+        assert_eq!((remove.len(), defer.len()), (3, 0));
+        // An interrupted instance is never kept, nor is anything with no floor.
+        let (remove, defer) = keep_healthy_floor(targets(0), |id| id != "i-a", 1);
+        assert_eq!((ids(&remove), ids(&defer)), (vec!["i-a".into(), "i-sick".into()], vec!["i-b".to_owned()]));
+        assert_eq!(keep_healthy_floor(targets(0), |_| true, 0).1.len(), 0);
+        assert_eq!(keep_healthy_floor(targets(0), |_| true, 5).1.len(), 2, "unhealthy targets are not kept");
+    }
 
     #[test]
     fn tag_values_split_on_commas_and_space() {

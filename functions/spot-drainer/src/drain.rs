@@ -9,13 +9,13 @@ use tokio::time::Instant;
 
 use crate::asg;
 use crate::deregistration::deregister_group;
-use crate::discovery::{registrations_in_group, target_group_arns_from_tag};
+use crate::discovery::{keep_healthy_floor, registrations_in_group, target_group_arns_from_tag};
 use crate::drainer::Drainer;
 use crate::error::DrainError;
-use crate::event::DrainRequest;
+use crate::event::{Action, DrainRequest};
 use crate::instance::{describe_instance, InstanceFacts};
 use crate::pacing::ElbBudget;
-use crate::registration::RegistrationOutcome;
+use crate::registration::{Outcome, RegistrationOutcome};
 use crate::settings::Discovery;
 use crate::summary::{DrainSummary, GroupOutcome, GroupProblem};
 
@@ -23,6 +23,8 @@ use crate::summary::{DrainSummary, GroupOutcome, GroupProblem};
 struct Draining {
     facts: InstanceFacts,
     summary: DrainSummary,
+    /// Every request for it is a rebalance recommendation (no warning, no lifecycle action).
+    rebalance_only: bool,
 }
 
 /// Drains every request's instance, the searches shared; one result per request, in order. A
@@ -60,7 +62,7 @@ pub async fn drain_requests_except(
     let mut draining: Vec<Draining> = Vec::new();
     for (id, facts) in instance_ids.iter().copied().zip(described) {
         let action = requests.iter().find(|r| r.instance_id == id).map(|r| r.action);
-        let mut summary = DrainSummary::new(id, action.unwrap_or(crate::event::Action::Terminate), settings.discovery);
+        let mut summary = DrainSummary::new(id, action.unwrap_or(Action::Terminate), settings.discovery);
         match facts {
             Err(error) => {
                 settled.insert(id, Err(error));
@@ -72,7 +74,9 @@ pub async fn drain_requests_except(
             Ok(Some(facts)) => {
                 summary.instance_found = true;
                 summary.addresses_released = facts.addresses_released;
-                draining.push(Draining { facts, summary });
+                let rebalance_only =
+                    requests.iter().filter(|r| r.instance_id == id).all(|r| r.action == Action::Rebalance);
+                draining.push(Draining { facts, summary, rebalance_only });
             }
         }
     }
@@ -110,7 +114,8 @@ pub async fn drain_requests_except(
         }
     }
     let facts: Vec<&InstanceFacts> = searching.iter().map(|d| &d.facts).collect();
-    let per_group = search.drain_groups(&interested, &facts, stop_by).await;
+    let rebalancing: Vec<bool> = searching.iter().map(|d| d.rebalance_only).collect();
+    let per_group = search.drain_groups(&interested, &facts, &rebalancing, stop_by).await;
     for (arn, result) in per_group {
         let for_group = interested.get(&arn).map(Vec::as_slice).unwrap_or_default();
         match result {
@@ -176,9 +181,11 @@ impl Search<'_> {
         &self,
         interested: &BTreeMap<String, Vec<usize>>,
         instances: &[&InstanceFacts],
+        rebalancing: &[bool],
         stop_by: Option<Instant>,
     ) -> Vec<(String, Result<Vec<RegistrationOutcome>, GroupProblem>)> {
         let (elb, budget) = (&self.drainer.aws.elb, self.budget);
+        let keep = self.drainer.settings.rebalance_keep_healthy;
         stream::iter(interested)
             .map(|(arn, for_group)| async move {
                 let late = stop_by.is_some_and(|stop_by| Instant::now() >= stop_by);
@@ -191,9 +198,26 @@ impl Search<'_> {
                     return (arn.clone(), Err(problem));
                 }
                 let of_group: Vec<&InstanceFacts> = for_group.iter().map(|i| instances[*i]).collect();
+                let rebalancing = |target_id: &str| {
+                    for_group.iter().any(|i| rebalancing[*i] && instances[*i].is_target(target_id))
+                };
                 let result = match registrations_in_group(elb, arn, &of_group).await {
-                    Ok(found) if found.is_empty() => Ok(Vec::new()),
-                    Ok(found) => Ok(deregister_group(elb, arn, found, &budget.deregister).await),
+                    Ok(targets) => {
+                        let (remove, defer) = keep_healthy_floor(targets, rebalancing, keep);
+                        if !defer.is_empty() {
+                            tracing::info!(target_group_arn = %arn, deferred = defer.len(), keep, "rebalance recommendation: registrations kept so the group keeps its healthy targets");
+                        }
+                        let mut outcomes = match remove.is_empty() {
+                            true => Vec::new(),
+                            false => deregister_group(elb, arn, remove, &budget.deregister).await,
+                        };
+                        outcomes.extend(defer.into_iter().map(|registration| RegistrationOutcome {
+                            registration,
+                            outcome: Outcome::Deferred,
+                            error: None,
+                        }));
+                        Ok(outcomes)
+                    }
                     Err(problem) => Err(problem),
                 };
                 (arn.clone(), result)

@@ -20,6 +20,10 @@ pub enum Outcome {
     Deregistered,
     /// The target or its group was already gone: the drain's goal holds, so a retry succeeds.
     AlreadyGone,
+    /// Left registered for now: a rebalance recommendation would have left its group with fewer
+    /// healthy targets than `REBALANCE_KEEP_HEALTHY`. The interruption warning, if one comes,
+    /// drains it.
+    Deferred,
     Failed,
 }
 

@@ -51,6 +51,9 @@ pub struct Settings {
     /// action of any other hook belongs to another tool and is left alone; none, the default,
     /// means no action is ever completed.
     pub lifecycle_hook_names: Vec<String>,
+    /// On a rebalance recommendation, the healthy targets each group keeps
+    /// (`REBALANCE_KEEP_HEALTHY`); 0 drains everything, as for an interruption.
+    pub rebalance_keep_healthy: usize,
 }
 
 /// The function's own ELB budgets: `ELB_DESCRIBE_RATE`/`ELB_DESCRIBE_BURST` and
@@ -82,6 +85,7 @@ impl Default for Settings {
             target_group_cache_ttl: std::time::Duration::from_secs(30),
             notices_topic_arn: None,
             lifecycle_hook_names: Vec::new(),
+            rebalance_keep_healthy: 1,
         }
     }
 }
@@ -117,6 +121,10 @@ impl Settings {
                 .filter(|name| !name.is_empty())
                 .map(str::to_owned)
                 .collect(),
+            rebalance_keep_healthy: env
+                .whole("REBALANCE_KEEP_HEALTHY")?
+                .map_or(Ok(defaults.rebalance_keep_healthy), usize::try_from)
+                .map_err(|_| "REBALANCE_KEEP_HEALTHY is too large".to_owned())?,
         })
     }
 
@@ -142,6 +150,7 @@ mod tests {
             "DETACH_FROM_ASG" => Some("True".into()),
             "TARGET_GROUP_CACHE_SECONDS" => Some("0".into()),
             "LIFECYCLE_HOOK_NAMES" => Some(" drain, ,ours-too ".into()),
+            "REBALANCE_KEEP_HEALTHY" => Some("2".into()),
             _ => None,
         })
         .unwrap();
@@ -153,6 +162,7 @@ mod tests {
         assert!(settings.detach_from_asg);
         assert_eq!(settings.target_group_cache_ttl, std::time::Duration::ZERO);
         assert_eq!(settings.lifecycle_hook_names, ["drain", "ours-too"]);
+        assert_eq!((settings.rebalance_keep_healthy, Settings::default().rebalance_keep_healthy), (2, 1));
         assert!(settings.owns_hook("ours-too") && !settings.owns_hook("other-team-hook"));
         assert!(!Settings::default().owns_hook("drain"), "no hook is owned unless named");
         assert_eq!(
