@@ -1,6 +1,8 @@
 //! What the workspace promises about how it is built: the release profile keeps panics
-//! reportable, and `rust-version` is what the locked dependencies need.
+//! reportable, `rust-version` is what the locked dependencies need, and every test file under
+//! `tests/` is a test target.
 
+use std::collections::BTreeSet;
 use std::process::Command;
 
 use harness_runtime::paths::workspace_root;
@@ -75,4 +77,65 @@ fn rust_version_is_what_the_locked_dependencies_need() {
         !workspace_root().join("rust-toolchain.toml").exists() && !workspace_root().join("rust-toolchain").exists(),
         "no toolchain file: builds here are offline and cannot fetch a toolchain"
     );
+}
+
+/// The `path`s of the `[[test]]` targets in `tests/Cargo.toml`.
+fn test_target_paths(manifest: &str) -> BTreeSet<String> {
+    let mut paths = BTreeSet::new();
+    let mut in_test = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_test = line == "[[test]]";
+        } else if let Some((key, value)) = line.split_once('=') {
+            if in_test && key.trim() == "path" {
+                paths.insert(value.trim().trim_matches('"').to_owned());
+            }
+        }
+    }
+    paths
+}
+
+#[test]
+fn every_test_file_under_tests_is_a_target_and_every_target_exists() {
+    // `tests/` is a package root, so cargo discovers no target there (and `autotests = false`
+    // says so): a file or directory-module not listed in tests/Cargo.toml would never run.
+    let tests = workspace_root().join("tests");
+    let manifest = std::fs::read_to_string(tests.join("Cargo.toml")).expect("reading tests/Cargo.toml");
+    let targets = test_target_paths(&manifest);
+    assert!(!targets.is_empty(), "no [[test]] target in tests/Cargo.toml");
+    let mut found = BTreeSet::new();
+    let mut undeclared = Vec::new();
+    for entry in std::fs::read_dir(&tests).expect("reading tests/") {
+        let path = entry.expect("a directory entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).expect("a UTF-8 name").to_owned();
+        if path.is_file() && name.ends_with(".rs") {
+            found.insert(name);
+        } else if path.is_dir() {
+            // A directory-module: its main.rs is the target, and it declares each file beside it.
+            let main = std::fs::read_to_string(path.join("main.rs")).unwrap_or_default();
+            let mut sources = 0;
+            for module in std::fs::read_dir(&path).expect("reading a directory under tests/") {
+                let file = module.expect("a directory entry").file_name().to_string_lossy().into_owned();
+                if let Some(stem) = file.strip_suffix(".rs") {
+                    sources += 1;
+                    if stem != "main" && !main.lines().any(|l| l.trim() == format!("mod {stem};")) {
+                        undeclared.push(format!("{name}/{file}"));
+                    }
+                }
+            }
+            if path.join("main.rs").is_file() {
+                found.insert(format!("{name}/main.rs"));
+            } else if sources > 0 {
+                found.insert(format!("{name}/ (Rust files, no main.rs)"));
+            }
+        }
+    }
+    let not_targets: Vec<&String> = found.difference(&targets).collect();
+    assert!(
+        not_targets.is_empty(),
+        "not the path of a [[test]] target in tests/Cargo.toml, so never run: {not_targets:?}"
+    );
+    let absent: Vec<&String> = targets.iter().filter(|path| !tests.join(path).is_file()).collect();
+    assert!(absent.is_empty(), "[[test]] targets in tests/Cargo.toml whose file does not exist: {absent:?}");
+    assert!(undeclared.is_empty(), "files of a directory-module its main.rs does not declare (mod): {undeclared:?}");
 }
