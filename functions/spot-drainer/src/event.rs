@@ -175,7 +175,9 @@ mod tests {
         assert_eq!(at("2024-02-29T23:59:59.5Z"), Ok(Some(1_709_251_199_500)));
         assert!(at("2026-13-01T00:00:00Z").unwrap_err().to_string().contains("not an EventBridge event"));
         let mut untimed = warning("terminate");
-        untimed.as_object_mut().map(|o| o.remove("time"));
+        if let Some(o) = untimed.as_object_mut() {
+            o.remove("time");
+        }
         assert_eq!(parse_drain_request(&untimed).map(|r| r.warned_at_ms), Ok(None));
     }
 

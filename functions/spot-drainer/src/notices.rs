@@ -87,7 +87,9 @@ fn batches(notices: Vec<Notice>) -> Vec<Vec<Notice>> {
             bytes = 0;
         }
         bytes += notice.bytes();
-        batches.last_mut().map(|b| b.push(notice));
+        if let Some(batch) = batches.last_mut() {
+            batch.push(notice);
+        }
     }
     batches
 }
