@@ -9,6 +9,7 @@ use crate::error::DrainError;
 use crate::instance::InstanceFacts;
 use crate::pacing::TokenBucket;
 use crate::registration::Registration;
+use crate::retry::{is_transient, Retry};
 use crate::summary::{GroupOutcome, GroupProblem};
 
 /// The target group ARNs in a tag value: one or several, separated by commas or white space.
@@ -65,19 +66,30 @@ pub struct GroupTargets {
 
 /// The registrations of the instances in one group, from its target health (exact ids and
 /// ports); a group that cannot be read is a problem for the summary, not an error of the drain.
+/// The first attempt's token is the caller's; transient failures are retried within `retry`.
 pub async fn registrations_in_group(
     elb: &ElbClient,
     arn: &str,
     instances: &[&InstanceFacts],
+    retry: Retry<'_>,
 ) -> Result<GroupTargets, GroupProblem> {
-    let output = elb.describe_target_health().target_group_arn(arn).send().await.map_err(|err| {
+    let mut retries = 0;
+    let output = loop {
+        let err = match elb.describe_target_health().target_group_arn(arn).send().await {
+            Ok(output) => break output,
+            Err(err) => err,
+        };
+        retries += 1;
+        if is_transient(&err) && retry.before(retries).await {
+            continue;
+        }
         let not_found = err.as_service_error().is_some_and(|e| e.is_target_group_not_found_exception());
-        GroupProblem {
+        return Err(GroupProblem {
             target_group_arn: arn.to_owned(),
             outcome: if not_found { GroupOutcome::NotFound } else { GroupOutcome::Failed },
             error: Some(DisplayErrorContext(&err).to_string()),
-        }
-    })?;
+        });
+    };
     let ours = |id: Option<&str>| id.is_some_and(|id| instances.iter().any(|instance| instance.is_target(id)));
     let healthy = |d: &TargetHealthDescription| {
         d.target_health().and_then(|h| h.state()) == Some(&TargetHealthStateEnum::Healthy)

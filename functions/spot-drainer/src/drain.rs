@@ -16,6 +16,7 @@ use crate::event::{Action, DrainRequest};
 use crate::instance::{describe_instance, InstanceFacts};
 use crate::pacing::ElbBudget;
 use crate::registration::{Outcome, RegistrationOutcome};
+use crate::retry::Retry;
 use crate::settings::Discovery;
 use crate::summary::{DrainSummary, GroupOutcome, GroupProblem};
 
@@ -201,7 +202,8 @@ impl Search<'_> {
                 let rebalancing = |target_id: &str| {
                     for_group.iter().any(|i| rebalancing[*i] && instances[*i].is_target(target_id))
                 };
-                let result = match registrations_in_group(elb, arn, &of_group).await {
+                let retry = Retry { budget: &budget.describe, stop_by };
+                let result = match registrations_in_group(elb, arn, &of_group, retry).await {
                     Ok(targets) => {
                         let (remove, defer) = keep_healthy_floor(targets, rebalancing, keep);
                         if !defer.is_empty() {
@@ -209,7 +211,7 @@ impl Search<'_> {
                         }
                         let mut outcomes = match remove.is_empty() {
                             true => Vec::new(),
-                            false => deregister_group(elb, arn, remove, &budget.deregister).await,
+                            false => deregister_group(elb, arn, remove, &budget.deregister, stop_by).await,
                         };
                         outcomes.extend(defer.into_iter().map(|registration| RegistrationOutcome {
                             registration,

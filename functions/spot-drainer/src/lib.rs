@@ -22,6 +22,7 @@ mod metrics;
 mod notices;
 mod pacing;
 mod registration;
+mod retry;
 mod settings;
 mod summary;
 

@@ -72,7 +72,8 @@ async fn drain_instance(
     drain_one(&Drainer::new(aws, settings, &TargetGroupCache::new(Duration::ZERO)), event, None).await
 }
 
-#[tokio::test]
+// Paused clock: the drain's own retries wait between attempts.
+#[tokio::test(start_paused = true)]
 async fn a_throttled_group_does_not_stop_the_others_and_the_drain_reports_an_error() {
     let describe = [health_rule(TWO_PORTS, &[80, 8081]), health_rule(THROTTLED, &[80]), health_rule(HEALTHY, &[443])];
     // Both ports of the two-port group go in one call, each with its own port.
@@ -107,10 +108,75 @@ async fn a_throttled_group_does_not_stop_the_others_and_the_drain_reports_an_err
     assert!(failed.error.as_deref().unwrap_or_default().contains("Throttling"), "{failed:?}");
     assert_eq!(two_ports.num_calls(), 1);
     assert_eq!(healthy.num_calls(), 1);
-    assert_eq!(throttled.num_calls(), 3, "the SDK retried the throttled call");
+    // Three attempts of the SDK's, six times: the first call and the drain's five retries, all
+    // the drain allows itself without a stop time.
+    assert_eq!(throttled.num_calls(), 18, "the SDK and then the drain retried the throttled call");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
+async fn a_group_throttled_three_times_then_answering_is_drained_in_the_same_invocation() {
+    let tag_only_healthy = mock!(aws_sdk_ec2::Client::describe_instances).then_output(|| {
+        let tag = Tag::builder().key("loadBalancerTargetGroup").value(HEALTHY).build();
+        let instance =
+            Instance::builder().instance_id(INSTANCE).vpc_id("vpc-1").private_ip_address("10.0.0.5").tags(tag).build();
+        DescribeInstancesOutput::builder().reservations(Reservation::builder().instances(instance).build()).build()
+    });
+    let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&tag_only_healthy]);
+    let describe = health_rule(HEALTHY, &[443]);
+    let deregister = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets)
+        .match_requests(|r| r.target_group_arn() == Some(HEALTHY))
+        .sequence()
+        .http_status(400, Some(THROTTLING.to_owned()))
+        .times(3)
+        .output(|| DeregisterTargetsOutput::builder().build())
+        .build();
+    // The SDK's own retries off: every throttled answer reaches the drain.
+    let elb = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&describe, &deregister], |config| {
+        config.retry_config(RetryConfig::disabled())
+    });
+    // One deregistration token at once, then one a second: each retry waits for a token.
+    let pacing = spot_drainer::Pacing { deregister_rate: 1, deregister_burst: 1, ..spot_drainer::Pacing::default() };
+    let settings = Settings { discovery: Discovery::Tag, pacing, ..Settings::default() };
+    let started = tokio::time::Instant::now();
+    let stop_by = started + Duration::from_secs(60);
+    let aws = clients(ec2, &elb);
+    let summary = drain_one(&Drainer::new(&aws, &settings, &TargetGroupCache::default()), &event(), Some(stop_by))
+        .await
+        .expect("drained in the same invocation");
+    assert_eq!(summary.count(Outcome::Deregistered), 1, "{summary:?}");
+    assert_eq!(deregister.num_calls(), 4, "three throttled attempts, then the one that answered");
+    assert!(started.elapsed() >= Duration::from_secs(3), "each retry took a token: {:?}", started.elapsed());
+    assert!(tokio::time::Instant::now() < stop_by);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_group_still_throttled_at_the_stop_time_is_reported_failed_before_it() {
+    let describe = [health_rule(TWO_PORTS, &[80, 8081]), health_rule(THROTTLED, &[80]), health_rule(HEALTHY, &[443])];
+    let throttled = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets)
+        .match_requests(|r| r.target_group_arn() == Some(THROTTLED))
+        .sequence()
+        .http_status(400, Some(THROTTLING.to_owned()))
+        .repeatedly()
+        .build();
+    let others = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets)
+        .match_requests(|r| r.target_group_arn() != Some(THROTTLED))
+        .then_output(|| DeregisterTargetsOutput::builder().build());
+    let rules = [&describe[0], &describe[1], &describe[2], &throttled, &others];
+    let elb = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, rules, |config| config
+        .retry_config(RetryConfig::disabled()));
+    let settings = Settings { discovery: Discovery::Tag, ..Settings::default() };
+    let stop_by = tokio::time::Instant::now() + Duration::from_secs(20);
+    let aws = clients(ec2_client(), &elb);
+    let error = drain_one(&Drainer::new(&aws, &settings, &TargetGroupCache::default()), &event(), Some(stop_by))
+        .await
+        .unwrap_err();
+    let DrainError::Incomplete(summary) = error else { panic!("expected an incomplete drain, got {error}") };
+    assert_eq!(summary.count(Outcome::Failed), 1);
+    assert!(throttled.num_calls() > 5, "retried until the stop time: {}", throttled.num_calls());
+    assert!(tokio::time::Instant::now() <= stop_by, "answered before the stop time");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_group_whose_health_cannot_be_read_fails_the_drain_after_the_rest() {
     let unreadable = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health)
         .match_requests(|r| r.target_group_arn() == Some(THROTTLED))
