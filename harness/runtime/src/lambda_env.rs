@@ -32,6 +32,9 @@ pub enum Output {
     Discard,
     /// Both into this file (a test reads what the function logged).
     File(std::path::PathBuf),
+    /// Both appended to this file, created if need be: one log shared by several processes
+    /// (the demo's).
+    Append(std::path::PathBuf),
 }
 
 /// Starts `binary` as Lambda starts a function: an environment of Lambda's variables and
@@ -56,6 +59,15 @@ pub fn spawn_function(
         }
         Output::File(path) => {
             let file = std::fs::File::create(&path).unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
+            let copy = file.try_clone().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            command.stdout(file).stderr(copy);
+        }
+        Output::Append(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
             let copy = file.try_clone().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             command.stdout(file).stderr(copy);
         }
