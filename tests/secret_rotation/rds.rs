@@ -13,7 +13,7 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_rds_managed_master_is_resolved_through_rds_and_its_endpoint_must_be_the_users() {
-    use secret_rotation::rds_master::{endpoint_of, owner_of, RdsOwner};
+    use secret_rotation::{endpoint_of, owner_of, RdsOwner};
     let scene = scene().await;
     let (master, rds_host) = moto_rds_instance(&scene.clients, "app-db", 5433).await;
     assert!(master.contains(":secret:rds!db-"), "{master}");

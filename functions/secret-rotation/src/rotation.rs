@@ -4,7 +4,7 @@ use aws_sdk_secretsmanager::Client;
 use serde::Serialize;
 
 use crate::clients::AwsClients;
-use crate::engine::{self, ConnectionSpec, DbError, EngineKind};
+use crate::engine::{self, ConnectionSpec, DbError, EngineKind, TlsMode};
 use crate::error::RotationError;
 use crate::event::{RotationEvent, Step};
 use crate::rds_master;
@@ -342,7 +342,12 @@ async fn master_connection(
             return rds_master::master_connection(doc, origin, &endpoint);
         }
     }
-    doc.connection(origin)
+    // The master's password is the one worth stealing: without "ssl": false in its own secret,
+    // it never goes to a server that answers "no TLS" (which anyone on the path can answer).
+    doc.connection(origin).map(|spec| match spec.tls {
+        TlsMode::Prefer => ConnectionSpec { tls: TlsMode::Require, ..spec },
+        _ => spec,
+    })
 }
 
 /// The fields naming a database server (and `dbname`, if asked) in which `a` and `b` differ.

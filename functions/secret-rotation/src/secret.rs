@@ -120,9 +120,12 @@ impl SecretDoc {
             Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => TlsMode::Disable,
             Some(_) => return Err(origin.malformed("\"ssl\" is not true or false")),
         };
+        let host = required("host")?;
+        // An RDS endpoint always offers TLS: plain text there can only be an attacker's answer.
+        let tls = if is_rds_host(&host) { TlsMode::Require } else { tls };
         Ok(ConnectionSpec {
             kind,
-            host: required("host")?,
+            host,
             port,
             username: required("username")?,
             password: required("password")?,
@@ -132,11 +135,27 @@ impl SecretDoc {
     }
 }
 
+/// Whether `host` is an Amazon RDS endpoint (`*.rds.amazonaws.com`, `*.rds.amazonaws.com.cn`).
+pub fn is_rds_host(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    host.ends_with(".rds.amazonaws.com") || host.ends_with(".rds.amazonaws.com.cn")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const ORIGIN: Origin<'static> = Origin { secret_id: "s", stage: "AWSCURRENT" };
+
+    #[test]
+    fn rds_endpoints_require_tls_whatever_the_secret_says() {
+        for host in ["db.abc123.eu-west-1.rds.amazonaws.com", "DB.x.cn-north-1.rds.amazonaws.com.cn."] {
+            let text = format!(r#"{{"engine":"postgres","host":"{host}","username":"u","password":"p","ssl":false}}"#);
+            let spec = SecretDoc::parse(&text, ORIGIN).unwrap().connection(ORIGIN).unwrap();
+            assert_eq!(spec.tls, TlsMode::Require, "{host}");
+        }
+        assert!(!is_rds_host("rds.amazonaws.com.attacker.example") && !is_rds_host("db.internal"));
+    }
 
     #[test]
     fn debug_never_shows_values() {

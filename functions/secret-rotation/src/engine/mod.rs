@@ -45,7 +45,9 @@ impl EngineKind {
 }
 
 /// The secret's `ssl` field: absent = try TLS, fall back to plain (with a warning) only when the
-/// server does not offer TLS at all; `true` = TLS only; `false` = plain only.
+/// server does not offer TLS at all; `true` = TLS only; `false` = plain only. Master credentials
+/// without `"ssl": false` and every RDS endpoint are `Require` (see `SecretDoc::connection` and
+/// the master's connection in `rotation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsMode {
     Prefer,
@@ -92,7 +94,7 @@ pub enum DbError {
     Unreachable { host: String, port: u16, message: String },
     #[error("timed out connecting to {host}:{port} after {seconds}s; check the VPC, subnets and security groups")]
     Timeout { host: String, port: u16, seconds: u64 },
-    #[error("{host}:{port} does not offer TLS, and the secret requires it (\"ssl\": true)")]
+    #[error("{host}:{port} does not offer TLS, which is required here: by the secret's \"ssl\": true, for master credentials unless the master secret says \"ssl\": false, and always for an RDS endpoint")]
     TlsRefused { host: String, port: u16 },
     #[error("TLS with {host}:{port} failed: {message}")]
     Tls { host: String, port: u16, message: String },
