@@ -75,6 +75,30 @@ async fn a_database_secret_without_engine_is_refused_and_the_database_keeps_work
     assert!(pg.can_log_in("app", "engine-less-Passw0rd").await, "AWSCURRENT still logs in");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_step_sent_after_a_refused_create_secret_leaves_awscurrent_as_it_was() {
+    let scene = scene().await;
+    let pg = Postgres::start();
+    let settings = settings_trusting(&pg.ca);
+    let id = pg_user_secret(&scene.sm, &pg, "no-engine-all-steps", "app", "kept-Passw0rd", json!({})).await;
+    let mut value = current(&scene.sm, &id).await;
+    value.as_object_mut().expect("object").remove("engine");
+    scene.sm.put_secret_value().secret_id(&id).secret_string(value.to_string()).send().await.expect("drop engine");
+    let before = current_version(&scene.sm, &id).await;
+    let token = "a4545454-4545-4545-8545-454545454545";
+    begin_rotation(&scene.sm, &id, token).await;
+    // A caller that does not stop at the first failure sends all four.
+    let mut errors = Vec::new();
+    for name in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+        errors.push(step(&scene, &settings, name, &id, token).await.expect_err(name).error_type());
+    }
+    assert_eq!(errors[3], "PendingNotReady", "{errors:?}");
+    assert_eq!(current_version(&scene.sm, &id).await, before, "AWSCURRENT moved to a version with no value");
+    let now = scene.sm.get_secret_value().secret_id(&id).version_stage("AWSCURRENT").send().await.expect("current");
+    assert!(now.secret_string().is_some_and(|s| s.contains("kept-Passw0rd")), "readers still get the secret");
+    assert!(pg.can_log_in("app", "kept-Passw0rd").await);
+}
+
 // --- Hostile or mistaken secrets -----------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

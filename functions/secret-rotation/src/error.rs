@@ -20,6 +20,9 @@ pub enum RotationError {
     /// The secrets do not describe one safe alternating rotation; nothing was changed.
     #[error("rotation of {secret_id} refused: {reason}; nothing was changed")]
     Refused { secret_id: String, reason: String },
+    /// finishSecret found the pending version unable to serve; AWSCURRENT did not move.
+    #[error("finishSecret for {secret_id}: the pending version is not ready ({reason}); AWSCURRENT was not moved")]
+    PendingNotReady { secret_id: String, reason: String },
     #[error("Secrets Manager {operation} failed for {secret_id}: {message}")]
     SecretsManager { operation: &'static str, secret_id: String, message: String },
     /// Looking up the database an RDS-managed master secret belongs to failed.
@@ -46,6 +49,7 @@ impl RotationError {
             RotationError::SecretsManager { .. } => "SecretsManagerFailed",
             RotationError::Rds { .. } => "RdsFailed",
             RotationError::Internal(_) => "Internal",
+            RotationError::PendingNotReady { .. } => "PendingNotReady",
             RotationError::Database { source, .. } => source.error_type(),
         }
     }

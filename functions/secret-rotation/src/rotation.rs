@@ -92,7 +92,10 @@ pub(crate) async fn run_step(
         Step::CreateSecret => create_secret(client, settings, event, engine).await,
         Step::SetSecret => set_secret(clients, settings, event, engine).await,
         Step::TestSecret => test_secret(client, settings, event, engine).await,
-        Step::FinishSecret => finish_secret(client, event, versions.current_version.as_deref()).await,
+        Step::FinishSecret => {
+            pending_is_ready(client, settings, event, engine).await?;
+            finish_secret(client, event, versions.current_version.as_deref()).await
+        }
     }
 }
 
@@ -413,6 +416,48 @@ async fn test_secret(
     };
     engine::check_login(&spec, &settings.db).await.map_err(|e| db_error(Step::TestSecret, &event.secret_id, e))?;
     Ok(StepOutcome::PendingLogsIn)
+}
+
+/// finishSecret moves AWSCURRENT only to a version that can serve: it has a value of the same
+/// kind as AWSCURRENT's (engine, server, and the same user or its alternate) and, for a
+/// database, its credentials log in. A pending version with no value (createSecret refused, and
+/// the steps were sent anyway) would leave every reader of the secret without one.
+async fn pending_is_ready(
+    client: &Client,
+    settings: &Settings,
+    event: &RotationEvent,
+    engine: &mut Option<EngineKind>,
+) -> Result<(), RotationError> {
+    let secret_id = &event.secret_id;
+    let not_ready = |reason: String| RotationError::PendingNotReady { secret_id: secret_id.clone(), reason };
+    let pending = read_doc(client, secret_id, PENDING, Some(&event.token))
+        .await?
+        .ok_or_else(|| not_ready("the pending version has no secret string".into()))?;
+    let current = require_doc(client, secret_id, CURRENT, None).await?;
+    let pending_origin = Origin { secret_id, stage: PENDING };
+    let current_origin = Origin { secret_id, stage: CURRENT };
+    let kind = pending.engine(pending_origin)?;
+    *engine = Some(kind);
+    if current.engine(current_origin)? != kind {
+        return Err(not_ready("its engine differs from AWSCURRENT's".into()));
+    }
+    let (Some(pending), Some(current)) =
+        (database_connection(&pending, pending_origin)?, database_connection(&current, current_origin)?)
+    else {
+        return Ok(());
+    };
+    let differ = fields_that_differ(&pending, &current, false);
+    if !differ.is_empty() {
+        return Err(not_ready(format!("its {} differ from AWSCURRENT's", differ.join(", "))));
+    }
+    if pending.username != current.username && pending.username != alternate_username(&current.username) {
+        return Err(not_ready("its user is neither AWSCURRENT's nor its alternate".into()));
+    }
+    match engine::check_login(&pending, &settings.db).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_auth_failure() => Err(not_ready("its credentials do not log in".into())),
+        Err(e) => Err(db_error(Step::FinishSecret, secret_id, e)),
+    }
 }
 
 async fn finish_secret(
