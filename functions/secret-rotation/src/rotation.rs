@@ -180,8 +180,24 @@ async fn create_secret(
             .map_err(|reason| RotationError::Refused { secret_id: secret_id.clone(), reason })?;
         pending.set_text("username", &alternate);
     }
+    // A generic secret has no database to say which field is the credential: rotating one the
+    // consumer does not use would be a silent no-op, so the field must be there.
+    let field = match database {
+        Some(_) => "password",
+        None if current.text(&settings.generic_field).is_some() => settings.generic_field.as_str(),
+        None => {
+            return Err(RotationError::MalformedSecret {
+                secret_id: secret_id.clone(),
+                stage: CURRENT.into(),
+                reason: format!(
+                    "a generic secret without \"{}\", the field rotated; set GENERIC_FIELD to the field that holds the credential",
+                    settings.generic_field
+                ),
+            })
+        }
+    };
     let password = settings.password_policy.generate(client, secret_id).await?;
-    pending.set_text("password", &password);
+    pending.set_text(field, &password);
     client
         .put_secret_value()
         .secret_id(secret_id)

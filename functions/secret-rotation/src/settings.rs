@@ -16,11 +16,26 @@ pub enum Strategy {
     Alternating,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     pub password_policy: PasswordPolicy,
     pub db: DbSettings,
     pub strategy: Strategy,
+    /// The field of a generic secret that is rotated (`GENERIC_FIELD`, default `password`).
+    pub generic_field: String,
+}
+
+const DEFAULT_GENERIC_FIELD: &str = "password";
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            password_policy: PasswordPolicy::default(),
+            db: DbSettings::default(),
+            strategy: Strategy::default(),
+            generic_field: DEFAULT_GENERIC_FIELD.into(),
+        }
+    }
 }
 
 impl Settings {
@@ -45,7 +60,8 @@ impl Settings {
             Some("alternating") => Strategy::Alternating,
             Some(other) => return Err(format!("ROTATION_STRATEGY is {other:?}; expected auto, single or alternating")),
         };
-        Ok(Settings { password_policy, db, strategy })
+        let generic_field = env.text("GENERIC_FIELD").unwrap_or_else(|| DEFAULT_GENERIC_FIELD.into());
+        Ok(Settings { password_policy, db, strategy, generic_field })
     }
 }
 
