@@ -1,7 +1,7 @@
 //! What is refused, and changes nothing: events and secrets that are not usable, and secrets
 //! that would turn the master's credentials against the master or send them elsewhere.
 
-use harness_fixtures::secret_rotation::{scene, settings_trusting, step, step_event};
+use harness_fixtures::secret_rotation::{full_rotation, scene, settings_trusting, step, step_event};
 use harness_services::password_lure::PasswordLure;
 use harness_services::postgres::Postgres;
 use harness_services::rotation::begin_rotation;
@@ -144,12 +144,37 @@ async fn a_user_secret_named_after_the_master_cannot_reset_the_master() {
     let id =
         pg_user_secret(&scene.sm, &pg, "master-clone", "rotator_clone", "clone-Passw0rd", json!({"masterarn": master}))
             .await;
-    let token = "a2222222-2222-4222-8222-222222222222";
-    begin_rotation(&scene.sm, &id, token).await;
-    step(&scene, &settings, "createSecret", &id, token).await.expect("create");
-    let error = step(&scene, &settings, "setSecret", &id, token).await.expect_err("refused");
-    assert!(matches!(&error, RotationError::Refused { reason, .. } if reason.contains("master's own user")), "{error}");
+    // A name ending in _clone is no pair with the master's user: it alternates with a clone of
+    // its own, and the master is never the one reset.
+    full_rotation(&scene, &settings, &id, "a2222222-2222-4222-8222-222222222222").await;
+    let now = current(&scene.sm, &id).await;
+    assert_eq!(now["username"], "rotator_clone_clone");
+    assert_eq!(now["alternating_users"], json!(["rotator_clone", "rotator_clone_clone"]));
     assert!(pg.can_log_in("rotator", master_password).await, "the master's password is unchanged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_merely_named_like_a_clone_never_takes_over_the_role_without_the_suffix() {
+    let scene = scene().await;
+    let pg = Postgres::start();
+    let settings = settings_trusting(&pg.ca);
+    let master = pg_master_secret(&scene.sm, &pg, "master-Passw0rd-report").await;
+    // An unrelated role `report`, and a real user `report_clone` with a secret of its own.
+    let superuser = pg.superuser().await;
+    superuser.batch_execute("CREATE ROLE report LOGIN PASSWORD 'report-own-Passw0rd'").await.expect("report");
+    let id =
+        pg_user_secret(&scene.sm, &pg, "report-clone", "report_clone", "rc-Passw0rd", json!({"masterarn": master}))
+            .await;
+    for (round, token) in
+        ["a2323232-2323-4232-8232-232323232323", "a2424242-2424-4242-8242-242424242424"].into_iter().enumerate()
+    {
+        full_rotation(&scene, &settings, &id, token).await;
+        let now = current(&scene.sm, &id).await;
+        let expected = if round == 0 { "report_clone_clone" } else { "report_clone" };
+        assert_eq!(now["username"], expected, "round {round}");
+        assert!(pg.can_log_in(expected, now["password"].as_str().expect("password")).await, "round {round}");
+    }
+    assert!(pg.can_log_in("report", "report-own-Passw0rd").await, "report's password was reset");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,6 +8,7 @@ mod error;
 mod event;
 mod handler;
 mod metrics;
+mod pair;
 mod password;
 mod rds_master;
 mod rotation;

@@ -7,12 +7,11 @@ use crate::clients::AwsClients;
 use crate::engine::{self, ConnectionSpec, DbError, EngineKind, TlsMode};
 use crate::error::RotationError;
 use crate::event::{RotationEvent, Step};
+use crate::pair::UserPair;
 use crate::rds_master;
 use crate::secret::{Origin, SecretDoc};
 use crate::settings::{Settings, Strategy};
 use crate::versions::{check_versions, secret_string, sm_error, CURRENT, PENDING, PREVIOUS};
-
-const CLONE_SUFFIX: &str = "_clone";
 
 /// What a step did. Tests match the variants; the text is for people (`Display`, and the report
 /// the function returns).
@@ -147,19 +146,6 @@ async fn pending_version(
     Ok((pending, database))
 }
 
-/// The user alternating users start from: the name without the clone suffix.
-fn original_username(name: &str) -> &str {
-    name.strip_suffix(CLONE_SUFFIX).unwrap_or(name)
-}
-
-/// The other user of an alternating pair: the clone of the original, or the original of a clone.
-fn alternate_username(current: &str) -> String {
-    match current.strip_suffix(CLONE_SUFFIX) {
-        Some(original) => original.to_owned(),
-        None => format!("{current}{CLONE_SUFFIX}"),
-    }
-}
-
 async fn create_secret(
     client: &Client,
     settings: &Settings,
@@ -175,10 +161,14 @@ async fn create_secret(
     }
     let mut pending = current.clone();
     if let (Some(database), Some(_)) = (&database, master_arn(settings, &current, secret_id)?) {
-        let alternate = alternate_username(&database.username);
-        check_user_name_fits(&current, &alternate)
-            .map_err(|reason| RotationError::Refused { secret_id: secret_id.clone(), reason })?;
+        let refused = |reason| RotationError::Refused { secret_id: secret_id.clone(), reason };
+        let previous = read_doc(client, secret_id, PREVIOUS, None).await?;
+        let previous_user = previous.as_ref().and_then(|doc| doc.text("username"));
+        let pair = UserPair::for_user(&current, &database.username, previous_user).map_err(refused)?;
+        let alternate = pair.alternate(&database.username).unwrap_or(&pair.clone).to_owned();
+        check_user_name_fits(&current, &alternate).map_err(refused)?;
         pending.set_text("username", &alternate);
+        pair.record(&mut pending);
     }
     // A generic secret has no database to say which field is the credential: rotating one the
     // consumer does not use would be a silent no-op, so the field must be there.
@@ -264,7 +254,7 @@ async fn set_secret(
     }
 
     match master_arn(settings, &pending, secret_id)? {
-        Some(master_arn) => set_with_master(clients, settings, event, &target, master_arn).await,
+        Some(master_arn) => set_with_master(clients, settings, event, &pending, &target, master_arn).await,
         None => set_as_single_user(client, settings, event, &target).await,
     }
 }
@@ -325,6 +315,7 @@ async fn set_with_master(
     clients: &AwsClients,
     settings: &Settings,
     event: &RotationEvent,
+    pending: &SecretDoc,
     target: &ConnectionSpec,
     master_arn: &str,
 ) -> Result<StepOutcome, RotationError> {
@@ -334,15 +325,32 @@ async fn set_with_master(
     let current = current_doc.connection(Origin { secret_id, stage: CURRENT })?;
     let master_doc = require_doc(&clients.secrets, master_arn, CURRENT, None).await?;
     let master = master_connection(clients, master_arn, &master_doc).await?;
-    check_alternation(&current, target, &master)
-        .map_err(|reason| RotationError::Refused { secret_id: secret_id.clone(), reason })?;
+    let refused = |reason| RotationError::Refused { secret_id: secret_id.clone(), reason };
+    let pair = recorded_pair(&clients.secrets, pending, &current_doc, &current.username, secret_id).await?;
+    check_alternation(&current, target, &master, &pair).map_err(refused)?;
     // AWS's own guard: the current credentials still log in, at the current host.
     engine::check_login(&current, &settings.db).await.map_err(fail)?;
-    let original = original_username(&target.username);
-    engine::set_user_password(&master, &target.username, &target.password, original, &settings.db)
+    engine::set_user_password(&master, &target.username, &target.password, &pair.original, &settings.db)
         .await
         .map_err(fail)?;
     Ok(StepOutcome::SetByMaster)
+}
+
+/// The pair the pending version records (createSecret records it); for a pending version written
+/// before pairs were recorded, the pair the current version and its history give.
+async fn recorded_pair(
+    client: &Client,
+    pending: &SecretDoc,
+    current: &SecretDoc,
+    current_user: &str,
+    secret_id: &str,
+) -> Result<UserPair, RotationError> {
+    let refused = |reason| RotationError::Refused { secret_id: secret_id.to_owned(), reason };
+    if let Some(pair) = UserPair::recorded(pending).map_err(refused)? {
+        return Ok(pair);
+    }
+    let previous = read_doc(client, secret_id, PREVIOUS, None).await?;
+    UserPair::for_user(current, current_user, previous.as_ref().and_then(|doc| doc.text("username"))).map_err(refused)
 }
 
 /// The master's own database: the server its secret names or, for a master secret that RDS
@@ -393,12 +401,13 @@ fn check_alternation(
     current: &ConnectionSpec,
     pending: &ConnectionSpec,
     master: &ConnectionSpec,
+    pair: &UserPair,
 ) -> Result<(), String> {
     let differ = fields_that_differ(pending, current, true);
     if !differ.is_empty() {
         return Err(format!("the pending version's {} differ from the current version's", differ.join(", ")));
     }
-    if pending.username != alternate_username(&current.username) {
+    if pair.alternate(&current.username) != Some(pending.username.as_str()) {
         return Err(format!(
             "the pending user {:?} is not the alternate of the current user {:?}",
             pending.username, current.username
@@ -412,8 +421,7 @@ fn check_alternation(
             elsewhere.join(", ")
         ));
     }
-    let original = original_username(&current.username);
-    for user in [pending.username.as_str(), current.username.as_str(), original] {
+    for user in [pending.username.as_str(), current.username.as_str(), pair.original.as_str()] {
         if user.eq_ignore_ascii_case(&master.username) {
             return Err(format!("the user {user:?} is the master's own user"));
         }
@@ -446,19 +454,19 @@ async fn pending_is_ready(
 ) -> Result<(), RotationError> {
     let secret_id = &event.secret_id;
     let not_ready = |reason: String| RotationError::PendingNotReady { secret_id: secret_id.clone(), reason };
-    let pending = read_doc(client, secret_id, PENDING, Some(&event.token))
+    let pending_doc = read_doc(client, secret_id, PENDING, Some(&event.token))
         .await?
         .ok_or_else(|| not_ready("the pending version has no secret string".into()))?;
-    let current = require_doc(client, secret_id, CURRENT, None).await?;
+    let current_doc = require_doc(client, secret_id, CURRENT, None).await?;
     let pending_origin = Origin { secret_id, stage: PENDING };
     let current_origin = Origin { secret_id, stage: CURRENT };
-    let kind = pending.engine(pending_origin)?;
+    let kind = pending_doc.engine(pending_origin)?;
     *engine = Some(kind);
-    if current.engine(current_origin)? != kind {
+    if current_doc.engine(current_origin)? != kind {
         return Err(not_ready("its engine differs from AWSCURRENT's".into()));
     }
     let (Some(pending), Some(current)) =
-        (database_connection(&pending, pending_origin)?, database_connection(&current, current_origin)?)
+        (database_connection(&pending_doc, pending_origin)?, database_connection(&current_doc, current_origin)?)
     else {
         return Ok(());
     };
@@ -466,7 +474,9 @@ async fn pending_is_ready(
     if !differ.is_empty() {
         return Err(not_ready(format!("its {} differ from AWSCURRENT's", differ.join(", "))));
     }
-    if pending.username != current.username && pending.username != alternate_username(&current.username) {
+    let pair = UserPair::for_user(&pending_doc, &current.username, None).ok();
+    let alternate = pair.as_ref().and_then(|pair| pair.alternate(&current.username));
+    if pending.username != current.username && alternate != Some(pending.username.as_str()) {
         return Err(not_ready("its user is neither AWSCURRENT's nor its alternate".into()));
     }
     match engine::check_login(&pending, &settings.db).await {
@@ -496,8 +506,9 @@ async fn finish_secret(
 
 #[cfg(test)]
 mod tests {
-    use super::{alternate_username, check_alternation, check_user_name_fits, original_username};
+    use super::{check_alternation, check_user_name_fits};
     use crate::engine::{ConnectionSpec, EngineKind, TlsMode};
+    use crate::pair::UserPair;
     use crate::secret::{Origin, SecretDoc};
 
     fn spec(host: &str, port: u16, user: &str) -> ConnectionSpec {
@@ -512,8 +523,16 @@ mod tests {
         }
     }
 
+    fn pair(original: &str) -> UserPair {
+        UserPair { original: original.into(), clone: format!("{original}_clone") }
+    }
+
     #[test]
     fn alternation_is_checked_before_the_master_credentials_are_used() {
+        let check_alternation = |current: &ConnectionSpec, pending: &ConnectionSpec, master: &ConnectionSpec| {
+            let original = current.username.strip_suffix("_clone").unwrap_or(&current.username);
+            check_alternation(current, pending, master, &pair(original))
+        };
         let master = spec("db.internal", 5432, "admin");
         let current = spec("db.internal", 5432, "app");
         assert_eq!(check_alternation(&current, &spec("DB.internal", 5432, "app_clone"), &master), Ok(()));
@@ -533,14 +552,6 @@ mod tests {
         assert!(check_alternation(&admin_clone, &spec("db.internal", 5432, "admin"), &master)
             .expect_err("master")
             .contains("master's own user"));
-    }
-
-    #[test]
-    fn alternating_users_swap_between_the_user_and_its_clone() {
-        assert_eq!(alternate_username("app"), "app_clone");
-        assert_eq!(alternate_username("app_clone"), "app");
-        assert_eq!(original_username("app_clone"), "app");
-        assert_eq!(original_username("app"), "app");
     }
 
     #[test]

@@ -57,6 +57,14 @@ impl SecretDoc {
         self.fields.get(name).and_then(Value::as_str)
     }
 
+    pub fn field(&self, name: &str) -> Option<&Value> {
+        self.fields.get(name)
+    }
+
+    pub fn set_field(&mut self, name: &str, value: Value) {
+        self.fields.insert(name.to_owned(), value);
+    }
+
     pub fn set_text(&mut self, name: &str, value: &str) {
         self.fields.insert(name.to_owned(), Value::String(value.to_owned()));
     }
