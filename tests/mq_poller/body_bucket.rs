@@ -11,8 +11,8 @@ use harness_services::activemq::{self, ActiveMq};
 use harness_services::dynamo::{item_text, scan_all};
 use harness_services::messages::remaining;
 use harness_services::stomp::StompClient;
-use mq_poller::credentials::{CredentialSource, CredentialsProvider};
-use mq_poller::{handle_event, Outcome};
+use mq_poller::{handle_payload, Outcome};
+use mq_poller::{CredentialSource, CredentialsProvider};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -28,7 +28,7 @@ async fn a_body_too_large_for_an_item_goes_to_the_bucket_and_its_item_points_at_
     producer.flush().await;
     let (settings, aws, s3) = with_body_bucket(&scene, settings(&[broker.stomp_url()], queue, None), true).await;
 
-    let outcome = handle_event(
+    let outcome = handle_payload(
         &aws,
         &settings,
         &credentials(activemq::USER, activemq::PASSWORD),
@@ -70,7 +70,7 @@ async fn an_event_source_batch_with_a_large_body_is_stored_and_its_retry_rewrite
         {"messageID": "ID:large", "data": base64::engine::general_purpose::STANDARD.encode(&large)}
     ]});
     for attempt in 0..2 {
-        let outcome = handle_event(&aws, &settings, &no_broker, &batch, in_a_minute()).await.expect("stored");
+        let outcome = handle_payload(&aws, &settings, &no_broker, &batch, in_a_minute()).await.expect("stored");
         assert_eq!(
             outcome,
             Outcome::EventSource { received: 2, stored: 2, bodies_in_bucket: 1, parked: 0 },
@@ -95,7 +95,7 @@ async fn a_failing_body_bucket_acknowledges_nothing_and_says_so() {
     producer.flush().await;
     // The bucket is named but was never created (or the role may not write to it).
     let (settings, aws, _s3) = with_body_bucket(&scene, settings(&[broker.stomp_url()], queue, None), false).await;
-    let error = handle_event(
+    let error = handle_payload(
         &aws,
         &settings,
         &credentials(activemq::USER, activemq::PASSWORD),

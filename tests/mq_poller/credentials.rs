@@ -5,8 +5,8 @@ use harness_fixtures::mq_poller::{in_a_minute, schedule_event, settings, table_o
 use harness_services::dynamo::{create_table, scan_all};
 use harness_services::moto::Moto;
 use harness_services::rabbitmq::{self, RabbitMq};
-use mq_poller::credentials::{CredentialSource, CredentialsProvider};
-use mq_poller::{handle_event, Outcome};
+use mq_poller::{handle_payload, Outcome};
+use mq_poller::{CredentialSource, CredentialsProvider};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,7 +52,7 @@ async fn a_warm_environment_follows_a_broker_password_rotated_between_two_polls(
     };
     let settings = settings(&[broker.broker_url()], queue, None);
     publish(0..5, rabbitmq::PASSWORD).await;
-    handle_event(&table_only(&dynamo), &settings, &provider, &schedule_event(), in_a_minute())
+    handle_payload(&table_only(&dynamo), &settings, &provider, &schedule_event(), in_a_minute())
         .await
         .expect("first poll");
 
@@ -66,7 +66,7 @@ async fn a_warm_environment_follows_a_broker_password_rotated_between_two_polls(
         .expect("new secret version");
     publish(5..10, "rotated-Passw0rd").await;
 
-    let outcome = handle_event(&table_only(&dynamo), &settings, &provider, &schedule_event(), in_a_minute())
+    let outcome = handle_payload(&table_only(&dynamo), &settings, &provider, &schedule_event(), in_a_minute())
         .await
         .expect("the refused login re-reads the secret and the poll goes on");
     let Outcome::Poll(summary) = outcome else { panic!("poll") };

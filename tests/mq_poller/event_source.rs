@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use aws_sdk_dynamodb::types::AttributeValue;
 use harness_fixtures::mq_poller::{in_a_minute, scene, settings, TABLE};
 use harness_services::dynamo::{item_bodies, item_body, scan_all};
-use mq_poller::credentials::{CredentialSource, CredentialsProvider};
-use mq_poller::{handle_event, Outcome};
+use mq_poller::{handle_payload, Outcome};
+use mq_poller::{CredentialSource, CredentialsProvider};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -17,7 +17,7 @@ async fn event_source_batches_of_both_engines_are_stored_leniently() {
     let no_broker = CredentialsProvider::new(CredentialSource::Missing, None);
     for file in ["mq-activemq-event-source.json", "mq-rabbitmq-event-source.json"] {
         let event = harness_runtime::paths::read_event(file);
-        let outcome = handle_event(&scene.aws, &settings, &no_broker, &event, in_a_minute()).await.expect(file);
+        let outcome = handle_payload(&scene.aws, &settings, &no_broker, &event, in_a_minute()).await.expect(file);
         assert!(matches!(outcome, Outcome::EventSource { stored: 2, .. }), "{file}: {outcome:?}");
     }
     // Fields missing, null or oddly named: nothing rejects the batch.
@@ -25,10 +25,10 @@ async fn event_source_batches_of_both_engines_are_stored_leniently() {
         {"messageId": "ID:odd-1", "data": "T0s=", "destination": null, "properties": null, "redelivered": null},
         {"data": "bm8gaWQ="}
     ]});
-    handle_event(&scene.aws, &settings, &no_broker, &odd, in_a_minute()).await.expect("odd batch");
+    handle_payload(&scene.aws, &settings, &no_broker, &odd, in_a_minute()).await.expect("odd batch");
     // The same batch again (the event source retries): overwritten, not duplicated, where ids exist.
     let event = harness_runtime::paths::read_event("mq-activemq-event-source.json");
-    handle_event(&scene.aws, &settings, &no_broker, &event, in_a_minute()).await.expect("retry");
+    handle_payload(&scene.aws, &settings, &no_broker, &event, in_a_minute()).await.expect("retry");
     let items = scan_all(&scene.dynamo, TABLE).await;
     assert_eq!(items.len(), 2 + 2 + 2);
     let ids: BTreeSet<String> = items
@@ -54,7 +54,7 @@ async fn event_source_messages_sharing_an_id_are_all_stored_and_a_retried_batch_
         {"basicProperties": {}, "redelivered": false, "data": "bm8gaWQ="}
     ]}});
     for _ in 0..2 {
-        let outcome = handle_event(&scene.aws, &settings, &no_broker, &batch, in_a_minute()).await.expect("batch");
+        let outcome = handle_payload(&scene.aws, &settings, &no_broker, &batch, in_a_minute()).await.expect("batch");
         assert!(matches!(outcome, Outcome::EventSource { stored: 3, .. }), "{outcome:?}");
     }
     let items = scan_all(&scene.dynamo, TABLE).await;
@@ -74,7 +74,7 @@ async fn odd_event_source_payloads_lose_nothing_and_a_huge_one_fails_the_batch_b
         {"messageID": "ID:no-data"},
         {"messageID": "ID:null-data", "data": null},
     ]});
-    let outcome = handle_event(&scene.aws, &settings, &no_broker, &odd, in_a_minute()).await.expect("stored");
+    let outcome = handle_payload(&scene.aws, &settings, &no_broker, &odd, in_a_minute()).await.expect("stored");
     assert_eq!(outcome, Outcome::EventSource { received: 3, stored: 3, bodies_in_bucket: 0, parked: 0 });
     let items = scan_all(&scene.dynamo, TABLE).await;
     let by_id = |id: &str| items.iter().find(|i| i.get("id") == Some(&AttributeValue::S(id.into()))).map(item_body);
@@ -86,7 +86,7 @@ async fn odd_event_source_payloads_lose_nothing_and_a_huge_one_fails_the_batch_b
         {"messageID": "ID:before", "data": "YmVmb3Jl"},
         {"messageID": "ID:huge", "data": huge},
     ]});
-    let error = handle_event(&scene.aws, &settings, &no_broker, &batch, in_a_minute()).await.expect_err("fails");
+    let error = handle_payload(&scene.aws, &settings, &no_broker, &batch, in_a_minute()).await.expect_err("fails");
     assert_eq!(error.error_type(), "MessageTooLarge");
     assert!(
         error.to_string().contains("ID:huge") && !error.to_string().contains("hhhh"),
@@ -108,7 +108,7 @@ async fn a_message_too_large_for_an_item_fails_the_event_source_batch_instead_of
         {"messageID": "ID:large", "data": large}
     ]});
     let error =
-        handle_event(&scene.aws, &settings, &no_broker, &batch, in_a_minute()).await.expect_err("the batch fails");
+        handle_payload(&scene.aws, &settings, &no_broker, &batch, in_a_minute()).await.expect_err("the batch fails");
     assert_eq!(error.error_type(), "MessageTooLarge", "{error}");
     assert!(error.to_string().contains("ID:large"), "{error}");
     assert!(error.to_string().contains("BODY_BUCKET"), "the error names the setting: {error}");

@@ -13,7 +13,7 @@ use harness_services::dynamo::{create_table, item_bodies, scan_all};
 use harness_services::messages::{remaining, send_messages, test_message};
 use harness_services::moto::Moto;
 use harness_services::stomp::StompClient;
-use mq_poller::{handle_event, Outcome};
+use mq_poller::{handle_payload, Outcome};
 use tokio::time::Instant;
 
 // --- Unreachable or refusing peers ---------------------------------------------------------------
@@ -34,7 +34,7 @@ async fn unreachable_table_acknowledges_nothing_and_bad_endpoints_fail_clearly()
         .await;
     let dynamo = aws_sdk_dynamodb::Client::new(&nowhere);
     let good = settings(&[broker.stomp_url()], queue, None);
-    let error = handle_event(
+    let error = handle_payload(
         &table_only(&dynamo),
         &good,
         &credentials(activemq::USER, activemq::PASSWORD),
@@ -49,7 +49,7 @@ async fn unreachable_table_acknowledges_nothing_and_bad_endpoints_fail_clearly()
 
     let scene = scene().await;
     // Wrong password: refused by the broker, named as such, and the password is not echoed.
-    let error = handle_event(
+    let error = handle_payload(
         &scene.aws,
         &good,
         &credentials(activemq::USER, "not-the-Passw0rd"),
@@ -64,9 +64,9 @@ async fn unreachable_table_acknowledges_nothing_and_bad_endpoints_fail_clearly()
 
     // Unreachable broker.
     let closed = format!("stomp://127.0.0.1:{}", harness_runtime::process::free_port());
-    let error = handle_event(
+    let error = handle_payload(
         &scene.aws,
-        &settings(&[closed.clone()], queue, None),
+        &settings(std::slice::from_ref(&closed), queue, None),
         &credentials(activemq::USER, activemq::PASSWORD),
         &schedule_event(),
         in_a_minute(),
@@ -79,7 +79,7 @@ async fn unreachable_table_acknowledges_nothing_and_bad_endpoints_fail_clearly()
     // Active/standby: the first endpoint is down, the second answers.
     send_messages(&broker, queue, 100..110).await;
     let pair = settings(&[closed, broker.stomp_url()], queue, None);
-    let outcome = handle_event(
+    let outcome = handle_payload(
         &scene.aws,
         &pair,
         &credentials(activemq::USER, activemq::PASSWORD),
@@ -177,7 +177,7 @@ async fn dynamodb_gone_mid_drain_fails_the_poll_and_loses_nothing() {
     let settings = settings(&[broker.stomp_url()], queue, None);
     let credentials = credentials(activemq::USER, activemq::PASSWORD);
     let (aws, event) = (table_only(&through_front), schedule_event());
-    let polling = handle_event(&aws, &settings, &credentials, &event, in_a_minute());
+    let polling = handle_payload(&aws, &settings, &credentials, &event, in_a_minute());
     let cutting = async {
         until_stored(&scene.dynamo, 200).await;
         front.cut();
@@ -208,7 +208,7 @@ async fn a_broker_restarted_mid_drain_fails_the_poll_and_the_next_poll_completes
     let settings = settings(&[broker.stomp_ssl_url()], queue, Some(&broker.ca));
     let credentials = credentials(activemq::USER, activemq::PASSWORD);
     let event = schedule_event();
-    let polling = handle_event(&scene.aws, &settings, &credentials, &event, in_a_minute());
+    let polling = handle_payload(&scene.aws, &settings, &credentials, &event, in_a_minute());
     let restarting = async {
         until_stored(&scene.dynamo, 200).await;
         // The broker dies with acknowledgements in flight, and comes back with its store.
@@ -224,7 +224,7 @@ async fn a_broker_restarted_mid_drain_fails_the_poll_and_the_next_poll_completes
     let partial = scan_all(&scene.dynamo, TABLE).await.len();
     assert!(partial < COUNT, "restarted too late to test anything");
 
-    let outcome = handle_event(&scene.aws, &settings, &credentials, &schedule_event(), in_a_minute())
+    let outcome = handle_payload(&scene.aws, &settings, &credentials, &schedule_event(), in_a_minute())
         .await
         .expect("the next poll");
     let Outcome::Poll(summary) = outcome else { panic!("poll") };

@@ -13,8 +13,8 @@ use harness_services::activemq::{self, ActiveMq};
 use harness_services::dynamo::{item_bodies, scan_all};
 use harness_services::messages::remaining;
 use harness_services::stomp::StompClient;
-use mq_poller::credentials::{CredentialSource, CredentialsProvider};
-use mq_poller::{handle_event, Outcome};
+use mq_poller::{handle_payload, Outcome};
+use mq_poller::{CredentialSource, CredentialsProvider};
 use serde_json::json;
 
 // --- Without a body bucket: the dead-letter queue, or a failed batch -----------------------------
@@ -30,7 +30,7 @@ async fn an_oversized_message_goes_to_the_dead_letter_queue_and_the_rest_are_sto
     producer.send(queue, b"small after", &[]).await;
     producer.flush().await;
 
-    let outcome = handle_event(
+    let outcome = handle_payload(
         &scene.aws,
         &settings(&[broker.stomp_url()], queue, None),
         &credentials(activemq::USER, activemq::PASSWORD),
@@ -57,7 +57,7 @@ async fn an_item_dynamodb_refuses_is_parked_and_the_rest_of_its_batch_is_stored(
     let queue = "poisoned";
     let poison = send_with_a_poison_item(&broker, queue).await;
     let settings = settings(&[broker.stomp_url()], queue, None);
-    let outcome = handle_event(
+    let outcome = handle_payload(
         &scene.aws,
         &settings,
         &credentials(activemq::USER, activemq::PASSWORD),
@@ -92,7 +92,7 @@ async fn an_event_source_batch_with_a_refused_item_stores_the_rest_and_fails_nam
     messages.insert(12, json!({"messageID": "ID:poison", "data": encode(&poison)}));
     let batch = json!({"eventSource": "aws:mq", "messages": messages});
     let error =
-        handle_event(&scene.aws, &settings, &credentials("u", "p"), &batch, in_a_minute()).await.expect_err("fails");
+        handle_payload(&scene.aws, &settings, &credentials("u", "p"), &batch, in_a_minute()).await.expect_err("fails");
     assert_eq!(error.error_type(), "StoreRejected", "{error}");
     assert!(error.to_string().contains("ID:poison"), "{error}");
     assert_eq!(scan_all(&scene.dynamo, TABLE).await.len(), 24, "the other 24 are stored");
@@ -107,7 +107,7 @@ async fn with_a_body_bucket_a_refused_item_is_parked_there_whole_and_acknowledge
     let queue = "poisoned-parked";
     let poison = send_with_a_poison_item(&broker, queue).await;
     let (settings, aws, s3) = with_body_bucket(&scene, settings(&[broker.stomp_url()], queue, None), true).await;
-    let outcome = handle_event(
+    let outcome = handle_payload(
         &aws,
         &settings,
         &credentials(activemq::USER, activemq::PASSWORD),
@@ -145,7 +145,7 @@ async fn with_a_body_bucket_an_event_source_batch_with_a_refused_item_succeeds_a
     messages.insert(5, json!({"messageID": "ID:poison", "data": encode(&poison)}));
     let batch = json!({"eventSource": "aws:mq", "messages": messages});
     let no_broker = CredentialsProvider::new(CredentialSource::Missing, None);
-    let outcome = handle_event(&aws, &settings, &no_broker, &batch, in_a_minute()).await.expect("the batch succeeds");
+    let outcome = handle_payload(&aws, &settings, &no_broker, &batch, in_a_minute()).await.expect("the batch succeeds");
     assert_eq!(outcome, Outcome::EventSource { received: 25, stored: 24, bodies_in_bucket: 0, parked: 1 });
     assert_eq!(scan_all(&scene.dynamo, TABLE).await.len(), 24);
     let (record, body) = parked(&s3).await;

@@ -11,9 +11,9 @@ use harness_services::dynamo::{item_bodies, scan_all};
 use harness_services::messages::{remaining, send_messages, test_message};
 use harness_services::rabbitmq::{self, RabbitMq};
 use harness_services::stomp::StompClient;
-use mq_poller::credentials::BrokerCredentials;
-use mq_poller::poll::StopReason;
-use mq_poller::{handle_event, Outcome};
+use mq_poller::BrokerCredentials;
+use mq_poller::StopReason;
+use mq_poller::{handle_payload, Outcome};
 use tokio::time::Instant;
 
 // --- ActiveMQ over STOMP -------------------------------------------------------------------------
@@ -26,7 +26,7 @@ async fn activemq_over_tls_drains_a_thousand_messages_byte_for_byte() {
     send_messages(&broker, queue, 0..1000).await;
 
     let settings = settings(&[broker.stomp_ssl_url()], queue, Some(&broker.ca));
-    let outcome = handle_event(
+    let outcome = handle_payload(
         &scene.aws,
         &settings,
         &credentials(activemq::USER, activemq::PASSWORD),
@@ -84,7 +84,7 @@ async fn the_poll_stops_before_the_deadline_when_the_queue_never_goes_idle() {
     let mut settings = settings(&[broker.stomp_url()], queue, None);
     settings.deadline_margin = Duration::from_secs(1);
     let deadline = Instant::now() + Duration::from_secs(5);
-    let outcome = handle_event(
+    let outcome = handle_payload(
         &scene.aws,
         &settings,
         &credentials(activemq::USER, activemq::PASSWORD),
@@ -105,16 +105,19 @@ async fn the_poll_stops_before_the_deadline_when_the_queue_never_goes_idle() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stomp_close_waits_for_the_brokers_receipt_and_heart_beats_are_negotiated() {
-    use mq_poller::broker::stomp::StompConsumer;
-    use mq_poller::broker::{Endpoint, QueueConsumer};
+    use mq_poller::StompConsumer;
+    use mq_poller::{Endpoint, QueueConsumer};
     let broker = ActiveMq::start();
     let mut settings = settings(&[broker.stomp_url()], "receipts", None);
     settings.broker_heartbeat_ms = 700;
     let endpoint = Endpoint::parse(&broker.stomp_url()).expect("endpoint");
-    let consumer =
-        StompConsumer::connect(&endpoint, &settings, &BrokerCredentials::new(activemq::USER, activemq::PASSWORD))
-            .await
-            .expect("connect");
+    let consumer = StompConsumer::connect(
+        &endpoint,
+        &settings.connect_options(),
+        &BrokerCredentials::new(activemq::USER, activemq::PASSWORD),
+    )
+    .await
+    .expect("connect");
     assert_eq!(consumer.heartbeat, Some(Duration::from_millis(700)), "ActiveMQ takes the beats we offer");
     // Idle for several intervals: the beats keep the connection, and the close is confirmed.
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -153,7 +156,7 @@ async fn rabbitmq_drains_with_manual_acks_and_ids_from_the_message_id_property()
     }
 
     let settings = settings(&[broker.broker_url()], queue, None);
-    let outcome = handle_event(
+    let outcome = handle_payload(
         &scene.aws,
         &settings,
         &credentials(rabbitmq::USER, rabbitmq::PASSWORD),
@@ -202,7 +205,7 @@ async fn rabbitmq_messages_sharing_a_publisher_id_are_all_stored_and_a_redeliver
             .expect("confirm");
     }
     let settings = settings(&[broker.broker_url()], queue, None);
-    let outcome = handle_event(
+    let outcome = handle_payload(
         &scene.aws,
         &settings,
         &credentials(rabbitmq::USER, rabbitmq::PASSWORD),
@@ -230,7 +233,7 @@ async fn rabbitmq_messages_sharing_a_publisher_id_are_all_stored_and_a_redeliver
             .await
             .expect("confirm");
     }
-    handle_event(
+    handle_payload(
         &scene.aws,
         &settings,
         &credentials(rabbitmq::USER, rabbitmq::PASSWORD),
@@ -277,7 +280,7 @@ async fn a_poll_capped_by_max_messages_is_sent_no_more_than_it_takes() {
         let mut settings = settings(&[broker.broker_url()], queue, None);
         settings.prefetch = prefetch;
         settings.max_messages = Some(max);
-        let outcome = handle_event(
+        let outcome = handle_payload(
             &scene.aws,
             &settings,
             &credentials(rabbitmq::USER, rabbitmq::PASSWORD),

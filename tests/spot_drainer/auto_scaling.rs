@@ -3,10 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use harness_fixtures::spot_drainer::{asg_scene, interruption, settings};
+use harness_fixtures::spot_drainer::{asg_scene, drain_instance, interruption, settings};
 use harness_services::ec2::targets_in;
-use spot_drainer::registration::Outcome;
-use spot_drainer::{drain_instance, Discovery, Settings};
+use spot_drainer::Outcome;
+use spot_drainer::{Discovery, Settings};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_mode_finds_the_auto_scaling_groups_target_groups_without_a_scan() {

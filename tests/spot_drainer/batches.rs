@@ -4,26 +4,21 @@
 use harness_fixtures::spot_drainer::{asg_scene, interruption, settings, sqs_batch};
 use harness_services::ec2::targets_in;
 use serde_json::json;
-use spot_drainer::registration::Outcome;
+use spot_drainer::Outcome;
 use spot_drainer::{Discovery, DrainError};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warnings_drained_together_share_one_search_and_one_deregistration_per_group() {
     let scene = asg_scene().await;
-    let requests: Vec<spot_drainer::event::DrainRequest> = scene
+    let requests: Vec<spot_drainer::DrainRequest> = scene
         .instances
         .iter()
-        .map(|id| spot_drainer::event::DrainRequest::notice(id, spot_drainer::event::Action::Terminate))
+        .map(|id| spot_drainer::DrainRequest::notice(id, spot_drainer::Action::Terminate))
         .collect();
     scene.counter.reset();
-    let results = spot_drainer::drain_requests(
-        &scene.aws,
-        &settings(Discovery::Scan),
-        &spot_drainer::TargetGroupCache::default(),
-        &requests,
-        None,
-    )
-    .await;
+    let (settings, cache) = (settings(Discovery::Scan), spot_drainer::TargetGroupCache::default());
+    let results =
+        spot_drainer::drain_requests(&spot_drainer::Drainer::new(&scene.aws, &settings, &cache), &requests, None).await;
     let calls = scene.counter.snapshot();
     for (result, id) in results.iter().zip(&scene.instances) {
         let summary = result.as_ref().expect("drained");
@@ -42,7 +37,7 @@ async fn warnings_drained_together_share_one_search_and_one_deregistration_per_g
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_of_warnings_is_drained_in_one_search_and_only_the_bad_record_is_retried() {
-    use spot_drainer::{handle_event, Handled, TargetGroupCache};
+    use spot_drainer::{drain_event, Drainer, Handled, TargetGroupCache};
     let scene = asg_scene().await;
     let mut bodies: Vec<(String, String)> =
         scene.instances.iter().enumerate().map(|(i, id)| (format!("m-{i}"), interruption(id).to_string())).collect();
@@ -50,15 +45,8 @@ async fn a_batch_of_warnings_is_drained_in_one_search_and_only_the_bad_record_is
     // The same warning twice (EventBridge delivers at least once): one drain.
     bodies.push(("m-again".into(), interruption(&scene.instances[0]).to_string()));
     scene.counter.reset();
-    let handled = handle_event(
-        &scene.aws,
-        None,
-        &settings(Discovery::Scan),
-        &TargetGroupCache::default(),
-        &sqs_batch(&bodies),
-        None,
-    )
-    .await;
+    let (settings, cache) = (settings(Discovery::Scan), TargetGroupCache::default());
+    let handled = drain_event(&Drainer::new(&scene.aws, &settings, &cache), &sqs_batch(&bodies), None).await;
     let calls = scene.counter.snapshot();
     let Handled::Batch { response, results } = handled else { panic!("an SQS event is a batch") };
     let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();

@@ -6,12 +6,12 @@ use std::time::Duration;
 use aws_sdk_ec2::types::Tag;
 use aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum;
 use harness_fixtures::spot_drainer::{
-    asg_scene, assert_drained, fleet, interruption, registrations, settings, TAG_KEY,
+    asg_scene, assert_drained, drain_instance, fleet, interruption, registrations, settings, TAG_KEY,
 };
 use harness_services::ec2::{create_group, register, vpc_with_subnet};
 use harness_services::moto::Moto;
-use spot_drainer::registration::Outcome;
-use spot_drainer::{drain_instance, Discovery};
+use spot_drainer::Discovery;
+use spot_drainer::Outcome;
 
 // --- The tag, a scan, or auto --------------------------------------------------------------------
 
@@ -84,9 +84,13 @@ async fn a_warm_environment_reuses_the_vpcs_group_list_for_a_while() {
         let cache = TargetGroupCache::new(ttl);
         scene.counter.reset();
         for id in &scene.instances {
-            spot_drainer::drain_instance_by(&scene.aws, &settings, &cache, &interruption(id), None)
-                .await
-                .expect("drained");
+            spot_drainer::drain_one(
+                &spot_drainer::Drainer::new(&scene.aws, &settings, &cache),
+                &interruption(id),
+                None,
+            )
+            .await
+            .expect("drained");
         }
         assert_eq!(scene.counter.snapshot().get("DescribeTargetGroups"), Some(&listings), "cache of {ttl:?}");
     }

@@ -1,10 +1,10 @@
 //! What the function takes and what it reports: malformed events refused before any call, and
 //! the summary's time since the warning.
 
-use harness_fixtures::spot_drainer::{fleet, interruption, settings};
+use harness_fixtures::spot_drainer::{drain_instance, fleet, interruption, settings};
 use harness_services::moto::Moto;
 use serde_json::json;
-use spot_drainer::{drain_instance, AwsClients, Discovery, DrainError, Settings};
+use spot_drainer::{AwsClients, Discovery, DrainError, Settings};
 
 // --- Refused events ------------------------------------------------------------------------------
 

@@ -1,11 +1,11 @@
 //! Nothing left to do: the same warning twice, an instance already gone or in no group, and a
 //! retry after the instance terminated.
 
-use harness_fixtures::spot_drainer::{fleet, interruption, registrations, settings};
+use harness_fixtures::spot_drainer::{drain_instance, fleet, interruption, registrations, settings};
 use harness_services::ec2::{launch, targets_in};
 use harness_services::moto::Moto;
-use spot_drainer::registration::Outcome;
-use spot_drainer::{drain_instance, Discovery};
+use spot_drainer::Discovery;
+use spot_drainer::Outcome;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_event_twice_succeeds_with_nothing_left_to_do() {

@@ -6,6 +6,7 @@
 //! - init: process start until its first `GET .../invocation/next`;
 //! - first invocation: event handed over until the response arrives;
 //! - peak RSS: the process's VmHWM after that invocation.
+//!
 //! Repeated RUNS times; the table gives median and min..max, and the ratio to the floor.
 
 use std::path::{Path, PathBuf};
