@@ -1,8 +1,9 @@
 //! What the workspace promises about how it is built: the release profile keeps panics
 //! reportable, `rust-version` is what the locked dependencies need, and every test file under
-//! `tests/` is a test target.
+//! `tests/` is a test target, and no crate's modules name each other in a cycle.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::process::Command;
 
 use harness_runtime::paths::workspace_root;
@@ -138,4 +139,83 @@ fn every_test_file_under_tests_is_a_target_and_every_target_exists() {
     let absent: Vec<&String> = targets.iter().filter(|path| !tests.join(path).is_file()).collect();
     assert!(absent.is_empty(), "[[test]] targets in tests/Cargo.toml whose file does not exist: {absent:?}");
     assert!(undeclared.is_empty(), "files of a directory-module its main.rs does not declare (mod): {undeclared:?}");
+}
+
+/// The modules of one crate (by their top-level name) and the ones each names through `crate::`.
+fn module_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    fn walk(dir: &Path, top: Option<&str>, graph: &mut BTreeMap<String, BTreeSet<String>>) {
+        for entry in std::fs::read_dir(dir).expect("reading src").flatten() {
+            let path = entry.path();
+            let name = path.file_stem().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+            let module = top.map(str::to_owned).unwrap_or(name);
+            if path.is_dir() {
+                walk(&path, Some(&module), graph);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") || ["lib", "main"].contains(&module.as_str()) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("reading a module");
+            let used = graph.entry(module.clone()).or_default();
+            // Comments may name modules without using them.
+            for line in text.lines().map(|l| l.split("//").next().unwrap_or_default()) {
+                for (at, _) in line.match_indices("crate::") {
+                    let rest = &line[at + "crate::".len()..];
+                    let name: String = rest
+                        .chars()
+                        .take_while(|c| c.is_ascii_lowercase() || *c == '_' || c.is_ascii_digit())
+                        .collect();
+                    if !name.is_empty() && name != module {
+                        used.insert(name);
+                    }
+                }
+            }
+        }
+    }
+    let mut graph = BTreeMap::new();
+    walk(src, None, &mut graph);
+    graph
+}
+
+/// A cycle through `start`, if any, as the modules on it.
+fn cycle_from(graph: &BTreeMap<String, BTreeSet<String>>, start: &str) -> Option<Vec<String>> {
+    let mut stack = vec![(start.to_owned(), vec![start.to_owned()])];
+    let mut seen = BTreeSet::new();
+    while let Some((module, path)) = stack.pop() {
+        for next in graph.get(&module).into_iter().flatten() {
+            if next == start {
+                return Some([path.clone(), vec![start.to_owned()]].concat());
+            }
+            if seen.insert(next.clone()) {
+                stack.push((next.clone(), [path.clone(), vec![next.clone()]].concat()));
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn no_crate_has_a_module_cycle() {
+    let crates =
+        ["shared", "functions/hello-api", "functions/spot-drainer", "functions/secret-rotation", "functions/mq-poller"];
+    let mut cycles = Vec::new();
+    for krate in crates {
+        let graph = module_graph(&workspace_root().join(krate).join("src"));
+        assert!(graph.len() > 1 || krate.ends_with("hello-api"), "{krate}: no modules read");
+        cycles
+            .extend(graph.keys().filter_map(|m| cycle_from(&graph, m)).map(|c| format!("{krate}: {}", c.join(" -> "))));
+    }
+    assert!(cycles.is_empty(), "module cycles: {cycles:#?}");
+}
+
+#[test]
+fn the_cycle_check_finds_a_cycle() {
+    let graph: BTreeMap<String, BTreeSet<String>> = [
+        ("settings".to_owned(), BTreeSet::from(["broker".to_owned()])),
+        ("broker".to_owned(), BTreeSet::from(["settings".to_owned()])),
+        ("store".to_owned(), BTreeSet::new()),
+    ]
+    .into();
+    assert_eq!(cycle_from(&graph, "settings"), Some(vec!["settings".into(), "broker".into(), "settings".into()]));
+    assert_eq!(cycle_from(&graph, "store"), None);
 }
