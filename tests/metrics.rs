@@ -183,10 +183,13 @@ async fn secret_rotation_counts_steps_by_engine() {
     begin_rotation(&sm, &id, token).await;
     let log = log_file("secret-rotation");
     let api = RuntimeApi::start().await;
+    // The key is the field rotated (the built binary reads GENERIC_FIELD).
+    let mut env = moto.env();
+    env.push(("GENERIC_FIELD".into(), "api_key".into()));
     let function = api.spawn_function(
         &function_binary("secret-rotation"),
         "rotation-fn",
-        &json_logging(moto.env()),
+        &json_logging(env),
         Output::File(log.clone()),
     );
     let step = |name: &str, token: &str| json!({"Step": name, "SecretId": id, "ClientRequestToken": token});

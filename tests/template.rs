@@ -317,6 +317,39 @@ fn spot_drainer_takes_warnings_from_its_queue_in_batches_and_may_deregister_only
 }
 
 #[test]
+fn spot_drainer_completes_only_its_own_lifecycle_hooks_and_keeps_healthy_targets_on_rebalance() {
+    let template = translated();
+    let resources = &template["Resources"];
+    // The lifecycle rule matches only the hooks named, and both functions know which they are.
+    let rule = resources
+        .as_object()
+        .expect("resources")
+        .values()
+        .find(|r| {
+            r["Type"] == "AWS::Events::Rule"
+                && r["Properties"]["EventPattern"].to_string().contains("EC2 Instance-terminate Lifecycle Action")
+        })
+        .expect("the lifecycle rule");
+    assert_eq!(
+        rule["Properties"]["EventPattern"]["detail"]["LifecycleHookName"],
+        json!({"Fn::Split": [",", {"Ref": "LifecycleHookNames"}]}),
+        "{rule}"
+    );
+    for function in ["SpotDrainerFunction", "SpotDrainerLifecycleFunction"] {
+        let variables = &resources[function]["Properties"]["Environment"]["Variables"];
+        assert_eq!(variables["LIFECYCLE_HOOK_NAMES"], json!({"Ref": "LifecycleHookNames"}), "{function}");
+    }
+    let variables = &resources["SpotDrainerFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(variables["REBALANCE_KEEP_HEALTHY"], json!({"Ref": "RebalanceKeepHealthy"}));
+    assert_eq!(template["Parameters"]["LifecycleHookNames"]["Default"], "");
+    assert_eq!(template["Parameters"]["RebalanceKeepHealthy"]["Default"], 1);
+    // Turning lifecycle actions on without naming a hook is refused at deploy time.
+    let rule = &template["Rules"]["LifecycleActionsNeedTheirHooks"];
+    assert_eq!(rule["RuleCondition"], json!({"Fn::Equals": [{"Ref": "DrainOnLifecycleHook"}, "true"]}), "{rule}");
+    assert!(rule["Assertions"].to_string().contains("LifecycleHookNames"), "{rule}");
+}
+
+#[test]
 fn rotation_may_change_only_secrets_that_name_it_and_only_read_master_secrets() {
     let template = translated();
     let function = &template["Resources"]["SecretRotationFunction"]["Properties"];

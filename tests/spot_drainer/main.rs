@@ -6,6 +6,7 @@
 //! - `batches`: several warnings drained together, and an SQS batch with a bad record.
 //! - `retries`: nothing left to do: a warning twice, an instance gone or in no group.
 //! - `events`: malformed events refused before any call; the summary's timing.
+//! - `rebalance`: a recommendation keeps a group's last healthy target; the warning drains it.
 //!
 //! The fleets, warnings and checks they share are in `harness_fixtures::spot_drainer`; the
 //! staging of moto in `harness_services::ec2`.
@@ -14,4 +15,5 @@ mod auto_scaling;
 mod batches;
 mod discovery;
 mod events;
+mod rebalance;
 mod retries;
