@@ -317,6 +317,22 @@ fn spot_drainer_takes_warnings_from_its_queue_in_batches_and_may_deregister_only
 }
 
 #[test]
+fn the_rest_api_has_one_stage_and_every_stage_is_throttled() {
+    let template = translated();
+    let resources = template["Resources"].as_object().expect("resources");
+    // A Deployment naming a StageName of its own is what makes SAM's hidden "Stage" stage.
+    for (name, resource) in resources.iter().filter(|(_, r)| r["Type"] == "AWS::ApiGateway::Deployment") {
+        assert!(resource["Properties"].get("StageName").is_none(), "{name} creates a stage of its own: {resource}");
+    }
+    let stages: Vec<_> = resources.iter().filter(|(_, r)| r["Type"] == "AWS::ApiGateway::Stage").collect();
+    assert_eq!(stages.len(), 1, "{stages:?}");
+    for (name, stage) in stages {
+        let settings = stage["Properties"]["MethodSettings"].to_string();
+        assert!(settings.contains("ThrottlingRateLimit") && settings.contains("ThrottlingBurstLimit"), "{name}");
+    }
+}
+
+#[test]
 fn spot_drainer_completes_only_its_own_lifecycle_hooks_and_keeps_healthy_targets_on_rebalance() {
     let template = translated();
     let resources = &template["Resources"];
