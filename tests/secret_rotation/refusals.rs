@@ -128,8 +128,9 @@ async fn the_master_password_never_goes_to_a_host_the_user_secret_names() {
         "{error}"
     );
     assert_eq!(error.error_type(), "RotationRefused");
-    // The lure works (the user's own credentials were tried there), and got nothing of the master's.
-    assert!(!lure.received().is_empty(), "the lure was never asked");
+    // The alternation is checked before any login, so the lure was sent nothing at all: not the
+    // master's password, and not the user's either (the lure itself is shown to work in `tls`).
+    assert!(lure.received().is_empty(), "the lure got {} password(s)", lure.received().len());
     assert!(!lure.received().iter().any(|p| p == master_password), "the lure got the master password");
     assert!(pg.can_log_in("rotator", master_password).await, "the master is untouched");
 }
@@ -144,12 +145,20 @@ async fn a_user_secret_named_after_the_master_cannot_reset_the_master() {
     let id =
         pg_user_secret(&scene.sm, &pg, "master-clone", "rotator_clone", "clone-Passw0rd", json!({"masterarn": master}))
             .await;
-    // A name ending in _clone is no pair with the master's user: it alternates with a clone of
-    // its own, and the master is never the one reset.
-    full_rotation(&scene, &settings, &id, "a2222222-2222-4222-8222-222222222222").await;
-    let now = current(&scene.sm, &id).await;
-    assert_eq!(now["username"], "rotator_clone_clone");
-    assert_eq!(now["alternating_users"], json!(["rotator_clone", "rotator_clone_clone"]));
+    let token = "a2222222-2222-4222-8222-222222222222";
+    begin_rotation(&scene.sm, &id, token).await;
+    // A name ending in _clone is no pair with the master's user unless the secret says so.
+    let error = step(&scene, &settings, "createSecret", &id, token).await.expect_err("refused");
+    assert!(matches!(&error, RotationError::Refused { reason, .. } if reason.contains("alternating_users")), "{error}");
+    // And a record naming the master as the original is refused before the master is used.
+    let mut forged = current(&scene.sm, &id).await;
+    forged["alternating_users"] = json!(["rotator", "rotator_clone"]);
+    scene.sm.put_secret_value().secret_id(&id).secret_string(forged.to_string()).send().await.expect("forge");
+    let token = "a2323232-2222-4222-8222-222222222222";
+    begin_rotation(&scene.sm, &id, token).await;
+    step(&scene, &settings, "createSecret", &id, token).await.expect("create");
+    let error = step(&scene, &settings, "setSecret", &id, token).await.expect_err("refused");
+    assert!(matches!(&error, RotationError::Refused { reason, .. } if reason.contains("master's own user")), "{error}");
     assert!(pg.can_log_in("rotator", master_password).await, "the master's password is unchanged");
 }
 
@@ -159,14 +168,35 @@ async fn a_user_merely_named_like_a_clone_never_takes_over_the_role_without_the_
     let pg = Postgres::start();
     let settings = settings_trusting(&pg.ca);
     let master = pg_master_secret(&scene.sm, &pg, "master-Passw0rd-report").await;
-    // An unrelated role `report`, and a real user `report_clone` with a secret of its own.
+    // An unrelated role `report`, a `payroll` role, and a real user `report_clone` with a
+    // secret of its own.
     let superuser = pg.superuser().await;
     superuser.batch_execute("CREATE ROLE report LOGIN PASSWORD 'report-own-Passw0rd'").await.expect("report");
+    superuser.batch_execute("CREATE ROLE payroll LOGIN PASSWORD 'payroll-own-Passw0rd'").await.expect("payroll");
     let id =
         pg_user_secret(&scene.sm, &pg, "report-clone", "report_clone", "rc-Passw0rd", json!({"masterarn": master}))
             .await;
+    let token = "a2424242-2424-4242-8242-242424242424";
+    begin_rotation(&scene.sm, &id, token).await;
+    let error = step(&scene, &settings, "createSecret", &id, token).await.expect_err("no pair recorded");
+    assert_eq!(error.error_type(), "RotationRefused");
+    assert!(
+        error.to_string().contains("[\"report_clone\", \"report_clone_clone\"]"),
+        "the error says what to record: {error}"
+    );
+    // A record naming an unrelated role is refused: a pair is only ever <user> and <user>_clone.
+    let mut value = current(&scene.sm, &id).await;
+    value["alternating_users"] = json!(["payroll", "report_clone"]);
+    scene.sm.put_secret_value().secret_id(&id).secret_string(value.to_string()).send().await.expect("forge");
+    let token = "a2525252-2525-4252-8252-252525252525";
+    begin_rotation(&scene.sm, &id, token).await;
+    let error = step(&scene, &settings, "createSecret", &id, token).await.expect_err("forged pair");
+    assert_eq!(error.error_type(), "RotationRefused", "{error}");
+    // Recorded as a user of its own, it alternates with a clone of its own, and back.
+    value["alternating_users"] = json!(["report_clone", "report_clone_clone"]);
+    scene.sm.put_secret_value().secret_id(&id).secret_string(value.to_string()).send().await.expect("record");
     for (round, token) in
-        ["a2323232-2323-4232-8232-232323232323", "a2424242-2424-4242-8242-242424242424"].into_iter().enumerate()
+        ["a2626262-2626-4262-8262-262626262626", "a2727272-2727-4272-8272-272727272727"].into_iter().enumerate()
     {
         full_rotation(&scene, &settings, &id, token).await;
         let now = current(&scene.sm, &id).await;
@@ -175,6 +205,7 @@ async fn a_user_merely_named_like_a_clone_never_takes_over_the_role_without_the_
         assert!(pg.can_log_in(expected, now["password"].as_str().expect("password")).await, "round {round}");
     }
     assert!(pg.can_log_in("report", "report-own-Passw0rd").await, "report's password was reset");
+    assert!(pg.can_log_in("payroll", "payroll-own-Passw0rd").await, "payroll's password was reset");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -162,9 +162,7 @@ async fn create_secret(
     let mut pending = current.clone();
     if let (Some(database), Some(_)) = (&database, master_arn(settings, &current, secret_id)?) {
         let refused = |reason| RotationError::Refused { secret_id: secret_id.clone(), reason };
-        let previous = read_doc(client, secret_id, PREVIOUS, None).await?;
-        let previous_user = previous.as_ref().and_then(|doc| doc.text("username"));
-        let pair = UserPair::for_user(&current, &database.username, previous_user).map_err(refused)?;
+        let pair = UserPair::for_user(&current, &database.username).map_err(refused)?;
         let alternate = pair.alternate(&database.username).unwrap_or(&pair.clone).to_owned();
         check_user_name_fits(&current, &alternate).map_err(refused)?;
         pending.set_text("username", &alternate);
@@ -247,15 +245,16 @@ async fn set_secret(
         return Ok(StepOutcome::GenericNothingToSet);
     };
     let fail = |e| db_error(Step::SetSecret, secret_id, e);
-    match engine::check_login(&target, &settings.db).await {
-        Ok(()) => return Ok(StepOutcome::PendingAlreadyLogsIn),
-        Err(e) if e.is_auth_failure() => {}
-        Err(e) => return Err(fail(e)),
+    // Alternating users: the master's work runs every time, never skipped because the pending
+    // password already logs in: a clone whose grants were cut short (a failed GRANT, a timeout)
+    // logs in too, and must be made whole before testSecret and finishSecret can pass it.
+    if let Some(master_arn) = master_arn(settings, &pending, secret_id)? {
+        return set_with_master(clients, settings, event, &pending, &target, master_arn).await;
     }
-
-    match master_arn(settings, &pending, secret_id)? {
-        Some(master_arn) => set_with_master(clients, settings, event, &pending, &target, master_arn).await,
-        None => set_as_single_user(client, settings, event, &target).await,
+    match engine::check_login(&target, &settings.db).await {
+        Ok(()) => Ok(StepOutcome::PendingAlreadyLogsIn),
+        Err(e) if e.is_auth_failure() => set_as_single_user(client, settings, event, &target).await,
+        Err(e) => Err(fail(e)),
     }
 }
 
@@ -326,7 +325,7 @@ async fn set_with_master(
     let master_doc = require_doc(&clients.secrets, master_arn, CURRENT, None).await?;
     let master = master_connection(clients, master_arn, &master_doc).await?;
     let refused = |reason| RotationError::Refused { secret_id: secret_id.clone(), reason };
-    let pair = recorded_pair(&clients.secrets, pending, &current_doc, &current.username, secret_id).await?;
+    let pair = recorded_pair(pending, &current_doc, &current.username, secret_id)?;
     check_alternation(&current, target, &master, &pair).map_err(refused)?;
     // AWS's own guard: the current credentials still log in, at the current host.
     engine::check_login(&current, &settings.db).await.map_err(fail)?;
@@ -336,21 +335,23 @@ async fn set_with_master(
     Ok(StepOutcome::SetByMaster)
 }
 
-/// The pair the pending version records (createSecret records it); for a pending version written
-/// before pairs were recorded, the pair the current version and its history give.
-async fn recorded_pair(
-    client: &Client,
+/// The pair the pending version records (createSecret records it), which must be the current
+/// version's when that records one; for a pending version written before pairs were recorded,
+/// the pair the current version gives.
+fn recorded_pair(
     pending: &SecretDoc,
     current: &SecretDoc,
     current_user: &str,
     secret_id: &str,
 ) -> Result<UserPair, RotationError> {
     let refused = |reason| RotationError::Refused { secret_id: secret_id.to_owned(), reason };
-    if let Some(pair) = UserPair::recorded(pending).map_err(refused)? {
-        return Ok(pair);
+    match (UserPair::recorded(pending).map_err(refused)?, UserPair::recorded(current).map_err(refused)?) {
+        (Some(pending), Some(current)) if pending != current => {
+            Err(refused("the pending version's \"alternating_users\" differ from the current version's".into()))
+        }
+        (Some(pair), _) | (None, Some(pair)) => Ok(pair),
+        (None, None) => UserPair::for_user(current, current_user).map_err(refused),
     }
-    let previous = read_doc(client, secret_id, PREVIOUS, None).await?;
-    UserPair::for_user(current, current_user, previous.as_ref().and_then(|doc| doc.text("username"))).map_err(refused)
 }
 
 /// The master's own database: the server its secret names or, for a master secret that RDS
@@ -474,7 +475,7 @@ async fn pending_is_ready(
     if !differ.is_empty() {
         return Err(not_ready(format!("its {} differ from AWSCURRENT's", differ.join(", "))));
     }
-    let pair = UserPair::for_user(&pending_doc, &current.username, None).ok();
+    let pair = recorded_pair(&pending_doc, &current_doc, &current.username, secret_id).ok();
     let alternate = pair.as_ref().and_then(|pair| pair.alternate(&current.username));
     if pending.username != current.username && alternate != Some(pending.username.as_str()) {
         return Err(not_ready("its user is neither AWSCURRENT's nor its alternate".into()));
