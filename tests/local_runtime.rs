@@ -147,6 +147,43 @@ async fn at_trace_level_no_raw_event_reaches_the_logs() {
     api.invoke(&batch, LIMIT).await.error();
     drop(function);
 
+    // A real secret rotated: its value crosses the SDK (GetSecretValue, PutSecretValue), whose
+    // HTTP layer logs requests and responses, bodies included, at TRACE.
+    let sm = aws_sdk_secretsmanager::Client::new(&moto.sdk_config().await);
+    let canary = "canary-secret-value-never-logged";
+    let created = sm
+        .create_secret()
+        .name("trace-canary")
+        .secret_string(json!({"engine": "generic", "password": canary}).to_string())
+        .send()
+        .await
+        .expect("secret");
+    let id = created.arn().expect("arn").to_owned();
+    let token = "c2222222-2222-4222-8222-222222222222";
+    harness_services::rotation::begin_rotation(&sm, &id, token).await;
+    let sdk_log = dir.join("sdk.log");
+    let mut env = moto.env();
+    trace(&mut env);
+    let api = RuntimeApi::start().await;
+    let function =
+        api.spawn_function(&function_binary("secret-rotation"), "secret-rotation", &env, Output::File(sdk_log.clone()));
+    api.invoke(&json!({"Step": "createSecret", "SecretId": id, "ClientRequestToken": token}), LIMIT).await.response();
+    drop(function);
+    let pending = sm
+        .get_secret_value()
+        .secret_id(&id)
+        .version_id(token)
+        .version_stage("AWSPENDING")
+        .send()
+        .await
+        .expect("pending");
+    let new_password: serde_json::Value =
+        serde_json::from_str(pending.secret_string().expect("pending value")).expect("JSON");
+    let new_password = new_password["password"].as_str().expect("new password").to_owned();
+    let sdk = std::fs::read_to_string(&sdk_log).expect("sdk log");
+    assert!(!sdk.contains(canary), "the current secret value was logged:\n{sdk}");
+    assert!(!sdk.contains(&new_password), "the new password was logged");
+
     let rotation = std::fs::read_to_string(&log).expect("rotation log");
     let mq = std::fs::read_to_string(&batch_log).expect("mq log");
     assert!(rotation.contains("TRACE") || rotation.contains("DEBUG"), "tracing was on: {rotation}");

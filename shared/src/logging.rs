@@ -30,6 +30,15 @@ const CAPPED_TARGETS: &[(&str, Level)] = &[
     ("lambda_runtime", Level::DEBUG),
     ("lambda_runtime_api_client", Level::DEBUG),
     ("lambda_http", Level::DEBUG),
+    // The AWS SDK's HTTP layer prints whole requests and responses at TRACE: a secret's value
+    // in GetSecretValue and PutSecretValue, a message body in a DynamoDB write.
+    ("aws_smithy_runtime", Level::DEBUG),
+    ("aws_smithy_runtime_api", Level::DEBUG),
+    ("aws_smithy_http_client", Level::DEBUG),
+    ("aws_smithy_http", Level::DEBUG),
+    ("hyper", Level::DEBUG),
+    ("hyper_util", Level::DEBUG),
+    ("h2", Level::DEBUG),
 ];
 
 /// Whether a capped target's event or span at `level` may be logged.
@@ -78,6 +87,8 @@ mod tests {
         assert!(!within_cap("lambda_runtime::layers::api_response", &Level::TRACE));
         assert!(within_cap("lambda_runtime::runtime", &Level::DEBUG));
         assert!(within_cap("secret_rotation::rotation", &Level::TRACE));
+        assert!(!within_cap("aws_smithy_runtime::client::orchestrator", &Level::TRACE));
+        assert!(within_cap("aws_smithy_runtime::client::orchestrator", &Level::DEBUG));
         // A prefix of a name is not the name.
         assert!(within_cap("lapin_extras", &Level::TRACE));
     }

@@ -54,3 +54,27 @@ async fn detaching_from_the_auto_scaling_group_keeps_its_desired_capacity() {
     assert!(group.instances().iter().all(|i| i.instance_id() != Some(doomed.as_str())), "detached");
     assert!(!targets_in(&scene.aws.elb, &scene.attached[0]).await.contains(doomed));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebalance_recommendation_never_detaches_the_instance() {
+    let scene = asg_scene().await;
+    let recommended = &scene.instances[0];
+    let settings = Settings { detach_from_asg: true, ..settings(Discovery::Asg) };
+    let mut recommendation = harness_runtime::paths::read_event("spot-rebalance-recommendation.json");
+    recommendation["detail"]["instance-id"] = serde_json::json!(recommended);
+    let summary = drain_instance(&scene.aws, &settings, &recommendation).await.expect("drained");
+    assert_eq!(summary.detached_from, None, "{summary:?}");
+    let groups = scene
+        .aws
+        .autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names("web-fleet")
+        .send()
+        .await
+        .expect("describe");
+    let group = &groups.auto_scaling_groups()[0];
+    assert!(
+        group.instances().iter().any(|i| i.instance_id() == Some(recommended.as_str())),
+        "a recommendation may never be followed by an interruption: the instance stays in its group"
+    );
+}

@@ -64,3 +64,23 @@ async fn a_batch_of_warnings_is_drained_in_one_search_and_only_the_bad_record_is
         "the shape Lambda's SQS source reads"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_a_strict_type_refuses_fails_alone_and_the_rest_of_the_batch_is_drained() {
+    use spot_drainer::{drain_event, Drainer, Handled, TargetGroupCache};
+    let scene = asg_scene().await;
+    let bodies: Vec<(String, String)> =
+        scene.instances.iter().enumerate().map(|(i, id)| (format!("m-{i}"), interruption(id).to_string())).collect();
+    let mut batch = sqs_batch(&bodies);
+    // An attribute that is not a string: SqsMessage refuses this record, and only this one.
+    batch["Records"][1]["attributes"] = json!({"ApproximateReceiveCount": 1});
+    let (settings, cache) = (settings(Discovery::Scan), TargetGroupCache::default());
+    let handled = drain_event(&Drainer::new(&scene.aws, &settings, &cache), &batch, None).await;
+    let Handled::Batch { response, results } = handled else { panic!("an SQS event is a batch") };
+    let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    assert_eq!(failed, ["m-1"]);
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    for group in scene.attached.iter().chain([&scene.unattached]) {
+        assert!(!targets_in(&scene.aws.elb, group).await.contains(&scene.instances[0]), "m-0 drained from {group}");
+    }
+}

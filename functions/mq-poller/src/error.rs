@@ -35,6 +35,10 @@ pub enum BrokerError {
     Credentials(String),
     #[error(transparent)]
     TrustedRoots(#[from] shared::tls::TlsError),
+    /// A failure of the function itself (a message handle of the other protocol); counted by
+    /// the metrics, and nothing was acknowledged.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,9 +53,6 @@ pub enum PollError {
     /// DynamoDB refused messages of an event-source batch (the rest is stored); nothing is dropped.
     #[error("DynamoDB refused message(s) {ids:?} ({reason}); the rest of the batch is stored, and the batch fails so the event source retries it")]
     Refused { ids: Vec<String>, reason: String },
-    /// A failure of the function itself (an answer it could not write); counted by the metrics.
-    #[error("internal error: {0}")]
-    Internal(String),
     /// An event-source batch held a message larger than an item; nothing is dropped.
     #[error("message(s) {ids:?} too large for a DynamoDB item (the largest {largest_bytes} bytes; items hold 400 KB) and BODY_BUCKET is not set (the template sets it); the batch fails so the event source retries it, and no message is dropped")]
     TooLarge { ids: Vec<String>, largest_bytes: usize },
@@ -62,7 +63,6 @@ impl PollError {
     pub fn error_type(&self) -> &'static str {
         match self {
             PollError::MalformedEvent(_) => "MalformedEvent",
-            PollError::Internal(_) => "Internal",
             PollError::TooLarge { .. } => "MessageTooLarge",
             PollError::Refused { .. } => "StoreRejected",
             PollError::Store(StoreError::Unavailable(_)) => "StoreUnavailable",
@@ -79,6 +79,7 @@ impl PollError {
                 BrokerError::AllEndpointsFailed(_) => "AllEndpointsFailed",
                 BrokerError::Credentials(_) => "BrokerCredentialsFailed",
                 BrokerError::TrustedRoots(e) => e.error_type(),
+                BrokerError::Internal(_) => "Internal",
             },
         }
     }

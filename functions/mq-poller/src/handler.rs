@@ -26,19 +26,14 @@ pub struct Poller<'a> {
     pub credentials: &'a CredentialsProvider,
 }
 
-/// The function's entry point: polls or stores, writes the metrics, and answers.
-pub async fn handle_event(poller: &Poller<'_>, event: LambdaEvent<Value>) -> Result<Value, PollError> {
+/// The function's entry point: polls or stores, writes the metrics, and answers (lambda_runtime
+/// writes the answer, in the outcome's own field order).
+pub async fn handle_event(poller: &Poller<'_>, event: LambdaEvent<Value>) -> Result<Outcome, PollError> {
     let deadline = shared::deadline::invocation_deadline(event.context.deadline);
     let started = std::time::Instant::now();
     let result = handle_payload(poller.aws, poller.settings, poller.credentials, &event.payload, deadline).await;
-    let answer = match &result {
-        Ok(outcome) => {
-            serde_json::to_value(outcome).map_err(|e| PollError::Internal(format!("writing the answer: {e}")))
-        }
-        Err(_) => Ok(Value::Null),
-    };
-    invocation_metrics(&result, answer.is_err(), started.elapsed()).emit();
-    result.and(answer)
+    invocation_metrics(&result, started.elapsed()).emit();
+    result
 }
 
 /// Handles one invocation's payload. `deadline` is the invocation's; the poll stops

@@ -61,7 +61,8 @@ impl Settings {
         Ok(Settings {
             broker_urls,
             broker_endpoints,
-            queue_name: env.text("QUEUE_NAME").unwrap_or_else(|| "SAMPLE_QUEUE".into()),
+            // Exactly as set: a queue's name may end in a space, and items are keyed by it.
+            queue_name: env.raw("QUEUE_NAME").filter(|q| !q.trim().is_empty()).unwrap_or_else(|| "SAMPLE_QUEUE".into()),
             table_name: env.text("TABLE_NAME").ok_or("TABLE_NAME is not set")?,
             body_bucket: env.text("BODY_BUCKET"),
             idle_timeout: env.millis("IDLE_TIMEOUT_MS", Duration::from_millis(1000))?,

@@ -28,9 +28,6 @@ pub enum RotationError {
     /// Looking up the database an RDS-managed master secret belongs to failed.
     #[error("RDS {operation} failed for {resource}: {message}")]
     Rds { operation: &'static str, resource: String, message: String },
-    /// A failure of the function itself (an answer it could not write); counted by the metrics.
-    #[error("internal error: {0}")]
-    Internal(String),
     #[error("{step} for {secret_id}: {source}")]
     Database { step: &'static str, secret_id: String, source: DbError },
 }
@@ -48,7 +45,6 @@ impl RotationError {
             RotationError::Refused { .. } => "RotationRefused",
             RotationError::SecretsManager { .. } => "SecretsManagerFailed",
             RotationError::Rds { .. } => "RdsFailed",
-            RotationError::Internal(_) => "Internal",
             RotationError::PendingNotReady { .. } => "PendingNotReady",
             RotationError::Database { source, .. } => source.error_type(),
         }

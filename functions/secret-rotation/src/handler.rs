@@ -6,21 +6,17 @@ use serde_json::Value;
 use crate::clients::AwsClients;
 use crate::error::RotationError;
 use crate::event::RotationEvent;
-use crate::metrics::{internal_error_metrics, step_metrics};
+use crate::metrics::step_metrics;
 use crate::rotation::{run_step, StepReport};
 use crate::settings::Settings;
 
-/// Runs the step, and answers its report.
+/// Runs the step, and answers its report (lambda_runtime writes it, in the report's field order).
 pub async fn handle_event(
     clients: &AwsClients,
     settings: &Settings,
     event: LambdaEvent<Value>,
-) -> Result<Value, RotationError> {
-    let report = rotate_step(clients, settings, &event.payload).await?;
-    serde_json::to_value(&report).map_err(|e| {
-        internal_error_metrics().emit();
-        RotationError::Internal(format!("writing the answer: {e}"))
-    })
+) -> Result<StepReport, RotationError> {
+    rotate_step(clients, settings, &event.payload).await
 }
 
 /// Runs one rotation step for the event Secrets Manager sent, and reports it as a metric.

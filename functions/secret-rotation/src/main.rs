@@ -1,3 +1,7 @@
+// The rotation future nests deeply (four steps, two engines, the SDK); the default limit of
+// 128 is too low to compute its layout.
+#![recursion_limit = "256"]
+
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use secret_rotation::{handle_event, AwsClients, Settings};
 use serde_json::Value;

@@ -20,8 +20,3 @@ pub fn step_metrics(step: Step, engine: Option<EngineKind>, succeeded: bool) -> 
         .count("StepsSucceeded", u64::from(succeeded))
         .count("StepsFailed", u64::from(!succeeded))
 }
-
-/// A failure of the function itself, not of a step (an answer it could not write).
-pub fn internal_error_metrics() -> Metrics {
-    Metrics::for_this_function().count("InternalErrors", 1)
-}

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use crate::pacing::TokenBucket;
 use crate::registration::{Outcome, Registration, RegistrationOutcome};
-use crate::retry::{is_transient, Retry};
+use crate::retry::{is_transient, one_attempt, Retry};
 
 /// Deregisters the instance's registrations in one group, in one call, each with its exact
 /// port; every call waits for a token of `budget`.
@@ -55,7 +55,9 @@ enum Failure {
 
 /// One call, its transient failures retried within `retry` (each attempt takes a token).
 async fn deregister(elb: &ElbClient, arn: &str, targets: &[Registration], retry: Retry<'_>) -> Result<(), Failure> {
-    retry.budget.take().await;
+    if !retry.budget.take_by(retry.stop_by).await {
+        return Err(Failure::Other("not deregistered before the invocation's deadline".into()));
+    }
     let mut retries = 0;
     loop {
         match deregister_once(elb, arn, targets).await {
@@ -77,7 +79,7 @@ async fn deregister_once(elb: &ElbClient, arn: &str, targets: &[Registration]) -
                 .build(),
         );
     }
-    match request.send().await {
+    match request.customize().config_override(one_attempt()).send().await {
         Ok(_) => Ok(()),
         Err(err) => Err(match err.as_service_error() {
             Some(e) if e.is_target_group_not_found_exception() => Failure::GroupGone,

@@ -9,7 +9,7 @@ use crate::error::DrainError;
 use crate::instance::InstanceFacts;
 use crate::pacing::TokenBucket;
 use crate::registration::Registration;
-use crate::retry::{is_transient, Retry};
+use crate::retry::{is_transient, one_attempt, Retry};
 use crate::summary::{GroupOutcome, GroupProblem};
 
 /// The target group ARNs in a tag value: one or several, separated by commas or white space.
@@ -75,7 +75,14 @@ pub async fn registrations_in_group(
 ) -> Result<GroupTargets, GroupProblem> {
     let mut retries = 0;
     let output = loop {
-        let err = match elb.describe_target_health().target_group_arn(arn).send().await {
+        let err = match elb
+            .describe_target_health()
+            .target_group_arn(arn)
+            .customize()
+            .config_override(one_attempt())
+            .send()
+            .await
+        {
             Ok(output) => break output,
             Err(err) => err,
         };
@@ -95,7 +102,14 @@ pub async fn registrations_in_group(
         d.target_health().and_then(|h| h.state()) == Some(&TargetHealthStateEnum::Healthy)
     };
     let descriptions = output.target_health_descriptions();
-    let healthy_others = descriptions.iter().filter(|d| healthy(d) && !ours(d.target().and_then(|t| t.id()))).count();
+    // Distinct targets: one other instance on two ports is one healthy target, not two.
+    let healthy_others = descriptions
+        .iter()
+        .filter(|d| healthy(d))
+        .filter_map(|d| d.target().and_then(|t| t.id()))
+        .filter(|id| !ours(Some(id)))
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
     let found = descriptions
         .iter()
         .filter_map(|description| Some((description.target()?, healthy(description))))
@@ -115,7 +129,7 @@ pub async fn registrations_in_group(
 
 /// Splits a group's registrations into those to remove now and those to defer: a rebalance
 /// recommendation (`rebalancing` says whose) may not leave the group with fewer than `keep`
-/// healthy targets, so the healthy registrations that would go below it stay for now. Every
+/// healthy targets, so the registrations that would go below it stay for now. Every
 /// other registration (an interruption's, a lifecycle action's, an unhealthy one) goes.
 pub fn keep_healthy_floor(
     targets: GroupTargets,
@@ -125,8 +139,10 @@ pub fn keep_healthy_floor(
     let mut healthy_left = targets.healthy_others;
     let (mut remove, mut defer) = (Vec::new(), Vec::new());
     for (registration, healthy) in targets.found {
-        if healthy && rebalancing(&registration.target_id) && healthy_left < keep {
-            healthy_left += 1;
+        // Below the floor every rebalancing registration stays, unhealthy ones too: a group
+        // whose targets all fail health checks still routes to them (ELB fails open).
+        if rebalancing(&registration.target_id) && healthy_left < keep {
+            healthy_left += usize::from(healthy);
             defer.push(registration);
         } else {
             remove.push(registration);
@@ -160,7 +176,11 @@ mod tests {
         let (remove, defer) = keep_healthy_floor(targets(0), |id| id != "i-a", 1);
         assert_eq!((ids(&remove), ids(&defer)), (vec!["i-a".into(), "i-sick".into()], vec!["i-b".to_owned()]));
         assert_eq!(keep_healthy_floor(targets(0), |_| true, 0).1.len(), 0);
-        assert_eq!(keep_healthy_floor(targets(0), |_| true, 5).1.len(), 2, "unhealthy targets are not kept");
+        assert_eq!(keep_healthy_floor(targets(0), |_| true, 5).1.len(), 3, "below the floor nothing goes");
+        // Every target failing health checks (ELB fails open): none is removed.
+        let failing =
+            GroupTargets { found: vec![(registration("i-a"), false), (registration("i-b"), false)], healthy_others: 0 };
+        assert_eq!(keep_healthy_floor(failing, |_| true, 1).1.len(), 2);
     }
 
     #[test]

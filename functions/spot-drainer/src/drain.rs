@@ -82,7 +82,15 @@ pub async fn drain_requests_except(
         }
     }
     if settings.detach_from_asg {
-        future::join_all(draining.iter_mut().map(|d| async {
+        // Only for a notice the instance will act on: a recommendation may never be followed by
+        // one (and detaching would drop it from the ASG's groups, past the rebalance floor), and
+        // a lifecycle action is Auto Scaling's own termination.
+        let interrupted = |id: &str| {
+            requests.iter().any(|r| {
+                r.instance_id == id && matches!(r.action, Action::Terminate | Action::Stop | Action::Hibernate)
+            })
+        };
+        future::join_all(draining.iter_mut().filter(|d| interrupted(&d.facts.instance_id)).map(|d| async {
             if let Some(group) = asg::group_of(&d.facts) {
                 if asg::detach(&aws.autoscaling, group, &d.facts.instance_id).await {
                     d.summary.detached_from = Some(group.to_owned());

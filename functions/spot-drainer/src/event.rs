@@ -1,6 +1,7 @@
 //! The EventBridge events this function accepts, parsed strictly enough to refuse anything else.
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_sdk_ec2::primitives::{DateTime, DateTimeFormat};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -96,10 +97,20 @@ fn parse_lifecycle_action(detail: &Value, warned_at_ms: Option<u64>) -> Result<D
 /// Reads an EventBridge event; anything that is not one of the two EC2 notices is refused.
 pub fn parse_drain_request(event: &Value) -> Result<DrainRequest, EventError> {
     let malformed = EventError::Malformed;
-    // EventBridge writes `time` as RFC 3339; an event whose time cannot be read is not its.
-    let envelope = EventBridgeEvent::<Value>::deserialize(event)
+    // `time` only dates the summary: read it apart (through the SDK's DateTime), so a time that
+    // cannot be read never stops a drain.
+    let warned_at_ms = event
+        .get("time")
+        .and_then(Value::as_str)
+        .and_then(|time| DateTime::from_str(time, DateTimeFormat::DateTime).ok())
+        .and_then(|time| time.to_millis().ok())
+        .and_then(|ms| u64::try_from(ms).ok());
+    let mut untimed = event.clone();
+    if let Some(fields) = untimed.as_object_mut() {
+        fields.remove("time");
+    }
+    let envelope = EventBridgeEvent::<Value>::deserialize(&untimed)
         .map_err(|e| malformed(format!("not an EventBridge event: {e}")))?;
-    let warned_at_ms = envelope.time.and_then(|time| u64::try_from(time.timestamp_millis()).ok());
     let detail_type = envelope.detail_type;
     if envelope.source == "aws.autoscaling" && detail_type == TERMINATE_LIFECYCLE_ACTION {
         return parse_lifecycle_action(&envelope.detail, warned_at_ms);
@@ -173,7 +184,8 @@ mod tests {
         };
         assert_eq!(at("1970-01-01T00:00:00Z"), Ok(Some(0)));
         assert_eq!(at("2024-02-29T23:59:59.5Z"), Ok(Some(1_709_251_199_500)));
-        assert!(at("2026-13-01T00:00:00Z").unwrap_err().to_string().contains("not an EventBridge event"));
+        assert_eq!(at("2026-13-01T00:00:00Z"), Ok(None), "an unreadable time never stops a drain");
+        assert_eq!(at("2026-11-23 10:00:00"), Ok(None));
         let mut untimed = warning("terminate");
         if let Some(o) = untimed.as_object_mut() {
             o.remove("time");

@@ -6,14 +6,14 @@
 
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 use lambda_runtime::LambdaEvent;
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::drain::drain_requests;
-use crate::drainer::Drainer;
+use crate::drainer::{Drainer, Notices};
 use crate::error::DrainError;
 use crate::event::{parse_drain_request, DrainRequest, LifecycleAction};
 use crate::lifecycle::drain_for_lifecycle;
@@ -23,6 +23,10 @@ use crate::summary::DrainSummary;
 
 /// Kept of the invocation to finish the deregistrations under way and answer.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
+/// Of that margin, what publishing the summaries may use; the rest is for the answer.
+const PUBLISH_PAST_STOP: Duration = Duration::from_millis(1500);
+/// Publishing's bound outside Lambda, where there is no deadline.
+const PUBLISH_WITHOUT_DEADLINE: Duration = Duration::from_secs(10);
 
 /// What one invocation did: per record of a batch, or for the one event.
 pub enum Handled {
@@ -67,25 +71,26 @@ pub async fn drain_event(drainer: &Drainer<'_>, event: &Value, stop_by: Option<I
     if !is_sqs_event(event) {
         let result = drain_one(drainer, event, stop_by).await;
         if let (Some(notices), Some(summary)) = (drainer.notices, summary_of(&result).filter(|s| !s.left_alone())) {
-            publish_summaries(notices, std::slice::from_ref(summary)).await;
+            publish_within(notices, std::slice::from_ref(summary), stop_by).await;
         }
         return Handled::Single(result);
     }
-    let batch = match SqsEvent::deserialize(event) {
-        Ok(batch) => batch,
-        Err(e) => return Handled::Single(Err(DrainError::MalformedEvent(format!("not an SQS event: {e}")))),
-    };
-    // A record whose body is no drain request fails alone: retrying cannot fix it, so it goes to
-    // the queue's dead-letter queue after its receives, kept for a person to look at.
-    let parsed: Vec<(String, Result<DrainRequest, DrainError>)> = batch
-        .records
-        .into_iter()
+    // Each record read on its own, so one a strict type refuses fails alone. A record whose body
+    // is no drain request fails alone too: retrying cannot fix it, so it goes to the queue's
+    // dead-letter queue after its receives, kept for a person to look at.
+    let records = event.get("Records").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let parsed: Vec<(String, Result<DrainRequest, DrainError>)> = records
+        .iter()
         .map(|record| {
-            let id = record.message_id.unwrap_or_default();
-            let request = serde_json::from_str::<Value>(record.body.as_deref().unwrap_or_default())
-                .map_err(|e| DrainError::MalformedEvent(format!("SQS record {id}: body is not JSON: {e}")))
+            let raw_id = record.get("messageId").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let request = SqsMessage::deserialize(record)
+                .map_err(|e| DrainError::MalformedEvent(format!("SQS record {raw_id}: {e}")))
+                .and_then(|message| {
+                    serde_json::from_str::<Value>(message.body.as_deref().unwrap_or_default())
+                        .map_err(|e| DrainError::MalformedEvent(format!("SQS record {raw_id}: body is not JSON: {e}")))
+                })
                 .and_then(|event| parse_drain_request(&event).map_err(DrainError::from));
-            (id, request)
+            (raw_id, request)
         })
         .collect();
     // The notices are drained together; a lifecycle action (should one come this way) waits on
@@ -116,9 +121,18 @@ pub async fn drain_event(drainer: &Drainer<'_>, event: &Value, stop_by: Option<I
     if let Some(notices) = drainer.notices {
         let summaries: Vec<DrainSummary> =
             results.iter().filter_map(summary_of).filter(|s| !s.left_alone()).cloned().collect();
-        publish_summaries(notices, &summaries).await;
+        publish_within(notices, &summaries, stop_by).await;
     }
     Handled::Batch { response, results }
+}
+
+/// Publishes, giving up (logged) past the stop time and a little: the answer, which tells SQS
+/// which records to keep, must still reach Lambda before its deadline.
+async fn publish_within(notices: Notices<'_>, summaries: &[DrainSummary], stop_by: Option<Instant>) {
+    let until = stop_by.map_or_else(|| Instant::now() + PUBLISH_WITHOUT_DEADLINE, |at| at + PUBLISH_PAST_STOP);
+    if tokio::time::timeout_at(until, publish_summaries(notices, summaries)).await.is_err() {
+        tracing::warn!(summaries = summaries.len(), "drain summaries not published before the invocation's deadline");
+    }
 }
 
 /// Drains the instance one EventBridge event names: an EC2 notice, or a lifecycle action.

@@ -19,6 +19,13 @@ const LONGEST_WAIT: Duration = Duration::from_secs(5);
 /// Without a stop time (a caller outside Lambda), the retries a call gets.
 const RETRIES_WITHOUT_STOP_TIME: u32 = 5;
 
+/// For the calls retried here: the SDK's own attempts off, so every attempt that reaches ELB
+/// has taken a token (with them on, each token would buy up to three calls).
+pub fn one_attempt() -> aws_sdk_elasticloadbalancingv2::config::Builder {
+    aws_sdk_elasticloadbalancingv2::config::Builder::default()
+        .retry_config(aws_sdk_elasticloadbalancingv2::config::retry::RetryConfig::disabled())
+}
+
 /// Where a call's retries draw their tokens, and when they must stop.
 #[derive(Clone, Copy)]
 pub struct Retry<'a> {

@@ -107,7 +107,11 @@ impl Settings {
         };
         Ok(Settings {
             discovery,
-            target_group_tag_key: env.text("TARGET_GROUP_TAG_KEY").unwrap_or(defaults.target_group_tag_key),
+            // Exactly as set: a tag key may begin or end with a space.
+            target_group_tag_key: env
+                .raw("TARGET_GROUP_TAG_KEY")
+                .filter(|key| !key.trim().is_empty())
+                .unwrap_or(defaults.target_group_tag_key),
             scan_concurrency: env.positive_as("SCAN_CONCURRENCY", defaults.scan_concurrency)?,
             pacing,
             detach_from_asg: env.flag("DETACH_FROM_ASG", defaults.detach_from_asg)?,

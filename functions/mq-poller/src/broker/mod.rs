@@ -214,10 +214,7 @@ impl QueueConsumer for AnyConsumer {
 }
 
 fn mismatched_handle() -> BrokerError {
-    BrokerError::Protocol {
-        endpoint: "-".into(),
-        message: "a message handle of the other protocol; nothing was acknowledged".into(),
-    }
+    BrokerError::Internal("a message handle of the other protocol; nothing was acknowledged".into())
 }
 
 /// Connects to the first endpoint of `BROKER_URL` that answers (active/standby brokers have
