@@ -229,6 +229,19 @@ fn no_role_gets_vpc_access_without_a_vpc_nor_a_wildcard_its_actions_do_not_need(
     assert!(with_vpc && !holds(&template, &json!({}), &json!({"Condition": "RotationInVpc"})));
 }
 
+/// The rule that sends Auto Scaling's terminate lifecycle actions to spot-drainer.
+fn lifecycle_rule(template: &Value) -> &Value {
+    template["Resources"]
+        .as_object()
+        .expect("resources")
+        .values()
+        .find(|r| {
+            r["Type"] == "AWS::Events::Rule"
+                && r["Properties"]["EventPattern"].to_string().contains("EC2 Instance-terminate Lifecycle Action")
+        })
+        .expect("the lifecycle rule")
+}
+
 #[test]
 fn spot_drainer_takes_warnings_from_its_queue_in_batches_and_may_deregister_only_from_target_groups() {
     let template = translated();
@@ -256,15 +269,7 @@ fn spot_drainer_takes_warnings_from_its_queue_in_batches_and_may_deregister_only
     let resources = &template["Resources"];
     assert_eq!(resources["SpotDrainerLifecycleFunction"]["Condition"], "SpotLifecycleHooks");
     assert_eq!(resources["SpotDrainerLifecycleFunction"]["Properties"]["Timeout"], 900);
-    let rule = resources
-        .as_object()
-        .expect("resources")
-        .values()
-        .find(|r| {
-            r["Type"] == "AWS::Events::Rule"
-                && r["Properties"]["EventPattern"].to_string().contains("EC2 Instance-terminate Lifecycle Action")
-        })
-        .expect("the lifecycle rule");
+    let rule = lifecycle_rule(&template);
     assert!(rule["Properties"]["Targets"].to_string().contains("SpotDrainerLifecycleFunction"));
     assert_eq!(rule["Condition"], "SpotLifecycleHooks");
     assert_eq!(by_sid(&statements, "DrainSummaries")["Resource"], json!({"Ref": "SpotInterruptionNotices"}));
@@ -337,15 +342,7 @@ fn spot_drainer_completes_only_its_own_lifecycle_hooks_and_keeps_healthy_targets
     let template = translated();
     let resources = &template["Resources"];
     // The lifecycle rule matches only the hooks named, and both functions know which they are.
-    let rule = resources
-        .as_object()
-        .expect("resources")
-        .values()
-        .find(|r| {
-            r["Type"] == "AWS::Events::Rule"
-                && r["Properties"]["EventPattern"].to_string().contains("EC2 Instance-terminate Lifecycle Action")
-        })
-        .expect("the lifecycle rule");
+    let rule = lifecycle_rule(&template);
     assert_eq!(
         rule["Properties"]["EventPattern"]["detail"]["LifecycleHookName"],
         json!({"Fn::Split": [",", {"Ref": "LifecycleHookNames"}]}),

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use harness_fixtures::spot_drainer::{asg_scene, drain_instance, interruption, settings};
-use harness_services::ec2::targets_in;
+use harness_services::ec2::{describe_group, targets_in};
 use spot_drainer::Outcome;
 use spot_drainer::{Discovery, Settings};
 
@@ -41,15 +41,7 @@ async fn detaching_from_the_auto_scaling_group_keeps_its_desired_capacity() {
     let settings = Settings { detach_from_asg: true, ..settings(Discovery::Asg) };
     let summary = drain_instance(&scene.aws, &settings, &interruption(doomed)).await.expect("drained");
     assert_eq!(summary.detached_from.as_deref(), Some("web-fleet"));
-    let groups = scene
-        .aws
-        .autoscaling
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names("web-fleet")
-        .send()
-        .await
-        .expect("describe");
-    let group = &groups.auto_scaling_groups()[0];
+    let group = describe_group(&scene.aws.autoscaling, "web-fleet").await;
     assert_eq!(group.desired_capacity(), Some(2), "a replacement is launched, not the capacity lowered");
     assert!(group.instances().iter().all(|i| i.instance_id() != Some(doomed.as_str())), "detached");
     assert!(!targets_in(&scene.aws.elb, &scene.attached[0]).await.contains(doomed));
@@ -64,15 +56,7 @@ async fn a_rebalance_recommendation_never_detaches_the_instance() {
     recommendation["detail"]["instance-id"] = serde_json::json!(recommended);
     let summary = drain_instance(&scene.aws, &settings, &recommendation).await.expect("drained");
     assert_eq!(summary.detached_from, None, "{summary:?}");
-    let groups = scene
-        .aws
-        .autoscaling
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names("web-fleet")
-        .send()
-        .await
-        .expect("describe");
-    let group = &groups.auto_scaling_groups()[0];
+    let group = describe_group(&scene.aws.autoscaling, "web-fleet").await;
     assert!(
         group.instances().iter().any(|i| i.instance_id() == Some(recommended.as_str())),
         "a recommendation may never be followed by an interruption: the instance stays in its group"

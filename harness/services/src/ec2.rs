@@ -122,13 +122,22 @@ pub async fn auto_scaling_group(
         .send()
         .await
         .expect("create_auto_scaling_group");
+    let group = describe_group(autoscaling, name).await;
+    group.instances().iter().filter_map(|i| i.instance_id().map(str::to_owned)).collect()
+}
+
+/// The Auto Scaling group `name` as Auto Scaling describes it now.
+pub async fn describe_group(
+    autoscaling: &aws_sdk_autoscaling::Client,
+    name: &str,
+) -> aws_sdk_autoscaling::types::AutoScalingGroup {
     let groups = autoscaling
         .describe_auto_scaling_groups()
         .auto_scaling_group_names(name)
         .send()
         .await
         .expect("describe_auto_scaling_groups");
-    groups.auto_scaling_groups()[0].instances().iter().filter_map(|i| i.instance_id().map(str::to_owned)).collect()
+    groups.auto_scaling_groups().first().cloned().unwrap_or_else(|| panic!("no Auto Scaling group {name}"))
 }
 
 /// The target ids registered in the group now.
