@@ -338,7 +338,7 @@ fn the_rest_api_has_one_stage_and_every_stage_is_throttled() {
 }
 
 #[test]
-fn spot_drainer_completes_only_its_own_lifecycle_hooks_and_keeps_healthy_targets_on_rebalance() {
+fn spot_drainer_completes_only_its_own_hooks_keeps_healthy_targets_on_rebalance_and_reserves_concurrency() {
     let template = translated();
     let resources = &template["Resources"];
     // The lifecycle rule matches only the hooks named, and both functions know which they are.
@@ -356,6 +356,23 @@ fn spot_drainer_completes_only_its_own_lifecycle_hooks_and_keeps_healthy_targets
     assert_eq!(variables["REBALANCE_KEEP_HEALTHY"], json!({"Ref": "RebalanceKeepHealthy"}));
     assert_eq!(template["Parameters"]["LifecycleHookNames"]["Default"], "");
     assert_eq!(template["Parameters"]["RebalanceKeepHealthy"]["Default"], 1);
+    // Reserved concurrency for both, above the queue's pollers; 0 leaves it out.
+    let reserved = json!({"Fn::If": ["SpotReservesConcurrency", {"Ref": "SpotDrainerReservedConcurrency"}, {"Ref": "AWS::NoValue"}]});
+    for function in ["SpotDrainerFunction", "SpotDrainerLifecycleFunction"] {
+        assert_eq!(resources[function]["Properties"]["ReservedConcurrentExecutions"], reserved, "{function}");
+    }
+    let pollers = resources
+        .as_object()
+        .expect("resources")
+        .values()
+        .find(|r| {
+            r["Type"] == "AWS::Lambda::EventSourceMapping"
+                && r["Properties"]["EventSourceArn"].to_string().contains("SpotWarningsQueue")
+        })
+        .and_then(|m| m["Properties"]["ScalingConfig"]["MaximumConcurrency"].as_i64())
+        .expect("the queue's pollers");
+    let default = template["Parameters"]["SpotDrainerReservedConcurrency"]["Default"].as_i64().expect("a number");
+    assert!(default > pollers, "reserved {default} must exceed the {pollers} pollers, or the source is throttled");
     // Turning lifecycle actions on without naming a hook is refused at deploy time.
     let rule = &template["Rules"]["LifecycleActionsNeedTheirHooks"];
     assert_eq!(rule["RuleCondition"], json!({"Fn::Equals": [{"Ref": "DrainOnLifecycleHook"}, "true"]}), "{rule}");
