@@ -70,7 +70,7 @@ fn to_answer(answer: &impl serde::Serialize) -> Result<Value, DrainError> {
 pub async fn drain_event(drainer: &Drainer<'_>, event: &Value, stop_by: Option<Instant>) -> Handled {
     if !is_sqs_event(event) {
         let result = drain_one(drainer, event, stop_by).await;
-        if let (Some(notices), Some(summary)) = (drainer.notices, summary_of(&result).filter(|s| !s.left_alone())) {
+        if let (Some(notices), Some(summary)) = (drainer.notices, to_publish(&result)) {
             publish_within(notices, std::slice::from_ref(summary), stop_by).await;
         }
         return Handled::Single(result);
@@ -119,8 +119,7 @@ pub async fn drain_event(drainer: &Drainer<'_>, event: &Value, stop_by: Option<I
         results.push(result);
     }
     if let Some(notices) = drainer.notices {
-        let summaries: Vec<DrainSummary> =
-            results.iter().filter_map(summary_of).filter(|s| !s.left_alone()).cloned().collect();
+        let summaries: Vec<DrainSummary> = results.iter().filter_map(to_publish).cloned().collect();
         publish_within(notices, &summaries, stop_by).await;
     }
     Handled::Batch { response, results }
@@ -176,6 +175,12 @@ async fn drain_for_own_hook(
 fn is_sqs_event(event: &Value) -> bool {
     let first = event.get("Records").and_then(Value::as_array).and_then(|records| records.first());
     first.and_then(|record| record.get("eventSource")).and_then(Value::as_str) == Some("aws:sqs")
+}
+
+/// The summary to publish: a drain's, unless it was a lifecycle action left to its owner (then
+/// nothing happened worth a notice).
+fn to_publish(result: &Result<DrainSummary, DrainError>) -> Option<&DrainSummary> {
+    summary_of(result).filter(|summary| !summary.left_alone())
 }
 
 /// The summary a drain produced, complete or not (an event that was no drain request has none).

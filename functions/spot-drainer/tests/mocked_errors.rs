@@ -63,6 +63,16 @@ fn health_rule(arn: &'static str, ports: &'static [i32]) -> Rule {
 const THROTTLING: &str = "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>\
 <Message>Rate exceeded</Message></Error><RequestId>r-1</RequestId></ErrorResponse>";
 
+/// DeregisterTargets on `arn` answering Throttling, every time.
+fn throttled_for_ever(arn: &'static str) -> Rule {
+    mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets)
+        .match_requests(move |r| r.target_group_arn() == Some(arn))
+        .sequence()
+        .http_status(400, Some(THROTTLING.to_owned()))
+        .repeatedly()
+        .build()
+}
+
 /// One event drained as a cold environment would: no group list kept, no deadline.
 async fn drain_instance(
     aws: &AwsClients,
@@ -84,12 +94,7 @@ async fn a_throttled_group_does_not_stop_the_others_and_the_drain_reports_an_err
                 && ports == [(Some(INSTANCE), Some(80)), (Some(INSTANCE), Some(8081))]
         })
         .then_output(|| DeregisterTargetsOutput::builder().build());
-    let throttled = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets)
-        .match_requests(|r| r.target_group_arn() == Some(THROTTLED))
-        .sequence()
-        .http_status(400, Some(THROTTLING.to_owned()))
-        .repeatedly()
-        .build();
+    let throttled = throttled_for_ever(THROTTLED);
     let healthy = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets)
         .match_requests(|r| r.target_group_arn() == Some(HEALTHY) && r.targets()[0].port() == Some(443))
         .then_output(|| DeregisterTargetsOutput::builder().build());
@@ -152,12 +157,7 @@ async fn a_group_throttled_three_times_then_answering_is_drained_in_the_same_inv
 #[tokio::test(start_paused = true)]
 async fn a_group_still_throttled_at_the_stop_time_is_reported_failed_before_it() {
     let describe = [health_rule(TWO_PORTS, &[80, 8081]), health_rule(THROTTLED, &[80]), health_rule(HEALTHY, &[443])];
-    let throttled = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets)
-        .match_requests(|r| r.target_group_arn() == Some(THROTTLED))
-        .sequence()
-        .http_status(400, Some(THROTTLING.to_owned()))
-        .repeatedly()
-        .build();
+    let throttled = throttled_for_ever(THROTTLED);
     let others = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets)
         .match_requests(|r| r.target_group_arn() != Some(THROTTLED))
         .then_output(|| DeregisterTargetsOutput::builder().build());
