@@ -30,7 +30,7 @@ pub use clients::AwsClients;
 pub use drain::drain_requests;
 pub use drainer::{Drainer, Notices};
 pub use error::DrainError;
-pub use event::{Action, DrainRequest};
+pub use event::{parse_drain_request, Action, DrainRequest, EventError};
 pub use group_cache::TargetGroupCache;
 pub use handler::{drain_event, drain_one, handle_event, Handled};
 pub use lifecycle::{HEARTBEAT_EVERY, POLL_EVERY};

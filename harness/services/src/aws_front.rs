@@ -143,13 +143,13 @@ impl Drop for AwsFront {
     }
 }
 
-struct Request {
-    head: Vec<u8>,
-    body: Vec<u8>,
+pub(crate) struct Request {
+    pub(crate) head: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Request {
-    fn header(&self, name: &str) -> Option<String> {
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
         let head = String::from_utf8_lossy(&self.head);
         head.lines().skip(1).find_map(|line| {
             let (key, value) = line.split_once(':')?;
@@ -178,7 +178,10 @@ impl Request {
 }
 
 /// Reads up to the end of the head, then the Content-Length body; `None` at a clean end.
-async fn read_message<R: AsyncRead + Unpin>(stream: &mut R, buffer: &mut Vec<u8>) -> std::io::Result<Option<Request>> {
+pub(crate) async fn read_message<R: AsyncRead + Unpin>(
+    stream: &mut R,
+    buffer: &mut Vec<u8>,
+) -> std::io::Result<Option<Request>> {
     let head_end = loop {
         if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
             break at + 4;

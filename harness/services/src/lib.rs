@@ -11,6 +11,8 @@ pub mod call_counter;
 pub mod certs;
 pub mod cloudformation;
 #[cfg(feature = "clients")]
+pub mod deploy_stand_in;
+#[cfg(feature = "clients")]
 pub mod dynamo;
 #[cfg(feature = "clients")]
 pub mod ec2;
@@ -36,8 +38,8 @@ pub mod tls_proxy;
 
 use std::path::PathBuf;
 
-/// A fresh folder for one server's files, unique to this process and call.
-pub(crate) fn scratch_dir(kind: &str) -> PathBuf {
+/// A fresh folder name for one server's (or test's) files, unique to this process and call.
+pub fn scratch_dir(kind: &str) -> PathBuf {
     let unique = harness_runtime::process::free_port();
     std::env::temp_dir().join(format!("ops-suite-{kind}-{}-{unique}", std::process::id()))
 }
