@@ -49,6 +49,27 @@ pub fn role_statements(template: &Value, role: &str) -> Vec<Value> {
         .collect()
 }
 
+/// `value` as a deploy with `given` parameters sees it: each `Fn::If` replaced by the branch taken,
+/// and what resolves to `AWS::NoValue` left out of its object or list.
+pub fn resolved(template: &Value, given: &Value, value: &Value) -> Value {
+    let no_value = |v: &Value| v.get("Ref").and_then(Value::as_str) == Some("AWS::NoValue");
+    match value {
+        Value::Object(map) if map.contains_key("Fn::If") => {
+            let branches = &map["Fn::If"];
+            let taken =
+                if named_condition(template, given, branches[0].as_str()) { &branches[1] } else { &branches[2] };
+            resolved(template, given, taken)
+        }
+        Value::Object(map) => Value::Object(
+            map.iter().map(|(k, v)| (k.clone(), resolved(template, given, v))).filter(|(_, v)| !no_value(v)).collect(),
+        ),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| resolved(template, given, v)).filter(|v| !no_value(v)).collect())
+        }
+        other => other.clone(),
+    }
+}
+
 /// A statement's actions, whether one or a list.
 pub fn actions(statement: &Value) -> Vec<String> {
     match &statement["Action"] {
@@ -102,6 +123,18 @@ fn scalar(template: &Value, given: &Value, value: &Value) -> String {
             }
         }
         Value::Object(map) if map.contains_key("Fn::Join") => scalar(template, given, &map["Fn::Join"][1]),
+        // `Fn::Select` over `Fn::Split`: a field of a parameter (PollRate's unit and number).
+        Value::Object(map) if map.contains_key("Fn::Select") => {
+            let index = map["Fn::Select"][0].as_u64().expect("a literal index") as usize;
+            let list = &map["Fn::Select"][1];
+            let [separator, source] = [&list["Fn::Split"][0], &list["Fn::Split"][1]];
+            let text = scalar(template, given, source);
+            let separator = separator.as_str().expect("a literal separator");
+            text.split(separator)
+                .nth(index)
+                .unwrap_or_else(|| panic!("Fn::Select {index} of {text:?} split on {separator:?}: a deploy would fail"))
+                .to_owned()
+        }
         other => panic!("unexpected value in a condition: {other}"),
     }
 }
