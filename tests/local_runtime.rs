@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use harness_runtime::lambda_env::Output;
 use harness_runtime::paths::{function_binary, read_event};
-use harness_runtime::runtime_api::RuntimeApi;
+use harness_runtime::runtime_api::{request_id, trace_id, RuntimeApi};
 use harness_services::ec2::instance_in_groups;
 use harness_services::moto::Moto;
 use serde_json::json;
@@ -193,4 +193,39 @@ async fn at_trace_level_no_raw_event_reaches_the_logs() {
         "a message body was logged:\n{mq}"
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_log_line_of_an_invocation_carries_its_trace_id() {
+    let moto = Moto::start();
+    let config = moto.sdk_config().await;
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
+    let (instance_id, _groups) = instance_in_groups(&ec2, &elb, "10.41", &["api"], 8080).await;
+    let log = harness_services::scratch_dir("trace-ids").with_extension("log");
+    let api = RuntimeApi::start().await;
+    let mut env = moto.env();
+    env.push(("DISCOVERY".into(), "scan".into()));
+    env.push(("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into()));
+    let _function =
+        api.spawn_function(&function_binary("spot-drainer"), "spot-drainer", &env, Output::File(log.clone()));
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while api.first_next_at().is_none() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let init_lines = std::fs::read_to_string(&log).unwrap_or_default().lines().count();
+
+    let mut event = read_event("spot-interruption-warning.json");
+    event["detail"]["instance-id"] = json!(instance_id);
+    api.invoke(&event, LIMIT).await.response();
+    let trace = trace_id(&request_id(1));
+    let text = std::fs::read_to_string(&log).expect("log");
+    let lines: Vec<&str> = text.lines().skip(init_lines).collect();
+    // The drain's own lines and its metrics line at least.
+    assert!(lines.len() >= 2, "{text}");
+    assert!(lines.iter().any(|l| l.contains("\"_aws\"")), "the metrics line: {text}");
+    for line in lines {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(value.to_string().contains(&trace), "a line without the trace id {trace}: {line}");
+    }
 }

@@ -102,13 +102,19 @@ impl Metrics {
         Value::Object(root).to_string()
     }
 
-    /// Writes the line to stdout, where Lambda sends it to CloudWatch Logs.
+    /// Writes the line to stdout, where Lambda sends it to CloudWatch Logs, with the
+    /// invocation's X-Ray trace id (`_X_AMZN_TRACE_ID`, which lambda_runtime sets per
+    /// invocation) as a property, as every other log line of the invocation carries it.
     pub fn emit(&self) {
         if self.values.is_empty() || !tracing::enabled!(Level::INFO) {
             return;
         }
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
-        println!("{}", self.to_line(now));
+        let line = match std::env::var("_X_AMZN_TRACE_ID") {
+            Ok(trace) if !trace.is_empty() => self.clone().property("xrayTraceId", trace).to_line(now),
+            _ => self.to_line(now),
+        };
+        println!("{line}");
     }
 }
 

@@ -99,7 +99,7 @@ impl RuntimeApi {
         {
             let mut state = self.state.lock().expect("runtime API state");
             state.next_id += 1;
-            let id = format!("00000000-0000-4000-8000-{:012}", state.next_id);
+            let id = request_id(state.next_id);
             state.waiting.insert(id.clone(), sender);
             state.queue.push_back((id, body));
         }
@@ -177,13 +177,26 @@ async fn next(state: Arc<Mutex<State>>, queued: Arc<Notify>) -> Response<Full<By
                 .header("Lambda-Runtime-Aws-Request-Id", &id)
                 .header("Lambda-Runtime-Deadline-Ms", deadline.as_millis().to_string())
                 .header("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:local")
-                .header("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000;Sampled=0")
+                .header("Lambda-Runtime-Trace-Id", trace_id(&id))
                 .header("Content-Type", "application/json")
                 .body(Full::new(body))
                 .unwrap_or_default();
         }
         notified.await;
     }
+}
+
+/// The request id of the `n`th invocation (from 1).
+pub fn request_id(n: u64) -> String {
+    format!("00000000-0000-4000-8000-{n:012}")
+}
+
+/// The X-Ray trace header Lambda would hand the invocation `request_id`: one trace per
+/// invocation, so a test can tell which lines belong to which.
+pub fn trace_id(request_id: &str) -> String {
+    let digits: String = request_id.chars().filter(char::is_ascii_hexdigit).collect();
+    let tail = &digits[digits.len().saturating_sub(24)..];
+    format!("Root=1-6744c000-{tail:0>24};Sampled=1")
 }
 
 fn status(code: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
