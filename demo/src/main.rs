@@ -3,6 +3,7 @@
 //! against the local stand-ins. Prints what was sent and what changed, checks each scenario's
 //! real outcome, and ends with a table of them; everything else goes to a log file.
 
+mod deploys;
 mod report;
 
 use std::path::Path;
@@ -118,9 +119,10 @@ async fn main() -> ExitCode {
             group!(SPOT, spot_drainer(&mut demo, &runtime));
             group!(ROTATION, secret_rotation(&mut demo, &runtime));
             group!(MQ, mq_poller(&mut demo, &runtime));
+            group!(deploys::DEPLOY, deploys::pretraffic_hook(&mut demo, &runtime));
         }
         Err(why) => {
-            let names: Vec<&str> = [&HELLO[..], &SPOT, &ROTATION, &MQ].concat();
+            let names: Vec<&str> = [&HELLO[..], &SPOT, &ROTATION, &MQ, &deploys::DEPLOY].concat();
             demo.stopped(&names, &why);
         }
     }
