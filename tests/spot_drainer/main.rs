@@ -7,10 +7,13 @@
 //! - `retries`: nothing left to do: a warning twice, an instance gone or in no group.
 //! - `events`: malformed events refused before any call; the summary's timing.
 //! - `rebalance`: a recommendation keeps a group's last healthy target; the warning drains it.
+//! - `after_drain`: groups whose deregistration delay outlasts the notice, and groups a
+//!   Kubernetes controller manages, named in the summary.
 //!
 //! The fleets, warnings and checks they share are in `harness_fixtures::spot_drainer`; the
 //! staging of moto in `harness_services::ec2`.
 
+mod after_drain;
 mod auto_scaling;
 mod batches;
 mod discovery;

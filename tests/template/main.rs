@@ -218,6 +218,8 @@ fn no_role_gets_vpc_access_without_a_vpc_nor_a_wildcard_its_actions_do_not_need(
             "ec2:DescribeInstances",
             "elasticloadbalancing:DescribeTargetGroups",
             "elasticloadbalancing:DescribeTargetHealth",
+            "elasticloadbalancing:DescribeTargetGroupAttributes",
+            "elasticloadbalancing:DescribeTags",
             "autoscaling:DescribeAutoScalingGroups",
             "secretsmanager:GetRandomPassword",
             "xray:PutTraceSegments",

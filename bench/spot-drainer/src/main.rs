@@ -91,7 +91,12 @@ async fn main() {
     let ec2 = aws_sdk_ec2::Client::new(&config);
     let autoscaling = aws_sdk_autoscaling::Client::new(&config);
     let buckets = vec![
-        ApiBucket::new("describe", &["DescribeTargetGroups", "DescribeTargetHealth"], DESCRIBE.0, DESCRIBE.1),
+        ApiBucket::new(
+            "describe",
+            &["DescribeTargetGroups", "DescribeTargetHealth", "DescribeTargetGroupAttributes", "DescribeTags"],
+            DESCRIBE.0,
+            DESCRIBE.1,
+        ),
         ApiBucket::new("deregister", &["DeregisterTargets"], DEREGISTER.0, DEREGISTER.1),
     ];
     let front = AwsFront::start(moto.port, Duration::ZERO, buckets).await;

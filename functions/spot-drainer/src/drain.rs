@@ -13,12 +13,16 @@ use crate::discovery::{keep_healthy_floor, registrations_in_group, target_group_
 use crate::drainer::Drainer;
 use crate::error::DrainError;
 use crate::event::{Action, DrainRequest};
+use crate::group_facts::CONTROLLER;
 use crate::instance::{describe_instance, InstanceFacts};
 use crate::pacing::ElbBudget;
 use crate::registration::{Outcome, RegistrationOutcome};
 use crate::retry::Retry;
 use crate::settings::Discovery;
-use crate::summary::{DrainSummary, GroupOutcome, GroupProblem};
+use crate::summary::{DelayBeyondNotice, DrainSummary, GroupOutcome, GroupProblem, ManagedGroup};
+
+/// How long an interruption notice lasts, from EventBridge's `time`.
+const NOTICE_MS: u64 = 120_000;
 
 /// One instance while it is drained.
 struct Draining {
@@ -56,6 +60,7 @@ pub async fn drain_requests_except(
     }
     let budget = ElbBudget::new(&settings.pacing);
     let started = Instant::now();
+    let began_ms = epoch_ms();
     let described = future::join_all(instance_ids.iter().map(|id| describe_instance(&aws.ec2, id))).await;
 
     // Each instance found: where to look. Failures and vanished instances are settled here.
@@ -146,6 +151,7 @@ pub async fn drain_requests_except(
             }
         }
     }
+    note_what_groups_do_next(drainer, &budget, requests, &mut searching, began_ms, stop_by).await;
     for d in searching {
         let id = requests_id(requests, &d.facts.instance_id);
         if d.summary.registrations.is_empty() && d.summary.group_problems.is_empty() {
@@ -153,7 +159,7 @@ pub async fn drain_requests_except(
         }
         settled.insert(id, Ok(d.summary.sorted()));
     }
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let now_ms = epoch_ms();
     requests
         .iter()
         .map(|request| match settled.get(request.instance_id.as_str()) {
@@ -165,6 +171,66 @@ pub async fn drain_requests_except(
             None => Err(DrainError::Internal(format!("{} was not drained", request.instance_id))),
         })
         .collect()
+}
+
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Names, in each summary, the drained groups whose deregistration delay outlasts the
+/// instance's notice and those a Kubernetes controller manages (read once for all the drains).
+async fn note_what_groups_do_next(
+    drainer: &Drainer<'_>,
+    budget: &ElbBudget,
+    requests: &[DrainRequest],
+    searching: &mut [Draining],
+    began_ms: u64,
+    stop_by: Option<Instant>,
+) {
+    let drained: BTreeSet<String> =
+        searching.iter().flat_map(|d| d.summary.drained_groups()).map(str::to_owned).collect();
+    if drained.is_empty() {
+        return;
+    }
+    let facts = drainer.cache.group_facts(&drainer.aws.elb, &drained, &budget.describe, stop_by).await;
+    let now_ms = epoch_ms();
+    for d in searching.iter_mut() {
+        let seconds_left = notice_left(requests, &d.facts.instance_id, began_ms, now_ms);
+        let groups: Vec<String> = d.summary.drained_groups().into_iter().map(str::to_owned).collect();
+        for arn in groups {
+            let Some(group) = facts.get(&arn) else { continue };
+            if let (Some(left), Some(delay)) = (seconds_left, group.deregistration_delay_seconds) {
+                if delay > left {
+                    tracing::warn!(target_group_arn = %arn, delay, seconds_left = left, "the group's deregistration delay outlasts the notice");
+                    d.summary.delay_beyond_notice.push(DelayBeyondNotice {
+                        target_group_arn: arn.clone(),
+                        deregistration_delay_seconds: delay,
+                        seconds_left: left,
+                    });
+                }
+            }
+            if let Some(cluster) = &group.cluster {
+                d.summary.managed_by.push(ManagedGroup {
+                    target_group_arn: arn.clone(),
+                    controller: CONTROLLER,
+                    cluster: cluster.clone(),
+                });
+            }
+        }
+    }
+}
+
+/// Whole seconds left of the instance's interruption notice, which runs two minutes from the
+/// earliest warning's `time` (the drain's start when a warning has none); `None` when no request
+/// for it is a notice (a rebalance recommendation, a lifecycle action).
+fn notice_left(requests: &[DrainRequest], instance_id: &str, began_ms: u64, now_ms: u64) -> Option<u64> {
+    let warned_ms = requests
+        .iter()
+        .filter(|r| r.instance_id == instance_id)
+        .filter(|r| matches!(r.action, Action::Terminate | Action::Stop | Action::Hibernate))
+        .map(|r| r.warned_at_ms.unwrap_or(began_ms))
+        .min()?;
+    Some((warned_ms + NOTICE_MS).saturating_sub(now_ms) / 1000)
 }
 
 /// The request's own `&str` for an instance id (the map is keyed by the requests' strings).

@@ -2,8 +2,9 @@
 //! (`TARGET_GROUP_CACHE_SECONDS`): listing hundreds of groups costs describe calls from the
 //! account's shared ELB budget, and a burst of interruptions asks for the same list again and
 //! again. A group created after the list was taken is missed until it expires, hence short.
+//! The drained groups' facts (deregistration delay, managing controller) are kept the same way.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use aws_sdk_elasticloadbalancingv2::Client as ElbClient;
@@ -12,18 +13,20 @@ use tokio::time::Instant;
 
 use crate::discovery::target_groups_in_vpc;
 use crate::error::DrainError;
+use crate::group_facts::{read_group_facts, GroupFacts};
 use crate::pacing::TokenBucket;
 
 #[derive(Debug, Default)]
 pub struct TargetGroupCache {
     ttl: Duration,
     by_vpc: Mutex<HashMap<String, (Instant, Vec<String>)>>,
+    facts: Mutex<HashMap<String, (Instant, GroupFacts)>>,
 }
 
 impl TargetGroupCache {
     /// A cache keeping lists for `ttl` (zero: every drain lists again).
     pub fn new(ttl: Duration) -> TargetGroupCache {
-        TargetGroupCache { ttl, by_vpc: Mutex::new(HashMap::new()) }
+        TargetGroupCache { ttl, by_vpc: Mutex::new(HashMap::new()), facts: Mutex::new(HashMap::new()) }
     }
 
     /// The instance- and ip-type groups of `vpc_id`, listed at most once per `ttl`; a list
@@ -45,5 +48,36 @@ impl TargetGroupCache {
         let groups = target_groups_in_vpc(elb, vpc_id, budget).await?;
         by_vpc.insert(vpc_id.to_owned(), (Instant::now(), groups.clone()));
         Ok(groups)
+    }
+
+    /// The facts of the drained groups `arns`, each read at most once per `ttl`; a group whose
+    /// delay could not be read (no token before `stop_by`, an error) is read again next time.
+    pub async fn group_facts(
+        &self,
+        elb: &ElbClient,
+        arns: &BTreeSet<String>,
+        budget: &TokenBucket,
+        stop_by: Option<Instant>,
+    ) -> BTreeMap<String, GroupFacts> {
+        let mut kept = self.facts.lock().await;
+        let mut facts = BTreeMap::new();
+        let mut missing = BTreeSet::new();
+        for arn in arns {
+            match kept.get(arn) {
+                Some((taken, known)) if taken.elapsed() < self.ttl => {
+                    facts.insert(arn.clone(), known.clone());
+                }
+                _ => {
+                    missing.insert(arn.clone());
+                }
+            }
+        }
+        for (arn, read) in read_group_facts(elb, &missing, budget, stop_by).await {
+            if read.deregistration_delay_seconds.is_some() {
+                kept.insert(arn.clone(), (Instant::now(), read.clone()));
+            }
+            facts.insert(arn, read);
+        }
+        facts
     }
 }

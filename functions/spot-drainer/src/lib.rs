@@ -15,6 +15,7 @@ mod drainer;
 mod error;
 mod event;
 mod group_cache;
+mod group_facts;
 mod handler;
 mod instance;
 mod lifecycle;

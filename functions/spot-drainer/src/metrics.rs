@@ -8,15 +8,19 @@ use crate::error::DrainError;
 use crate::registration::Outcome;
 use crate::summary::DrainSummary;
 
-/// Registrations removed, steps that failed, and the seconds the invocation took, over every
-/// drain of the invocation (one, or a batch's). Events that were not drain requests (malformed,
+/// Registrations removed, steps that failed, drained groups whose deregistration delay outlasts
+/// the notice (`DelayBeyondNotice`), and the seconds the invocation took, over every drain of the
+/// invocation (one, or a batch's). Events that were not drain requests (malformed,
 /// unsupported) count nothing: the Errors alarm, or the queue's dead-letter queue, has them.
 pub fn drain_metrics<'r>(
     results: impl IntoIterator<Item = &'r Result<DrainSummary, DrainError>>,
     took: Duration,
 ) -> Option<Metrics> {
-    let (mut removed, mut failures, mut drains) = (0, 0, 0);
+    let (mut removed, mut failures, mut drains, mut beyond) = (0, 0, 0, 0);
     for result in results {
+        if let Some(summary) = crate::handler::summary_of(result) {
+            beyond += summary.delay_beyond_notice.len();
+        }
         let (r, f) = match result {
             Ok(summary) => (summary.count(Outcome::Deregistered), 0),
             Err(DrainError::Incomplete(summary)) => (summary.count(Outcome::Deregistered), summary.failures()),
@@ -36,6 +40,7 @@ pub fn drain_metrics<'r>(
         Metrics::for_this_function()
             .count("RegistrationsRemoved", removed as u64)
             .count("DrainFailures", failures as u64)
+            .count("DelayBeyondNotice", beyond as u64)
             .duration("DrainSeconds", Unit::Seconds, took)
     })
 }

@@ -111,6 +111,9 @@ struct Shortened<'s> {
     seconds_since_warning: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     lifecycle: Option<&'s str>,
+    /// Drained groups whose delay outlasts the notice, and groups a controller manages.
+    delay_beyond_notice: usize,
+    managed_by: usize,
     /// Always true: the lists were too long for one notice; the function's log has them whole.
     shortened: bool,
 }
@@ -135,6 +138,8 @@ impl<'s> Shortened<'s> {
             group_problems,
             seconds_since_warning: summary.seconds_since_warning,
             lifecycle: summary.lifecycle.as_deref(),
+            delay_beyond_notice: summary.delay_beyond_notice.len(),
+            managed_by: summary.managed_by.len(),
             shortened: true,
         }
     }

@@ -26,6 +26,27 @@ pub enum GroupOutcome {
     NotReached,
 }
 
+/// A drained group whose deregistration delay outlasts the notice: its connections are still
+/// open when the instance goes. Lowering the group's `deregistration_delay.timeout_seconds`
+/// below the notice fixes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DelayBeyondNotice {
+    pub target_group_arn: String,
+    pub deregistration_delay_seconds: u64,
+    /// What was left of the two-minute notice when the drain ended (0 once it has run out).
+    pub seconds_left: u64,
+}
+
+/// A drained group that a Kubernetes controller manages (tag `elbv2.k8s.aws/cluster`): it may
+/// register the target again while its pod still runs, so a cluster agent such as
+/// aws-node-termination-handler is needed there as well.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ManagedGroup {
+    pub target_group_arn: String,
+    pub controller: &'static str,
+    pub cluster: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DrainSummary {
     pub instance_id: String,
@@ -55,6 +76,12 @@ pub struct DrainSummary {
     pub lifecycle: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub group_problems: Vec<GroupProblem>,
+    /// Drained groups whose deregistration delay outlasts an interruption notice.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub delay_beyond_notice: Vec<DelayBeyondNotice>,
+    /// Drained groups a Kubernetes controller manages.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub managed_by: Vec<ManagedGroup>,
 }
 
 const LEFT_ALONE: &str = "left-alone";
@@ -74,6 +101,8 @@ impl DrainSummary {
             seconds_since_warning: None,
             lifecycle: None,
             group_problems: Vec::new(),
+            delay_beyond_notice: Vec::new(),
+            managed_by: Vec::new(),
         }
     }
 
@@ -97,6 +126,8 @@ impl DrainSummary {
             (&a.target_group_arn, &a.target_id, a.port).cmp(&(&b.target_group_arn, &b.target_id, b.port))
         });
         self.group_problems.sort_by(|a, b| a.target_group_arn.cmp(&b.target_group_arn));
+        self.delay_beyond_notice.sort_by(|a, b| a.target_group_arn.cmp(&b.target_group_arn));
+        self.managed_by.sort_by(|a, b| a.target_group_arn.cmp(&b.target_group_arn));
         self
     }
 
@@ -113,5 +144,14 @@ impl DrainSummary {
 
     pub fn count(&self, outcome: Outcome) -> usize {
         self.registrations.iter().filter(|r| r.outcome == outcome).count()
+    }
+
+    /// The groups this drain deregistered the instance from.
+    pub fn drained_groups(&self) -> std::collections::BTreeSet<&str> {
+        self.registrations
+            .iter()
+            .filter(|r| r.outcome == Outcome::Deregistered)
+            .map(|r| r.registration.target_group_arn.as_str())
+            .collect()
     }
 }
