@@ -4,7 +4,6 @@
 //! their endpoint is a closed port, so a probe that made any call would answer another
 //! errorType than the refusal the hook expects.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,11 +20,10 @@ fn version(function: &str, number: u32) -> String {
     format!("arn:aws:lambda:us-east-1:123456789012:function:ops-{function}:{number}")
 }
 
-/// AWS credentials and an endpoint where nothing listens.
-fn nowhere() -> Vec<(String, String)> {
-    let closed = free_port();
+/// AWS credentials and `endpoint` for every service.
+fn aws_at(endpoint: &str) -> Vec<(String, String)> {
     [
-        ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{closed}")),
+        ("AWS_ENDPOINT_URL", endpoint.to_owned()),
         ("AWS_REGION", "us-east-1".to_owned()),
         ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
         ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
@@ -36,13 +34,20 @@ fn nowhere() -> Vec<(String, String)> {
     .collect()
 }
 
-/// A version served by `binary` (a function of the suite, or a stand-in for a bad build).
-async fn serve(binary: &str, extra: &[(&str, &str)]) -> (Arc<RuntimeApi>, KillOnDrop) {
+/// An endpoint where nothing listens.
+fn nowhere() -> Vec<(String, String)> {
+    aws_at(&format!("http://127.0.0.1:{}", free_port()))
+}
+
+/// `version_arn` served by `binary` (a function of the suite, or a stand-in for a bad build),
+/// whose AWS calls go to the stand-in.
+async fn serve(stand_in: &DeployStandIn, version_arn: &str, binary: &str, extra: &[(&str, &str)]) -> KillOnDrop {
     let api = Arc::new(RuntimeApi::start().await);
-    let mut env = nowhere();
+    let mut env = aws_at(&stand_in.endpoint());
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let process = api.spawn_function(&function_binary(binary), binary, &env, Output::Inherit);
-    (api, process)
+    stand_in.serve_version(version_arn, api);
+    process
 }
 
 struct Deploy {
@@ -53,7 +58,8 @@ struct Deploy {
 
 /// The suite's versions, with `secret-rotation`'s served by `rotation_binary`, and the hook.
 async fn deploy(rotation_binary: &str) -> Deploy {
-    let mut versions = BTreeMap::new();
+    let stand_in = DeployStandIn::start().await;
+    let mut env = aws_at(&stand_in.endpoint());
     let mut processes = Vec::new();
     for (function, binary, variable, extra) in [
         ("hello-api", "hello-api", "HELLO_API_VERSION", &[][..]),
@@ -68,18 +74,10 @@ async fn deploy(rotation_binary: &str) -> Deploy {
         ("secret-rotation", rotation_binary, "SECRET_ROTATION_VERSION", &[("TABLE_NAME", "messages")][..]),
         ("mq-poller", "mq-poller", "MQ_POLLER_VERSION", &[("TABLE_NAME", "messages"), ("QUEUE_NAME", "orders")][..]),
     ] {
-        let (api, process) = serve(binary, extra).await;
-        versions.insert((variable, version(function, 3)), api);
-        processes.push(process);
+        processes.push(serve(&stand_in, &version(function, 3), binary, extra).await);
+        env.push((variable.to_owned(), version(function, 3)));
     }
-    let env_versions: Vec<(String, String)> = versions.keys().map(|(v, arn)| (v.to_string(), arn.clone())).collect();
-    let stand_in =
-        DeployStandIn::start(versions.into_iter().map(|((_, arn), api)| (arn, api)).collect::<BTreeMap<_, _>>()).await;
     let hook = Arc::new(RuntimeApi::start().await);
-    let mut env: Vec<(String, String)> = nowhere();
-    env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
-    env.push(("AWS_ENDPOINT_URL".into(), stand_in.endpoint()));
-    env.extend(env_versions);
     processes.push(hook.spawn_function(&function_binary("pretraffic-hook"), "pretraffic-hook", &env, Output::Inherit));
     Deploy { stand_in, hook, _processes: processes }
 }
@@ -106,6 +104,8 @@ async fn the_suites_own_builds_pass_and_the_verdict_reaches_codedeploy() {
         assert!(invoked.contains(&version(function, 3)), "{function} not invoked: {invoked:?}");
     }
     assert_eq!(answer["probesRun"].as_u64(), Some(invoked.len() as u64));
+    // No probe caused any other AWS call (the versions' endpoint is the stand-in).
+    assert_eq!(deploy.stand_in.other_calls(), Vec::<String>::new());
 }
 
 /// The hook's verdict when secret-rotation's new version is `binary`, and the one failure's reason.
@@ -137,11 +137,9 @@ async fn a_build_accepting_what_it_must_refuse_fails_the_hook() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_that_cannot_be_invoked_fails_the_hook_rather_than_passing() {
-    let stand_in = DeployStandIn::start(BTreeMap::new()).await;
+    let stand_in = DeployStandIn::start().await;
     let hook = RuntimeApi::start().await;
-    let mut env = nowhere();
-    env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
-    env.push(("AWS_ENDPOINT_URL".into(), stand_in.endpoint()));
+    let mut env = aws_at(&stand_in.endpoint());
     env.push(("MQ_POLLER_VERSION".into(), version("mq-poller", 9)));
     let _hook = hook.spawn_function(&function_binary("pretraffic-hook"), "pretraffic-hook", &env, Output::Inherit);
     let answer = hook.invoke(&hook_event(), LIMIT).await.response();

@@ -1,16 +1,15 @@
 //! The PreTraffic hook as a deploy runs it: the suite's builds stand as the new versions (each
 //! binary behind a Runtime API of the harness, reached through the deploy stand-in's Lambda
 //! Invoke), the hook runs through cargo-lambda's runtime with the sample CodeDeploy event, and
-//! the stand-in's CodeDeploy records the verdict. The builds reach no AWS: their endpoint is a
-//! closed port, so a probe that called AWS would answer another errorType.
+//! the stand-in's CodeDeploy records the verdict. The builds' own AWS endpoint is the stand-in,
+//! which records (and fails) any other call: the demo checks that the probes caused none.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use harness_runtime::cargo_lambda::CargoLambda;
 use harness_runtime::lambda_env::Output;
 use harness_runtime::paths::{event_file, function_binary};
-use harness_runtime::process::{free_port, KillOnDrop};
+use harness_runtime::process::KillOnDrop;
 use harness_runtime::runtime_api::RuntimeApi;
 use harness_services::deploy_stand_in::DeployStandIn;
 
@@ -44,9 +43,11 @@ pub async fn pretraffic_hook(demo: &mut Demo, runtime: &CargoLambda) -> Result<(
             let answer = invoke_ok(runtime, "CodeDeploy's PreTraffic event", &event_file("codedeploy-pretraffic-hook.json"))?;
             let reported = stand_in.verdicts();
             println!("CodeDeploy was told: {}", reported.first().map(|v| v["status"].to_string()).unwrap_or_default());
+            let others = stand_in.other_calls();
             check(answer["status"] == verdict && reported.len() == 1 && reported[0]["status"] == verdict, || {
                 format!("expected the verdict {verdict}, the answer was {answer} and CodeDeploy got {reported:?}")
-            })
+            })?;
+            check(others.is_empty(), || format!("the probes caused AWS calls: {others:?}"))
         })
         .await;
         drop(hook);
@@ -61,17 +62,16 @@ async fn deploy(
     rotation_binary: &str,
     log: &std::path::Path,
 ) -> Result<(DeployStandIn, KillOnDrop, Vec<KillOnDrop>), String> {
-    let nowhere = aws_env(&format!("http://127.0.0.1:{}", free_port()));
-    let mut versions = BTreeMap::new();
+    let stand_in = DeployStandIn::start().await;
     let mut processes = Vec::new();
-    let mut hook_env = Vec::new();
+    let mut hook_env = aws_env(&stand_in.endpoint());
     for (variable, function) in VERSIONS {
         let binary = match function {
             "secret-rotation" => rotation_binary,
             "spot-drainer-lifecycle" => "spot-drainer",
             other => other,
         };
-        let mut env = nowhere.clone();
+        let mut env = aws_env(&stand_in.endpoint());
         env.extend(
             [("TABLE_NAME", "messages"), ("QUEUE_NAME", "orders"), ("LIFECYCLE_HOOK_NAMES", "drain")]
                 .map(|(k, v)| (k.to_owned(), v.to_owned())),
@@ -80,10 +80,8 @@ async fn deploy(
         processes.push(api.spawn_function(&function_binary(binary), function, &env, Output::Append(log.to_owned())));
         let arn = format!("arn:aws:lambda:us-east-1:123456789012:function:demo-{function}:1");
         hook_env.push((variable.to_owned(), arn.clone()));
-        versions.insert(arn, api);
+        stand_in.serve_version(&arn, api);
     }
-    let stand_in = DeployStandIn::start(versions).await;
-    hook_env.extend(aws_env(&stand_in.endpoint()));
     let hook = start_function(demo, runtime, "pretraffic-hook", &hook_env)?;
     Ok((stand_in, hook, processes))
 }

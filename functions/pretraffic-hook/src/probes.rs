@@ -25,7 +25,13 @@ pub enum Expected {
     HttpAnswer { status: u16, body: &'static str },
     /// An SQS partial-batch answer naming exactly these records as failed.
     FailedRecords(&'static [&'static str]),
+    /// A success whose answer has this field with this value.
+    Field { name: &'static str, value: &'static str },
 }
+
+/// A lifecycle hook name no operator gives a hook of theirs: the action is another owner's, so
+/// the function must leave it alone (no call, nothing completed).
+pub const PROBE_HOOK: &str = "ops-suite-pretraffic-probe-not-a-hook";
 
 pub fn probes_for(kind: FunctionKind) -> Vec<Probe> {
     match kind {
@@ -34,6 +40,25 @@ pub fn probes_for(kind: FunctionKind) -> Vec<Probe> {
             event: rest_api_request("Paul"),
             expected: Expected::HttpAnswer { status: 200, body: "Hello Paul" },
         }],
+        FunctionKind::SpotDrainerLifecycle => {
+            let mut probes = probes_for(FunctionKind::SpotDrainer);
+            probes.push(Probe {
+                name: "lifecycle-action-of-another-owner",
+                event: eventbridge_event(
+                    "aws.autoscaling",
+                    "EC2 Instance-terminate Lifecycle Action",
+                    json!({
+                        "LifecycleActionToken": "00000000-0000-0000-0000-000000000000",
+                        "AutoScalingGroupName": "ops-suite-pretraffic-probe",
+                        "LifecycleHookName": PROBE_HOOK,
+                        "EC2InstanceId": "i-0pretraffic0000000",
+                        "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING"
+                    }),
+                ),
+                expected: Expected::Field { name: "lifecycle", value: "left-alone" },
+            });
+            probes
+        }
         FunctionKind::SpotDrainer => vec![
             Probe {
                 name: "event-of-another-source",
@@ -137,16 +162,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_function_has_probes_and_only_hello_api_expects_a_success() {
-        for kind in
-            [FunctionKind::HelloApi, FunctionKind::SpotDrainer, FunctionKind::SecretRotation, FunctionKind::MqPoller]
-        {
+    fn every_function_has_probes_and_only_a_greeting_or_a_hook_left_alone_succeeds() {
+        for kind in [
+            FunctionKind::HelloApi,
+            FunctionKind::SpotDrainer,
+            FunctionKind::SpotDrainerLifecycle,
+            FunctionKind::SecretRotation,
+            FunctionKind::MqPoller,
+        ] {
             let probes = probes_for(kind);
             assert!(!probes.is_empty(), "{kind:?}");
             for probe in probes {
-                let succeeds = matches!(probe.expected, Expected::HttpAnswer { .. });
-                assert_eq!(succeeds, kind == FunctionKind::HelloApi, "{kind:?} {}", probe.name);
+                let greets = matches!(probe.expected, Expected::HttpAnswer { .. });
+                assert_eq!(greets, kind == FunctionKind::HelloApi, "{kind:?} {}", probe.name);
+                if let Expected::Field { value, .. } = probe.expected {
+                    assert_eq!((kind, value), (FunctionKind::SpotDrainerLifecycle, "left-alone"));
+                }
             }
         }
+        assert_eq!(
+            probes_for(FunctionKind::SpotDrainerLifecycle).len(),
+            probes_for(FunctionKind::SpotDrainer).len() + 1
+        );
     }
 }

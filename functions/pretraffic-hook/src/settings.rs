@@ -11,6 +11,8 @@ use shared::settings::Lookup;
 pub enum FunctionKind {
     HelloApi,
     SpotDrainer,
+    /// The same binary with lifecycle settings: spot-drainer's probes and a lifecycle action.
+    SpotDrainerLifecycle,
     SecretRotation,
     MqPoller,
 }
@@ -19,8 +21,7 @@ pub enum FunctionKind {
 pub const VERSION_VARIABLES: [(&str, FunctionKind); 5] = [
     ("HELLO_API_VERSION", FunctionKind::HelloApi),
     ("SPOT_DRAINER_VERSION", FunctionKind::SpotDrainer),
-    // The lifecycle twin is the same binary with other settings: the same probes.
-    ("SPOT_DRAINER_LIFECYCLE_VERSION", FunctionKind::SpotDrainer),
+    ("SPOT_DRAINER_LIFECYCLE_VERSION", FunctionKind::SpotDrainerLifecycle),
     ("SECRET_ROTATION_VERSION", FunctionKind::SecretRotation),
     ("MQ_POLLER_VERSION", FunctionKind::MqPoller),
 ];

@@ -35,19 +35,28 @@ impl Verdict {
     }
 }
 
-/// Runs every target's probes at once (each waits at most `timeout`) and collects the failures.
+/// First wait after Lambda throttled a probe; it doubles up to [`MOST_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+const MOST_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Runs the targets at once, each target's probes one after another (each waits at most
+/// `timeout`), and collects the failures. One probe at a time per version: every function's
+/// deployment runs this hook, all at once, and spot-drainer's reserved concurrency is small and
+/// shared with its live pollers.
 pub async fn check_versions(lambda: &aws_sdk_lambda::Client, targets: &[Target], timeout: Duration) -> Verdict {
-    let runs: Vec<_> = targets
-        .iter()
-        .flat_map(|target| probes_for(target.kind).into_iter().map(move |probe| (target, probe)))
-        .collect();
-    let probes_run = runs.len();
-    let outcomes = join_all(runs.into_iter().map(|(target, probe)| async move {
-        let why = run_probe(lambda, &target.version_arn, &probe, timeout).await.err()?;
-        Some(ProbeFailure { version_arn: target.version_arn.clone(), probe: probe.name, why })
+    let per_target = join_all(targets.iter().map(|target| async move {
+        let mut failures = Vec::new();
+        let probes = probes_for(target.kind);
+        for probe in &probes {
+            if let Err(why) = run_probe(lambda, &target.version_arn, probe, timeout).await {
+                failures.push(ProbeFailure { version_arn: target.version_arn.clone(), probe: probe.name, why });
+            }
+        }
+        (probes.len(), failures)
     }))
     .await;
-    Verdict { probes_run, failures: outcomes.into_iter().flatten().collect() }
+    let probes_run = per_target.iter().map(|(run, _)| run).sum();
+    Verdict { probes_run, failures: per_target.into_iter().flat_map(|(_, failures)| failures).collect() }
 }
 
 async fn run_probe(
@@ -57,11 +66,24 @@ async fn run_probe(
     timeout: Duration,
 ) -> Result<(), String> {
     let payload = serde_json::to_vec(&probe.event).map_err(|e| format!("writing the probe: {e}"))?;
-    let call = lambda.invoke().function_name(version).payload(Blob::new(payload)).send();
-    let output = match tokio::time::timeout(timeout, call).await {
+    // Throttling says nothing of the build: wait and invoke again, within the probe's time.
+    let invoked = tokio::time::timeout(timeout, async {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            match lambda.invoke().function_name(version).payload(Blob::new(payload.clone())).send().await {
+                Err(error) if error.code() == Some("TooManyRequestsException") => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MOST_BACKOFF);
+                }
+                other => return other,
+            }
+        }
+    })
+    .await;
+    let output = match invoked {
         Err(_) => return Err(format!("no answer within {} s", timeout.as_secs())),
-        // The version could not be invoked at all (throttled, denied, not found): not a pass.
-        // Only the error's code and message: the raw response is not copied into the verdict.
+        // The version could not be invoked at all (denied, not found): not a pass. Only the
+        // error's code and message: the raw response is not copied into the verdict.
         Ok(Err(error)) => {
             let code = error.code().unwrap_or("no error code");
             return Err(format!("not invoked: {code}: {}", error.message().unwrap_or("no message")));
@@ -99,6 +121,10 @@ pub fn judge(expected: &Expected, function_error: Option<&str>, answer: &Value) 
                 Ok(())
             }
         }
+        (Expected::Field { name, value }, None) => match answer.get(*name).and_then(Value::as_str) {
+            Some(got) if got == *value => Ok(()),
+            got => Err(format!("answered {name} {got:?}, expected {value:?}")),
+        },
         (Expected::FailedRecords(ids), None) => {
             let got: Option<Vec<&str>> = answer.get("batchItemFailures").and_then(Value::as_array).map(|failures| {
                 failures.iter().filter_map(|f| f.get("itemIdentifier").and_then(Value::as_str)).collect()

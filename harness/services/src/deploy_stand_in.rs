@@ -2,7 +2,8 @@
 //! published version (moto's Lambda needs Docker to run code) and CodeDeploy's
 //! `PutLifecycleEventHookExecutionStatus` (moto has no CodeDeploy). Each version ARN is served by
 //! a real function binary under its own local Runtime API, so a probe gets what the build would
-//! answer; each verdict reported is recorded.
+//! answer; each verdict reported is recorded. Pointed at as the versions' own AWS endpoint too,
+//! it records any other AWS call (a probe must cause none) and answers it with a 500.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -20,8 +21,10 @@ const INVOKE_LIMIT: Duration = Duration::from_secs(30);
 
 #[derive(Default)]
 struct Recorded {
+    versions: BTreeMap<String, Arc<RuntimeApi>>,
     invoked: Vec<String>,
     verdicts: Vec<Value>,
+    others: Vec<String>,
 }
 
 pub struct DeployStandIn {
@@ -31,22 +34,28 @@ pub struct DeployStandIn {
 }
 
 impl DeployStandIn {
-    /// Serves each version ARN of `versions` from its Runtime API (a function process already
-    /// polling it).
-    pub async fn start(versions: BTreeMap<String, Arc<RuntimeApi>>) -> DeployStandIn {
+    /// A stand-in serving no version yet (the versions' processes need its endpoint first).
+    pub async fn start() -> DeployStandIn {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("binding the deploy stand-in");
         let port = listener.local_addr().expect("address").port();
         let recorded = Arc::new(Mutex::new(Recorded::default()));
-        let (versions, shared) = (Arc::new(versions), recorded.clone());
+        let shared = recorded.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let (versions, recorded) = (versions.clone(), shared.clone());
+                let recorded = shared.clone();
                 tokio::spawn(async move {
-                    let _ = serve(client, &versions, &recorded).await;
+                    let _ = serve(client, &recorded).await;
                 });
             }
         });
         DeployStandIn { port, recorded, task }
+    }
+
+    /// Serves `version_arn` from `api` (a function process polling it).
+    pub fn serve_version(&self, version_arn: &str, api: Arc<RuntimeApi>) {
+        if let Ok(mut recorded) = self.recorded.lock() {
+            recorded.versions.insert(version_arn.to_owned(), api);
+        }
     }
 
     pub fn endpoint(&self) -> String {
@@ -56,6 +65,11 @@ impl DeployStandIn {
     /// The version ARNs invoked, in order.
     pub fn invoked(&self) -> Vec<String> {
         self.recorded.lock().map(|r| r.invoked.clone()).unwrap_or_default()
+    }
+
+    /// Every other AWS call received (its `X-Amz-Target`, or its request line and `Action`).
+    pub fn other_calls(&self) -> Vec<String> {
+        self.recorded.lock().map(|r| r.others.clone()).unwrap_or_default()
     }
 
     /// Each `PutLifecycleEventHookExecutionStatus` request body, in order.
@@ -70,11 +84,7 @@ impl Drop for DeployStandIn {
     }
 }
 
-async fn serve(
-    mut client: TcpStream,
-    versions: &BTreeMap<String, Arc<RuntimeApi>>,
-    recorded: &Mutex<Recorded>,
-) -> std::io::Result<()> {
+async fn serve(mut client: TcpStream, recorded: &Mutex<Recorded>) -> std::io::Result<()> {
     let mut buffer = Vec::new();
     while let Some(request) = read_message(&mut client, &mut buffer).await? {
         let answer = match request.header("x-amz-target") {
@@ -86,32 +96,45 @@ async fn serve(
                 }
                 http(200, &[], &json!({"lifecycleEventHookExecutionId": id}).to_string())
             }
-            Some(target) => {
-                http(400, &[("x-amzn-ErrorType", "UnknownOperationException")], &json!({"message": target}).to_string())
+            Some(target) => other_call(recorded, target),
+            None if request_line(&request).contains(" /2015-03-31/functions/") => invoke(&request, recorded).await,
+            None => {
+                let action = String::from_utf8_lossy(&request.body)
+                    .split('&')
+                    .find_map(|pair| pair.strip_prefix("Action=").map(str::to_owned))
+                    .unwrap_or_default();
+                other_call(recorded, format!("{} {action}", request_line(&request)))
             }
-            None => invoke(&request, versions, recorded).await,
         };
         client.write_all(&answer).await?;
     }
     Ok(())
 }
 
+fn request_line(request: &Request) -> String {
+    String::from_utf8_lossy(&request.head).lines().next().unwrap_or_default().to_owned()
+}
+
+fn other_call(recorded: &Mutex<Recorded>, what: String) -> Vec<u8> {
+    if let Ok(mut recorded) = recorded.lock() {
+        recorded.others.push(what);
+    }
+    http(500, &[("x-amzn-ErrorType", "InternalFailure")], r#"{"message":"not a call the stand-in serves"}"#)
+}
+
 /// `POST /2015-03-31/functions/{FunctionName}/invocations`, the name percent-encoded.
-async fn invoke(
-    request: &Request,
-    versions: &BTreeMap<String, Arc<RuntimeApi>>,
-    recorded: &Mutex<Recorded>,
-) -> Vec<u8> {
-    let line = String::from_utf8_lossy(&request.head).lines().next().unwrap_or_default().to_owned();
+async fn invoke(request: &Request, recorded: &Mutex<Recorded>) -> Vec<u8> {
+    let line = request_line(request);
     let path = line.split(' ').nth(1).unwrap_or_default();
     let Some(encoded) = path.strip_prefix("/2015-03-31/functions/").and_then(|p| p.split('/').next()) else {
         return http(404, &[("x-amzn-ErrorType", "UnknownOperationException")], r#"{"message":"no such route"}"#);
     };
     let name = percent_decoded(encoded);
-    if let Ok(mut recorded) = recorded.lock() {
+    let api = recorded.lock().ok().and_then(|mut recorded| {
         recorded.invoked.push(name.clone());
-    }
-    let Some(api) = versions.get(&name) else {
+        recorded.versions.get(&name).cloned()
+    });
+    let Some(api) = api else {
         let body = json!({"Type": "User", "message": format!("Function not found: {name}")}).to_string();
         return http(404, &[("x-amzn-ErrorType", "ResourceNotFoundException")], &body);
     };
