@@ -92,6 +92,7 @@ fn the_dead_man_alarm_fires_when_the_schedule_stops_and_is_sized_to_the_poll_rat
         ("rate(11 minutes)", 660),
         ("rate(60 minutes)", 3600),
         ("rate(1 hour)", 3600),
+        ("rate(2 hours)", 7200),
         ("rate(23 hours)", 82_800),
     ] {
         let window = window(rate).unwrap_or_else(|| panic!("{rate} is watched"));
@@ -111,9 +112,6 @@ fn the_dead_man_alarm_fires_when_the_schedule_stops_and_is_sized_to_the_poll_rat
     for given in [json!({}), event_source] {
         assert!(!holds(&template, &given, &condition), "{given}");
     }
-    // The parameter refuses what the alarm cannot be sized for.
-    let pattern = template["Parameters"]["PollRate"]["AllowedPattern"].as_str().expect("a pattern");
-    assert!(pattern.contains("[1-5][0-9]|60) minutes?") && pattern.contains("2[0-3]) hours?"), "{pattern}");
 }
 
 /// A number of the alarm, through the `Fn::If`s a deploy with `given` takes.
@@ -130,26 +128,35 @@ fn pick_number(template: &Value, given: &Value, value: &Value) -> i64 {
 #[test]
 fn with_a_broker_arn_the_queue_backlog_is_watched_by_its_engines_metric() {
     let template = translated();
-    let broker_name = json!({"Fn::Select": [6, {"Fn::Split": [":", {"Ref": "MqBrokerArn"}]}]});
-    let activemq = only(watching(&template, "QueueSize", &broker_name), "ActiveMQ backlog");
-    let rabbitmq = only(watching(&template, "MessageCount", &broker_name), "RabbitMQ backlog");
-    let dimensions = |alarm: &Value| -> Vec<String> {
-        alarm["Properties"]["Dimensions"]
-            .as_array()
-            .expect("dimensions")
-            .iter()
-            .map(|d| d["Name"].as_str().unwrap_or_default().to_owned())
-            .collect()
-    };
-    assert_eq!(dimensions(activemq), ["Broker", "Queue"]);
-    assert_eq!(dimensions(rabbitmq), ["Broker", "VirtualHost", "Queue"]);
+    let resources = &template["Resources"];
+    let name = json!({"Fn::Select": [6, {"Fn::Split": [":", {"Ref": "MqBrokerArn"}]}]});
+    // ActiveMQ: QueueSize by Broker and Queue, where Broker is the instance, <name>-1 (and -2
+    // for active/standby): the larger of the two.
+    let activemq = &resources["MqBacklogActiveMqAlarm"];
+    let metrics = activemq["Properties"]["Metrics"].as_array().expect("metric math");
+    let expression = metrics.iter().find(|m| m.get("Expression").is_some()).expect("an expression");
+    assert_eq!(expression["Expression"], "MAX([first, second])");
+    for (id, suffix) in [("first", "${Name}-1"), ("second", "${Name}-2")] {
+        let stat = &metrics.iter().find(|m| m["Id"] == id).expect(id)["MetricStat"]["Metric"];
+        assert_eq!((&stat["Namespace"], &stat["MetricName"]), (&json!("AWS/AmazonMQ"), &json!("QueueSize")));
+        assert_eq!(stat["Dimensions"][0]["Name"], "Broker");
+        assert_eq!(stat["Dimensions"][0]["Value"], json!({"Fn::Sub": [suffix, {"Name": name}]}), "{id}");
+        assert_eq!(stat["Dimensions"][1], json!({"Name": "Queue", "Value": {"Ref": "QueueName"}}));
+    }
+    // RabbitMQ: MessageCount by Broker (the broker's name), VirtualHost and Queue.
+    let rabbitmq = only(watching(&template, "MessageCount", &name), "RabbitMQ backlog");
+    let dimensions: Vec<&str> = rabbitmq["Properties"]["Dimensions"]
+        .as_array()
+        .expect("dimensions")
+        .iter()
+        .map(|d| d["Name"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(dimensions, ["Broker", "VirtualHost", "Queue"]);
+    assert_eq!(rabbitmq["Properties"]["Namespace"], "AWS/AmazonMQ");
     for alarm in [activemq, rabbitmq] {
-        assert_eq!(alarm["Properties"]["Namespace"], "AWS/AmazonMQ");
         assert_eq!(alarm["Properties"]["Threshold"], json!({"Ref": "MqBacklogThreshold"}));
     }
-    // The ARN's seventh field is the broker's name, which is what the metric's dimension holds.
     let arn = "arn:aws:mq:us-east-1:123456789012:broker:orders:b-1234";
-    assert_eq!(arn.split(':').nth(6), Some("orders"));
     let subscribed = |engine: &str| {
         json!({"MqBrokerArn": arn, "MqEngine": engine,
                "BrokerSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:broker"})
@@ -158,4 +165,64 @@ fn with_a_broker_arn_the_queue_backlog_is_watched_by_its_engines_metric() {
     assert!(on(activemq, &subscribed("ActiveMQ")) && !on(rabbitmq, &subscribed("ActiveMQ")));
     assert!(on(rabbitmq, &subscribed("RabbitMQ")) && !on(activemq, &subscribed("RabbitMQ")));
     assert!(!on(activemq, &json!({})) && !on(rabbitmq, &json!({})), "no broker ARN, no backlog alarm");
+}
+
+#[test]
+fn failure_alarms_watch_the_alias_so_the_pretraffic_probes_do_not_count() {
+    let template = translated();
+    for function in FUNCTIONS {
+        for metric in ["Errors", "Throttles"] {
+            let alarm = only(watching(&template, metric, &json!({"Ref": function})), function);
+            assert_eq!(
+                alarm["Properties"]["Dimensions"][1],
+                json!({"Name": "Resource", "Value": {"Fn::Sub": format!("${{{function}}}:live")}}),
+                "{function} {metric}"
+            );
+        }
+    }
+}
+
+#[test]
+fn poll_rates_are_those_eventbridge_takes() {
+    let template = translated();
+    let pattern = template["Parameters"]["PollRate"]["AllowedPattern"].as_str().expect("a pattern").to_owned();
+    let accepted = |rate: &str| -> bool {
+        let output = std::process::Command::new(harness_runtime::paths::venv_bin("python"))
+            .args([
+                "-c",
+                "import re, sys; sys.exit(0 if re.fullmatch(sys.argv[1], sys.argv[2]) else 1)",
+                &pattern,
+                rate,
+            ])
+            .output()
+            .expect("python");
+        output.status.success()
+    };
+    for good in [
+        "rate(1 minute)",
+        "rate(5 minutes)",
+        "rate(60 minutes)",
+        "rate(1 hour)",
+        "rate(23 hours)",
+        "rate(1 day)",
+        "rate(3 days)",
+        "cron(0 12 * * ? *)",
+    ] {
+        assert!(accepted(good), "{good} is refused");
+    }
+    // EventBridge refuses a plural for 1 and a singular otherwise; the alarm cannot size
+    // minutes above 60 or hours above 23.
+    for bad in [
+        "rate(1 minutes)",
+        "rate(5 minute)",
+        "rate(1 hours)",
+        "rate(2 hour)",
+        "rate(61 minutes)",
+        "rate(24 hours)",
+        "rate(0 days)",
+        "cron(x)",
+        "rate(5 minutes) ",
+    ] {
+        assert!(!accepted(bad), "{bad} is accepted");
+    }
 }
