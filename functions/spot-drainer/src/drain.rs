@@ -13,7 +13,7 @@ use crate::discovery::{keep_healthy_floor, registrations_in_group, target_group_
 use crate::drainer::Drainer;
 use crate::error::DrainError;
 use crate::event::{Action, DrainRequest};
-use crate::group_facts::CONTROLLER;
+use crate::group_facts::{CONTROLLER, FACTS_TIME};
 use crate::instance::{describe_instance, InstanceFacts};
 use crate::pacing::ElbBudget;
 use crate::registration::{Outcome, RegistrationOutcome};
@@ -151,7 +151,9 @@ pub async fn drain_requests_except(
             }
         }
     }
-    note_what_groups_do_next(drainer, &budget, requests, &mut searching, began_ms, stop_by).await;
+    // The drain's end: its last deregistration. The delays run from here.
+    let drained_ms = epoch_ms();
+    note_what_groups_do_next(drainer, &budget, requests, &mut searching, began_ms, drained_ms, stop_by).await;
     for d in searching {
         let id = requests_id(requests, &d.facts.instance_id);
         if d.summary.registrations.is_empty() && d.summary.group_problems.is_empty() {
@@ -159,13 +161,18 @@ pub async fn drain_requests_except(
         }
         settled.insert(id, Ok(d.summary.sorted()));
     }
-    let now_ms = epoch_ms();
     requests
         .iter()
         .map(|request| match settled.get(request.instance_id.as_str()) {
             Some(Ok(summary)) => {
-                let seconds_since_warning = request.warned_at_ms.map(|at| now_ms.saturating_sub(at) as f64 / 1000.0);
-                finish(DrainSummary { action: request.action, seconds_since_warning, ..summary.clone() })
+                let seconds_since_warning =
+                    request.warned_at_ms.map(|at| drained_ms.saturating_sub(at) as f64 / 1000.0);
+                let mut summary = DrainSummary { action: request.action, seconds_since_warning, ..summary.clone() };
+                if request.action == Action::Rebalance {
+                    // A recommendation gives no notice to outlast (the warning's own result has it).
+                    summary.delay_beyond_notice.clear();
+                }
+                finish(summary)
             }
             Some(Err(error)) => Err(error.clone()),
             None => Err(DrainError::Internal(format!("{} was not drained", request.instance_id))),
@@ -185,17 +192,20 @@ async fn note_what_groups_do_next(
     requests: &[DrainRequest],
     searching: &mut [Draining],
     began_ms: u64,
+    drained_ms: u64,
     stop_by: Option<Instant>,
 ) {
     let drained: BTreeSet<String> =
         searching.iter().flat_map(|d| d.summary.drained_groups()).map(str::to_owned).collect();
-    if drained.is_empty() {
+    // A few seconds at most, and never past the stop time: answering comes first.
+    let until = Instant::now() + FACTS_TIME;
+    let until = stop_by.map_or(until, |stop_by| until.min(stop_by));
+    if drained.is_empty() || Instant::now() >= until {
         return;
     }
-    let facts = drainer.cache.group_facts(&drainer.aws.elb, &drained, &budget.describe, stop_by).await;
-    let now_ms = epoch_ms();
+    let facts = drainer.cache.group_facts(&drainer.aws.elb, &drained, &budget.describe, until).await;
     for d in searching.iter_mut() {
-        let seconds_left = notice_left(requests, &d.facts.instance_id, began_ms, now_ms);
+        let seconds_left = notice_left(requests, &d.facts.instance_id, began_ms, drained_ms);
         let groups: Vec<String> = d.summary.drained_groups().into_iter().map(str::to_owned).collect();
         for arn in groups {
             let Some(group) = facts.get(&arn) else { continue };
@@ -220,17 +230,17 @@ async fn note_what_groups_do_next(
     }
 }
 
-/// Whole seconds left of the instance's interruption notice, which runs two minutes from the
-/// earliest warning's `time` (the drain's start when a warning has none); `None` when no request
-/// for it is a notice (a rebalance recommendation, a lifecycle action).
-fn notice_left(requests: &[DrainRequest], instance_id: &str, began_ms: u64, now_ms: u64) -> Option<u64> {
+/// Whole seconds left of the instance's interruption notice at `at_ms`: two minutes from the
+/// earliest warning's `time` (the drain's start when a warning has none, or a `time` ahead of
+/// this clock); `None` when no request for it is a notice (a recommendation, a lifecycle action).
+fn notice_left(requests: &[DrainRequest], instance_id: &str, began_ms: u64, at_ms: u64) -> Option<u64> {
     let warned_ms = requests
         .iter()
         .filter(|r| r.instance_id == instance_id)
         .filter(|r| matches!(r.action, Action::Terminate | Action::Stop | Action::Hibernate))
-        .map(|r| r.warned_at_ms.unwrap_or(began_ms))
+        .map(|r| r.warned_at_ms.unwrap_or(began_ms).min(began_ms))
         .min()?;
-    Some((warned_ms + NOTICE_MS).saturating_sub(now_ms) / 1000)
+    Some((warned_ms + NOTICE_MS).saturating_sub(at_ms) / 1000)
 }
 
 /// The request's own `&str` for an instance id (the map is keyed by the requests' strings).
@@ -362,5 +372,35 @@ pub(crate) fn finish(summary: DrainSummary) -> Result<DrainSummary, DrainError> 
     } else {
         tracing::info!(summary = %line, "drain finished");
         Ok(summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn warning(instance: &str, action: Action, warned_at_ms: Option<u64>) -> DrainRequest {
+        DrainRequest { warned_at_ms, ..DrainRequest::notice(instance, action) }
+    }
+
+    #[test]
+    fn the_notice_runs_two_minutes_from_the_earliest_warning_and_only_for_notices() {
+        let began = 1_000_000;
+        let at = began + 30_000;
+        let requests = [warning("i-1", Action::Terminate, Some(began - 10_000))];
+        assert_eq!(notice_left(&requests, "i-1", began, at), Some(80));
+        // Without a time: from the drain's start. A time ahead of this clock: the same.
+        assert_eq!(notice_left(&[warning("i-1", Action::Stop, None)], "i-1", began, at), Some(90));
+        assert_eq!(notice_left(&[warning("i-1", Action::Hibernate, Some(began + 60_000))], "i-1", began, at), Some(90));
+        // Run out: nothing left, not a negative.
+        assert_eq!(notice_left(&[warning("i-1", Action::Terminate, Some(0))], "i-1", began, at), Some(0));
+        // A recommendation and a lifecycle action have no notice; another instance's does not count.
+        let others = [warning("i-1", Action::Rebalance, Some(began)), warning("i-1", Action::ScaleIn, Some(began))];
+        assert_eq!(notice_left(&others, "i-1", began, at), None);
+        assert_eq!(notice_left(&requests, "i-2", began, at), None);
+        // The earliest warning counts.
+        let twice =
+            [warning("i-1", Action::Terminate, Some(began)), warning("i-1", Action::Terminate, Some(began - 60_000))];
+        assert_eq!(notice_left(&twice, "i-1", began, at), Some(30));
     }
 }

@@ -50,30 +50,35 @@ impl TargetGroupCache {
         Ok(groups)
     }
 
-    /// The facts of the drained groups `arns`, each read at most once per `ttl`; a group whose
-    /// delay could not be read (no token before `stop_by`, an error) is read again next time.
+    /// The facts of the drained groups `arns`, each read at most once per `ttl`, until `until`;
+    /// a group not wholly read (no token in time, an error) is read again next time. The lock
+    /// is not held while reading.
     pub async fn group_facts(
         &self,
         elb: &ElbClient,
         arns: &BTreeSet<String>,
         budget: &TokenBucket,
-        stop_by: Option<Instant>,
+        until: Instant,
     ) -> BTreeMap<String, GroupFacts> {
-        let mut kept = self.facts.lock().await;
         let mut facts = BTreeMap::new();
         let mut missing = BTreeSet::new();
-        for arn in arns {
-            match kept.get(arn) {
-                Some((taken, known)) if taken.elapsed() < self.ttl => {
-                    facts.insert(arn.clone(), known.clone());
-                }
-                _ => {
-                    missing.insert(arn.clone());
+        {
+            let kept = self.facts.lock().await;
+            for arn in arns {
+                match kept.get(arn) {
+                    Some((taken, known)) if taken.elapsed() < self.ttl => {
+                        facts.insert(arn.clone(), known.clone());
+                    }
+                    _ => {
+                        missing.insert(arn.clone());
+                    }
                 }
             }
         }
-        for (arn, read) in read_group_facts(elb, &missing, budget, stop_by).await {
-            if read.deregistration_delay_seconds.is_some() {
+        let read = read_group_facts(elb, &missing, budget, until).await;
+        let mut kept = self.facts.lock().await;
+        for (arn, read) in read {
+            if read.complete() {
                 kept.insert(arn.clone(), (Instant::now(), read.clone()));
             }
             facts.insert(arn, read);

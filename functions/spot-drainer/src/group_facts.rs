@@ -2,8 +2,10 @@
 //! (`DescribeTargetGroupAttributes`), to compare with the notice's time left, and whether a
 //! Kubernetes controller manages it (`DescribeTags`, the AWS Load Balancer Controller's tag),
 //! since that controller may register the target again. These inform the summary; they are read
-//! from the describe budget only while the drain's stop time allows, and a group whose facts
-//! could not be read is left out of them, never failed.
+//! from the describe budget, each call made once (no SDK retries), and the whole read bounded to
+//! [`FACTS_TIME`] after the last deregistration and never past the drain's stop time: the
+//! invocation's slot and the account's describe bucket are for the next drain. A group whose
+//! facts could not be read is left out of them, never failed.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,6 +14,10 @@ use futures::{stream, StreamExt};
 use tokio::time::Instant;
 
 use crate::pacing::TokenBucket;
+use crate::retry::one_attempt;
+
+/// How long the facts may be read after the deregistrations.
+pub const FACTS_TIME: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The tag the AWS Load Balancer Controller puts on the target groups it manages.
 pub const CLUSTER_TAG: &str = "elbv2.k8s.aws/cluster";
@@ -27,25 +33,48 @@ pub struct GroupFacts {
     pub deregistration_delay_seconds: Option<u64>,
     /// The cluster, when the AWS Load Balancer Controller manages the group.
     pub cluster: Option<String>,
+    /// Whether the group's tags were read (else `cluster` says nothing).
+    pub tags_read: bool,
 }
 
-/// The facts of `arns`, each call taking a describe token unless the token would come after
-/// `stop_by`.
+impl GroupFacts {
+    /// Both facts were read: worth keeping.
+    pub fn complete(&self) -> bool {
+        self.deregistration_delay_seconds.is_some() && self.tags_read
+    }
+}
+
+/// The facts of `arns`, each call taking a describe token, until `until`: what was read by then.
 pub async fn read_group_facts(
     elb: &ElbClient,
     arns: &BTreeSet<String>,
     budget: &TokenBucket,
-    stop_by: Option<Instant>,
+    until: Instant,
 ) -> BTreeMap<String, GroupFacts> {
-    let mut facts: BTreeMap<String, GroupFacts> = BTreeMap::new();
+    let facts = std::sync::Mutex::new(BTreeMap::<String, GroupFacts>::new());
+    if tokio::time::timeout_at(until, read_into(elb, arns, budget, until, &facts)).await.is_err() {
+        tracing::info!(groups = arns.len(), "the drained groups' facts were not all read in time");
+    }
+    facts.into_inner().unwrap_or_default()
+}
+
+async fn read_into(
+    elb: &ElbClient,
+    arns: &BTreeSet<String>,
+    budget: &TokenBucket,
+    until: Instant,
+    facts: &std::sync::Mutex<BTreeMap<String, GroupFacts>>,
+) {
+    let stop_by = Some(until);
     let all: Vec<&String> = arns.iter().collect();
     for chunk in all.chunks(TAGS_PER_CALL) {
         if !budget.take_by(stop_by).await {
-            tracing::info!(groups = chunk.len(), "no time left to read the drained groups' tags");
             break;
         }
-        match elb.describe_tags().set_resource_arns(Some(chunk.iter().map(|a| a.to_string()).collect())).send().await {
+        let request = elb.describe_tags().set_resource_arns(Some(chunk.iter().map(|a| a.to_string()).collect()));
+        match request.customize().config_override(one_attempt()).send().await {
             Ok(output) => {
+                let Ok(mut facts) = facts.lock() else { return };
                 for description in output.tag_descriptions() {
                     let Some(arn) = description.resource_arn() else { continue };
                     let cluster = description
@@ -53,7 +82,8 @@ pub async fn read_group_facts(
                         .iter()
                         .find(|t| t.key() == Some(CLUSTER_TAG))
                         .and_then(|t| t.value().map(str::to_owned));
-                    facts.entry(arn.to_owned()).or_default().cluster = cluster;
+                    let entry = facts.entry(arn.to_owned()).or_default();
+                    (entry.cluster, entry.tags_read) = (cluster, true);
                 }
             }
             Err(error) => {
@@ -61,12 +91,18 @@ pub async fn read_group_facts(
             }
         }
     }
-    let delays: Vec<(String, Option<u64>)> = stream::iter(all)
+    let mut delays = stream::iter(all)
         .map(|arn| async move {
             if !budget.take_by(stop_by).await {
                 return (arn.clone(), None);
             }
-            let read = elb.describe_target_group_attributes().target_group_arn(arn).send().await;
+            let read = elb
+                .describe_target_group_attributes()
+                .target_group_arn(arn)
+                .customize()
+                .config_override(one_attempt())
+                .send()
+                .await;
             let delay = match read {
                 Ok(output) => output
                     .attributes()
@@ -81,11 +117,11 @@ pub async fn read_group_facts(
             };
             (arn.clone(), delay)
         })
-        .buffer_unordered(CONCURRENT_READS)
-        .collect()
-        .await;
-    for (arn, delay) in delays {
-        facts.entry(arn).or_default().deregistration_delay_seconds = delay;
+        .buffer_unordered(CONCURRENT_READS);
+    // Kept as each answer comes, so what was read before the time ran out is not lost.
+    while let Some((arn, delay)) = delays.next().await {
+        if let Ok(mut facts) = facts.lock() {
+            facts.entry(arn).or_default().deregistration_delay_seconds = delay;
+        }
     }
-    facts
 }
