@@ -205,6 +205,7 @@ LAMBDA_BASE_IMAGE=public.ecr.aws/lambda/provided:al2023-x86_64
 
 ensure_lambda_base_image() (
   docker image inspect "$LAMBDA_BASE_IMAGE" >/dev/null 2>&1 && exit 0
+  command -v debootstrap >/dev/null || die "debootstrap is missing (it makes the local Lambda base image): install Debian's debootstrap (scripts/test and scripts/sam-local do)"
   set -e
   local suite mirror work
   suite="$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")"
