@@ -6,7 +6,9 @@
 #   servers the tests start throwaway instances of (postgresql, mariadb-server, activemq,
 #   rabbitmq-server). A server package installed here is installed with its system service kept
 #   from starting, and that service is disabled: nothing is left running. A server the machine
-#   already had is never touched.
+#   already had is never touched. For `sam local` (scripts/sam-local and its test), docker.io
+#   (its dockerd is started only while they run, see start_docker_engine) and debootstrap (the
+#   Lambda base image's root filesystem, see ensure_lambda_base_image).
 # - The pinned Python tools (tools/requirements.txt) into .venv in the repository, and for the
 #   tests checkov (tools/checkov-requirements.txt) into .venv-checkov.
 
@@ -27,7 +29,7 @@ as_root() {
 }
 
 # The Debian packages a need stands for, printed when missing. Needs: base, postgres, mariadb,
-# activemq, rabbitmq.
+# activemq, rabbitmq, docker (the engine and the base image's debootstrap).
 missing_packages() {
   local need
   for need in "$@"; do
@@ -40,6 +42,9 @@ missing_packages() {
       mariadb) command -v mariadb-install-db >/dev/null || echo mariadb-server mariadb-client ;;
       activemq) [ -f /usr/share/activemq/bin/activemq.jar ] || echo activemq ;;
       rabbitmq) [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || echo rabbitmq-server ;;
+      docker)
+        command -v dockerd >/dev/null || echo docker.io
+        command -v debootstrap >/dev/null || echo debootstrap ;;
       *) die "unknown need: $need" ;;
     esac
   done
@@ -52,6 +57,7 @@ services_of() {
     mariadb-server) echo mariadb ;;
     activemq) echo activemq ;;
     rabbitmq-server) echo rabbitmq-server epmd ;;
+    docker.io) echo docker.socket docker containerd ;;
   esac
 }
 
@@ -140,4 +146,110 @@ tools_env() {
 build_workspace() {
   say "building the workspace"
   (cd "$OPS_ROOT" && cargo build --workspace --all-targets --locked)
+}
+
+# --- Docker, for `sam local` -------------------------------------------------------------------
+
+# Where sam-local keeps what it makes between runs (the engine's log, the base image's build).
+sam_local_dir() {
+  local dir="${CARGO_TARGET_DIR:-$OPS_ROOT/target}/sam-local"
+  mkdir -p "$dir" && echo "$dir"
+}
+
+# Starts Debian's dockerd when no engine answers, and prints its process id (nothing when one
+# already ran: that one is not ours to stop). --iptables=false: this machine's kernel has no
+# usable iptables; the default bridge stays, as SAM publishes its emulator's port on it.
+start_docker_engine() {
+  if docker info >/dev/null 2>&1; then
+    return 0
+  fi
+  command -v dockerd >/dev/null || { echo "dockerd is missing: install Debian's docker.io (scripts/test and scripts/sam-local do)" >&2; return 1; }
+  local log pid waited=0
+  log="$(sam_local_dir)/dockerd.log"
+  # setsid: its own session, so it outlives this shell and a terminal's ^C reaches it only
+  # through stop_docker_engine.
+  setsid dockerd --iptables=false </dev/null >"$log" 2>&1 &
+  pid=$!
+  until docker info >/dev/null 2>&1; do
+    if ! kill -0 "$pid" 2>/dev/null || [ "$waited" -ge 60 ]; then
+      kill "$pid" 2>/dev/null
+      echo "dockerd did not start (log: $log):" >&2
+      tail -n 5 "$log" >&2
+      return 1
+    fi
+    sleep 0.5
+    waited=$((waited + 1))
+  done
+  echo "$pid"
+}
+
+# Stops a dockerd that start_docker_engine started (given its process id), and waits until it
+# has gone, so that its socket, bridge and data directory are free for the next one.
+stop_docker_engine() {
+  local pid="$1" waited=0
+  [ -n "$pid" ] || return 0
+  kill "$pid" 2>/dev/null || return 0
+  while kill -0 "$pid" 2>/dev/null && [ "$waited" -lt 60 ]; do
+    sleep 0.5
+    waited=$((waited + 1))
+  done
+  kill -9 "$pid" 2>/dev/null || true
+}
+
+# The image SAM builds its provided.al2023 x86_64 image FROM. No registry is reached from here,
+# so it is made locally under that name: a Debian root filesystem of this machine's release
+# (debootstrap, from the mirror apt uses), with Lambda's variables. A stand-in, not Amazon Linux
+# 2023: SAM needs only /bin/sh, mv and chmod in it; the functions need a glibc. Built once, then
+# reused (sam local runs with --skip-pull-image).
+LAMBDA_BASE_IMAGE=public.ecr.aws/lambda/provided:al2023-x86_64
+
+ensure_lambda_base_image() (
+  docker image inspect "$LAMBDA_BASE_IMAGE" >/dev/null 2>&1 && exit 0
+  command -v debootstrap >/dev/null || die "debootstrap is missing (it makes the local Lambda base image): install Debian's debootstrap (scripts/test and scripts/sam-local do)"
+  set -e
+  local suite mirror work
+  suite="$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")"
+  mirror="$(apt_mirror)"
+  work="$(sam_local_dir)/base-image"
+  rm -rf "$work" && mkdir -p "$work"
+  trap 'rm -rf "$work"' EXIT
+  say "building the local Lambda base image $LAMBDA_BASE_IMAGE (Debian $suite, minbase, once)"
+  debootstrap --variant=minbase "$suite" "$work/root" "$mirror" >"$work/debootstrap.log" 2>&1 ||
+    { tail -n 20 "$work/debootstrap.log" >&2; exit 1; }
+  rm -rf "$work"/root/usr/share/doc/* "$work"/root/usr/share/man/* "$work"/root/var/cache/apt/archives/*.deb \
+    "$work"/root/var/lib/apt/lists/*
+  tar -C "$work/root" -cf "$work/rootfs.tar" .
+  rm -rf "$work/root"
+  # Lambda's own variables for provided.al2023 (the code is in /var/task).
+  cat >"$work/Dockerfile" <<'DOCKERFILE'
+FROM scratch
+ADD rootfs.tar /
+ENV LANG=en_US.UTF-8 TZ=:/etc/localtime \
+    PATH=/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin \
+    LD_LIBRARY_PATH=/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib \
+    LAMBDA_TASK_ROOT=/var/task LAMBDA_RUNTIME_DIR=/var/runtime
+WORKDIR /var/task
+DOCKERFILE
+  docker build -q -t "$LAMBDA_BASE_IMAGE" "$work" >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; exit 1; }
+)
+
+# The Debian mirror apt is configured with (deb822 or one-line sources), for debootstrap.
+apt_mirror() {
+  local uri
+  uri="$(grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v security | head -n 1)"
+  [ -n "$uri" ] || uri="$(grep -hs '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list | awk '{print $2}' | grep -v security | head -n 1)"
+  echo "${uri:-http://deb.debian.org/debian}"
+}
+
+# The machine type of an ELF file as Lambda names it (x86_64, arm64), or what it is otherwise.
+elf_architecture() {
+  local magic machine
+  magic="$(od -An -N4 -tx1 "$1" 2>/dev/null | tr -d ' ')"
+  [ "$magic" = 7f454c46 ] || { echo "not-elf"; return; }
+  machine="$(od -An -j18 -N2 -tu2 --endian=little "$1" | tr -d ' ')"
+  case "$machine" in
+    62) echo x86_64 ;;
+    183) echo arm64 ;;
+    *) echo "elf-machine-$machine" ;;
+  esac
 }

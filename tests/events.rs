@@ -65,7 +65,7 @@ fn check(file: &str) {
             assert_eq!(event.detail_type, "EC2 Instance Rebalance Recommendation");
             names_its_instance(&event);
         }
-        "spot-lifecycle-action.json" => {
+        "spot-lifecycle-terminate.json" => {
             let event: EventBridgeEvent<Value> = reads_as(file);
             assert_eq!(
                 (event.source.as_str(), event.detail_type.as_str()),
@@ -132,7 +132,7 @@ fn every_sample_event_is_what_aws_sends() {
 
 #[test]
 fn the_lifecycle_sample_is_a_drain_request_spot_drainer_reads() {
-    let request = spot_drainer::parse_drain_request(&read_event("spot-lifecycle-action.json"))
+    let request = spot_drainer::parse_drain_request(&read_event("spot-lifecycle-terminate.json"))
         .unwrap_or_else(|e| panic!("spot-drainer refuses its own sample: {e:?}"));
     assert!(format!("{request:?}").contains("i-1234567890abcdef0"), "{request:?}");
 }

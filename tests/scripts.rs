@@ -1,5 +1,6 @@
 //! The scripts a person runs: sourcing their shared functions leaves the caller's shell as it
-//! was, and `scripts/dev-env` only prints variables for the caller to take.
+//! was, `scripts/dev-env` only prints variables for the caller to take, and the architecture
+//! check scripts/sam-local makes before invoking reads an ELF header right.
 
 use std::process::Command;
 
@@ -42,4 +43,28 @@ fn dev_env_prints_only_variables_for_eval() {
         path.trim(),
         workspace_root().join(".venv/bin/cargo-lambda").canonicalize().expect("venv").display().to_string()
     );
+}
+
+#[test]
+fn elf_architecture_names_the_machine_sam_local_checks_before_invoking() {
+    let lib = format!("source '{}/scripts/lib.sh'", workspace_root().display());
+    let dir = std::env::temp_dir().join(format!("ops-suite-elf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    // An ELF header of an aarch64 binary (e_machine 183 at offset 18), and a text file.
+    let mut arm = vec![0x7f, b'E', b'L', b'F', 2, 1, 1, 0];
+    arm.resize(18, 0);
+    arm.extend_from_slice(&183u16.to_le_bytes());
+    arm.resize(64, 0);
+    std::fs::write(dir.join("arm64"), &arm).expect("writing");
+    std::fs::write(dir.join("text"), "#!/bin/sh\necho hi\n").expect("writing");
+    let this = std::env::current_exe().expect("this test binary");
+    let output = bash(&format!(
+        "{lib}; elf_architecture '{}'; elf_architecture '{}'; elf_architecture '{}'",
+        this.display(),
+        dir.join("arm64").display(),
+        dir.join("text").display()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let expected = if cfg!(target_arch = "x86_64") { "x86_64" } else { "arm64" };
+    assert_eq!(output.lines().collect::<Vec<_>>(), [expected, "arm64", "not-elf"]);
 }

@@ -38,9 +38,15 @@ fn ephemeral_low() -> u32 {
 /// Waits until something accepts connections on the port while `child` runs, or panics with
 /// `what` after `limit`.
 pub fn wait_for_port(port: u16, limit: Duration, what: &str, child: &mut Child) {
+    wait_for_listener("127.0.0.1", port, limit, what, child);
+}
+
+/// [`wait_for_port`] for a server bound to another of this machine's addresses (the Docker
+/// bridge's, where `sam local`'s containers reach it).
+pub fn wait_for_listener(host: &str, port: u16, limit: Duration, what: &str, child: &mut Child) {
     let start = Instant::now();
     while start.elapsed() < limit {
-        let listening = TcpStream::connect(("127.0.0.1", port)).is_ok();
+        let listening = TcpStream::connect((host, port)).is_ok();
         // Whoever answers must be our child, still running.
         if let Ok(Some(status)) = child.try_wait() {
             panic!("{what} exited before listening on {port}: {status}");

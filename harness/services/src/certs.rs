@@ -1,6 +1,8 @@
 //! A throwaway certificate authority and a server certificate for localhost / 127.0.0.1, made
 //! with the openssl command, for the TLS listeners of the test databases and brokers (as PEM
-//! files, or as a PKCS#12 keystore for Java servers).
+//! files, or as a PKCS#12 keystore for Java servers). The certificate also names
+//! host.docker.internal: the name `sam local`'s containers are given for this machine
+//! (scripts/sam-local), so that they verify the same stand-ins through the Docker bridge.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,7 +23,7 @@ impl TestCerts {
         std::fs::create_dir_all(dir).expect("creating the certificate folder");
         std::fs::write(
             dir.join("server.ext"),
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1,DNS:host.docker.internal\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
         )
         .expect("writing server.ext");
         openssl(

@@ -1,7 +1,8 @@
 //! The local stand-ins the tests, the demo and the benches run against: real protocol peers on
 //! loopback, each made in one place here, started on free ports by whoever needs it and stopped
-//! when its guard is dropped. Beside them, the clients used to stage and check what they hold,
-//! and the template as SAM translates it, read by a CloudFormation condition evaluator.
+//! when its guard is dropped (and so is the Docker engine `sam local` runs on). Beside them, the
+//! clients used to stage and check what they hold, and the template as SAM translates it, read
+//! by a CloudFormation condition evaluator.
 
 pub mod activemq;
 #[cfg(feature = "clients")]
@@ -10,12 +11,15 @@ pub mod aws_front;
 pub mod call_counter;
 pub mod certs;
 pub mod cloudformation;
+pub mod docker;
 #[cfg(feature = "clients")]
 pub mod deploy_stand_in;
 #[cfg(feature = "clients")]
 pub mod dynamo;
 #[cfg(feature = "clients")]
 pub mod ec2;
+#[cfg(feature = "clients")]
+pub mod forward;
 pub mod mariadb;
 #[cfg(feature = "clients")]
 pub mod messages;

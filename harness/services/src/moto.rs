@@ -4,7 +4,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use harness_runtime::paths::venv_bin;
-use harness_runtime::process::{free_port, wait_for_port, KillOnDrop};
+use harness_runtime::process::{free_port, wait_for_listener, KillOnDrop};
 
 pub const REGION: &str = "us-east-1";
 
@@ -17,16 +17,22 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Moto {
+        Moto::start_on("127.0.0.1")
+    }
+
+    /// A server listening on `host`, one of this machine's addresses: the Docker bridge's for
+    /// `sam local`'s containers, which cannot reach the machine's loopback.
+    pub fn start_on(host: &str) -> Moto {
         let port = free_port();
         let binary = venv_bin("moto_server");
         let mut child = Command::new(&binary)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-H", host, "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {} (run the README's setup): {e}", binary.display()));
-        wait_for_port(port, Duration::from_secs(60), "moto_server", &mut child);
-        Moto { port, endpoint: format!("http://127.0.0.1:{port}"), _process: KillOnDrop(child) }
+        wait_for_listener(host, port, Duration::from_secs(60), "moto_server", &mut child);
+        Moto { port, endpoint: format!("http://{host}:{port}"), _process: KillOnDrop(child) }
     }
 
     /// The environment a function process needs to reach this server through the SDK's
