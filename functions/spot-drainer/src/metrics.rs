@@ -18,9 +18,11 @@ pub fn drain_metrics<'r>(
 ) -> Option<Metrics> {
     let (mut removed, mut failures, mut drains, mut beyond) = (0, 0, 0, 0);
     for result in results {
-        if let Some(summary) = crate::handler::summary_of(result) {
-            beyond += summary.delay_beyond_notice.len();
-        }
+        beyond += match result {
+            Ok(summary) => summary.delay_beyond_notice.len(),
+            Err(DrainError::Incomplete(summary)) => summary.delay_beyond_notice.len(),
+            Err(_) => 0,
+        };
         let (r, f) = match result {
             Ok(summary) => (summary.count(Outcome::Deregistered), 0),
             Err(DrainError::Incomplete(summary)) => (summary.count(Outcome::Deregistered), summary.failures()),
