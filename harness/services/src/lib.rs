@@ -11,9 +11,9 @@ pub mod aws_front;
 pub mod call_counter;
 pub mod certs;
 pub mod cloudformation;
-pub mod docker;
 #[cfg(feature = "clients")]
 pub mod deploy_stand_in;
+pub mod docker;
 #[cfg(feature = "clients")]
 pub mod dynamo;
 #[cfg(feature = "clients")]
