@@ -575,3 +575,34 @@ fn checkov_is_clean_and_each_skip_says_why() {
         assert!(comment.starts_with("comment: ") && comment.len() > 30, "skip without a reason: {}", lines[i]);
     }
 }
+
+/// The translated layer whose logical id starts with `name` (SAM adds a content hash to it).
+fn layer<'t>(template: &'t Value, name: &str) -> (&'t String, &'t Value) {
+    let resources = template["Resources"].as_object().expect("resources");
+    let mut found = resources.iter().filter(|(id, r)| id.starts_with(name) && r["Type"] == "AWS::Lambda::LayerVersion");
+    let layer = found.next().unwrap_or_else(|| panic!("no layer {name}"));
+    assert!(found.next().is_none(), "one layer {name}");
+    layer
+}
+
+#[test]
+fn the_secrets_cache_extension_is_two_layers_one_per_architecture_built_by_its_makefile() {
+    let template = translated();
+    for (name, architecture, output) in [
+        ("SecretsCacheLayerArm64", "arm64", "SecretsCacheLayerArm64Arn"),
+        ("SecretsCacheLayerX86", "x86_64", "SecretsCacheLayerX86Arn"),
+    ] {
+        let (id, layer) = layer(&template, name);
+        assert_eq!(layer["Condition"], "DeploySecretsCache", "{layer}");
+        assert_eq!(layer["Properties"]["CompatibleArchitectures"], json!([architecture]), "{layer}");
+        assert_eq!(layer["Properties"]["Content"], "extensions/secrets-cache", "{layer}");
+        assert_eq!(layer["Metadata"]["BuildMethod"], "makefile", "{layer}");
+        assert_eq!(layer["Metadata"]["BuildArchitecture"], architecture, "{layer}");
+        let out = &template["Outputs"][output];
+        assert_eq!((out["Condition"].as_str(), &out["Value"]), (Some("DeploySecretsCache"), &json!({"Ref": id})));
+        let makefile = std::fs::read_to_string(workspace_root().join("extensions/secrets-cache/Makefile")).unwrap();
+        assert!(makefile.contains(&format!("build-{name}:")), "the Makefile has SAM's target for {name}");
+    }
+    let without = deployed(&template, &json!({"DeploySecretsCache": "false"}));
+    assert!(!without.iter().any(|name| name.starts_with("SecretsCacheLayer")), "{without:?}");
+}

@@ -33,6 +33,31 @@ async fn the_function_s_read_during_its_init_is_served_from_the_prefetch() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_extension_s_first_next_waits_for_the_prefetch_up_to_its_deadline() {
+    let scene = Scene::start(Duration::from_millis(300)).await;
+    scene.secret("app/one", "one").await;
+    scene.secret("app/two", "two").await;
+    // Nothing read at init by the function: only the extension holds init open.
+    let sandbox = scene.sandbox(&[("SECRETS_CACHE_PREFETCH", "app/one,app/two")]).await;
+    let first_next = sandbox.api.extensions.list()[0].first_next_at.expect("the extension called next");
+    let answered = scene.front.answered_at("GetSecretValue");
+    assert_eq!(answered.len(), 2, "{:?}", scene.front.counts());
+    assert!(answered.iter().all(|at| at.into_std() <= first_next), "next before the prefetch was in");
+    // In parallel: both within one latency of each other, not one after the other.
+    let spread = answered[1].into_std().saturating_duration_since(answered[0].into_std());
+    assert!(spread < Duration::from_millis(250), "{spread:?}");
+
+    // A prefetch slower than its deadline holds init for the deadline only.
+    let slow = Scene::start(Duration::from_millis(2500)).await;
+    slow.secret("app/slow", "slow").await;
+    let sandbox =
+        slow.sandbox(&[("SECRETS_CACHE_PREFETCH", "app/slow"), ("SECRETS_CACHE_PREFETCH_DEADLINE_MS", "300")]).await;
+    let first_next = sandbox.api.extensions.list()[0].first_next_at.expect("the extension called next");
+    let held = first_next.duration_since(sandbox.registered_at);
+    assert!(held >= Duration::from_millis(250) && held < Duration::from_millis(2000), "{held:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parameters_are_prefetched_and_read_decrypted() {
     let scene = Scene::start(Duration::ZERO).await;
     scene

@@ -18,8 +18,9 @@ use tokio::sync::Notify;
 pub struct ExtensionView {
     pub name: String,
     pub events: Vec<String>,
-    /// How many times it called `next`.
+    /// How many times it called `next`, and when it first did (the end of its init).
     pub nexts: usize,
+    pub first_next_at: Option<std::time::Instant>,
     /// What it reported through `init/error` and `exit/error`: the error type header, the body.
     pub init_error: Option<(String, serde_json::Value)>,
     pub exit_error: Option<(String, serde_json::Value)>,
@@ -140,7 +141,8 @@ impl Extensions {
             let mut state = self.lock();
             state.next_id += 1;
             let id = format!("e0000000-0000-4000-8000-{:012}", state.next_id);
-            let view = ExtensionView { name, events, nexts: 0, init_error: None, exit_error: None };
+            let view =
+                ExtensionView { name, events, nexts: 0, first_next_at: None, init_error: None, exit_error: None };
             state.registered.push(Registered { view, id: id.clone(), queue: VecDeque::new(), polling: false });
             id
         };
@@ -159,6 +161,7 @@ impl Extensions {
     async fn next(&self, id: Option<String>) -> Response<Full<Bytes>> {
         let found = self.with(&id, |r| {
             r.view.nexts += 1;
+            r.view.first_next_at.get_or_insert_with(std::time::Instant::now);
             r.polling = true;
         });
         if found.is_none() {
