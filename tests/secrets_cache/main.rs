@@ -9,7 +9,10 @@
 //! - `safety`: the token, the loopback address, the connection cap, no value in any output,
 //!   `SHUTDOWN` met in time, a bad setting reported through `init/error`.
 //! - `python`: a standard-library Python client reads as it would from AWS's extension.
+//! - `mq_poller`: mq-poller's broker secret through the extension, and straight from Secrets
+//!   Manager after a refused login.
 
+mod mq_poller;
 mod prefetch;
 mod python;
 mod refresh;
@@ -83,6 +86,13 @@ impl Scene {
     pub async fn secret(&self, name: &str, value: &str) -> String {
         let out = self.sm.create_secret().name(name).secret_string(value).send().await.expect("create_secret");
         out.version_id().expect("version").to_owned()
+    }
+
+    /// A Secrets Manager client that goes through the front (counted), as a function's would.
+    pub async fn front_client(&self) -> aws_sdk_secretsmanager::Client {
+        let config = self.moto.sdk_config().await;
+        let config = aws_sdk_secretsmanager::config::Builder::from(&config).endpoint_url(self.front.endpoint()).build();
+        aws_sdk_secretsmanager::Client::from_conf(config)
     }
 
     /// What the extension's process and the function's wrote.
