@@ -89,6 +89,11 @@ impl Sandbox {
         self.api.invoke(event, limit).await
     }
 
+    /// Extension `index`'s process id (a bench reads its peak memory).
+    pub fn extension_pid(&self, index: usize) -> Option<u32> {
+        self.extensions.get(index).map(|(_, p)| p.0.id())
+    }
+
     /// Whether extension `index`'s process is still running.
     pub fn extension_running(&mut self, index: usize) -> bool {
         self.extensions.get_mut(index).is_some_and(|(_, p)| matches!(p.0.try_wait(), Ok(None)))
