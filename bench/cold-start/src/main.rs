@@ -180,6 +180,14 @@ async fn main() {
         },
     ];
 
+    // BENCH_ONLY=secrets-cache: the extension's figures alone (its layer and the floor built).
+    if std::env::var("BENCH_ONLY").is_ok_and(|only| only == "secrets-cache") {
+        let extension = workspace_root().join("target/lambda-x86_64/extensions/unpacked/extensions/secrets-cache");
+        let cache =
+            secrets_cache::measure(&unpacked_layer(&extension), &unpacked_bootstrap("floor-echo"), &aws_env(&[])).await;
+        publish_bench_table("secrets-cache", &secrets_cache::table(&cache));
+        return;
+    }
     let mut rows = Vec::new();
     for function in &functions {
         let binary = unpacked_bootstrap(function.name);
