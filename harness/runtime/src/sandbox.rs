@@ -39,6 +39,7 @@ pub struct ShutdownReport {
 impl Sandbox {
     /// Starts the extensions (`(name, binary)`: Lambda runs `/opt/extensions/<name>`), waits for
     /// each to register, starts the function, and waits for the end of init (or `INIT_LIMIT`).
+    /// Every process gets `output`: with several, `Output::Append` (a `File` is truncated by each).
     pub async fn start(
         extensions: &[(&str, &Path)],
         function: &Path,
