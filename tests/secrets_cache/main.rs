@@ -9,9 +9,11 @@
 //! - `safety`: the token, the loopback address, the connection cap, no value in any output,
 //!   `SHUTDOWN` met in time, a bad setting reported through `init/error`.
 //! - `python`: a standard-library Python client reads as it would from AWS's extension.
+//! - `iam`: a refresh under exactly the actions the template grants mq-poller's role.
 //! - `mq_poller`: mq-poller's broker secret through the extension, and straight from Secrets
 //!   Manager after a refused login.
 
+mod iam;
 mod mq_poller;
 mod prefetch;
 mod python;
@@ -44,7 +46,10 @@ pub struct Scene {
 
 impl Scene {
     pub async fn start(latency: Duration) -> Scene {
-        let moto = Moto::start();
+        Scene::on(Moto::start(), latency).await
+    }
+
+    pub async fn on(moto: Moto, latency: Duration) -> Scene {
         let front = AwsFront::start(moto.port, latency, Vec::new()).await;
         let config = moto.sdk_config().await;
         let log = std::env::temp_dir().join(format!("secrets-cache-{}-{}.log", std::process::id(), free_port()));
@@ -60,10 +65,12 @@ impl Scene {
 
     /// Lambda's environment for both processes: moto through the front, the token, the port.
     pub fn env(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
-        let mut env: Vec<(String, String)> =
-            self.moto.env().into_iter().filter(|(k, _)| k != "AWS_ENDPOINT_URL").collect();
+        let overridden = |k: &String| k == "AWS_ENDPOINT_URL" || extra.iter().any(|(name, _)| name == k);
+        let mut env: Vec<(String, String)> = self.moto.env().into_iter().filter(|(k, _)| !overridden(k)).collect();
         env.push(("AWS_ENDPOINT_URL".into(), self.front.endpoint()));
-        env.push(("AWS_SESSION_TOKEN".into(), TOKEN.into()));
+        if !extra.iter().any(|(name, _)| *name == "AWS_SESSION_TOKEN") {
+            env.push(("AWS_SESSION_TOKEN".into(), TOKEN.into()));
+        }
         env.push(("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT".into(), self.port.to_string()));
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         env

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 
+use aws_sdk_secretsmanager::config::http::HttpResponse;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_types::date_time::Format;
 use aws_smithy_types::DateTime;
@@ -158,14 +159,28 @@ fn date(at: &DateTime) -> Option<String> {
 
 /// The kind of an SDK error: from the service's error code when it answered, else from how the
 /// call failed. Never the message (a service may quote the request).
-fn classify<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Failure {
+fn classify<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> Failure {
     match error {
         SdkError::TimeoutError(_) => Failure::Timeout,
         SdkError::DispatchFailure(failure) if failure.is_timeout() => Failure::Timeout,
         SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => Failure::Unavailable("no answer".into()),
         SdkError::ConstructionFailure(_) => Failure::BadRequest("the request could not be made".into()),
-        SdkError::ServiceError(service) => by_code(service.err().code().unwrap_or("Unknown")),
+        SdkError::ServiceError(service) => match service.err().code() {
+            Some(code) => by_code(code),
+            // No code the SDK could read: the HTTP status says what kind it is.
+            None => by_status(service.raw().status().as_u16()),
+        },
         _ => Failure::Unavailable("unknown".into()),
+    }
+}
+
+fn by_status(status: u16) -> Failure {
+    let named = format!("HTTP {status}");
+    match status {
+        401 | 403 => Failure::Refused(named),
+        404 => Failure::NotFound(named),
+        400 => Failure::BadRequest(named),
+        _ => Failure::Unavailable(named),
     }
 }
 
@@ -203,5 +218,7 @@ mod tests {
         assert!(by_code("InternalServiceError").transient());
         assert_eq!(by_code("InvalidRequestException").status(), 400);
         assert_eq!(Failure::Timeout.status(), 504);
+        assert!(!by_status(403).transient(), "a refusal without a readable code");
+        assert!(by_status(503).transient() && by_status(429).transient());
     }
 }

@@ -17,10 +17,23 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Moto {
+        Moto::start_with_env(&[])
+    }
+
+    /// A server that enforces IAM after its first `actions` requests (moto's
+    /// `INITIAL_NO_AUTH_ACTION_COUNT`): those stage users and policies, every later request must
+    /// be signed by a user whose policies allow it. moto matches a statement's `Resource` against
+    /// `*` only, so a statement naming an ARN allows nothing there.
+    pub fn start_enforcing_iam_after(actions: u32) -> Moto {
+        Moto::start_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", &actions.to_string())])
+    }
+
+    fn start_with_env(env: &[(&str, &str)]) -> Moto {
         let port = free_port();
         let binary = venv_bin("moto_server");
         let mut child = Command::new(&binary)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
