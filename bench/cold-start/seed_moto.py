@@ -1,4 +1,5 @@
-"""Seeds moto for the cold-start bench: a generic secret with a pending version, and a table.
+"""Seeds moto for the cold-start bench: a generic secret with a pending version, a table, and ten
+secrets for the secrets-cache extension to prefetch.
 
 Run with the project's virtualenv (boto3 comes with the SAM CLI): python seed_moto.py ENDPOINT TOKEN
 Prints the secret's ARN.
@@ -25,4 +26,7 @@ boto3.client("dynamodb", **kw).create_table(
     TableName="bench-mq", BillingMode="PAY_PER_REQUEST",
     AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
     KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+# The secrets-cache bench's prefetch: ten small secrets.
+for i in range(10):
+    sm.create_secret(Name=f"bench-cache-{i}", SecretString=json.dumps({"password": f"bench-{i}"}))
 print(arn)

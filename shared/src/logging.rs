@@ -67,6 +67,20 @@ where
         .and_then(|text| text.parse::<LevelFilter>().ok())
         .unwrap_or(LevelFilter::INFO);
     let requested = EnvFilter::builder().with_default_directive(level.into()).from_env_lossy();
+    install(writer, requested);
+}
+
+/// As [`init`], at `level` (`None`: nothing) whatever Lambda's log controls or `RUST_LOG` say:
+/// for an extension, whose own setting names its level (the caps still hold).
+pub fn init_at(level: Option<Level>) {
+    let level = level.map_or(LevelFilter::OFF, LevelFilter::from_level);
+    install(std::io::stdout, EnvFilter::builder().with_default_directive(level.into()).parse_lossy(""));
+}
+
+fn install<W>(writer: W, requested: EnvFilter)
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     // A hard cap on top of whatever was requested: directives cannot lift it.
     let cap = filter_fn(|metadata| within_cap(metadata.target(), metadata.level()));
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));

@@ -656,3 +656,43 @@ fn every_function_logs_at_a_level_that_keeps_its_metrics() {
         }
     }
 }
+
+/// The translated layer whose logical id starts with `name` (SAM adds a content hash to it).
+fn layer<'t>(template: &'t Value, name: &str) -> (&'t String, &'t Value) {
+    let resources = template["Resources"].as_object().expect("resources");
+    let mut found = resources.iter().filter(|(id, r)| id.starts_with(name) && r["Type"] == "AWS::Lambda::LayerVersion");
+    let layer = found.next().unwrap_or_else(|| panic!("no layer {name}"));
+    assert!(found.next().is_none(), "one layer {name}");
+    layer
+}
+
+#[test]
+fn the_secrets_cache_extension_is_two_layers_one_per_architecture_built_by_its_makefile() {
+    let template = translated();
+    let script = "import json, sys; from samtranslator.yaml_helper import yaml_parse; print(json.dumps(yaml_parse(open(sys.argv[1]).read())))";
+    let raw = Command::new(venv_bin("python"))
+        .args(["-c", script])
+        .arg(workspace_root().join("template.yaml"))
+        .output()
+        .expect("reading the template");
+    let raw: Value = serde_json::from_slice(&raw.stdout).expect("the template as JSON");
+    for (name, architecture, output) in [
+        ("SecretsCacheLayerArm64", "arm64", "SecretsCacheLayerArm64Arn"),
+        ("SecretsCacheLayerX86", "x86_64", "SecretsCacheLayerX86Arn"),
+    ] {
+        let (id, layer) = layer(&template, name);
+        assert_eq!(layer["Condition"], "DeploySecretsCache", "{layer}");
+        assert_eq!(layer["Properties"]["CompatibleArchitectures"], json!([architecture]), "{layer}");
+        assert_eq!(layer["Properties"]["Content"]["S3Key"], "layer.zip", "{layer}");
+        // SAM CLI reads the build's Metadata from the template itself (the translation drops it).
+        let metadata = &raw["Resources"][name]["Metadata"];
+        assert_eq!(metadata["BuildMethod"], "makefile", "{metadata}");
+        assert_eq!(metadata["BuildArchitecture"], architecture, "{metadata}");
+        let out = &template["Outputs"][output];
+        assert_eq!((out["Condition"].as_str(), &out["Value"]), (Some("DeploySecretsCache"), &json!({"Ref": id})));
+        let makefile = std::fs::read_to_string(workspace_root().join("extensions/secrets-cache/Makefile")).unwrap();
+        assert!(makefile.contains(&format!("build-{name}:")), "the Makefile has SAM's target for {name}");
+    }
+    let without = deployed(&template, &json!({"DeploySecretsCache": "false"}));
+    assert!(!without.iter().any(|name| name.starts_with("SecretsCacheLayer")), "{without:?}");
+}

@@ -63,15 +63,26 @@ async fn sam_package_uploads_the_code_the_licence_and_the_readme() {
     let config = moto.sdk_config().await;
     let s3 = aws_sdk_s3::Client::new(&config);
     s3.create_bucket().bucket("artifacts").send().await.expect("bucket");
-    // The template as it is, but each function's code a small folder: `sam package` zips
-    // CodeUri, and "." is the whole repository (target/ included) until `sam build` has run.
+    // The template as it is, but each function's and layer's code a small folder: `sam package`
+    // zips CodeUri, and "." is the whole repository (target/ included) until `sam build` has run.
     let dir = tempdir("sam-package");
     let code = dir.join("code");
     std::fs::create_dir_all(&code).expect("code dir");
     std::fs::write(code.join("bootstrap"), b"#!/bin/sh\n").expect("bootstrap");
     let root = workspace_root();
     let template = std::fs::read_to_string(root.join("template.yaml")).expect("template");
-    std::fs::write(dir.join("template.yaml"), template.replace("CodeUri: .\n", "CodeUri: code\n")).expect("copy");
+    // Layers' ContentUri too (sam build makes their zips).
+    let copy = template
+        .lines()
+        .map(|line| match line.split_once("ContentUri: ").or_else(|| line.split_once("CodeUri: ")) {
+            Some((indent, _)) if indent.trim().is_empty() => {
+                format!("{indent}{}: code", line.trim().split(':').next().unwrap_or_default())
+            }
+            _ => line.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(dir.join("template.yaml"), copy).expect("copy");
     for file in ["README.md", "LICENSE-MIT"] {
         std::fs::copy(root.join(file), dir.join(file)).expect("copy");
     }

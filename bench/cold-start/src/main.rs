@@ -8,6 +8,9 @@
 //! - peak RSS: the process's VmHWM after that invocation.
 //!
 //! Repeated RUNS times; the table gives median and min..max, and the ratio to the floor.
+//! Then the secrets-cache extension's own figures ([`secrets_cache`]).
+
+mod secrets_cache;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,7 +41,7 @@ struct Figures {
     rss_kib: Vec<u64>,
 }
 
-fn median<T: Copy + Ord>(values: &[T]) -> T {
+pub(crate) fn median<T: Copy + Ord>(values: &[T]) -> T {
     let mut sorted = values.to_vec();
     sorted.sort();
     sorted[sorted.len() / 2]
@@ -48,7 +51,7 @@ fn spread<T: Copy + Ord>(values: &[T]) -> (T, T) {
     (*values.iter().min().expect("values"), *values.iter().max().expect("values"))
 }
 
-fn peak_rss_kib(pid: u32) -> u64 {
+pub(crate) fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
@@ -105,6 +108,18 @@ fn unpacked_bootstrap(name: &str) -> PathBuf {
     let binary = dir.join("bootstrap");
     let _ = Command::new("chmod").arg("+x").arg(&binary).status();
     binary
+}
+
+/// The extension inside the x86_64 layer zip, unpacked to `binary`'s place.
+fn unpacked_layer(binary: &Path) -> PathBuf {
+    let zip = workspace_root().join("target/lambda-x86_64/extensions/secrets-cache.zip");
+    assert!(zip.exists(), "{} is missing: run scripts/build-lambda-zips x86_64", zip.display());
+    let dir = workspace_root().join("target/lambda-x86_64/extensions/unpacked");
+    let script = "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])";
+    let status = Command::new(venv_bin("python")).args(["-c", script]).arg(&zip).arg(&dir).status();
+    assert!(status.map(|s| s.success()).unwrap_or(false), "unpacking {}", zip.display());
+    let _ = Command::new("chmod").arg("+x").arg(binary).status();
+    binary.to_owned()
 }
 
 /// p50 and p99 of WARM_INVOCATIONS invocations of one warm process (after 100 to warm up).
@@ -165,6 +180,14 @@ async fn main() {
         },
     ];
 
+    // BENCH_ONLY=secrets-cache: the extension's figures alone (its layer and the floor built).
+    if std::env::var("BENCH_ONLY").is_ok_and(|only| only == "secrets-cache") {
+        let extension = workspace_root().join("target/lambda-x86_64/extensions/unpacked/extensions/secrets-cache");
+        let cache =
+            secrets_cache::measure(&unpacked_layer(&extension), &unpacked_bootstrap("floor-echo"), &aws_env(&[])).await;
+        publish_bench_table("secrets-cache", &secrets_cache::table(&cache));
+        return;
+    }
     let mut rows = Vec::new();
     for function in &functions {
         let binary = unpacked_bootstrap(function.name);
@@ -177,6 +200,9 @@ async fn main() {
     // shows what the Runtime API round trip itself costs on this machine).
     let hello_warm = warm_latency(&functions[1]).await;
     let floor_warm = warm_latency(&functions[0]).await;
+    let extension = workspace_root().join("target/lambda-x86_64/extensions/unpacked/extensions/secrets-cache");
+    let cache =
+        secrets_cache::measure(&unpacked_layer(&extension), &unpacked_bootstrap("floor-echo"), &aws_env(&[])).await;
     drop(moto);
 
     let floor = &rows[0].1;
@@ -220,5 +246,6 @@ async fn main() {
         ));
     }
     table.push('\n');
+    table.push_str(&secrets_cache::table(&cache));
     publish_bench_table("cold-start", &table);
 }

@@ -1,7 +1,10 @@
 //! Broker credentials: from a Secrets Manager secret (`BROKER_SECRET_ID`, JSON with `username`
 //! and `password`), kept for a while (`BROKER_SECRET_TTL_SECONDS`) and read again when the
 //! broker refuses them, so a rotated broker password reaches warm execution environments; or,
-//! for local use, from `BROKER_USERNAME` / `BROKER_PASSWORD`. Never printed.
+//! for local use, from `BROKER_USERNAME` / `BROKER_PASSWORD`. Never printed. With the
+//! secrets-cache layer attached, the secret is read through the extension (prefetched at init),
+//! falling back to the SDK; after a refused login it is read straight from Secrets Manager, since
+//! the extension may still hold the refused version.
 
 use std::time::Duration;
 
@@ -10,6 +13,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::error::BrokerError;
+use crate::secrets_extension::SecretsExtension;
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct BrokerCredentials {
@@ -61,6 +65,7 @@ pub struct CredentialsProvider {
     secrets: Option<aws_sdk_secretsmanager::Client>,
     ttl: Duration,
     cached: Mutex<Option<(BrokerCredentials, Instant)>>,
+    extension: Option<SecretsExtension>,
 }
 
 impl CredentialsProvider {
@@ -69,7 +74,13 @@ impl CredentialsProvider {
     }
 
     pub fn with_ttl(source: CredentialSource, secrets: Option<aws_sdk_secretsmanager::Client>, ttl: Duration) -> Self {
-        CredentialsProvider { source, secrets, ttl, cached: Mutex::new(None) }
+        CredentialsProvider { source, secrets, ttl, cached: Mutex::new(None), extension: None }
+    }
+
+    /// Reads the secret through the secrets-cache extension first (see the module's note).
+    pub fn through_extension(mut self, extension: Option<SecretsExtension>) -> Self {
+        self.extension = extension;
+        self
     }
 
     /// The credentials, read again once they are older than the TTL.
@@ -80,7 +91,7 @@ impl CredentialsProvider {
                 return Ok(credentials.clone());
             }
         }
-        let fresh = self.resolve().await?;
+        let fresh = self.resolve(true).await?;
         *cached = Some((fresh.clone(), Instant::now()));
         Ok(fresh)
     }
@@ -94,12 +105,12 @@ impl CredentialsProvider {
         if !matches!(self.source, CredentialSource::Secret(_)) {
             return Ok(None);
         }
-        let fresh = self.resolve().await?;
+        let fresh = self.resolve(false).await?;
         *self.cached.lock().await = Some((fresh.clone(), Instant::now()));
         Ok((fresh != *refused).then_some(fresh))
     }
 
-    async fn resolve(&self) -> Result<BrokerCredentials, BrokerError> {
+    async fn resolve(&self, via_extension: bool) -> Result<BrokerCredentials, BrokerError> {
         let secret_id = match &self.source {
             CredentialSource::Given(credentials) => return Ok(credentials.clone()),
             CredentialSource::Missing => {
@@ -109,6 +120,14 @@ impl CredentialsProvider {
             }
             CredentialSource::Secret(id) => id,
         };
+        if let Some(extension) = self.extension.as_ref().filter(|_| via_extension) {
+            match extension.secret_string(secret_id).await {
+                Ok(text) => return parse(secret_id, &text),
+                Err(reason) => {
+                    tracing::warn!("secrets-cache could not give {secret_id} ({reason}); reading it directly")
+                }
+            }
+        }
         let client =
             self.secrets.as_ref().ok_or_else(|| BrokerError::Credentials("no Secrets Manager client".into()))?;
         let output = client
@@ -118,16 +137,20 @@ impl CredentialsProvider {
             .send()
             .await
             .map_err(|e| BrokerError::Credentials(format!("reading {secret_id}: {}", DisplayErrorContext(&e))))?;
-        let text = output.secret_string().unwrap_or_default();
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|_| BrokerError::Credentials(format!("{secret_id} is not JSON")))?;
-        let field = |name: &str| {
-            value
-                .get(name)
-                .and_then(|v| v.as_str())
-                .map(str::to_owned)
-                .ok_or_else(|| BrokerError::Credentials(format!("{secret_id} has no \"{name}\" string")))
-        };
-        Ok(BrokerCredentials::new(field("username")?, field("password")?))
+        parse(secret_id, output.secret_string().unwrap_or_default())
     }
+}
+
+/// The `username` and `password` of the secret's JSON.
+fn parse(secret_id: &str, text: &str) -> Result<BrokerCredentials, BrokerError> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|_| BrokerError::Credentials(format!("{secret_id} is not JSON")))?;
+    let field = |name: &str| {
+        value
+            .get(name)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| BrokerError::Credentials(format!("{secret_id} has no \"{name}\" string")))
+    };
+    Ok(BrokerCredentials::new(field("username")?, field("password")?))
 }

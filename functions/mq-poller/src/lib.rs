@@ -13,6 +13,7 @@ mod message;
 mod metrics;
 mod outcome;
 mod poll;
+mod secrets_extension;
 mod settings;
 mod store;
 
@@ -25,5 +26,6 @@ pub use handler::{handle_event, handle_payload, Poller};
 pub use message::{now_ms, BrokerMessage, MessageId};
 pub use outcome::Outcome;
 pub use poll::{PollSummary, StopReason};
+pub use secrets_extension::{SecretsExtension, EXTENSION_PATH};
 pub use settings::Settings;
 pub use store::{store_messages, Table};

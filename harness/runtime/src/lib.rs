@@ -2,7 +2,9 @@
 //! process polling a Runtime API (ours, or cargo-lambda's), with Lambda's environment.
 
 pub mod cargo_lambda;
+pub mod extensions_api;
 pub mod lambda_env;
 pub mod paths;
 pub mod process;
 pub mod runtime_api;
+pub mod sandbox;

@@ -3,7 +3,10 @@
 //! It serves `GET /2018-06-01/runtime/invocation/next` (one queued event, with the request id,
 //! deadline and function ARN headers), and takes `POST .../invocation/{id}/response`,
 //! `.../invocation/{id}/error` and `.../init/error`, as the real one does. A test queues an event
-//! with [`RuntimeApi::invoke`] and gets back what the function answered.
+//! with [`RuntimeApi::invoke`] and gets back what the function answered. Beside it, the
+//! Extensions API ([`crate::extensions_api`]): each invoke is an `INVOKE` event for the
+//! extensions too, and ends once they are all polling again; [`crate::sandbox`] runs a whole
+//! execution environment's life on it.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -18,6 +21,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, Notify};
 
+use crate::extensions_api::Extensions;
 use crate::lambda_env::{spawn_function, Output};
 use crate::process::KillOnDrop;
 
@@ -57,6 +61,7 @@ pub struct RuntimeApi {
     pub addr: SocketAddr,
     state: Arc<Mutex<State>>,
     queued: Arc<Notify>,
+    pub extensions: Extensions,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -72,20 +77,23 @@ impl RuntimeApi {
         let addr = listener.local_addr().expect("runtime API address");
         let state = Arc::new(Mutex::new(State::default()));
         let queued = Arc::new(Notify::new());
-        let (server_state, server_queued) = (state.clone(), queued.clone());
+        let extensions = Extensions::default();
+        let (server_state, server_queued, server_extensions) = (state.clone(), queued.clone(), extensions.clone());
         let server = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
-                let (state, queued) = (server_state.clone(), server_queued.clone());
+                let (state, queued, extensions) =
+                    (server_state.clone(), server_queued.clone(), server_extensions.clone());
                 tokio::spawn(async move {
-                    let service =
-                        hyper::service::service_fn(move |request| route(request, state.clone(), queued.clone()));
+                    let service = hyper::service::service_fn(move |request| {
+                        route(request, state.clone(), queued.clone(), extensions.clone())
+                    });
                     let io = hyper_util::rt::TokioIo::new(stream);
                     let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
                 });
             }
         });
-        RuntimeApi { addr, state, queued, server }
+        RuntimeApi { addr, state, queued, extensions, server }
     }
 
     /// Queues `event` and waits for the function's answer.
@@ -101,11 +109,27 @@ impl RuntimeApi {
             state.next_id += 1;
             let id = request_id(state.next_id);
             state.waiting.insert(id.clone(), sender);
-            state.queue.push_back((id, body));
+            state.queue.push_back((id.clone(), body));
+            self.extensions.deliver(serde_json::json!({
+                "eventType": "INVOKE",
+                "deadlineMs": deadline_ms(),
+                "requestId": id,
+                "invokedFunctionArn": FUNCTION_ARN,
+                "tracing": {"type": "X-Amzn-Trace-Id", "value": trace_id(&id)},
+            }));
         }
         self.queued.notify_one();
         match tokio::time::timeout(limit, receiver).await {
-            Ok(Ok(answer)) => answer,
+            Ok(Ok(answer)) => {
+                // Lambda ends the invoke when the extensions are polling again, too.
+                if !self.extensions.wait_idle(limit).await {
+                    panic!(
+                        "an extension did not call next within {limit:?} of the invoke: {:?}",
+                        self.extensions.list()
+                    );
+                }
+                answer
+            }
             Ok(Err(_)) => panic!("the runtime API dropped the invocation"),
             Err(_) => panic!("no answer within {limit:?}: {:?}", self.init_error()),
         }
@@ -132,14 +156,27 @@ impl RuntimeApi {
     }
 }
 
+const FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:local";
+
+/// Five minutes from now, in epoch milliseconds.
+fn deadline_ms() -> u64 {
+    let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + Duration::from_secs(300);
+    deadline.as_millis() as u64
+}
+
 async fn route(
     request: Request<Incoming>,
     state: Arc<Mutex<State>>,
     queued: Arc<Notify>,
+    extensions: Extensions,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path().to_owned();
     let method = request.method().clone();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if let ["2020-01-01", "extension", rest @ ..] = segments.as_slice() {
+        let answer = extensions.route(request, rest).await;
+        return Ok(answer.unwrap_or_else(|| status(StatusCode::NOT_FOUND, r#"{"errorMessage":"not found"}"#)));
+    }
     let answer = match (method, segments.as_slice()) {
         (Method::GET, ["2018-06-01", "runtime", "invocation", "next"]) => next(state, queued).await,
         (Method::POST, ["2018-06-01", "runtime", "invocation", id, kind @ ("response" | "error")]) => {
@@ -171,12 +208,11 @@ async fn next(state: Arc<Mutex<State>>, queued: Arc<Notify>) -> Response<Full<By
     loop {
         let notified = queued.notified();
         if let Some((id, body)) = state.lock().expect("runtime API state").queue.pop_front() {
-            let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + Duration::from_secs(300);
             return Response::builder()
                 .status(StatusCode::OK)
                 .header("Lambda-Runtime-Aws-Request-Id", &id)
-                .header("Lambda-Runtime-Deadline-Ms", deadline.as_millis().to_string())
-                .header("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:local")
+                .header("Lambda-Runtime-Deadline-Ms", deadline_ms().to_string())
+                .header("Lambda-Runtime-Invoked-Function-Arn", FUNCTION_ARN)
                 .header("Lambda-Runtime-Trace-Id", trace_id(&id))
                 .header("Content-Type", "application/json")
                 .body(Full::new(body))

@@ -17,16 +17,29 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Moto {
-        Moto::start_on("127.0.0.1")
+        Moto::start_with("127.0.0.1", &[])
     }
 
     /// A server listening on `host`, one of this machine's addresses: the Docker bridge's for
     /// `sam local`'s containers, which cannot reach the machine's loopback.
     pub fn start_on(host: &str) -> Moto {
+        Moto::start_with(host, &[])
+    }
+
+    /// A server that enforces IAM after its first `actions` requests (moto's
+    /// `INITIAL_NO_AUTH_ACTION_COUNT`): those stage users and policies, every later request must
+    /// be signed by a user whose policies allow it. moto matches a statement's `Resource` against
+    /// `*` only, so a statement naming an ARN allows nothing there.
+    pub fn start_enforcing_iam_after(actions: u32) -> Moto {
+        Moto::start_with("127.0.0.1", &[("INITIAL_NO_AUTH_ACTION_COUNT", &actions.to_string())])
+    }
+
+    fn start_with(host: &str, env: &[(&str, &str)]) -> Moto {
         let port = free_port();
         let binary = venv_bin("moto_server");
         let mut child = Command::new(&binary)
             .args(["-H", host, "-p", &port.to_string()])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

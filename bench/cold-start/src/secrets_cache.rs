@@ -1,0 +1,126 @@
+//! The secrets-cache extension, release build, beside the floor function in one sandbox (the
+//! harness's Extensions API), against moto:
+//! - start to first `next`: the extension's process start until it first polls for an event,
+//!   which it holds until its prefetch is in (1 and 10 secrets);
+//! - hit latency: p50 and p99 of GETs of a cached secret over one kept-alive localhost connection;
+//! - peak RSS: the extension's VmHWM after those;
+//! - the layer's zip size per architecture (`scripts/build-lambda-zips`).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use harness_runtime::lambda_env::Output;
+use harness_runtime::paths::workspace_root;
+use harness_runtime::process::free_port;
+use harness_runtime::sandbox::Sandbox;
+
+const RUNS: usize = 10;
+const HITS: usize = 10_000;
+const TOKEN: &str = "bench-session-token";
+
+pub struct Figures {
+    pub start_to_next: Vec<(usize, Vec<Duration>)>,
+    pub hit: (Duration, Duration),
+    pub rss_kib: u64,
+}
+
+async fn sandbox(extension: &Path, floor: &Path, env: &[(String, String)], prefetch: &str, port: u16) -> Sandbox {
+    let mut env = env.to_vec();
+    env.push(("AWS_SESSION_TOKEN".into(), TOKEN.into()));
+    env.push(("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT".into(), port.to_string()));
+    env.push(("SECRETS_CACHE_PREFETCH".into(), prefetch.into()));
+    Sandbox::start(&[("secrets-cache", extension)], floor, "bench", &env, Output::Discard).await.expect("sandbox")
+}
+
+pub async fn measure(extension: &Path, floor: &Path, moto_env: &[(String, String)]) -> Figures {
+    let mut start_to_next = Vec::new();
+    for count in [1, 10] {
+        let prefetch: Vec<String> = (0..count).map(|i| format!("bench-cache-{i}")).collect();
+        let mut times = Vec::new();
+        for _ in 0..RUNS {
+            let sandbox = sandbox(extension, floor, moto_env, &prefetch.join(","), free_port()).await;
+            let first = sandbox.api.extensions.list()[0].first_next_at.expect("the extension polled");
+            times.push(first.duration_since(sandbox.started_at));
+            sandbox.shutdown().await;
+        }
+        start_to_next.push((count, times));
+    }
+    let port = free_port();
+    let sandbox = sandbox(extension, floor, moto_env, "bench-cache-0", port).await;
+    let hit = hit_latency(port);
+    let rss_kib = sandbox.extension_pid(0).map(crate::peak_rss_kib).unwrap_or(0);
+    sandbox.shutdown().await;
+    Figures { start_to_next, hit, rss_kib }
+}
+
+/// GETs of one cached secret over one keep-alive connection: p50, p99 (after 100 to warm up).
+fn hit_latency(port: u16) -> (Duration, Duration) {
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connecting to the extension");
+    stream.set_nodelay(true).expect("nodelay");
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut writer = stream;
+    let request = format!(
+        "GET /secretsmanager/get?secretId=bench-cache-0 HTTP/1.1\r\nHost: localhost\r\nX-Aws-Parameters-Secrets-Token: {TOKEN}\r\n\r\n"
+    );
+    let mut one = || {
+        writer.write_all(request.as_bytes()).expect("request");
+        let mut length = 0usize;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            reader.read_line(&mut line).expect("answer");
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = value.trim().parse().expect("length");
+            }
+            assert!(!line.starts_with("HTTP/1.1 ") || line.starts_with("HTTP/1.1 200"), "{line}");
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).expect("body");
+    };
+    for _ in 0..100 {
+        one();
+    }
+    let mut times: Vec<Duration> = (0..HITS)
+        .map(|_| {
+            let start = Instant::now();
+            one();
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    (times[times.len() / 2], times[times.len() * 99 / 100])
+}
+
+/// The layer's zip for `arch`, as `scripts/build-lambda-zips` leaves it.
+pub fn layer_zip_size(arch: &str) -> Option<u64> {
+    let path = workspace_root().join(format!("target/lambda-{arch}/extensions/secrets-cache.zip"));
+    std::fs::metadata(path).ok().map(|m| m.len())
+}
+
+pub fn table(figures: &Figures) -> String {
+    let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1e3);
+    let mut table = String::from(
+        "\nsecrets-cache (release, x86_64) beside the floor, against moto; start to first next over 10 runs, median (min..max)\n\n",
+    );
+    table.push_str("| prefetched secrets | start to first next |\n|---:|---:|\n");
+    for (count, times) in &figures.start_to_next {
+        let (lo, hi) =
+            (times.iter().min().copied().unwrap_or_default(), times.iter().max().copied().unwrap_or_default());
+        table.push_str(&format!("| {count} | {} ({}..{}) |\n", ms(crate::median(times)), ms(lo), ms(hi)));
+    }
+    let size = |arch| layer_zip_size(arch).map(|b| format!("{b} B")).unwrap_or_else(|| "not built".into());
+    table.push_str(&format!(
+        "\nhit, {HITS} GETs over one localhost connection: p50 {:.1} µs, p99 {:.1} µs; peak RSS {} KiB; layer zip arm64 {}, x86_64 {}\n",
+        figures.hit.0.as_secs_f64() * 1e6,
+        figures.hit.1.as_secs_f64() * 1e6,
+        figures.rss_kib,
+        size("arm64"),
+        size("x86_64"),
+    ));
+    table
+}

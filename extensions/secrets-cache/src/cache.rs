@@ -1,0 +1,288 @@
+//! The cache: one slot per key, one fetch per key at a time (a read that arrives while its key is
+//! being fetched, by the prefetch or another read, waits on that fetch), entries served at once
+//! after their TTL while a background refresh checks whether they moved, and stale entries
+//! served only within a bound while the service cannot be reached.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::key::Key;
+use crate::metrics::Stats;
+use crate::upstream::{Failure, Fetched, Source};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub enabled: bool,
+    pub secret_ttl: Duration,
+    pub parameter_ttl: Duration,
+    /// How long past its TTL an entry is served while refreshes fail with a transient error.
+    pub stale_max: Duration,
+    pub capacity: usize,
+}
+
+struct Entry {
+    body: Bytes,
+    version: Option<String>,
+    /// When the entry was last known current: fetched, or confirmed by a refresh.
+    checked: Instant,
+}
+
+impl Entry {
+    fn new(fetched: Fetched) -> Entry {
+        Entry { body: fetched.body, version: fetched.version, checked: Instant::now() }
+    }
+}
+
+#[derive(Default)]
+struct Slot {
+    /// Held across the fetch of a missing entry, so that readers of the key wait on it.
+    entry: tokio::sync::Mutex<Option<Entry>>,
+    refreshing: AtomicBool,
+    /// The last use, for eviction (least recently used first).
+    used: AtomicU64,
+}
+
+pub struct Cache<S> {
+    source: Arc<S>,
+    policy: Policy,
+    slots: Mutex<HashMap<Key, Arc<Slot>>>,
+    tick: AtomicU64,
+    pub stats: Arc<Stats>,
+}
+
+impl<S: Source> Cache<S> {
+    pub fn new(source: Arc<S>, policy: Policy, stats: Arc<Stats>) -> Arc<Cache<S>> {
+        Arc::new(Cache { source, policy, slots: Mutex::new(HashMap::new()), tick: AtomicU64::new(0), stats })
+    }
+
+    fn ttl(&self, key: &Key) -> Duration {
+        match key {
+            Key::Secret { .. } => self.policy.secret_ttl,
+            Key::Parameter { .. } => self.policy.parameter_ttl,
+        }
+    }
+
+    /// The answer for `key`: from the cache when it may be, else fetched (once, whoever asks).
+    pub async fn get(self: &Arc<Self>, key: &Key) -> Result<Bytes, Failure> {
+        if !self.policy.enabled || self.ttl(key).is_zero() {
+            Stats::add(&self.stats.misses);
+            return self.source.fetch(key).await.map(|f| f.body);
+        }
+        let slot = self.slot(key);
+        let mut entry = slot.entry.lock().await;
+        if let Some(found) = entry.as_ref() {
+            let age = found.checked.elapsed();
+            let ttl = self.ttl(key);
+            if age < ttl || key.pinned() {
+                Stats::add(&self.stats.hits);
+                return Ok(found.body.clone());
+            }
+            if age < ttl + self.policy.stale_max {
+                Stats::add(&self.stats.stale_served);
+                let body = found.body.clone();
+                drop(entry);
+                self.refresh_in_background(key, &slot);
+                return Ok(body);
+            }
+            // Too stale to serve: fetched again below, or the error returned.
+        }
+        Stats::add(&self.stats.misses);
+        match self.source.fetch(key).await {
+            Ok(fetched) => {
+                let body = fetched.body.clone();
+                *entry = Some(Entry::new(fetched));
+                Ok(body)
+            }
+            Err(failure) => {
+                *entry = None;
+                drop(entry);
+                self.forget(key, &slot);
+                Err(failure)
+            }
+        }
+    }
+
+    /// Fetches every key at once; returns how many are in.
+    pub async fn prefetch(self: &Arc<Self>, keys: &[Key]) -> usize {
+        let fetches = keys.iter().map(|key| self.get(key));
+        futures::future::join_all(fetches).await.iter().filter(|r| r.is_ok()).count()
+    }
+
+    fn slot(&self, key: &Key) -> Arc<Slot> {
+        let tick = self.tick.fetch_add(1, Ordering::Relaxed);
+        let mut slots = self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !slots.contains_key(key) && slots.len() >= self.policy.capacity {
+            let oldest = slots.iter().min_by_key(|(_, s)| s.used.load(Ordering::Relaxed)).map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                slots.remove(&oldest);
+            }
+        }
+        let slot = slots.entry(key.clone()).or_default().clone();
+        slot.used.store(tick, Ordering::Relaxed);
+        slot
+    }
+
+    /// Drops the key's slot, if it is still this one.
+    fn forget(&self, key: &Key, slot: &Arc<Slot>) {
+        let mut slots = self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if slots.get(key).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            slots.remove(key);
+        }
+    }
+
+    /// One refresh per key at a time, on a task of its own: the read that found the entry
+    /// expired has its answer already.
+    fn refresh_in_background(self: &Arc<Self>, key: &Key, slot: &Arc<Slot>) {
+        if slot.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (cache, key, slot) = (self.clone(), key.clone(), slot.clone());
+        tokio::spawn(async move {
+            cache.refresh(&key, &slot).await;
+            slot.refreshing.store(false, Ordering::Release);
+        });
+    }
+
+    /// Asks first whether the version under the stage moved (`DescribeSecret`, no value read),
+    /// and fetches only when it did, or when that cannot be known (parameters).
+    async fn refresh(&self, key: &Key, slot: &Arc<Slot>) {
+        let known = slot.entry.lock().await.as_ref().and_then(|e| e.version.clone());
+        let outcome = match self.source.current_version(key).await {
+            Ok(Some(current)) if known.as_ref() == Some(&current) => Ok(None),
+            Ok(_) => self.source.fetch(key).await.map(Some),
+            Err(failure) => Err(failure),
+        };
+        let mut entry = slot.entry.lock().await;
+        match outcome {
+            Ok(None) => {
+                if let Some(found) = entry.as_mut() {
+                    found.checked = Instant::now();
+                }
+            }
+            Ok(Some(fetched)) => *entry = Some(Entry::new(fetched)),
+            Err(failure) => {
+                Stats::add(&self.stats.refresh_errors);
+                tracing::warn!(kind = failure.kind(), "refresh failed: {failure}");
+                if !failure.transient() {
+                    // Gone, or no longer ours to read: not served again.
+                    *entry = None;
+                    drop(entry);
+                    self.forget(key, slot);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::Version;
+    use std::sync::atomic::AtomicUsize;
+
+    #[derive(Default)]
+    struct Fake {
+        fetches: AtomicUsize,
+        describes: AtomicUsize,
+        version: Mutex<String>,
+        failing: Mutex<Option<Failure>>,
+    }
+
+    impl Source for Fake {
+        async fn fetch(&self, _: &Key) -> Result<Fetched, Failure> {
+            self.fetches.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if let Some(failure) = self.failing.lock().unwrap().clone() {
+                return Err(failure);
+            }
+            let version = self.version.lock().unwrap().clone();
+            Ok(Fetched { body: Bytes::from(format!("value-{version}")), version: Some(version) })
+        }
+        async fn current_version(&self, _: &Key) -> Result<Option<String>, Failure> {
+            self.describes.fetch_add(1, Ordering::SeqCst);
+            if let Some(failure) = self.failing.lock().unwrap().clone() {
+                return Err(failure);
+            }
+            Ok(Some(self.version.lock().unwrap().clone()))
+        }
+    }
+
+    fn cache(ttl_ms: u64, stale_ms: u64) -> (Arc<Fake>, Arc<Cache<Fake>>) {
+        let fake = Arc::new(Fake { version: Mutex::new("1".into()), ..Fake::default() });
+        let policy = Policy {
+            enabled: true,
+            secret_ttl: Duration::from_millis(ttl_ms),
+            parameter_ttl: Duration::from_millis(ttl_ms),
+            stale_max: Duration::from_millis(stale_ms),
+            capacity: 2,
+        };
+        (fake.clone(), Cache::new(fake, policy, Arc::default()))
+    }
+
+    fn key(id: &str) -> Key {
+        Key::Secret { id: id.into(), at: Version::Stage("AWSCURRENT".into()) }
+    }
+
+    #[tokio::test]
+    async fn readers_of_a_key_being_fetched_wait_on_that_one_fetch() {
+        let (fake, cache) = cache(60_000, 0);
+        let a = key("a");
+        let reads = (0..5).map(|_| cache.get(&a));
+        let answers = futures::future::join_all(reads).await;
+        assert!(answers.iter().all(|a| a.as_deref() == Ok(&b"value-1"[..])), "{answers:?}");
+        assert_eq!(fake.fetches.load(Ordering::SeqCst), 1);
+        assert_eq!(cache.stats.hits.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn after_the_ttl_the_old_value_is_served_and_a_moved_version_fetched_once() {
+        let (fake, cache) = cache(30, 60_000);
+        cache.get(&key("a")).await.unwrap();
+        *fake.version.lock().unwrap() = "2".into();
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert_eq!(cache.get(&key("a")).await.unwrap(), "value-1", "served at once");
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(cache.get(&key("a")).await.unwrap(), "value-2");
+        assert_eq!((fake.describes.load(Ordering::SeqCst), fake.fetches.load(Ordering::SeqCst)), (1, 2));
+    }
+
+    #[tokio::test]
+    async fn an_outage_is_served_stale_up_to_the_bound_then_errors() {
+        let (fake, cache) = cache(20, 100);
+        cache.get(&key("a")).await.unwrap();
+        *fake.failing.lock().unwrap() = Some(Failure::Unavailable("down".into()));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert_eq!(cache.get(&key("a")).await.unwrap(), "value-1");
+        tokio::time::sleep(Duration::from_millis(110)).await;
+        assert_eq!(cache.get(&key("a")).await, Err(Failure::Unavailable("down".into())));
+        assert_eq!(cache.stats.refresh_errors.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_key_that_is_gone_is_dropped_at_its_refresh() {
+        let (fake, cache) = cache(20, 60_000);
+        cache.get(&key("a")).await.unwrap();
+        *fake.failing.lock().unwrap() = Some(Failure::NotFound("ResourceNotFoundException".into()));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        cache.get(&key("a")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert!(matches!(cache.get(&key("a")).await, Err(Failure::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn the_least_recently_used_entry_makes_room() {
+        let (fake, cache) = cache(60_000, 0);
+        cache.get(&key("a")).await.unwrap();
+        cache.get(&key("b")).await.unwrap();
+        cache.get(&key("a")).await.unwrap();
+        cache.get(&key("c")).await.unwrap();
+        cache.get(&key("a")).await.unwrap();
+        assert_eq!(fake.fetches.load(Ordering::SeqCst), 3, "a stayed");
+        cache.get(&key("b")).await.unwrap();
+        assert_eq!(fake.fetches.load(Ordering::SeqCst), 4, "b was evicted");
+    }
+}
