@@ -16,6 +16,8 @@ use aws_sdk_autoscaling::types::AutoScalingGroup;
 use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
 use aws_sdk_ec2::types::{Instance, Reservation, Tag};
 use aws_sdk_elasticloadbalancingv2::operation::deregister_targets::DeregisterTargetsOutput;
+use aws_sdk_elasticloadbalancingv2::operation::describe_tags::DescribeTagsOutput;
+use aws_sdk_elasticloadbalancingv2::operation::describe_target_group_attributes::DescribeTargetGroupAttributesOutput;
 use aws_sdk_elasticloadbalancingv2::operation::describe_target_health::DescribeTargetHealthOutput;
 use aws_sdk_elasticloadbalancingv2::types::{
     TargetDescription, TargetHealth, TargetHealthDescription, TargetHealthStateEnum,
@@ -83,7 +85,13 @@ fn elb(draining_checks: usize) -> (aws_sdk_elasticloadbalancingv2::Client, Rule,
     let deregister = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets)
         .match_requests(|r| r.target_group_arn() == Some(ELSEWHERE))
         .then_output(|| DeregisterTargetsOutput::builder().build());
-    let client = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&health, &deregister]);
+    // After the deregistration, the drain reads the group's delay and tags (none set here).
+    let attributes = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_group_attributes)
+        .then_output(|| DescribeTargetGroupAttributesOutput::builder().build());
+    let tags = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_tags)
+        .then_output(|| DescribeTagsOutput::builder().build());
+    let client =
+        mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&health, &deregister, &attributes, &tags]);
     (client, deregister, checks)
 }
 

@@ -7,6 +7,8 @@ use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
 use aws_sdk_ec2::types::{Instance, Reservation, Tag};
 use aws_sdk_elasticloadbalancingv2::config::retry::RetryConfig;
 use aws_sdk_elasticloadbalancingv2::operation::deregister_targets::DeregisterTargetsOutput;
+use aws_sdk_elasticloadbalancingv2::operation::describe_tags::DescribeTagsOutput;
+use aws_sdk_elasticloadbalancingv2::operation::describe_target_group_attributes::DescribeTargetGroupAttributesOutput;
 use aws_sdk_elasticloadbalancingv2::operation::describe_target_health::DescribeTargetHealthOutput;
 use aws_sdk_elasticloadbalancingv2::types::{TargetDescription, TargetHealthDescription};
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
@@ -14,6 +16,17 @@ use serde_json::json;
 use spot_drainer::{
     drain_one, AwsClients, Discovery, DrainError, DrainSummary, Drainer, Outcome, Settings, TargetGroupCache,
 };
+
+/// After a drain, the drained groups' delay and tags are read: answered empty here (the tests of
+/// what they say are against moto, in tests/spot_drainer/after_drain.rs).
+fn after_drain() -> [Rule; 2] {
+    [
+        mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_group_attributes)
+            .then_output(|| DescribeTargetGroupAttributesOutput::builder().build()),
+        mock!(aws_sdk_elasticloadbalancingv2::Client::describe_tags)
+            .then_output(|| DescribeTagsOutput::builder().build()),
+    ]
+}
 
 const INSTANCE: &str = "i-0123456789abcdef0";
 const TWO_PORTS: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/two-ports/1";
@@ -98,7 +111,8 @@ async fn a_throttled_group_does_not_stop_the_others_and_the_drain_reports_an_err
     let healthy = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets)
         .match_requests(|r| r.target_group_arn() == Some(HEALTHY) && r.targets()[0].port() == Some(443))
         .then_output(|| DeregisterTargetsOutput::builder().build());
-    let rules = [&describe[0], &describe[1], &describe[2], &two_ports, &throttled, &healthy];
+    let facts = after_drain();
+    let rules = [&facts[0], &facts[1], &describe[0], &describe[1], &describe[2], &two_ports, &throttled, &healthy];
     let elb = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, rules, |config| config
         .retry_config(RetryConfig::standard().with_max_attempts(3).with_initial_backoff(Duration::from_millis(1))));
 
@@ -136,9 +150,12 @@ async fn a_group_throttled_three_times_then_answering_is_drained_in_the_same_inv
         .output(|| DeregisterTargetsOutput::builder().build())
         .build();
     // The SDK's own retries off: every throttled answer reaches the drain.
-    let elb = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&describe, &deregister], |config| {
-        config.retry_config(RetryConfig::disabled())
-    });
+    let elb = mock_client!(
+        aws_sdk_elasticloadbalancingv2,
+        RuleMode::MatchAny,
+        [&after_drain()[0], &after_drain()[1], &describe, &deregister],
+        |config| { config.retry_config(RetryConfig::disabled()) }
+    );
     // One deregistration token at once, then one a second: each retry waits for a token.
     let pacing = spot_drainer::Pacing { deregister_rate: 1, deregister_burst: 1, ..spot_drainer::Pacing::default() };
     let settings = Settings { discovery: Discovery::Tag, pacing, ..Settings::default() };
@@ -161,7 +178,8 @@ async fn a_group_still_throttled_at_the_stop_time_is_reported_failed_before_it()
     let others = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets)
         .match_requests(|r| r.target_group_arn() != Some(THROTTLED))
         .then_output(|| DeregisterTargetsOutput::builder().build());
-    let rules = [&describe[0], &describe[1], &describe[2], &throttled, &others];
+    let facts = after_drain();
+    let rules = [&facts[0], &facts[1], &describe[0], &describe[1], &describe[2], &throttled, &others];
     let elb = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, rules, |config| config
         .retry_config(RetryConfig::disabled()));
     let settings = Settings { discovery: Discovery::Tag, ..Settings::default() };
@@ -187,7 +205,8 @@ async fn a_group_whose_health_cannot_be_read_fails_the_drain_after_the_rest() {
     let readable = [health_rule(TWO_PORTS, &[80, 8081]), health_rule(HEALTHY, &[443])];
     let deregister = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets)
         .then_output(|| DeregisterTargetsOutput::builder().build());
-    let rules = [&unreadable, &readable[0], &readable[1], &deregister];
+    let facts = after_drain();
+    let rules = [&facts[0], &facts[1], &unreadable, &readable[0], &readable[1], &deregister];
     let elb = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, rules, |config| config
         .retry_config(RetryConfig::standard().with_max_attempts(2).with_initial_backoff(Duration::from_millis(1))));
 
@@ -247,7 +266,11 @@ async fn ip_targets_match_as_addresses_on_every_interface_and_delegated_prefix()
             ids == ["10.0.0.9", "10.0.1.20", "2001:0db8:0000:0001:0000:0000:0000:0005"]
         })
         .then_output(|| DeregisterTargetsOutput::builder().build());
-    let elb = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&health, &deregister]);
+    let elb = mock_client!(
+        aws_sdk_elasticloadbalancingv2,
+        RuleMode::MatchAny,
+        [&after_drain()[0], &after_drain()[1], &health, &deregister]
+    );
     let settings = Settings { discovery: Discovery::Tag, ..Settings::default() };
     let summary = drain_instance(&clients(ec2_with_addresses(), &elb), &settings, &event()).await.expect("drained");
     assert_eq!(summary.count(Outcome::Deregistered), 3, "{summary:?}");
@@ -274,7 +297,11 @@ async fn a_registration_is_removed_as_soon_as_its_group_is_read_not_after_the_sc
         log_deregister.lock().unwrap().push("deregister");
         DeregisterTargetsOutput::builder().build()
     });
-    let elb = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&describe, &deregister]);
+    let elb = mock_client!(
+        aws_sdk_elasticloadbalancingv2,
+        RuleMode::MatchAny,
+        [&after_drain()[0], &after_drain()[1], &describe, &deregister]
+    );
     let settings = Settings { discovery: Discovery::Tag, scan_concurrency: 1, ..Settings::default() };
     let summary = drain_instance(&clients(ec2_client(), &elb), &settings, &event()).await.expect("drained");
     assert_eq!(summary.count(Outcome::Deregistered), 1);
@@ -287,7 +314,11 @@ async fn the_deadline_stops_the_scan_and_the_groups_not_reached_are_reported() {
     let describe = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health).then_output(health(&[80]));
     let deregister = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets)
         .then_output(|| DeregisterTargetsOutput::builder().build());
-    let elb = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&describe, &deregister]);
+    let elb = mock_client!(
+        aws_sdk_elasticloadbalancingv2,
+        RuleMode::MatchAny,
+        [&after_drain()[0], &after_drain()[1], &describe, &deregister]
+    );
     // One describe at once, then one a second: the second group's would come after the deadline.
     let pacing = Pacing { describe_rate: 1, describe_burst: 1, ..Pacing::default() };
     let settings = Settings { discovery: Discovery::Tag, scan_concurrency: 1, pacing, ..Settings::default() };
@@ -338,7 +369,11 @@ async fn groups_attached_as_traffic_sources_are_found_through_the_auto_scaling_g
     let deregister = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets)
         .match_requests(|r| r.target_group_arn() == Some(VIA_TRAFFIC))
         .then_output(|| DeregisterTargetsOutput::builder().build());
-    let elb = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&describe, &deregister]);
+    let elb = mock_client!(
+        aws_sdk_elasticloadbalancingv2,
+        RuleMode::MatchAny,
+        [&after_drain()[0], &after_drain()[1], &describe, &deregister]
+    );
     let aws = AwsClients { ec2, elb, autoscaling };
     let summary = drain_instance(&aws, &Settings { discovery: Discovery::Auto, ..Settings::default() }, &event())
         .await
@@ -368,7 +403,11 @@ async fn each_drains_summary_is_published_to_the_notices_topic() {
     let others = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health).then_output(health(&[]));
     let deregister = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets)
         .then_output(|| DeregisterTargetsOutput::builder().build());
-    let elb = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&describe, &others, &deregister]);
+    let elb = mock_client!(
+        aws_sdk_elasticloadbalancingv2,
+        RuleMode::MatchAny,
+        [&after_drain()[0], &after_drain()[1], &describe, &others, &deregister]
+    );
     let settings = Settings { discovery: Discovery::Tag, ..Settings::default() };
     let aws = clients(ec2_client(), &elb);
     let cache = TargetGroupCache::default();
