@@ -24,16 +24,24 @@ pub struct Policy {
     pub capacity: usize,
 }
 
+/// How many TTLs an entry may live on `DescribeSecret` confirmations alone before a refresh
+/// reads the value again (15 minutes at the default TTL): `DescribeSecret` still answers when
+/// `GetSecretValue` alone is denied or the KMS key is disabled, which only a read notices.
+pub const REFETCH_AFTER_TTLS: u32 = 3;
+
 struct Entry {
     body: Bytes,
     version: Option<String>,
     /// When the entry was last known current: fetched, or confirmed by a refresh.
     checked: Instant,
+    /// When the value was last read from the service (not merely confirmed).
+    fetched: Instant,
 }
 
 impl Entry {
     fn new(fetched: Fetched) -> Entry {
-        Entry { body: fetched.body, version: fetched.version, checked: Instant::now() }
+        let now = Instant::now();
+        Entry { body: fetched.body, version: fetched.version, checked: now, fetched: now }
     }
 }
 
@@ -148,11 +156,16 @@ impl<S: Source> Cache<S> {
     }
 
     /// Asks first whether the version under the stage moved (`DescribeSecret`, no value read),
-    /// and fetches only when it did, or when that cannot be known (parameters).
+    /// and fetches only when it did, when that cannot be known (parameters, pinned versions), or
+    /// when the value was last read `REFETCH_AFTER_TTLS` TTLs ago.
     async fn refresh(&self, key: &Key, slot: &Arc<Slot>) {
-        let known = slot.entry.lock().await.as_ref().and_then(|e| e.version.clone());
+        let (known, read_ago) = match slot.entry.lock().await.as_ref() {
+            Some(entry) => (entry.version.clone(), entry.fetched.elapsed()),
+            None => (None, Duration::MAX),
+        };
+        let confirmable = read_ago < self.ttl(key).saturating_mul(REFETCH_AFTER_TTLS);
         let outcome = match self.source.current_version(key).await {
-            Ok(Some(current)) if known.as_ref() == Some(&current) => Ok(None),
+            Ok(Some(current)) if confirmable && known.as_ref() == Some(&current) => Ok(None),
             Ok(_) => self.source.fetch(key).await.map(Some),
             Err(failure) => Err(failure),
         };
@@ -190,6 +203,8 @@ mod tests {
         describes: AtomicUsize,
         version: Mutex<String>,
         failing: Mutex<Option<Failure>>,
+        /// Fails `fetch` alone (`GetSecretValue` denied, the KMS key disabled).
+        fetch_refused: AtomicBool,
     }
 
     impl Source for Fake {
@@ -198,6 +213,9 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
             if let Some(failure) = self.failing.lock().unwrap().clone() {
                 return Err(failure);
+            }
+            if self.fetch_refused.load(Ordering::SeqCst) {
+                return Err(Failure::Refused("AccessDeniedException".into()));
             }
             let version = self.version.lock().unwrap().clone();
             Ok(Fetched { body: Bytes::from(format!("value-{version}")), version: Some(version) })
@@ -271,6 +289,24 @@ mod tests {
         cache.get(&key("a")).await.unwrap();
         tokio::time::sleep(Duration::from_millis(40)).await;
         assert!(matches!(cache.get(&key("a")).await, Err(Failure::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn a_value_confirmed_only_by_describe_is_read_again_after_some_ttls() {
+        let (fake, cache) = cache(50, 60_000);
+        cache.get(&key("a")).await.unwrap();
+        // The version never moves, so only a read notices the value is no longer ours.
+        fake.fetch_refused.store(true, Ordering::SeqCst);
+        let mut answer = Ok(Bytes::new());
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(70)).await;
+            answer = cache.get(&key("a")).await;
+            if answer.is_err() {
+                break;
+            }
+        }
+        assert!(matches!(answer, Err(Failure::Refused(_))), "{answer:?}");
+        assert!(fake.describes.load(Ordering::SeqCst) >= 1, "confirmed by DescribeSecret before");
     }
 
     #[tokio::test]

@@ -107,6 +107,11 @@ impl Source for Aws {
     async fn current_version(&self, key: &Key) -> Result<Option<String>, Failure> {
         let Key::Secret { id, at: Version::Stage(stage) } = key else { return Ok(None) };
         let out = self.secrets.describe_secret().secret_id(id).send().await.map_err(|e| classify(&e))?;
+        // Scheduled for deletion: DescribeSecret still answers through the recovery window, but
+        // the secret is gone for its readers (GetSecretValue refuses it).
+        if out.deleted_date().is_some() {
+            return Err(Failure::NotFound("scheduled for deletion".into()));
+        }
         let under_stage = out.version_ids_to_stages().and_then(|versions| {
             versions.iter().find(|(_, stages)| stages.iter().any(|s| s == stage)).map(|(version, _)| version.clone())
         });

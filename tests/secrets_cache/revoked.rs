@@ -1,0 +1,45 @@
+//! Entries that are no longer readable stop being served: a secret scheduled for deletion
+//! (DescribeSecret still answers, with `DeletedDate`), and entries read by version id or
+//! parameter version, which never move but can still be deleted or denied.
+
+use std::time::Duration;
+
+use harness_runtime::sandbox::Sandbox;
+use serde_json::Value;
+
+use crate::{read, secret_path, Scene};
+
+/// Reads `path` until it is no longer served (2 s at most: one refresh on a busy machine).
+async fn until_refused(sandbox: &Sandbox, path: &str) -> (u64, Value) {
+    let mut answer = read(sandbox, path).await;
+    for _ in 0..100 {
+        if answer.0 != 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        answer = read(sandbox, path).await;
+    }
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_scheduled_for_deletion_is_no_longer_served() {
+    let scene = Scene::start(Duration::ZERO).await;
+    scene.secret("app/doomed", "to-be-deleted").await;
+    let sandbox = scene.sandbox(&[("SECRETS_CACHE_PREFETCH", "app/doomed"), ("SECRETS_MANAGER_TTL", "1")]).await;
+    assert_eq!(read(&sandbox, &secret_path("app/doomed")).await.1["SecretString"], "to-be-deleted");
+    scene
+        .sm
+        .delete_secret()
+        .secret_id("app/doomed")
+        .recovery_window_in_days(7)
+        .send()
+        .await
+        .expect("delete_secret with a recovery window");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, body) = until_refused(&sandbox, &secret_path("app/doomed")).await;
+    // 404 from the refresh's DescribeSecret; 400 when GetSecretValue answers first (AWS says
+    // InvalidRequestException for a secret marked for deletion).
+    assert!(status == 404 || status == 400, "{status} {body}");
+    assert!(body.get("SecretString").is_none(), "{body}");
+}
