@@ -85,7 +85,8 @@ impl<S: Source> Cache<S> {
         if let Some(found) = entry.as_ref() {
             let age = found.checked.elapsed();
             let ttl = self.ttl(key);
-            if age < ttl || key.pinned() {
+            // Pinned entries too: their value never changes, but it can be deleted or denied.
+            if age < ttl {
                 Stats::add(&self.stats.hits);
                 return Ok(found.body.clone());
             }
@@ -164,10 +165,15 @@ impl<S: Source> Cache<S> {
             None => (None, Duration::MAX),
         };
         let confirmable = read_ago < self.ttl(key).saturating_mul(REFETCH_AFTER_TTLS);
-        let outcome = match self.source.current_version(key).await {
-            Ok(Some(current)) if confirmable && known.as_ref() == Some(&current) => Ok(None),
-            Ok(_) => self.source.fetch(key).await.map(Some),
-            Err(failure) => Err(failure),
+        let outcome = if key.pinned() {
+            // Nothing can move under a version id: only a read tells whether it is still ours.
+            self.source.fetch(key).await.map(Some)
+        } else {
+            match self.source.current_version(key).await {
+                Ok(Some(current)) if confirmable && known.as_ref() == Some(&current) => Ok(None),
+                Ok(_) => self.source.fetch(key).await.map(Some),
+                Err(failure) => Err(failure),
+            }
         };
         let mut entry = slot.entry.lock().await;
         match outcome {
@@ -243,6 +249,19 @@ mod tests {
 
     fn key(id: &str) -> Key {
         Key::Secret { id: id.into(), at: Version::Stage("AWSCURRENT".into()) }
+    }
+
+    #[tokio::test]
+    async fn an_entry_read_by_version_id_is_read_again_after_its_ttl_and_dropped_when_gone() {
+        let (fake, cache) = cache(20, 60_000);
+        let pinned = Key::Secret { id: "a".into(), at: Version::Id("v1".into()) };
+        cache.get(&pinned).await.unwrap();
+        *fake.failing.lock().unwrap() = Some(Failure::NotFound("ResourceNotFoundException".into()));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(cache.get(&pinned).await.is_ok(), "served once past its TTL, refreshed beside");
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert!(matches!(cache.get(&pinned).await, Err(Failure::NotFound(_))));
+        assert_eq!(fake.describes.load(Ordering::SeqCst), 0, "no DescribeSecret for a version id");
     }
 
     #[tokio::test]
