@@ -30,8 +30,9 @@ impl SecretsExtension {
         Some(SecretsExtension { port, token })
     }
 
-    /// The secret's `SecretString` at AWSCURRENT. The error says what failed, never a value.
-    pub async fn secret_string(&self, secret_id: &str) -> Result<String, String> {
+    /// The secret's `SecretString` at AWSCURRENT, and its `VersionId`. The error says what
+    /// failed, never a value.
+    pub async fn secret(&self, secret_id: &str) -> Result<ExtensionSecret, String> {
         let mut stream =
             tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.map_err(|e| format!("connecting: {e}"))?;
         let id: String = form_encode(secret_id);
@@ -49,8 +50,16 @@ impl SecretsExtension {
             return Err(format!("status {status}"));
         }
         let value: serde_json::Value = serde_json::from_str(body).map_err(|_| "not JSON".to_owned())?;
-        value["SecretString"].as_str().map(str::to_owned).ok_or_else(|| "no SecretString".to_owned())
+        let text = value["SecretString"].as_str().map(str::to_owned).ok_or_else(|| "no SecretString".to_owned())?;
+        Ok(ExtensionSecret { text, version: value["VersionId"].as_str().map(str::to_owned) })
     }
+}
+
+/// What the extension served: the value (no `Debug`, so it is never printed) and its version,
+/// which tells a stale answer from the version read directly after a refused login.
+pub struct ExtensionSecret {
+    pub text: String,
+    pub version: Option<String>,
 }
 
 /// Percent-encodes everything but unreserved characters (a secret id may hold `/`, `+`, `=`).
