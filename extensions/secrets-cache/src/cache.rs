@@ -21,6 +21,7 @@ pub struct Policy {
     pub parameter_ttl: Duration,
     /// How long past its TTL an entry is served while refreshes fail with a transient error.
     pub stale_max: Duration,
+    /// Entries kept; 0 keeps none (every read fetches), as AWS's extension.
     pub capacity: usize,
 }
 
@@ -76,7 +77,7 @@ impl<S: Source> Cache<S> {
 
     /// The answer for `key`: from the cache when it may be, else fetched (once, whoever asks).
     pub async fn get(self: &Arc<Self>, key: &Key) -> Result<Bytes, Failure> {
-        if !self.policy.enabled || self.ttl(key).is_zero() {
+        if !self.policy.enabled || self.policy.capacity == 0 || self.ttl(key).is_zero() {
             Stats::add(&self.stats.misses);
             return self.source.fetch(key).await.map(|f| f.body);
         }
@@ -326,6 +327,16 @@ mod tests {
         }
         assert!(matches!(answer, Err(Failure::Refused(_))), "{answer:?}");
         assert!(fake.describes.load(Ordering::SeqCst) >= 1, "confirmed by DescribeSecret before");
+    }
+
+    #[tokio::test]
+    async fn a_capacity_of_zero_keeps_nothing() {
+        let (fake, base) = cache(60_000, 0);
+        let cache = Cache::new(fake.clone(), Policy { capacity: 0, ..base.policy }, Arc::default());
+        cache.get(&key("a")).await.unwrap();
+        cache.get(&key("a")).await.unwrap();
+        assert_eq!(fake.fetches.load(Ordering::SeqCst), 2);
+        assert!(cache.slots.lock().unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -32,7 +32,7 @@ pub struct Settings {
     pub parameter_ttl: Duration,
     /// `PARAMETERS_SECRETS_EXTENSION_CACHE_ENABLED` (true).
     pub cache_enabled: bool,
-    /// `PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE` (1000, at most 1000).
+    /// `PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE` (1000, at most 1000; 0 caches nothing, as AWS's).
     pub cache_size: usize,
     /// `PARAMETERS_SECRETS_EXTENSION_MAX_CONNECTIONS` (3): more at once are answered 429.
     pub max_connections: usize,
@@ -64,10 +64,12 @@ impl Settings {
         let timeout = |name: &str| -> Result<Option<Duration>, String> {
             Ok(Some(vars.millis(name, Duration::ZERO)?).filter(|d| !d.is_zero()))
         };
-        let cache_size = vars.positive_as::<usize>("PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE", MAX_CACHE_SIZE)?;
-        if cache_size > MAX_CACHE_SIZE {
+        // 0 is AWS's documented "no caching", not an error.
+        let cache_size = vars.whole("PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE")?.unwrap_or(MAX_CACHE_SIZE as u64);
+        if cache_size > MAX_CACHE_SIZE as u64 {
             return Err(format!("PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE is {cache_size}; expected at most 1000"));
         }
+        let cache_size = cache_size as usize;
         let prefetch = match vars.text("SECRETS_CACHE_PREFETCH") {
             None => Vec::new(),
             Some(list) => key::prefetch_list(&list).map_err(|e| format!("SECRETS_CACHE_PREFETCH: {e}"))?,
@@ -136,6 +138,12 @@ mod tests {
             let err = parse(&[(name, value)]).expect_err(name);
             assert!(err.starts_with(name) && err.contains(says), "{name}: {err}");
         }
+    }
+
+    #[test]
+    fn a_cache_size_of_zero_is_aws_s_no_caching() {
+        let s = parse(&[("PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE", "0")]).expect("0 is allowed");
+        assert_eq!(s.cache_size, 0);
     }
 
     #[test]
