@@ -91,7 +91,8 @@ impl<S: Source> Cache<S> {
                 Stats::add(&self.stats.hits);
                 return Ok(found.body.clone());
             }
-            if age < ttl + self.policy.stale_max {
+            // Checked: the settings bound both, but an overflow here would be a panic on a read.
+            if ttl.checked_add(self.policy.stale_max).is_none_or(|bound| age < bound) {
                 Stats::add(&self.stats.stale_served);
                 let body = found.body.clone();
                 drop(entry);
@@ -337,6 +338,15 @@ mod tests {
         cache.get(&key("a")).await.unwrap();
         assert_eq!(fake.fetches.load(Ordering::SeqCst), 2);
         assert!(cache.slots.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_longest_stale_bound_does_not_overflow() {
+        let (fake, base) = cache(20, 0);
+        let cache = Cache::new(fake.clone(), Policy { stale_max: Duration::MAX, ..base.policy }, Arc::default());
+        cache.get(&key("a")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert_eq!(cache.get(&key("a")).await.unwrap(), "value-1", "served stale, not a panic");
     }
 
     #[tokio::test]

@@ -12,6 +12,8 @@ use crate::key::{self, Key};
 pub const MAX_TTL: Duration = Duration::from_secs(300);
 /// AWS's limit for the cache size.
 pub const MAX_CACHE_SIZE: usize = 1000;
+/// The longest an entry is served stale: an hour past its TTL is already an outage to page on.
+pub const MAX_STALE: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogLevel {
@@ -86,8 +88,24 @@ impl Settings {
             parameters_timeout: timeout("SSM_PARAMETER_STORE_TIMEOUT_MILLIS")?,
             prefetch,
             prefetch_deadline: vars.millis("SECRETS_CACHE_PREFETCH_DEADLINE_MS", Duration::from_millis(1500))?,
-            stale_max: vars.seconds("SECRETS_CACHE_STALE_MAX_SECONDS", Duration::from_secs(300))?,
+            stale_max: at_most(
+                "SECRETS_CACHE_STALE_MAX_SECONDS",
+                vars.seconds("SECRETS_CACHE_STALE_MAX_SECONDS", Duration::from_secs(300))?,
+                MAX_STALE,
+            )?,
         })
+    }
+}
+
+/// `value`, unless it is above `max` (named in seconds, or milliseconds below a second).
+fn at_most(name: &str, value: Duration, max: Duration) -> Result<Duration, String> {
+    if value <= max {
+        return Ok(value);
+    }
+    if max.subsec_millis() == 0 && !max.is_zero() {
+        Err(format!("{name} is {}; expected at most {} seconds", value.as_secs(), max.as_secs()))
+    } else {
+        Err(format!("{name} is {}; expected at most {} ms", value.as_millis(), max.as_millis()))
     }
 }
 
@@ -134,6 +152,8 @@ mod tests {
             ("PARAMETERS_SECRETS_EXTENSION_MAX_CONNECTIONS", "0", "above 0"),
             ("PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL", "loud", "expected debug"),
             ("SECRETS_CACHE_PREFETCH", "a,,b", "empty"),
+            ("SECRETS_CACHE_STALE_MAX_SECONDS", "3601", "at most 3600 seconds"),
+            ("SECRETS_CACHE_STALE_MAX_SECONDS", "18446744073709551615", "at most 3600 seconds"),
         ] {
             let err = parse(&[(name, value)]).expect_err(name);
             assert!(err.starts_with(name) && err.contains(says), "{name}: {err}");
