@@ -12,6 +12,9 @@ use crate::key::{self, Key};
 pub const MAX_TTL: Duration = Duration::from_secs(300);
 /// AWS's limit for the cache size.
 pub const MAX_CACHE_SIZE: usize = 1000;
+/// The longest the first `next` waits for the prefetch: Lambda's init has 10 s in all, and the
+/// runtime's and the function's init must fit beside it.
+pub const MAX_PREFETCH_DEADLINE: Duration = Duration::from_millis(8000);
 /// The longest an entry is served stale: an hour past its TTL is already an outage to page on.
 pub const MAX_STALE: Duration = Duration::from_secs(3600);
 
@@ -87,7 +90,11 @@ impl Settings {
             secrets_timeout: timeout("SECRETS_MANAGER_TIMEOUT_MILLIS")?,
             parameters_timeout: timeout("SSM_PARAMETER_STORE_TIMEOUT_MILLIS")?,
             prefetch,
-            prefetch_deadline: vars.millis("SECRETS_CACHE_PREFETCH_DEADLINE_MS", Duration::from_millis(1500))?,
+            prefetch_deadline: at_most(
+                "SECRETS_CACHE_PREFETCH_DEADLINE_MS",
+                vars.millis("SECRETS_CACHE_PREFETCH_DEADLINE_MS", Duration::from_millis(1500))?,
+                MAX_PREFETCH_DEADLINE,
+            )?,
             stale_max: at_most(
                 "SECRETS_CACHE_STALE_MAX_SECONDS",
                 vars.seconds("SECRETS_CACHE_STALE_MAX_SECONDS", Duration::from_secs(300))?,
@@ -97,12 +104,12 @@ impl Settings {
     }
 }
 
-/// `value`, unless it is above `max` (named in seconds, or milliseconds below a second).
+/// `value`, unless it is above `max` (told in the unit the variable is written in).
 fn at_most(name: &str, value: Duration, max: Duration) -> Result<Duration, String> {
     if value <= max {
         return Ok(value);
     }
-    if max.subsec_millis() == 0 && !max.is_zero() {
+    if !name.ends_with("_MS") {
         Err(format!("{name} is {}; expected at most {} seconds", value.as_secs(), max.as_secs()))
     } else {
         Err(format!("{name} is {}; expected at most {} ms", value.as_millis(), max.as_millis()))
@@ -153,6 +160,7 @@ mod tests {
             ("PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL", "loud", "expected debug"),
             ("SECRETS_CACHE_PREFETCH", "a,,b", "empty"),
             ("SECRETS_CACHE_STALE_MAX_SECONDS", "3601", "at most 3600 seconds"),
+            ("SECRETS_CACHE_PREFETCH_DEADLINE_MS", "8001", "at most 8000 ms"),
             ("SECRETS_CACHE_STALE_MAX_SECONDS", "18446744073709551615", "at most 3600 seconds"),
         ] {
             let err = parse(&[(name, value)]).expect_err(name);
