@@ -8,6 +8,8 @@
 //!   an outage is served stale up to the bound, then answered with an error.
 //! - `safety`: the token, the loopback address, the connection cap, no value in any output,
 //!   `SHUTDOWN` met in time, a bad setting reported through `init/error`.
+//! - `revoked`: a secret scheduled for deletion, and entries read by version, stop being
+//!   served once they are no longer readable.
 //! - `python`: a standard-library Python client reads as it would from AWS's extension.
 //! - `iam`: a refresh under exactly the actions the template grants mq-poller's role.
 //! - `mq_poller`: mq-poller's broker secret through the extension, and straight from Secrets
@@ -18,6 +20,7 @@ mod mq_poller;
 mod prefetch;
 mod python;
 mod refresh;
+mod revoked;
 mod safety;
 
 use std::path::PathBuf;

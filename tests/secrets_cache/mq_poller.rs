@@ -44,9 +44,15 @@ async fn mq_poller_reads_its_broker_secret_through_the_extension_and_directly_af
     assert_eq!(fresh, Some(BrokerCredentials::new("poller", "second-pass")));
     assert_eq!(scene.calls("GetSecretValue"), 2, "straight from Secrets Manager");
 
+    // Past its TTL (zero here) the same provider reads again: the extension still serves the
+    // refused version for its own TTL, so it is not believed until it has the new one.
+    let next = credentials.get().await.expect("credentials after the refusal");
+    assert_eq!(next, BrokerCredentials::new("poller", "second-pass"));
+    assert_eq!(scene.calls("GetSecretValue"), 3, "still straight from Secrets Manager");
+
     // Without the extension (gone), the SDK.
     sandbox.shutdown().await;
     let again = provider().get().await.expect("credentials from the SDK");
     assert_eq!(again, BrokerCredentials::new("poller", "second-pass"));
-    assert_eq!(scene.calls("GetSecretValue"), 3);
+    assert_eq!(scene.calls("GetSecretValue"), 4);
 }

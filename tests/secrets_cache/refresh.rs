@@ -96,3 +96,16 @@ async fn an_outage_is_served_stale_up_to_the_bound_then_answered_with_an_error()
     let (status, body) = read(&sandbox, &secret_path("app/outage")).await;
     assert_eq!((status, body["SecretString"].as_str()), (200, Some("kept-through-outage")), "back once it is");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_size_of_zero_starts_and_fetches_every_read() {
+    let scene = Scene::start(Duration::ZERO).await;
+    scene.secret("app/uncached", "read-each-time").await;
+    // AWS's documented "no caching": init must not fail on it.
+    let sandbox = scene.sandbox(&[("PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE", "0")]).await;
+    scene.front.reset();
+    for _ in 0..2 {
+        assert_eq!(read(&sandbox, &secret_path("app/uncached")).await.1["SecretString"], "read-each-time");
+    }
+    assert_eq!(scene.calls("GetSecretValue"), 2, "{:?}", scene.front.counts());
+}

@@ -21,19 +21,28 @@ pub struct Policy {
     pub parameter_ttl: Duration,
     /// How long past its TTL an entry is served while refreshes fail with a transient error.
     pub stale_max: Duration,
+    /// Entries kept; 0 keeps none (every read fetches), as AWS's extension.
     pub capacity: usize,
 }
+
+/// How many TTLs an entry may live on `DescribeSecret` confirmations alone before a refresh
+/// reads the value again (15 minutes at the default TTL): `DescribeSecret` still answers when
+/// `GetSecretValue` alone is denied or the KMS key is disabled, which only a read notices.
+pub const REFETCH_AFTER_TTLS: u32 = 3;
 
 struct Entry {
     body: Bytes,
     version: Option<String>,
     /// When the entry was last known current: fetched, or confirmed by a refresh.
     checked: Instant,
+    /// When the value was last read from the service (not merely confirmed).
+    fetched: Instant,
 }
 
 impl Entry {
     fn new(fetched: Fetched) -> Entry {
-        Entry { body: fetched.body, version: fetched.version, checked: Instant::now() }
+        let now = Instant::now();
+        Entry { body: fetched.body, version: fetched.version, checked: now, fetched: now }
     }
 }
 
@@ -68,7 +77,7 @@ impl<S: Source> Cache<S> {
 
     /// The answer for `key`: from the cache when it may be, else fetched (once, whoever asks).
     pub async fn get(self: &Arc<Self>, key: &Key) -> Result<Bytes, Failure> {
-        if !self.policy.enabled || self.ttl(key).is_zero() {
+        if !self.policy.enabled || self.policy.capacity == 0 || self.ttl(key).is_zero() {
             Stats::add(&self.stats.misses);
             return self.source.fetch(key).await.map(|f| f.body);
         }
@@ -77,11 +86,13 @@ impl<S: Source> Cache<S> {
         if let Some(found) = entry.as_ref() {
             let age = found.checked.elapsed();
             let ttl = self.ttl(key);
-            if age < ttl || key.pinned() {
+            // Pinned entries too: their value never changes, but it can be deleted or denied.
+            if age < ttl {
                 Stats::add(&self.stats.hits);
                 return Ok(found.body.clone());
             }
-            if age < ttl + self.policy.stale_max {
+            // Checked: the settings bound both, but an overflow here would be a panic on a read.
+            if ttl.checked_add(self.policy.stale_max).is_none_or(|bound| age < bound) {
                 Stats::add(&self.stats.stale_served);
                 let body = found.body.clone();
                 drop(entry);
@@ -148,13 +159,23 @@ impl<S: Source> Cache<S> {
     }
 
     /// Asks first whether the version under the stage moved (`DescribeSecret`, no value read),
-    /// and fetches only when it did, or when that cannot be known (parameters).
+    /// and fetches only when it did, when that cannot be known (parameters, pinned versions), or
+    /// when the value was last read `REFETCH_AFTER_TTLS` TTLs ago.
     async fn refresh(&self, key: &Key, slot: &Arc<Slot>) {
-        let known = slot.entry.lock().await.as_ref().and_then(|e| e.version.clone());
-        let outcome = match self.source.current_version(key).await {
-            Ok(Some(current)) if known.as_ref() == Some(&current) => Ok(None),
-            Ok(_) => self.source.fetch(key).await.map(Some),
-            Err(failure) => Err(failure),
+        let (known, read_ago) = match slot.entry.lock().await.as_ref() {
+            Some(entry) => (entry.version.clone(), entry.fetched.elapsed()),
+            None => (None, Duration::MAX),
+        };
+        let confirmable = read_ago < self.ttl(key).saturating_mul(REFETCH_AFTER_TTLS);
+        let outcome = if key.pinned() {
+            // Nothing can move under a version id: only a read tells whether it is still ours.
+            self.source.fetch(key).await.map(Some)
+        } else {
+            match self.source.current_version(key).await {
+                Ok(Some(current)) if confirmable && known.as_ref() == Some(&current) => Ok(None),
+                Ok(_) => self.source.fetch(key).await.map(Some),
+                Err(failure) => Err(failure),
+            }
         };
         let mut entry = slot.entry.lock().await;
         match outcome {
@@ -190,6 +211,8 @@ mod tests {
         describes: AtomicUsize,
         version: Mutex<String>,
         failing: Mutex<Option<Failure>>,
+        /// Fails `fetch` alone (`GetSecretValue` denied, the KMS key disabled).
+        fetch_refused: AtomicBool,
     }
 
     impl Source for Fake {
@@ -198,6 +221,9 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
             if let Some(failure) = self.failing.lock().unwrap().clone() {
                 return Err(failure);
+            }
+            if self.fetch_refused.load(Ordering::SeqCst) {
+                return Err(Failure::Refused("AccessDeniedException".into()));
             }
             let version = self.version.lock().unwrap().clone();
             Ok(Fetched { body: Bytes::from(format!("value-{version}")), version: Some(version) })
@@ -225,6 +251,19 @@ mod tests {
 
     fn key(id: &str) -> Key {
         Key::Secret { id: id.into(), at: Version::Stage("AWSCURRENT".into()) }
+    }
+
+    #[tokio::test]
+    async fn an_entry_read_by_version_id_is_read_again_after_its_ttl_and_dropped_when_gone() {
+        let (fake, cache) = cache(20, 60_000);
+        let pinned = Key::Secret { id: "a".into(), at: Version::Id("v1".into()) };
+        cache.get(&pinned).await.unwrap();
+        *fake.failing.lock().unwrap() = Some(Failure::NotFound("ResourceNotFoundException".into()));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(cache.get(&pinned).await.is_ok(), "served once past its TTL, refreshed beside");
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert!(matches!(cache.get(&pinned).await, Err(Failure::NotFound(_))));
+        assert_eq!(fake.describes.load(Ordering::SeqCst), 0, "no DescribeSecret for a version id");
     }
 
     #[tokio::test]
@@ -271,6 +310,43 @@ mod tests {
         cache.get(&key("a")).await.unwrap();
         tokio::time::sleep(Duration::from_millis(40)).await;
         assert!(matches!(cache.get(&key("a")).await, Err(Failure::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn a_value_confirmed_only_by_describe_is_read_again_after_some_ttls() {
+        let (fake, cache) = cache(50, 60_000);
+        cache.get(&key("a")).await.unwrap();
+        // The version never moves, so only a read notices the value is no longer ours.
+        fake.fetch_refused.store(true, Ordering::SeqCst);
+        let mut answer = Ok(Bytes::new());
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(70)).await;
+            answer = cache.get(&key("a")).await;
+            if answer.is_err() {
+                break;
+            }
+        }
+        assert!(matches!(answer, Err(Failure::Refused(_))), "{answer:?}");
+        assert!(fake.describes.load(Ordering::SeqCst) >= 1, "confirmed by DescribeSecret before");
+    }
+
+    #[tokio::test]
+    async fn a_capacity_of_zero_keeps_nothing() {
+        let (fake, base) = cache(60_000, 0);
+        let cache = Cache::new(fake.clone(), Policy { capacity: 0, ..base.policy }, Arc::default());
+        cache.get(&key("a")).await.unwrap();
+        cache.get(&key("a")).await.unwrap();
+        assert_eq!(fake.fetches.load(Ordering::SeqCst), 2);
+        assert!(cache.slots.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_longest_stale_bound_does_not_overflow() {
+        let (fake, base) = cache(20, 0);
+        let cache = Cache::new(fake.clone(), Policy { stale_max: Duration::MAX, ..base.policy }, Arc::default());
+        cache.get(&key("a")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert_eq!(cache.get(&key("a")).await.unwrap(), "value-1", "served stale, not a panic");
     }
 
     #[tokio::test]

@@ -28,8 +28,8 @@ pub enum Selector {
 }
 
 impl Key {
-    /// Whether the entry can never change (a secret's version id, a parameter's version): it is
-    /// never refreshed and never expires.
+    /// Whether the entry can never change (a secret's version id, a parameter's version): its
+    /// refresh skips the "did it move?" check, but still reads it (it can be deleted or denied).
     pub fn pinned(&self) -> bool {
         matches!(self, Key::Secret { at: Version::Id(_), .. } | Key::Parameter { at: Some(Selector::Version(_)), .. })
     }

@@ -4,14 +4,16 @@
 //! naming the kind: never a value, never the token.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::cache::Cache;
@@ -30,24 +32,45 @@ pub async fn bind(port: u16) -> std::io::Result<TcpListener> {
     TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await
 }
 
+/// How long the loop rests after a failed `accept`: the usual cause (out of file descriptors)
+/// lasts, and retrying at once would spin a core the function needs.
+pub const ACCEPT_PAUSE: Duration = Duration::from_millis(5);
+
 /// Serves connections until the task is dropped.
 pub async fn serve<S: Source>(listener: TcpListener, server: Arc<Server<S>>) {
+    accept_each(|| listener.accept(), |(stream, _)| connection(stream, server.clone())).await
+}
+
+/// Calls `accept` for ever, `handle` on each success, pausing `ACCEPT_PAUSE` after each failure.
+async fn accept_each<T, A>(mut accept: impl FnMut() -> A, mut handle: impl FnMut(T))
+where
+    A: Future<Output = std::io::Result<T>>,
+{
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
-        let _ = stream.set_nodelay(true);
-        let permit = server.connections.clone().try_acquire_owned().ok();
-        let server = server.clone();
-        tokio::spawn(async move {
-            let admitted = permit.is_some();
-            let service = hyper::service::service_fn(move |request| {
-                let server = server.clone();
-                async move { Ok::<_, Infallible>(answer(&server, request, admitted).await) }
-            });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new().keep_alive(admitted).serve_connection(io, service).await;
-            drop(permit);
-        });
+        match accept().await {
+            Ok(accepted) => handle(accepted),
+            Err(error) => {
+                tracing::warn!("accept failed: {error}");
+                tokio::time::sleep(ACCEPT_PAUSE).await;
+            }
+        }
     }
+}
+
+/// One connection, on a task of its own; over the cap it is answered 429 and closed.
+fn connection<S: Source>(stream: TcpStream, server: Arc<Server<S>>) {
+    let _ = stream.set_nodelay(true);
+    let permit = server.connections.clone().try_acquire_owned().ok();
+    tokio::spawn(async move {
+        let admitted = permit.is_some();
+        let service = hyper::service::service_fn(move |request| {
+            let server = server.clone();
+            async move { Ok::<_, Infallible>(answer(&server, request, admitted).await) }
+        });
+        let io = hyper_util::rt::TokioIo::new(stream);
+        let _ = hyper::server::conn::http1::Builder::new().keep_alive(admitted).serve_connection(io, service).await;
+        drop(permit);
+    });
 }
 
 async fn answer<S: Source>(server: &Server<S>, request: Request<Incoming>, admitted: bool) -> Response<Full<Bytes>> {
@@ -101,4 +124,30 @@ fn reply(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
         .headers_mut()
         .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn failed_accepts_are_retried_after_a_pause_not_at_once() {
+        let tries = Arc::new(AtomicUsize::new(0));
+        let counted = tries.clone();
+        let spinning = tokio::spawn(accept_each(
+            move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async {
+                    tokio::task::yield_now().await;
+                    Err::<(), _>(std::io::Error::other("too many open files"))
+                }
+            },
+            |()| {},
+        ));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        spinning.abort();
+        let tries = tries.load(Ordering::SeqCst);
+        assert!(tries <= 50 / ACCEPT_PAUSE.as_millis() as usize + 2, "{tries} accepts in 50 ms");
+    }
 }

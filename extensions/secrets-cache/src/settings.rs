@@ -12,6 +12,11 @@ use crate::key::{self, Key};
 pub const MAX_TTL: Duration = Duration::from_secs(300);
 /// AWS's limit for the cache size.
 pub const MAX_CACHE_SIZE: usize = 1000;
+/// The longest the first `next` waits for the prefetch: Lambda's init has 10 s in all, and the
+/// runtime's and the function's init must fit beside it.
+pub const MAX_PREFETCH_DEADLINE: Duration = Duration::from_millis(8000);
+/// The longest an entry is served stale: an hour past its TTL is already an outage to page on.
+pub const MAX_STALE: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogLevel {
@@ -32,7 +37,7 @@ pub struct Settings {
     pub parameter_ttl: Duration,
     /// `PARAMETERS_SECRETS_EXTENSION_CACHE_ENABLED` (true).
     pub cache_enabled: bool,
-    /// `PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE` (1000, at most 1000).
+    /// `PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE` (1000, at most 1000; 0 caches nothing, as AWS's).
     pub cache_size: usize,
     /// `PARAMETERS_SECRETS_EXTENSION_MAX_CONNECTIONS` (3): more at once are answered 429.
     pub max_connections: usize,
@@ -64,10 +69,12 @@ impl Settings {
         let timeout = |name: &str| -> Result<Option<Duration>, String> {
             Ok(Some(vars.millis(name, Duration::ZERO)?).filter(|d| !d.is_zero()))
         };
-        let cache_size = vars.positive_as::<usize>("PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE", MAX_CACHE_SIZE)?;
-        if cache_size > MAX_CACHE_SIZE {
+        // 0 is AWS's documented "no caching", not an error.
+        let cache_size = vars.whole("PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE")?.unwrap_or(MAX_CACHE_SIZE as u64);
+        if cache_size > MAX_CACHE_SIZE as u64 {
             return Err(format!("PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE is {cache_size}; expected at most 1000"));
         }
+        let cache_size = cache_size as usize;
         let prefetch = match vars.text("SECRETS_CACHE_PREFETCH") {
             None => Vec::new(),
             Some(list) => key::prefetch_list(&list).map_err(|e| format!("SECRETS_CACHE_PREFETCH: {e}"))?,
@@ -83,9 +90,29 @@ impl Settings {
             secrets_timeout: timeout("SECRETS_MANAGER_TIMEOUT_MILLIS")?,
             parameters_timeout: timeout("SSM_PARAMETER_STORE_TIMEOUT_MILLIS")?,
             prefetch,
-            prefetch_deadline: vars.millis("SECRETS_CACHE_PREFETCH_DEADLINE_MS", Duration::from_millis(1500))?,
-            stale_max: vars.seconds("SECRETS_CACHE_STALE_MAX_SECONDS", Duration::from_secs(300))?,
+            prefetch_deadline: at_most(
+                "SECRETS_CACHE_PREFETCH_DEADLINE_MS",
+                vars.millis("SECRETS_CACHE_PREFETCH_DEADLINE_MS", Duration::from_millis(1500))?,
+                MAX_PREFETCH_DEADLINE,
+            )?,
+            stale_max: at_most(
+                "SECRETS_CACHE_STALE_MAX_SECONDS",
+                vars.seconds("SECRETS_CACHE_STALE_MAX_SECONDS", Duration::from_secs(300))?,
+                MAX_STALE,
+            )?,
         })
+    }
+}
+
+/// `value`, unless it is above `max` (told in the unit the variable is written in).
+fn at_most(name: &str, value: Duration, max: Duration) -> Result<Duration, String> {
+    if value <= max {
+        return Ok(value);
+    }
+    if !name.ends_with("_MS") {
+        Err(format!("{name} is {}; expected at most {} seconds", value.as_secs(), max.as_secs()))
+    } else {
+        Err(format!("{name} is {}; expected at most {} ms", value.as_millis(), max.as_millis()))
     }
 }
 
@@ -132,10 +159,19 @@ mod tests {
             ("PARAMETERS_SECRETS_EXTENSION_MAX_CONNECTIONS", "0", "above 0"),
             ("PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL", "loud", "expected debug"),
             ("SECRETS_CACHE_PREFETCH", "a,,b", "empty"),
+            ("SECRETS_CACHE_STALE_MAX_SECONDS", "3601", "at most 3600 seconds"),
+            ("SECRETS_CACHE_PREFETCH_DEADLINE_MS", "8001", "at most 8000 ms"),
+            ("SECRETS_CACHE_STALE_MAX_SECONDS", "18446744073709551615", "at most 3600 seconds"),
         ] {
             let err = parse(&[(name, value)]).expect_err(name);
             assert!(err.starts_with(name) && err.contains(says), "{name}: {err}");
         }
+    }
+
+    #[test]
+    fn a_cache_size_of_zero_is_aws_s_no_caching() {
+        let s = parse(&[("PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE", "0")]).expect("0 is allowed");
+        assert_eq!(s.cache_size, 0);
     }
 
     #[test]

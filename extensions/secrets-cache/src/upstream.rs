@@ -58,10 +58,20 @@ impl Failure {
 }
 
 /// One fetched answer: the JSON body as served, and the version it is.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct Fetched {
     pub body: Bytes,
     pub version: Option<String>,
+}
+
+/// The body holds the value: only its size is shown, so no `{:?}` can print a secret.
+impl std::fmt::Debug for Fetched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetched")
+            .field("body", &format_args!("<{} bytes redacted>", self.body.len()))
+            .field("version", &self.version)
+            .finish()
+    }
 }
 
 /// Where entries come from (AWS here; a fake in the cache's tests).
@@ -107,6 +117,11 @@ impl Source for Aws {
     async fn current_version(&self, key: &Key) -> Result<Option<String>, Failure> {
         let Key::Secret { id, at: Version::Stage(stage) } = key else { return Ok(None) };
         let out = self.secrets.describe_secret().secret_id(id).send().await.map_err(|e| classify(&e))?;
+        // Scheduled for deletion: DescribeSecret still answers through the recovery window, but
+        // the secret is gone for its readers (GetSecretValue refuses it).
+        if out.deleted_date().is_some() {
+            return Err(Failure::NotFound("scheduled for deletion".into()));
+        }
         let under_stage = out.version_ids_to_stages().and_then(|versions| {
             versions.iter().find(|(_, stages)| stages.iter().any(|s| s == stage)).map(|(version, _)| version.clone())
         });
@@ -207,6 +222,14 @@ fn by_code(code: &str) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fetched_answer_never_shows_its_value() {
+        let fetched = Fetched { body: Bytes::from_static(b"{\"SecretString\":\"canary-s3cret\"}"), version: None };
+        let shown = format!("{fetched:?} {fetched:#?}");
+        assert!(!shown.contains("canary-s3cret"), "{shown}");
+        assert!(shown.contains("redacted"), "{shown}");
+    }
 
     #[test]
     fn codes_decide_whether_a_stale_entry_may_be_served() {

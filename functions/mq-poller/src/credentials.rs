@@ -4,7 +4,8 @@
 //! for local use, from `BROKER_USERNAME` / `BROKER_PASSWORD`. Never printed. With the
 //! secrets-cache layer attached, the secret is read through the extension (prefetched at init),
 //! falling back to the SDK; after a refused login it is read straight from Secrets Manager, since
-//! the extension may still hold the refused version.
+//! the extension may still hold the refused version, and the extension's answers are ignored until
+//! they carry the `VersionId` read directly (it keeps serving the old version up to its TTL).
 
 use std::time::Duration;
 
@@ -66,6 +67,9 @@ pub struct CredentialsProvider {
     ttl: Duration,
     cached: Mutex<Option<(BrokerCredentials, Instant)>>,
     extension: Option<SecretsExtension>,
+    /// The `VersionId` read straight from Secrets Manager after a refused login, until the
+    /// extension serves it too: an answer of another version is the one refused, or older.
+    awaited: std::sync::Mutex<Option<String>>,
 }
 
 impl CredentialsProvider {
@@ -74,7 +78,14 @@ impl CredentialsProvider {
     }
 
     pub fn with_ttl(source: CredentialSource, secrets: Option<aws_sdk_secretsmanager::Client>, ttl: Duration) -> Self {
-        CredentialsProvider { source, secrets, ttl, cached: Mutex::new(None), extension: None }
+        CredentialsProvider {
+            source,
+            secrets,
+            ttl,
+            cached: Mutex::new(None),
+            extension: None,
+            awaited: std::sync::Mutex::new(None),
+        }
     }
 
     /// Reads the secret through the secrets-cache extension first (see the module's note).
@@ -120,9 +131,17 @@ impl CredentialsProvider {
             }
             CredentialSource::Secret(id) => id,
         };
+        let awaited = self.awaited.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
         if let Some(extension) = self.extension.as_ref().filter(|_| via_extension) {
-            match extension.secret_string(secret_id).await {
-                Ok(text) => return parse(secret_id, &text),
+            match extension.secret(secret_id).await {
+                Ok(answer) if awaited.is_none() || answer.version == awaited => {
+                    self.await_version(None);
+                    return parse(secret_id, &answer.text);
+                }
+                Ok(_) => tracing::info!(
+                    "secrets-cache still serves a version of {secret_id} older than the one read after a refused login; \
+                     reading it directly"
+                ),
                 Err(reason) => {
                     tracing::warn!("secrets-cache could not give {secret_id} ({reason}); reading it directly")
                 }
@@ -137,7 +156,15 @@ impl CredentialsProvider {
             .send()
             .await
             .map_err(|e| BrokerError::Credentials(format!("reading {secret_id}: {}", DisplayErrorContext(&e))))?;
+        if !via_extension || awaited.is_some() {
+            // After a refusal (or while still waiting on the extension): the version to wait for.
+            self.await_version(output.version_id().map(str::to_owned));
+        }
         parse(secret_id, output.secret_string().unwrap_or_default())
+    }
+
+    fn await_version(&self, version: Option<String>) {
+        *self.awaited.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = version;
     }
 }
 
