@@ -5,6 +5,8 @@
 //!
 //! - `postgres`: single and alternating users, strategies, failures mid-rotation, clones.
 //! - `mariadb`: the same for MySQL/MariaDB, with a hostile user name.
+//! - `parity`: alternating clones hold exactly what the original holds, or are not promoted;
+//!   the invocation's deadline.
 //! - `generic`: secrets with no database behind them.
 //! - `refusals`: unusable events and secrets, and hostile ones aimed at the master.
 //! - `tls`: the shipped roots, and a certificate that cannot be verified.
@@ -15,6 +17,7 @@
 
 mod generic;
 mod mariadb;
+mod parity;
 mod postgres;
 mod rds;
 mod refusals;

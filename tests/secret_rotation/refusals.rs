@@ -33,7 +33,8 @@ async fn refusals_change_nothing() {
     let done = step(&scene, &scene.settings, "setSecret", &id, &before).await.expect("no-op");
     assert_eq!(done, StepOutcome::AlreadyCurrent);
     // Unknown step.
-    let error = rotate_step(&scene.clients, &scene.settings, &step_event("dropSecret", &id, token)).await.unwrap_err();
+    let error =
+        rotate_step(&scene.clients, &scene.settings, &step_event("dropSecret", &id, token), None).await.unwrap_err();
     assert!(matches!(error, RotationError::UnknownStep(_)), "{error}");
 
     // A malformed secret and an unknown engine are refused before anything is written.

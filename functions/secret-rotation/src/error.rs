@@ -28,6 +28,10 @@ pub enum RotationError {
     /// Looking up the database an RDS-managed master secret belongs to failed.
     #[error("RDS {operation} failed for {resource}: {message}")]
     Rds { operation: &'static str, resource: String, message: String },
+    /// The step ran out of the invocation's time (less a margin) before it finished. Every step
+    /// is safe to run again, and an alternating clone cut short cannot log in.
+    #[error("{step} for {secret_id} did not finish within the invocation's time (it stopped {margin_ms} ms before Lambda's deadline); running the step again resumes it")]
+    DeadlineExceeded { step: &'static str, secret_id: String, margin_ms: u128 },
     #[error("{step} for {secret_id}: {source}")]
     Database { step: &'static str, secret_id: String, source: DbError },
 }
@@ -46,6 +50,7 @@ impl RotationError {
             RotationError::SecretsManager { .. } => "SecretsManagerFailed",
             RotationError::Rds { .. } => "RdsFailed",
             RotationError::PendingNotReady { .. } => "PendingNotReady",
+            RotationError::DeadlineExceeded { .. } => "DeadlineExceeded",
             RotationError::Database { source, .. } => source.error_type(),
         }
     }

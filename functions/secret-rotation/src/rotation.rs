@@ -90,9 +90,9 @@ pub(crate) async fn run_step(
     match event.step {
         Step::CreateSecret => create_secret(client, settings, event, engine).await,
         Step::SetSecret => set_secret(clients, settings, event, engine).await,
-        Step::TestSecret => test_secret(client, settings, event, engine).await,
+        Step::TestSecret => test_secret(clients, settings, event, engine).await,
         Step::FinishSecret => {
-            pending_is_ready(client, settings, event, engine).await?;
+            pending_is_ready(clients, settings, event, engine).await?;
             finish_secret(client, event, versions.current_version.as_deref()).await
         }
     }
@@ -320,6 +320,40 @@ async fn set_with_master(
 ) -> Result<StepOutcome, RotationError> {
     let secret_id = &event.secret_id;
     let fail = |e| db_error(Step::SetSecret, secret_id, e);
+    let alternation = alternation(clients, event, pending, target, master_arn).await?;
+    // AWS's own guard: the current credentials still log in, at the current host.
+    engine::check_login(&alternation.current, &settings.db).await.map_err(fail)?;
+    engine::set_user_password(
+        &alternation.master,
+        &target.username,
+        &target.password,
+        &alternation.pair.original,
+        &settings.db,
+    )
+    .await
+    .map_err(fail)?;
+    Ok(StepOutcome::SetByMaster)
+}
+
+/// One alternating rotation, checked: the current version's connection, the master's, and the
+/// pair.
+struct Alternation {
+    current: ConnectionSpec,
+    master: ConnectionSpec,
+    pair: UserPair,
+}
+
+/// Reads the current and master secrets and checks that, with the pending version, they
+/// describe one alternating rotation on the master's own database; only then may the master's
+/// credentials be used.
+async fn alternation(
+    clients: &AwsClients,
+    event: &RotationEvent,
+    pending: &SecretDoc,
+    target: &ConnectionSpec,
+    master_arn: &str,
+) -> Result<Alternation, RotationError> {
+    let secret_id = &event.secret_id;
     let current_doc = require_doc(&clients.secrets, secret_id, CURRENT, None).await?;
     let current = current_doc.connection(Origin { secret_id, stage: CURRENT })?;
     let master_doc = require_doc(&clients.secrets, master_arn, CURRENT, None).await?;
@@ -327,12 +361,27 @@ async fn set_with_master(
     let refused = |reason| RotationError::Refused { secret_id: secret_id.clone(), reason };
     let pair = recorded_pair(pending, &current_doc, &current.username, secret_id)?;
     check_alternation(&current, target, &master, &pair).map_err(refused)?;
-    // AWS's own guard: the current credentials still log in, at the current host.
-    engine::check_login(&current, &settings.db).await.map_err(fail)?;
-    engine::set_user_password(&master, &target.username, &target.password, &pair.original, &settings.db)
+    Ok(Alternation { current, master, pair })
+}
+
+/// Alternating users: when the pending user is the clone, it must hold exactly what the original
+/// holds (`PrivilegeMismatch` otherwise), so a clone whose setSecret was cut short, or that was
+/// changed since, is never promoted. The original itself is the measure, so it needs no check.
+async fn check_clone_parity(
+    clients: &AwsClients,
+    settings: &Settings,
+    event: &RotationEvent,
+    pending: &SecretDoc,
+    target: &ConnectionSpec,
+) -> Result<(), RotationError> {
+    let Some(master_arn) = master_arn(settings, pending, &event.secret_id)? else { return Ok(()) };
+    let alternation = alternation(clients, event, pending, target, master_arn).await?;
+    if target.username != alternation.pair.clone {
+        return Ok(());
+    }
+    engine::check_privilege_parity(&alternation.master, &target.username, &alternation.pair.original, &settings.db)
         .await
-        .map_err(fail)?;
-    Ok(StepOutcome::SetByMaster)
+        .map_err(|e| db_error(event.step, &event.secret_id, e))
 }
 
 /// The pair the pending version records (createSecret records it), which must be the current
@@ -431,28 +480,31 @@ fn check_alternation(
 }
 
 async fn test_secret(
-    client: &Client,
+    clients: &AwsClients,
     settings: &Settings,
     event: &RotationEvent,
     engine: &mut Option<EngineKind>,
 ) -> Result<StepOutcome, RotationError> {
-    let (_, Some(spec)) = pending_version(client, event, engine).await? else {
+    let (pending, Some(spec)) = pending_version(&clients.secrets, event, engine).await? else {
         return Ok(StepOutcome::GenericValidated);
     };
     engine::check_login(&spec, &settings.db).await.map_err(|e| db_error(Step::TestSecret, &event.secret_id, e))?;
+    check_clone_parity(clients, settings, event, &pending, &spec).await?;
     Ok(StepOutcome::PendingLogsIn)
 }
 
 /// finishSecret moves AWSCURRENT only to a version that can serve: it has a value of the same
 /// kind as AWSCURRENT's (engine, server, and the same user or its alternate) and, for a
-/// database, its credentials log in. A pending version with no value (createSecret refused, and
-/// the steps were sent anyway) would leave every reader of the secret without one.
+/// database, its credentials log in and an alternating clone holds what the original holds. A
+/// pending version with no value (createSecret refused, and the steps were sent anyway) would
+/// leave every reader of the secret without one.
 async fn pending_is_ready(
-    client: &Client,
+    clients: &AwsClients,
     settings: &Settings,
     event: &RotationEvent,
     engine: &mut Option<EngineKind>,
 ) -> Result<(), RotationError> {
+    let client = &clients.secrets;
     let secret_id = &event.secret_id;
     let not_ready = |reason: String| RotationError::PendingNotReady { secret_id: secret_id.clone(), reason };
     let pending_doc = read_doc(client, secret_id, PENDING, Some(&event.token))
@@ -481,10 +533,11 @@ async fn pending_is_ready(
         return Err(not_ready("its user is neither AWSCURRENT's nor its alternate".into()));
     }
     match engine::check_login(&pending, &settings.db).await {
-        Ok(()) => Ok(()),
-        Err(e) if e.is_auth_failure() => Err(not_ready("its credentials do not log in".into())),
-        Err(e) => Err(db_error(Step::FinishSecret, secret_id, e)),
+        Ok(()) => {}
+        Err(e) if e.is_auth_failure() => return Err(not_ready("its credentials do not log in".into())),
+        Err(e) => return Err(db_error(Step::FinishSecret, secret_id, e)),
     }
+    check_clone_parity(clients, settings, event, &pending_doc, &pending).await
 }
 
 async fn finish_secret(

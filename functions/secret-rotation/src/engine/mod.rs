@@ -5,7 +5,10 @@ use std::fmt;
 use std::time::Duration;
 
 pub mod mysql;
+mod mysql_clone;
+mod mysql_grants;
 pub mod postgres;
+mod postgres_clone;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EngineKind {
@@ -110,6 +113,10 @@ pub enum DbError {
         "user {user:?} is a superuser or may create roles or users; the master's credentials are not used to change it"
     )]
     PrivilegedUser { user: String },
+    /// testSecret or finishSecret found the alternating clone holding other privileges than
+    /// the original user; nothing was promoted.
+    #[error("user {clone:?} does not hold what {original:?} holds: {difference}; run setSecret again (it states them again), or fix what it cannot copy")]
+    PrivilegeMismatch { clone: String, original: String, difference: String },
     #[error("database error: {0}")]
     Query(String),
 }
@@ -126,6 +133,7 @@ impl DbError {
             DbError::AuthFailed { .. } => "AuthFailed",
             DbError::PrivilegedUser { .. } => "PrivilegedUserRefused",
             DbError::Blocked { .. } => "DatabaseStatementTimeout",
+            DbError::PrivilegeMismatch { .. } => "PrivilegeMismatch",
             DbError::Query(_) => "DatabaseQueryFailed",
         }
     }
@@ -196,6 +204,27 @@ pub async fn set_user_password(
         EngineKind::Postgres => postgres::set_user_password(admin, user, new_password, template_user, settings).await,
         EngineKind::MySql => mysql::set_user_password(admin, user, new_password, template_user, settings).await,
         EngineKind::Generic => Ok(()),
+    }
+}
+
+/// Logged in as the master `admin`: fails with `PrivilegeMismatch` when `clone` does not hold
+/// exactly what `original` holds (grants, roles, settings, TLS requirement, hosts).
+pub async fn check_privilege_parity(
+    admin: &ConnectionSpec,
+    clone: &str,
+    original: &str,
+    settings: &DbSettings,
+) -> Result<(), DbError> {
+    let difference = match admin.kind {
+        EngineKind::Postgres => postgres::privilege_difference(admin, clone, original, settings).await?,
+        EngineKind::MySql => mysql::privilege_difference(admin, clone, original, settings).await?,
+        EngineKind::Generic => None,
+    };
+    match difference {
+        None => Ok(()),
+        Some(difference) => {
+            Err(DbError::PrivilegeMismatch { clone: clone.to_owned(), original: original.to_owned(), difference })
+        }
     }
 }
 

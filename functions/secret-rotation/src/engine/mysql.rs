@@ -4,7 +4,7 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, SslOpts, Value};
 
-use super::{connect_per_tls_mode, with_timeout, ConnectionSpec, DbError, DbSettings};
+use super::{connect_per_tls_mode, mysql_clone, with_timeout, ConnectionSpec, DbError, DbSettings};
 
 async fn connect(spec: &ConnectionSpec, settings: &DbSettings) -> Result<Conn, DbError> {
     connect_per_tls_mode(spec, |use_tls| connect_with(spec, settings, use_tls)).await
@@ -49,8 +49,10 @@ async fn bound_statements(conn: &mut Conn, settings: &DbSettings) -> Result<(), 
 fn classify(spec: &ConnectionSpec, err: mysql_async::Error) -> DbError {
     let (host, port) = (spec.host.clone(), spec.port);
     match err {
-        // 1045: access denied (wrong password or user); 1698: no password auth for this user.
-        mysql_async::Error::Server(ref e) if e.code == 1045 || e.code == 1698 => {
+        // 1045: access denied (wrong password or user); 1698: no password auth for this user;
+        // 3118 (MySQL) and 4151 (MariaDB): the account is locked, as a clone is while setSecret
+        // states its grants.
+        mysql_async::Error::Server(ref e) if [1045, 1698, 3118, 4151].contains(&e.code) => {
             DbError::AuthFailed { user: spec.username.clone() }
         }
         mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer) => {
@@ -64,7 +66,7 @@ fn classify(spec: &ConnectionSpec, err: mysql_async::Error) -> DbError {
 
 /// For statements that carry a password: a syntax error (1064) quotes the statement near the
 /// fault, which may be the password, so only its code is kept.
-fn password_statement_error(err: mysql_async::Error) -> DbError {
+pub(super) fn password_statement_error(err: mysql_async::Error) -> DbError {
     match err {
         mysql_async::Error::Server(ref e) if e.code == 1064 => {
             DbError::Query(format!("the server rejected the password change as a syntax error ({})", e.code))
@@ -73,7 +75,7 @@ fn password_statement_error(err: mysql_async::Error) -> DbError {
     }
 }
 
-fn query_error(err: mysql_async::Error) -> DbError {
+pub(super) fn query_error(err: mysql_async::Error) -> DbError {
     match err {
         // 1205: lock wait timeout; 1969: MariaDB's max_statement_time; 3024: MySQL's.
         mysql_async::Error::Server(ref e) if [1205, 1969, 3024].contains(&e.code) => {
@@ -83,11 +85,15 @@ fn query_error(err: mysql_async::Error) -> DbError {
     }
 }
 
-/// A string literal quoted for this session (honouring NO_BACKSLASH_ESCAPES).
-async fn literal(conn: &mut Conn, text: &str) -> Result<String, DbError> {
+/// Whether this session's SQL mode has NO_BACKSLASH_ESCAPES, which changes how literals quote.
+pub(super) async fn quoting(conn: &mut Conn) -> Result<bool, DbError> {
     let mode: Option<String> = conn.query_first("SELECT @@SESSION.sql_mode").await.map_err(query_error)?;
-    let no_backslash_escapes = mode.unwrap_or_default().contains("NO_BACKSLASH_ESCAPES");
-    Ok(Value::from(text).as_sql(no_backslash_escapes))
+    Ok(mode.unwrap_or_default().contains("NO_BACKSLASH_ESCAPES"))
+}
+
+/// A string literal quoted for this session.
+async fn literal(conn: &mut Conn, text: &str) -> Result<String, DbError> {
+    Ok(Value::from(text).as_sql(quoting(conn).await?))
 }
 
 pub async fn check_login(spec: &ConnectionSpec, settings: &DbSettings) -> Result<(), DbError> {
@@ -133,114 +139,42 @@ pub async fn set_user_password(
     if let Some(user) = privileged {
         return Err(DbError::PrivilegedUser { user });
     }
-    let hosts = hosts_of(&mut conn, user).await?;
-    let name = literal(&mut conn, user).await?;
     let password = literal(&mut conn, new_password).await?;
-    if hosts.is_empty() {
-        copy_user(&mut conn, template_user, &name, &password).await?;
-    } else {
+    if user == template_user {
+        let hosts = hosts_of(&mut conn, user).await?;
+        if hosts.is_empty() {
+            return Err(DbError::Query(format!("user {user:?} does not exist")));
+        }
+        let name = literal(&mut conn, user).await?;
         for host in &hosts {
             let host = literal(&mut conn, host).await?;
             conn.query_drop(format!("ALTER USER {name}@{host} IDENTIFIED BY {password}"))
                 .await
                 .map_err(password_statement_error)?;
         }
-        if user != template_user {
-            sync_grants(&mut conn, template_user, &name, &hosts).await?;
-        }
+    } else {
+        // The clone is made whole while locked, and opened with its new password last.
+        let hosts = mysql_clone::converge(&mut conn, template_user, user, &password).await?;
+        mysql_clone::unlock_with_password(&mut conn, user, &hosts, &password).await?;
     }
     let _ = conn.disconnect().await;
     Ok(())
 }
 
+/// Logged in as the master `admin`: how `clone`'s privileges differ from `original`'s, if they do.
+pub async fn privilege_difference(
+    admin: &ConnectionSpec,
+    clone: &str,
+    original: &str,
+    settings: &DbSettings,
+) -> Result<Option<String>, DbError> {
+    let mut conn = connect(admin, settings).await?;
+    let difference = mysql_clone::difference(&mut conn, original, clone).await?;
+    let _ = conn.disconnect().await;
+    Ok(difference)
+}
+
 /// The hosts `user` has accounts on; none means it does not exist.
-async fn hosts_of(conn: &mut Conn, user: &str) -> Result<Vec<String>, DbError> {
-    conn.exec("SELECT Host FROM mysql.user WHERE User = ?", (user,)).await.map_err(query_error)
-}
-
-/// Creates the clone on each host the original user has, with the original's grants.
-async fn copy_user(conn: &mut Conn, template_user: &str, clone: &str, password: &str) -> Result<(), DbError> {
-    let hosts = hosts_of(conn, template_user).await?;
-    if hosts.is_empty() {
-        return Err(DbError::Query(format!("user {template_user:?} does not exist, so it cannot be cloned")));
-    }
-    for host in &hosts {
-        let host = literal(conn, host).await?;
-        conn.query_drop(format!("CREATE USER {clone}@{host} IDENTIFIED BY {password}"))
-            .await
-            .map_err(password_statement_error)?;
-    }
-    sync_grants(conn, template_user, clone, &hosts).await
-}
-
-/// Makes the clone's grants and TLS requirement on each host those of the original: grants
-/// added to the original since reach the clone, grants taken from it are taken from the clone,
-/// and a clone whose grants failed half-way is completed. The clone is the pending user, not
-/// the one in use, while this runs.
-async fn sync_grants(conn: &mut Conn, template_user: &str, clone: &str, hosts: &[String]) -> Result<(), DbError> {
-    let original = literal(conn, template_user).await?;
-    for host_name in hosts {
-        let host = literal(conn, host_name).await?;
-        let template_has_host: Option<String> = conn
-            .exec_first("SELECT Host FROM mysql.user WHERE User = ? AND Host = ?", (template_user, host_name))
-            .await
-            .map_err(query_error)?;
-        if template_has_host.is_none() {
-            continue;
-        }
-        conn.query_drop(format!("REVOKE ALL PRIVILEGES, GRANT OPTION FROM {clone}@{host}"))
-            .await
-            .map_err(query_error)?;
-        let grants: Vec<String> =
-            conn.query(format!("SHOW GRANTS FOR {original}@{host}")).await.map_err(query_error)?;
-        for grant in grants {
-            if let Some(statement) = regrant(&grant, clone, &host) {
-                conn.query_drop(statement).await.map_err(password_statement_error)?;
-            }
-        }
-        let ssl_type: Option<String> = conn
-            .exec_first("SELECT ssl_type FROM mysql.user WHERE User = ? AND Host = ?", (template_user, host_name))
-            .await
-            .map_err(query_error)?;
-        let require = match ssl_type.as_deref() {
-            Some("ANY") => "SSL",
-            Some("X509") => "X509",
-            // SPECIFIED (issuer, subject, cipher) names one client certificate: not copied.
-            Some("SPECIFIED") => continue,
-            _ => "NONE",
-        };
-        conn.query_drop(format!("ALTER USER {clone}@{host} REQUIRE {require}")).await.map_err(query_error)?;
-    }
-    Ok(())
-}
-
-/// Rewrites one `SHOW GRANTS` line for the clone: the privilege part stays, the grantee changes,
-/// and the original's password clause is dropped. USAGE-only lines need nothing.
-fn regrant(grant: &str, clone: &str, host: &str) -> Option<String> {
-    let privileges_end = grant.rfind(" TO ")?;
-    let privileges = &grant[..privileges_end];
-    if privileges.starts_with("GRANT USAGE ON *.*") {
-        return None;
-    }
-    let with_grant_option = grant[privileges_end..].contains("WITH GRANT OPTION");
-    let suffix = if with_grant_option { " WITH GRANT OPTION" } else { "" };
-    Some(format!("{privileges} TO {clone}@{host}{suffix}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::regrant;
-
-    #[test]
-    fn grants_are_rewritten_for_the_clone() {
-        assert_eq!(
-            regrant("GRANT SELECT, INSERT ON `app`.* TO `app`@`%`", "'app_clone'", "'%'").as_deref(),
-            Some("GRANT SELECT, INSERT ON `app`.* TO 'app_clone'@'%'")
-        );
-        assert_eq!(
-            regrant("GRANT ALL PRIVILEGES ON `db`.* TO `app`@`%` WITH GRANT OPTION", "'c'", "'%'").as_deref(),
-            Some("GRANT ALL PRIVILEGES ON `db`.* TO 'c'@'%' WITH GRANT OPTION")
-        );
-        assert_eq!(regrant("GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED BY PASSWORD '*AB'", "'c'", "'%'"), None);
-    }
+pub(super) async fn hosts_of(conn: &mut Conn, user: &str) -> Result<Vec<String>, DbError> {
+    conn.exec("SELECT Host FROM mysql.user WHERE User = ? ORDER BY Host", (user,)).await.map_err(query_error)
 }

@@ -4,10 +4,10 @@
 
 use rustls::ClientConfig;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config, GenericClient, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{connect_per_tls_mode, with_timeout, ConnectionSpec, DbError, DbSettings};
+use super::{connect_per_tls_mode, postgres_clone, with_timeout, ConnectionSpec, DbError, DbSettings};
 
 async fn connect(spec: &ConnectionSpec, settings: &DbSettings) -> Result<Client, DbError> {
     connect_per_tls_mode(spec, |use_tls| connect_with(spec, settings, use_tls)).await
@@ -74,7 +74,7 @@ fn classify(spec: &ConnectionSpec, err: tokio_postgres::Error) -> DbError {
 
 /// For statements that carry a password: a syntax error quotes the statement near the fault,
 /// which may be the password, so only its code is kept.
-fn password_statement_error(err: tokio_postgres::Error) -> DbError {
+pub(super) fn password_statement_error(err: tokio_postgres::Error) -> DbError {
     match err.code() {
         Some(code) if *code == SqlState::SYNTAX_ERROR => DbError::Query(format!(
             "the server rejected the password change as a syntax error (SQLSTATE {})",
@@ -84,7 +84,7 @@ fn password_statement_error(err: tokio_postgres::Error) -> DbError {
     }
 }
 
-fn query_error(err: tokio_postgres::Error) -> DbError {
+pub(super) fn query_error(err: tokio_postgres::Error) -> DbError {
     let message = err.as_db_error().map(|e| e.message().to_owned()).unwrap_or_else(|| err.to_string());
     match err.code() {
         // lock_timeout or statement_timeout ran out.
@@ -96,7 +96,7 @@ fn query_error(err: tokio_postgres::Error) -> DbError {
 }
 
 /// Builds a statement with the server's quoting, from bound values.
-async fn formatted(client: &Client, template: &str, values: &[&str]) -> Result<String, DbError> {
+pub(super) async fn formatted(client: &impl GenericClient, template: &str, values: &[&str]) -> Result<String, DbError> {
     let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
         values.iter().map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
     let placeholders: Vec<String> = (1..=values.len()).map(|i| format!("${i}::text")).collect();
@@ -132,7 +132,7 @@ pub async fn set_user_password(
     template_user: &str,
     settings: &DbSettings,
 ) -> Result<(), DbError> {
-    let client = connect(admin, settings).await?;
+    let mut client = connect(admin, settings).await?;
     // Neither the user nor the one it is cloned from may hold powers beyond its own objects:
     // a user secret must not turn the master's credentials against a privileged role.
     let privileged = client
@@ -158,14 +158,20 @@ pub async fn set_user_password(
     if user == template_user {
         return client.batch_execute(&set_password).await.map_err(password_statement_error);
     }
-    // The clone is a login role that is a member of the original user's role, and whose
-    // sessions act as that role: the same privileges, and every object either creates is owned
-    // by the original, so neither loses access when the other is current. Stated again on each
-    // rotation, so a clone left half-made (created, not granted) is repaired by the re-run.
-    let grant = formatted(&client, "GRANT %I TO %I", &[template_user, user]).await?;
-    let act_as = formatted(&client, "ALTER ROLE %I SET role = %L", &[user, template_user]).await?;
-    client
-        .batch_execute(&format!("BEGIN; {set_password}; {grant}; {act_as}; COMMIT;"))
-        .await
-        .map_err(password_statement_error)
+    // Stated again on each rotation, so a clone left half-made, or changed since, is repaired by
+    // the re-run; objects either user creates are owned by the original, so neither loses
+    // access when the other is current.
+    postgres_clone::converge(&mut client, template_user, user, &set_password, !exists).await
+}
+
+/// Logged in as the master `admin`: how `clone` differs from what it must be to act as
+/// `original`, if it does.
+pub async fn privilege_difference(
+    admin: &ConnectionSpec,
+    clone: &str,
+    original: &str,
+    settings: &DbSettings,
+) -> Result<Option<String>, DbError> {
+    let client = connect(admin, settings).await?;
+    postgres_clone::difference(&client, original, clone).await
 }

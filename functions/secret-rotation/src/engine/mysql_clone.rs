@@ -1,0 +1,276 @@
+//! The MySQL/MariaDB clone of an alternating pair: made to hold exactly what the original holds,
+//! on every host the original has an account on, and compared with it before it is promoted.
+//!
+//! The clone is locked before anything about it changes and unlocked, with its new password, only
+//! once every grant has been stated: a run cut short (a grant the master may not give, a lock
+//! timeout, the invocation's deadline) leaves a clone that cannot log in, so no later step can
+//! pass it, and the re-run starts from the top.
+
+use std::collections::BTreeSet;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Value};
+
+use super::mysql::{hosts_of, password_statement_error, query_error, quoting};
+use super::mysql_grants::{mysql_default_roles_statement, require_clause, GrantLine};
+use super::DbError;
+
+/// Which server: where roles, default roles and partial revokes live differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    /// Roles in `mysql.roles_mapping`; the default role is a `SET DEFAULT ROLE` line of `SHOW GRANTS`.
+    MariaDb,
+    /// Roles in `mysql.role_edges`, default roles in `mysql.default_roles` (not in `SHOW GRANTS`),
+    /// partial revokes as `REVOKE` lines.
+    MySql8,
+    /// No roles.
+    MySql57,
+}
+
+async fn flavor(conn: &mut Conn) -> Result<Flavor, DbError> {
+    let version: Option<String> = conn.query_first("SELECT VERSION()").await.map_err(query_error)?;
+    let version = version.unwrap_or_default();
+    Ok(if version.contains("MariaDB") {
+        Flavor::MariaDb
+    } else if version.starts_with("5.") {
+        Flavor::MySql57
+    } else {
+        Flavor::MySql8
+    })
+}
+
+/// Quotes text as a literal of this session (its SQL mode read once).
+struct Quote {
+    no_backslash_escapes: bool,
+}
+
+impl Quote {
+    async fn of(conn: &mut Conn) -> Result<Quote, DbError> {
+        Ok(Quote { no_backslash_escapes: quoting(conn).await? })
+    }
+
+    fn text(&self, text: &str) -> String {
+        Value::from(text).as_sql(self.no_backslash_escapes)
+    }
+
+    fn account(&self, user: &str, host: &str) -> String {
+        format!("{}@{}", self.text(user), self.text(host))
+    }
+}
+
+/// A role name as an identifier (MariaDB's roles have no host).
+fn identifier(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// The grant lines of one account, the USAGE line left out.
+async fn grant_lines(conn: &mut Conn, quote: &Quote, user: &str, host: &str) -> Result<Vec<GrantLine>, DbError> {
+    let lines: Vec<String> =
+        conn.query(format!("SHOW GRANTS FOR {}", quote.account(user, host))).await.map_err(query_error)?;
+    let mut parsed = Vec::new();
+    for line in &lines {
+        match GrantLine::parse(line, user, host) {
+            Ok(Some(grant)) => parsed.push(grant),
+            Ok(None) => {}
+            Err(reason) => return Err(DbError::Query(format!("{reason}, for user {user:?} on host {host:?}"))),
+        }
+    }
+    Ok(parsed)
+}
+
+/// MySQL 8's default roles of one account, each quoted as `'role'@'host'`.
+async fn mysql8_default_roles(conn: &mut Conn, quote: &Quote, user: &str, host: &str) -> Result<Vec<String>, DbError> {
+    let roles: Vec<(String, String)> = conn
+        .exec(
+            "SELECT DEFAULT_ROLE_USER, DEFAULT_ROLE_HOST FROM mysql.default_roles WHERE USER = ? AND HOST = ? ORDER BY 1, 2",
+            (user, host),
+        )
+        .await
+        .map_err(query_error)?;
+    Ok(roles.iter().map(|(role, role_host)| quote.account(role, role_host)).collect())
+}
+
+/// The roles granted to one account, as `REVOKE` can name them.
+async fn granted_roles(
+    conn: &mut Conn,
+    flavor: Flavor,
+    quote: &Quote,
+    user: &str,
+    host: &str,
+) -> Result<Vec<String>, DbError> {
+    match flavor {
+        Flavor::MariaDb => {
+            let roles: Vec<String> = conn
+                .exec("SELECT Role FROM mysql.roles_mapping WHERE User = ? AND Host = ?", (user, host))
+                .await
+                .map_err(query_error)?;
+            Ok(roles.iter().map(|role| identifier(role)).collect())
+        }
+        Flavor::MySql8 => {
+            let roles: Vec<(String, String)> = conn
+                .exec(
+                    "SELECT FROM_USER, FROM_HOST FROM mysql.role_edges WHERE TO_USER = ? AND TO_HOST = ?",
+                    (user, host),
+                )
+                .await
+                .map_err(query_error)?;
+            Ok(roles.iter().map(|(role, role_host)| quote.account(role, role_host)).collect())
+        }
+        Flavor::MySql57 => Ok(Vec::new()),
+    }
+}
+
+/// The account's `REQUIRE` clause, from its TLS columns.
+async fn tls_requirement(conn: &mut Conn, quote: &Quote, user: &str, host: &str) -> Result<String, DbError> {
+    type Columns = (Option<String>, Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>);
+    let row: Option<Columns> = conn
+        .exec_first(
+            "SELECT ssl_type, ssl_cipher, x509_issuer, x509_subject FROM mysql.user WHERE User = ? AND Host = ?",
+            (user, host),
+        )
+        .await
+        .map_err(query_error)?;
+    let (ssl_type, cipher, issuer, subject) = row.unwrap_or((None, None, None, None));
+    let text = |bytes: Option<Vec<u8>>| String::from_utf8_lossy(&bytes.unwrap_or_default()).into_owned();
+    Ok(require_clause(&ssl_type.unwrap_or_default(), &text(cipher), &text(issuer), &text(subject), |s| quote.text(s)))
+}
+
+/// Whether the account is locked (`SHOW CREATE USER` says `ACCOUNT LOCK`). The statement's text
+/// holds the password hash: only this is read from it.
+async fn is_locked(conn: &mut Conn, quote: &Quote, user: &str, host: &str) -> Result<bool, DbError> {
+    let shown: Option<String> =
+        conn.query_first(format!("SHOW CREATE USER {}", quote.account(user, host))).await.map_err(query_error)?;
+    Ok(shown.unwrap_or_default().contains(" ACCOUNT LOCK"))
+}
+
+/// Makes `clone` hold exactly what `original` holds, on each of the original's hosts, and
+/// leaves it locked; returns those hosts, for [`unlock_with_password`]. `password` is the new
+/// password as a quoted literal (a created account is given it at once, locked, so a server
+/// with a password-validation plugin accepts it).
+pub(super) async fn converge(
+    conn: &mut Conn,
+    original: &str,
+    clone: &str,
+    password: &str,
+) -> Result<Vec<String>, DbError> {
+    let flavor = flavor(conn).await?;
+    let quote = Quote::of(conn).await?;
+    let original_hosts = hosts_of(conn, original).await?;
+    if original_hosts.is_empty() {
+        return Err(DbError::Query(format!("user {original:?} does not exist, so it cannot be cloned")));
+    }
+    let clone_hosts = hosts_of(conn, clone).await?;
+    // Locked before anything else changes; an account on a host the original no longer has goes.
+    for host in &clone_hosts {
+        let account = quote.account(clone, host);
+        let statement = if original_hosts.contains(host) {
+            format!("ALTER USER {account} ACCOUNT LOCK")
+        } else {
+            format!("DROP USER {account}")
+        };
+        conn.query_drop(statement).await.map_err(query_error)?;
+    }
+    for host in &original_hosts {
+        let account = quote.account(clone, host);
+        if !clone_hosts.contains(host) {
+            conn.query_drop(format!("CREATE USER {account} IDENTIFIED BY {password} ACCOUNT LOCK"))
+                .await
+                .map_err(password_statement_error)?;
+        }
+        // Everything the clone held goes, then everything the original holds is stated again:
+        // grants both ways, roles, default roles, partial revokes, the TLS requirement.
+        conn.query_drop(format!("REVOKE ALL PRIVILEGES, GRANT OPTION FROM {account}")).await.map_err(query_error)?;
+        for role in granted_roles(conn, flavor, &quote, clone, host).await? {
+            conn.query_drop(format!("REVOKE {role} FROM {account}")).await.map_err(query_error)?;
+        }
+        match flavor {
+            Flavor::MariaDb => conn.query_drop(format!("SET DEFAULT ROLE NONE FOR {account}")).await,
+            Flavor::MySql8 => conn.query_drop(mysql_default_roles_statement(&[], &account)).await,
+            Flavor::MySql57 => Ok(()),
+        }
+        .map_err(query_error)?;
+        let mut grants = grant_lines(conn, &quote, original, host).await?;
+        grants.sort_by_key(GrantLine::order);
+        for grant in grants {
+            conn.query_drop(grant.statement_for(&account)).await.map_err(query_error)?;
+        }
+        if flavor == Flavor::MySql8 {
+            let roles = mysql8_default_roles(conn, &quote, original, host).await?;
+            if !roles.is_empty() {
+                conn.query_drop(mysql_default_roles_statement(&roles, &account)).await.map_err(query_error)?;
+            }
+        }
+        let require = tls_requirement(conn, &quote, original, host).await?;
+        conn.query_drop(format!("ALTER USER {account} REQUIRE {require}")).await.map_err(query_error)?;
+    }
+    Ok(original_hosts)
+}
+
+/// The last statement of a clone's setSecret: the new password, and the account opened.
+pub(super) async fn unlock_with_password(
+    conn: &mut Conn,
+    clone: &str,
+    hosts: &[String],
+    password: &str,
+) -> Result<(), DbError> {
+    let quote = Quote::of(conn).await?;
+    for host in hosts {
+        let account = quote.account(clone, host);
+        conn.query_drop(format!("ALTER USER {account} IDENTIFIED BY {password} ACCOUNT UNLOCK"))
+            .await
+            .map_err(password_statement_error)?;
+    }
+    Ok(())
+}
+
+/// What one account holds, each part normalised so two accounts compare.
+async fn holdings(
+    conn: &mut Conn,
+    flavor: Flavor,
+    quote: &Quote,
+    user: &str,
+    host: &str,
+) -> Result<(BTreeSet<String>, String), DbError> {
+    let mut lines: BTreeSet<String> =
+        grant_lines(conn, quote, user, host).await?.iter().flat_map(GrantLine::normalized).collect();
+    if flavor == Flavor::MySql8 {
+        for role in mysql8_default_roles(conn, quote, user, host).await? {
+            lines.insert(format!("DEFAULT ROLE {role}"));
+        }
+    }
+    Ok((lines, tls_requirement(conn, quote, user, host).await?))
+}
+
+/// The first way the clone's privileges differ from the original's, in words that name the
+/// privilege, never a password; `None` when they are the same on every host.
+pub(super) async fn difference(conn: &mut Conn, original: &str, clone: &str) -> Result<Option<String>, DbError> {
+    let flavor = flavor(conn).await?;
+    let quote = Quote::of(conn).await?;
+    let original_hosts: BTreeSet<String> = hosts_of(conn, original).await?.into_iter().collect();
+    let clone_hosts: BTreeSet<String> = hosts_of(conn, clone).await?.into_iter().collect();
+    if let Some(host) = original_hosts.difference(&clone_hosts).next() {
+        return Ok(Some(format!("the clone has no account on host {host:?}, which the original has")));
+    }
+    if let Some(host) = clone_hosts.difference(&original_hosts).next() {
+        return Ok(Some(format!("the clone has an account on host {host:?}, which the original has not")));
+    }
+    for host in &original_hosts {
+        let (theirs, their_tls) = holdings(conn, flavor, &quote, original, host).await?;
+        let (ours, our_tls) = holdings(conn, flavor, &quote, clone, host).await?;
+        if let Some(line) = theirs.difference(&ours).next() {
+            return Ok(Some(format!("on host {host:?} the clone lacks {line:?}")));
+        }
+        if let Some(line) = ours.difference(&theirs).next() {
+            return Ok(Some(format!("on host {host:?} the clone holds {line:?}, which the original does not")));
+        }
+        if their_tls != our_tls {
+            return Ok(Some(format!(
+                "on host {host:?} the clone's TLS requirement (REQUIRE {our_tls}) differs from the original's (REQUIRE {their_tls})"
+            )));
+        }
+        if is_locked(conn, &quote, clone, host).await? {
+            return Ok(Some(format!("the clone's account on host {host:?} is locked: setSecret did not finish")));
+        }
+    }
+    Ok(None)
+}
