@@ -1,6 +1,7 @@
 //! The scripts a person runs: sourcing their shared functions leaves the caller's shell as it
 //! was, `scripts/dev-env` only prints variables for the caller to take, and the architecture
-//! check scripts/sam-local makes before invoking reads an ELF header right.
+//! check scripts/sam-local makes before invoking reads an ELF header right; the RDS roots
+//! secret-rotation ships are what scripts/update-rds-ca-bundle builds from its pinned package.
 
 use std::process::Command;
 
@@ -67,4 +68,21 @@ fn elf_architecture_names_the_machine_sam_local_checks_before_invoking() {
     let _ = std::fs::remove_dir_all(&dir);
     let expected = if cfg!(target_arch = "x86_64") { "x86_64" } else { "arm64" };
     assert_eq!(output.lines().collect::<Vec<_>>(), [expected, "arm64", "not-elf"]);
+}
+
+#[test]
+fn the_shipped_rds_bundle_is_what_the_script_builds_from_the_pinned_package() {
+    let out = std::env::temp_dir().join(format!("ops-suite-rds-bundle-{}.pem", std::process::id()));
+    let status = Command::new("bash")
+        .arg("scripts/update-rds-ca-bundle")
+        .env("RDS_CA_BUNDLE_OUT", &out)
+        .current_dir(workspace_root())
+        .status()
+        .expect("running the script");
+    assert!(status.success(), "scripts/update-rds-ca-bundle failed");
+    let built = std::fs::read(&out).expect("the built bundle");
+    let _ = std::fs::remove_file(&out);
+    let shipped = std::fs::read(workspace_root().join("functions/secret-rotation/certs/rds-ca-bundle.pem"))
+        .expect("the shipped bundle");
+    assert!(built == shipped, "the shipped bundle differs from what the script builds: run it and commit the file");
 }

@@ -260,9 +260,107 @@ pub(crate) async fn with_timeout<T>(
     })
 }
 
+/// Regions whose RDS roots the shipped bundle lacks (the pinned package does not carry them):
+/// TLS to RDS there needs `DB_CA_BUNDLE`. The README lists the same.
+pub const REGIONS_WITHOUT_SHIPPED_ROOTS: [&str; 12] = [
+    "ap-east-2",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ca-west-1",
+    "cn-north-1",
+    "cn-northwest-1",
+    "eusc-de-east-1",
+    "il-central-1",
+    "mx-central-1",
+    "us-gov-east-1",
+    "us-gov-west-1",
+];
+
 #[cfg(test)]
 mod tests {
-    use super::RDS_ROOTS;
+    use std::collections::BTreeSet;
+
+    use super::{RDS_ROOTS, REGIONS_WITHOUT_SHIPPED_ROOTS};
+
+    /// The region of each "Amazon RDS <region> Root CA <family>" subject in the shipped bundle,
+    /// with the families it has.
+    fn regions_and_families() -> Vec<(String, String)> {
+        let certs = RDS_ROOTS.certificates().expect("the shipped bundle parses");
+        let mut found = Vec::new();
+        for cert in certs {
+            let text = String::from_utf8_lossy(cert.as_ref()).into_owned();
+            let Some(start) = text.find("Amazon RDS ") else { continue };
+            let rest = &text[start + "Amazon RDS ".len()..];
+            let Some(end) = rest.find(" Root CA ") else { continue };
+            // The family is the word after "Root CA" (the DER that follows "G1" is not text).
+            let family: String =
+                rest[end + " Root CA ".len()..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+            found.push((rest[..end].to_owned(), family));
+        }
+        found
+    }
+
+    #[test]
+    fn the_shipped_rds_bundle_holds_all_three_roots_of_exactly_the_pinned_regions() {
+        let found = regions_and_families();
+        let regions: BTreeSet<&str> = found.iter().map(|(region, _)| region.as_str()).collect();
+        let pinned = [
+            "Beta us-east-1",
+            "Preview us-east-2",
+            "af-south-1",
+            "ap-east-1",
+            "ap-northeast-1",
+            "ap-northeast-2",
+            "ap-northeast-3",
+            "ap-south-1",
+            "ap-south-2",
+            "ap-southeast-1",
+            "ap-southeast-2",
+            "ap-southeast-3",
+            "ap-southeast-4",
+            "ca-central-1",
+            "eu-central-1",
+            "eu-central-2",
+            "eu-north-1",
+            "eu-south-1",
+            "eu-south-2",
+            "eu-west-1",
+            "eu-west-2",
+            "eu-west-3",
+            "me-central-1",
+            "me-south-1",
+            "sa-east-1",
+            "us-east-1",
+            "us-east-2",
+            "us-west-1",
+            "us-west-2",
+        ];
+        assert_eq!(
+            regions,
+            BTreeSet::from(pinned),
+            "scripts/update-rds-ca-bundle changed the regions: update this list and the README"
+        );
+        for region in pinned {
+            let families: BTreeSet<&str> =
+                found.iter().filter(|(r, _)| r == region).map(|(_, family)| family.as_str()).collect();
+            assert_eq!(families, BTreeSet::from(["ECC384", "RSA2048", "RSA4096"]), "{region}");
+        }
+        for region in REGIONS_WITHOUT_SHIPPED_ROOTS {
+            assert!(
+                !regions.contains(region),
+                "{region} is shipped now: take it off REGIONS_WITHOUT_SHIPPED_ROOTS and the README"
+            );
+        }
+    }
+
+    #[test]
+    fn the_readme_names_every_region_without_shipped_roots() {
+        let readme = include_str!("../../README.md");
+        for region in REGIONS_WITHOUT_SHIPPED_ROOTS {
+            assert!(readme.contains(&format!("`{region}`")), "the README's TLS section lacks {region}");
+        }
+    }
 
     #[test]
     fn the_shipped_rds_bundle_parses_and_holds_the_g1_roots() {
