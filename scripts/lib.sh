@@ -4,7 +4,7 @@
 # What the scripts install, and only what each one uses (see the README's "Setup"):
 # - Debian/Ubuntu packages, through apt-get: python3-venv, build-essential, openssl, and the
 #   servers the tests start throwaway instances of (postgresql, mariadb-server, activemq,
-#   rabbitmq-server). A server package installed here is installed with its system service kept
+#   rabbitmq-server, pgbouncer). A server package installed here is installed with its system service kept
 #   from starting, and that service is disabled: nothing is left running. A server the machine
 #   already had is never touched. For `sam local` (scripts/sam-local and its test), docker.io
 #   (its dockerd is started only while they run, see start_docker_engine) and debootstrap (the
@@ -29,7 +29,7 @@ as_root() {
 }
 
 # The Debian packages a need stands for, printed when missing. Needs: base, postgres, mariadb,
-# activemq, rabbitmq, docker (the engine and the base image's debootstrap).
+# activemq, rabbitmq, pgbouncer, docker (the engine and the base image's debootstrap).
 missing_packages() {
   local need
   for need in "$@"; do
@@ -42,6 +42,7 @@ missing_packages() {
       mariadb) command -v mariadb-install-db >/dev/null || echo mariadb-server mariadb-client ;;
       activemq) [ -f /usr/share/activemq/bin/activemq.jar ] || echo activemq ;;
       rabbitmq) [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || echo rabbitmq-server ;;
+      pgbouncer) [ -x /usr/sbin/pgbouncer ] || echo pgbouncer ;;
       docker)
         command -v dockerd >/dev/null || echo docker.io
         command -v debootstrap >/dev/null || echo debootstrap ;;
@@ -57,6 +58,7 @@ services_of() {
     mariadb-server) echo mariadb ;;
     activemq) echo activemq ;;
     rabbitmq-server) echo rabbitmq-server epmd ;;
+    pgbouncer) echo pgbouncer ;;
     docker.io) echo docker.socket docker containerd ;;
   esac
 }

@@ -7,6 +7,7 @@
 //! - `mariadb`: the same for MySQL/MariaDB, with a hostile user name.
 //! - `parity`: alternating clones hold exactly what the original holds, or are not promoted;
 //!   the invocation's deadline.
+//! - `pgbouncer`: the same through PgBouncer, in session and transaction pooling.
 //! - `generic`: secrets with no database behind them.
 //! - `refusals`: unusable events and secrets, and hostile ones aimed at the master.
 //! - `tls`: the shipped roots, and a certificate that cannot be verified.
@@ -18,6 +19,7 @@
 mod generic;
 mod mariadb;
 mod parity;
+mod pgbouncer;
 mod postgres;
 mod rds;
 mod refusals;

@@ -26,6 +26,8 @@ pub mod messages;
 pub mod moto;
 #[cfg(feature = "clients")]
 pub mod password_lure;
+#[cfg(feature = "clients")]
+pub mod pgbouncer;
 pub mod postgres;
 pub mod rabbitmq;
 #[cfg(feature = "clients")]

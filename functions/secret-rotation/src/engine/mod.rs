@@ -260,28 +260,28 @@ pub(crate) async fn with_timeout<T>(
     })
 }
 
-/// Regions whose RDS roots the shipped bundle lacks (the pinned package does not carry them):
-/// TLS to RDS there needs `DB_CA_BUNDLE`. The README lists the same.
-pub const REGIONS_WITHOUT_SHIPPED_ROOTS: [&str; 12] = [
-    "ap-east-2",
-    "ap-southeast-5",
-    "ap-southeast-6",
-    "ap-southeast-7",
-    "ca-west-1",
-    "cn-north-1",
-    "cn-northwest-1",
-    "eusc-de-east-1",
-    "il-central-1",
-    "mx-central-1",
-    "us-gov-east-1",
-    "us-gov-west-1",
-];
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
 
-    use super::{RDS_ROOTS, REGIONS_WITHOUT_SHIPPED_ROOTS};
+    use super::RDS_ROOTS;
+
+    /// Regions whose RDS roots the shipped bundle lacks (the pinned package does not carry
+    /// them): TLS to RDS there needs `DB_CA_BUNDLE`. The README lists the same.
+    const REGIONS_WITHOUT_SHIPPED_ROOTS: [&str; 12] = [
+        "ap-east-2",
+        "ap-southeast-5",
+        "ap-southeast-6",
+        "ap-southeast-7",
+        "ca-west-1",
+        "cn-north-1",
+        "cn-northwest-1",
+        "eusc-de-east-1",
+        "il-central-1",
+        "mx-central-1",
+        "us-gov-east-1",
+        "us-gov-west-1",
+    ];
 
     /// The region of each "Amazon RDS <region> Root CA <family>" subject in the shipped bundle,
     /// with the families it has.

@@ -1,9 +1,16 @@
 //! PostgreSQL (and Aurora PostgreSQL). User names and passwords reach SQL only through the
 //! server's own quoting: `format('%I', $1)` for identifiers and `format('%L', $2)` for literals,
 //! with the values bound as parameters.
+//!
+//! Everything here also works through PgBouncer in transaction pooling: no startup `options`
+//! (PgBouncer refuses them), statements with parameters sent unnamed in one round trip
+//! (`query_typed`: a named prepared statement may land on another server connection), and the
+//! statement bounds set with `SET LOCAL` inside each transaction that changes something, so they
+//! never stay behind on a pooled server connection.
 
 use rustls::ClientConfig;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Config, GenericClient, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -22,7 +29,6 @@ async fn connect_with(spec: &ConnectionSpec, settings: &DbSettings, use_tls: boo
         .password(&spec.password)
         .dbname(spec.dbname.as_deref().unwrap_or("postgres"))
         .connect_timeout(settings.connect_timeout)
-        .options(format!("-c lock_timeout={ms} -c statement_timeout={ms}", ms = settings.statement_timeout.as_millis()))
         .application_name("secret-rotation");
     with_timeout(spec, settings, async {
         if use_tls {
@@ -46,6 +52,12 @@ async fn connect_with(spec: &ConnectionSpec, settings: &DbSettings, use_tls: boo
 fn classify(spec: &ConnectionSpec, err: tokio_postgres::Error) -> DbError {
     if let Some(code) = err.code() {
         if *code == SqlState::INVALID_PASSWORD || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
+            return DbError::AuthFailed { user: spec.username.clone() };
+        }
+        // PgBouncer refuses a wrong password as a protocol error (08P01), "SASL authentication
+        // failed" or "password authentication failed".
+        let message = err.as_db_error().map(|e| e.message()).unwrap_or_default();
+        if *code == SqlState::PROTOCOL_VIOLATION && message.contains("authentication failed") {
             return DbError::AuthFailed { user: spec.username.clone() };
         }
         return DbError::Query(err.as_db_error().map(|e| e.message().to_owned()).unwrap_or_else(|| err.to_string()));
@@ -97,12 +109,24 @@ pub(super) fn query_error(err: tokio_postgres::Error) -> DbError {
 
 /// Builds a statement with the server's quoting, from bound values.
 pub(super) async fn formatted(client: &impl GenericClient, template: &str, values: &[&str]) -> Result<String, DbError> {
-    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-        values.iter().map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
+    let params: Vec<(&(dyn tokio_postgres::types::ToSql + Sync), Type)> =
+        values.iter().map(|v| (v as &(dyn tokio_postgres::types::ToSql + Sync), Type::TEXT)).collect();
     let placeholders: Vec<String> = (1..=values.len()).map(|i| format!("${i}::text")).collect();
     let sql = format!("SELECT format('{template}', {})", placeholders.join(", "));
-    let row = client.query_one(&sql, &params).await.map_err(query_error)?;
+    let row = client.query_typed_one(&sql, &params).await.map_err(query_error)?;
     row.try_get(0).map_err(query_error)
+}
+
+/// The bounds on each statement and lock wait (`DB_STATEMENT_TIMEOUT_SECONDS`), for the start of
+/// a transaction: `SET LOCAL` ends with it.
+pub(super) fn transaction_bounds(settings: &DbSettings) -> String {
+    let ms = settings.statement_timeout.as_millis();
+    format!("SET LOCAL lock_timeout = {ms}; SET LOCAL statement_timeout = {ms};")
+}
+
+/// `statement` in a transaction of its own, bounded.
+fn bounded(statement: &str, settings: &DbSettings) -> String {
+    format!("BEGIN; {} {statement}; COMMIT;", transaction_bounds(settings))
 }
 
 pub async fn check_login(spec: &ConnectionSpec, settings: &DbSettings) -> Result<(), DbError> {
@@ -122,7 +146,7 @@ pub async fn set_own_password(spec: &ConnectionSpec, new_password: &str, setting
     let client = connect(spec, settings).await?;
     let statement =
         formatted(&client, "ALTER ROLE %I WITH PASSWORD %L", &[&spec.username, &verifier(new_password)]).await?;
-    client.batch_execute(&statement).await.map_err(password_statement_error)
+    client.batch_execute(&bounded(&statement, settings)).await.map_err(password_statement_error)
 }
 
 pub async fn set_user_password(
@@ -136,9 +160,9 @@ pub async fn set_user_password(
     // Neither the user nor the one it is cloned from may hold powers beyond its own objects:
     // a user secret must not turn the master's credentials against a privileged role.
     let privileged = client
-        .query(
+        .query_typed(
             "SELECT rolname FROM pg_catalog.pg_roles WHERE rolname = ANY($1) AND (rolsuper OR rolcreaterole OR rolreplication OR rolbypassrls)",
-            &[&vec![user, template_user]],
+            &[(&vec![user, template_user], Type::TEXT_ARRAY)],
         )
         .await
         .map_err(query_error)?;
@@ -146,7 +170,7 @@ pub async fn set_user_password(
         return Err(DbError::PrivilegedUser { user: row.try_get(0).map_err(query_error)? });
     }
     let exists = client
-        .query_opt("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1", &[&user])
+        .query_typed_opt("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1", &[(&user, Type::TEXT)])
         .await
         .map_err(query_error)?
         .is_some();
@@ -156,12 +180,12 @@ pub async fn set_user_password(
         formatted(&client, "CREATE ROLE %I WITH LOGIN PASSWORD %L", &[user, &verifier(new_password)]).await?
     };
     if user == template_user {
-        return client.batch_execute(&set_password).await.map_err(password_statement_error);
+        return client.batch_execute(&bounded(&set_password, settings)).await.map_err(password_statement_error);
     }
     // Stated again on each rotation, so a clone left half-made, or changed since, is repaired by
     // the re-run; objects either user creates are owned by the original, so neither loses
     // access when the other is current.
-    postgres_clone::converge(&mut client, template_user, user, &set_password, !exists).await
+    postgres_clone::converge(&mut client, template_user, user, &set_password, !exists, settings).await
 }
 
 /// Logged in as the master `admin`: how `clone` differs from what it must be to act as

@@ -9,8 +9,10 @@ use std::collections::BTreeSet;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, GenericClient};
 
-use super::postgres::{formatted, password_statement_error, query_error};
-use super::DbError;
+use tokio_postgres::types::Type;
+
+use super::postgres::{formatted, password_statement_error, query_error, transaction_bounds};
+use super::{DbError, DbSettings};
 
 /// Settings that say who a session is, not how it behaves: never copied (`role` is the clone's
 /// own, naming the original).
@@ -22,13 +24,13 @@ type Setting = (String, String, String);
 
 async fn settings_of(client: &impl GenericClient, role: &str) -> Result<BTreeSet<Setting>, DbError> {
     let rows = client
-        .query(
+        .query_typed(
             "SELECT coalesce(d.datname, ''), c.setting \
              FROM pg_catalog.pg_db_role_setting s \
              LEFT JOIN pg_catalog.pg_database d ON d.oid = s.setdatabase \
              CROSS JOIN LATERAL unnest(s.setconfig) AS c(setting) \
              WHERE s.setrole = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $1)",
-            &[&role],
+            &[(&role, Type::TEXT)],
         )
         .await
         .map_err(query_error)?;
@@ -45,10 +47,10 @@ async fn settings_of(client: &impl GenericClient, role: &str) -> Result<BTreeSet
 /// The roles `role` is directly a member of.
 async fn memberships_of(client: &impl GenericClient, role: &str) -> Result<BTreeSet<String>, DbError> {
     let rows = client
-        .query(
+        .query_typed(
             "SELECT r.rolname FROM pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles r ON r.oid = m.roleid \
              WHERE m.member = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $1)",
-            &[&role],
+            &[(&role, Type::TEXT)],
         )
         .await
         .map_err(query_error)?;
@@ -72,8 +74,10 @@ pub(super) async fn converge(
     clone: &str,
     set_password: &str,
     creates: bool,
+    settings: &DbSettings,
 ) -> Result<(), DbError> {
     let tx = client.transaction().await.map_err(query_error)?;
+    tx.batch_execute(&transaction_bounds(settings)).await.map_err(query_error)?;
     if creates {
         tx.batch_execute(set_password).await.map_err(password_statement_error)?;
     }
@@ -122,7 +126,9 @@ pub(super) async fn converge(
             None => query_error(e),
         }
         };
-        tx.execute("SELECT pg_catalog.set_config($1, $2, true)", &[&name, &value]).await.map_err(copying)?;
+        tx.query_typed("SELECT pg_catalog.set_config($1, $2, true)", &[(&name, Type::TEXT), (&value, Type::TEXT)])
+            .await
+            .map_err(copying)?;
         tx.batch_execute(&format!("{alter}{name_sql} FROM CURRENT")).await.map_err(copying)?;
     }
     if !creates {
@@ -163,11 +169,11 @@ pub(super) async fn difference(client: &Client, original: &str, clone: &str) -> 
         return Ok(Some(format!("the clone has its own value of {}", named(setting))));
     }
     let own: i64 = client
-        .query_one(
+        .query_typed_one(
             "SELECT count(*) FROM pg_catalog.pg_shdepend \
              WHERE refclassid = 'pg_catalog.pg_authid'::regclass AND deptype IN ('a', 'o') \
              AND refobjid = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $1)",
-            &[&clone],
+            &[(&clone, Type::TEXT)],
         )
         .await
         .map_err(query_error)?
