@@ -232,11 +232,27 @@ async fn the_postgres_clone_carries_the_originals_settings_and_a_clone_holding_m
     superuser
         .batch_execute(
             "CREATE SCHEMA app_schema AUTHORIZATION app; \
-             ALTER ROLE app SET search_path = app_schema, public; \
-             ALTER ROLE app IN DATABASE postgres SET statement_timeout = '7s';",
+             ALTER ROLE app SET search_path = app_schema, pg_catalog, public; \
+             ALTER ROLE app IN DATABASE postgres SET statement_timeout = '7s'; \
+             ALTER ROLE app SET lock_timeout = 7000; \
+             ALTER ROLE app CREATEDB CONNECTION LIMIT 40; \
+             CREATE ROLE app_owner NOLOGIN; GRANT app_owner TO app; GRANT CREATE ON SCHEMA public TO app_owner; \
+             ALTER ROLE app SET role = app_owner;",
         )
         .await
         .expect("the original's settings");
+    // The original's own schema, first on its search_path, holds functions named like the ones
+    // the master's statements use: were the original's settings ever applied to the master's
+    // session, these would run with the master's rights.
+    for args in ["text, text", "text, text, text", "text, text, text, text", "text, text, text, text, text"] {
+        superuser
+            .batch_execute(&format!(
+                "CREATE FUNCTION app_schema.format({args}) RETURNS text LANGUAGE sql AS \
+                 $$ SELECT 'CREATE TABLE public.pwned ()' $$; ALTER FUNCTION app_schema.format({args}) OWNER TO app"
+            ))
+            .await
+            .expect("a lure");
+    }
     let set_tenant = superuser
         .query_one("SELECT format('ALTER ROLE app SET myapp.tenant = %L', $1::text)", &[&hostile])
         .await
@@ -248,7 +264,26 @@ async fn the_postgres_clone_carries_the_originals_settings_and_a_clone_holding_m
     assert_eq!(now["username"], "app_clone");
     let as_clone = pg.connect("app_clone", now["password"].as_str().expect("password")).await.expect("clone login");
     let show = |row: tokio_postgres::Row| row.get::<_, String>(0);
-    assert_eq!(show(as_clone.query_one("SHOW search_path", &[]).await.expect("search_path")), "app_schema, public");
+    assert_eq!(
+        show(as_clone.query_one("SHOW search_path", &[]).await.expect("search_path")),
+        "app_schema, pg_catalog, public"
+    );
+    assert_eq!(show(as_clone.query_one("SHOW lock_timeout", &[]).await.expect("lock_timeout")), "7s");
+    assert_eq!(
+        show(as_clone.query_one("SELECT current_user::text", &[]).await.expect("role")),
+        "app_owner",
+        "the clone's sessions act as the original's do"
+    );
+    let (createdb, limit): (bool, i32) = {
+        let row = superuser
+            .query_one("SELECT rolcreatedb, rolconnlimit FROM pg_roles WHERE rolname = 'app_clone'", &[])
+            .await
+            .expect("attributes");
+        (row.get(0), row.get(1))
+    };
+    assert!(createdb && limit == 40, "the clone has the original's attributes");
+    let pwned = superuser.query_opt("SELECT 1 FROM pg_tables WHERE tablename = 'pwned'", &[]).await.expect("tables");
+    assert!(pwned.is_none(), "a function of the original's ran in the master's session");
     assert_eq!(show(as_clone.query_one("SHOW statement_timeout", &[]).await.expect("timeout")), "7s");
     assert_eq!(show(as_clone.query_one("SELECT current_setting('myapp.tenant')", &[]).await.expect("tenant")), hostile);
     let rotator = superuser.query_opt("SELECT 1 FROM pg_roles WHERE rolname = 'rotator'", &[]).await.expect("roles");

@@ -2,10 +2,14 @@
 //! that would turn the master's credentials against the master or send them elsewhere.
 
 use harness_fixtures::secret_rotation::{full_rotation, scene, settings_trusting, step, step_event};
+use harness_services::mariadb::MariaDb;
 use harness_services::password_lure::PasswordLure;
 use harness_services::postgres::Postgres;
 use harness_services::rotation::begin_rotation;
-use harness_services::secrets::{create_secret, current, current_version, pg_master_secret, pg_user_secret};
+use harness_services::secrets::{
+    create_secret, current, current_version, mariadb_user_secret, pg_master_secret, pg_user_secret,
+};
+use mysql_async::prelude::Queryable;
 use secret_rotation::{rotate_step, RotationError, StepOutcome};
 use serde_json::json;
 
@@ -225,4 +229,61 @@ async fn the_master_never_changes_a_privileged_user() {
     let clone =
         pg.superuser().await.query_opt("SELECT 1 FROM pg_roles WHERE rolname = 'ops_clone'", &[]).await.expect("query");
     assert!(clone.is_none(), "no clone was made of a privileged role");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_privileged_through_a_role_is_never_changed_either() {
+    let scene = scene().await;
+    // PostgreSQL: a member of a role that writes the server's files.
+    let pg = Postgres::start();
+    let settings = settings_trusting(&pg.ca);
+    let master = pg_master_secret(&scene.sm, &pg, "master-Passw0rd-priv-role").await;
+    let id =
+        pg_user_secret(&scene.sm, &pg, "privileged-role", "ops", "ops-Passw0rd", json!({"masterarn": master})).await;
+    pg.superuser()
+        .await
+        .batch_execute("CREATE ROLE files NOLOGIN; GRANT pg_write_server_files TO files; GRANT files TO ops")
+        .await
+        .expect("an indirect membership");
+    let token = "a4444444-4444-4444-8444-444444444444";
+    begin_rotation(&scene.sm, &id, token).await;
+    step(&scene, &settings, "createSecret", &id, token).await.expect("create");
+    let error = step(&scene, &settings, "setSecret", &id, token).await.expect_err("refused");
+    assert_eq!(error.error_type(), "PrivilegedUserRefused", "{error}");
+
+    // MariaDB: a user holding a role that may create users.
+    let db = MariaDb::start();
+    let settings = settings_trusting(&db.ca);
+    let master = create_secret(
+        &scene.sm,
+        "maria-master-priv-role",
+        &json!({
+            "engine": "mariadb", "host": "127.0.0.1", "port": db.port,
+            "username": harness_services::mariadb::ADMIN, "password": harness_services::mariadb::ADMIN_PASSWORD
+        }),
+    )
+    .await;
+    let id = mariadb_user_secret(
+        &scene.sm,
+        &db,
+        "maria-priv-role",
+        "ops",
+        "ops-Maria-Passw0rd",
+        json!({"masterarn": master}),
+    )
+    .await;
+    let mut admin = db.admin().await;
+    for statement in
+        ["CREATE ROLE user_admin", "GRANT CREATE USER ON *.* TO user_admin", "GRANT user_admin TO 'ops'@'%'"]
+    {
+        admin.query_drop(statement).await.unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+    let token = "a5555555-5555-4555-8555-555555555555";
+    begin_rotation(&scene.sm, &id, token).await;
+    step(&scene, &settings, "createSecret", &id, token).await.expect("create");
+    let error = step(&scene, &settings, "setSecret", &id, token).await.expect_err("refused");
+    assert_eq!(error.error_type(), "PrivilegedUserRefused", "{error}");
+    let clone: Option<String> =
+        admin.query_first("SELECT User FROM mysql.user WHERE User = 'ops_clone'").await.expect("query");
+    assert!(clone.is_none(), "no clone was made of a privileged user");
 }

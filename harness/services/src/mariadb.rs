@@ -29,6 +29,10 @@ impl MariaDb {
         let dir = scratch_dir("mariadb");
         let data = dir.join("data");
         std::fs::create_dir_all(&data).expect("creating the data folder");
+        // A temporary folder of the server's own: in the shared /tmp, concurrent bootstraps of
+        // parallel tests have failed on each other's temporary tables.
+        let tmp = dir.join("tmp");
+        std::fs::create_dir_all(&tmp).expect("creating the server's temporary folder");
         let certs = TestCerts::create(&dir.join("certs"));
         let owner = server_owner("mysql");
         chown_tree(&dir, owner);
@@ -36,6 +40,7 @@ impl MariaDb {
         install
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .args(["--auth-root-authentication-method=normal", "--skip-test-db"]);
         if owner.is_some() {
             install.arg("--user=mysql");
@@ -48,6 +53,7 @@ impl MariaDb {
         as_owner(&mut server, owner)
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg(format!("--socket={}", dir.join("mysqld.sock").display()))
             .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
             .arg(format!("--log-error={}", dir.join("error.log").display()))

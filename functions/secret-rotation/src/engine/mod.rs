@@ -7,6 +7,7 @@ use std::time::Duration;
 pub mod mysql;
 mod mysql_clone;
 mod mysql_grants;
+mod mysql_server;
 pub mod postgres;
 mod postgres_clone;
 

@@ -4,7 +4,7 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, SslOpts, Value};
 
-use super::{connect_per_tls_mode, mysql_clone, with_timeout, ConnectionSpec, DbError, DbSettings};
+use super::{connect_per_tls_mode, mysql_clone, mysql_server, with_timeout, ConnectionSpec, DbError, DbSettings};
 
 async fn connect(spec: &ConnectionSpec, settings: &DbSettings) -> Result<Conn, DbError> {
     connect_per_tls_mode(spec, |use_tls| connect_with(spec, settings, use_tls)).await
@@ -128,15 +128,9 @@ pub async fn set_user_password(
 ) -> Result<(), DbError> {
     let mut conn = connect(admin, settings).await?;
     // Neither the user nor the one it is cloned from may administer the server: a user secret
-    // must not turn the master's credentials against a privileged account.
-    let privileged: Option<String> = conn
-        .exec_first(
-            "SELECT User FROM mysql.user WHERE User IN (?, ?) AND 'Y' IN (Super_priv, Grant_priv, Create_user_priv, Shutdown_priv) LIMIT 1",
-            (user, template_user),
-        )
-        .await
-        .map_err(query_error)?;
-    if let Some(user) = privileged {
+    // must not turn the master's credentials against a privileged account, whether it holds the
+    // privilege itself or through a role.
+    if let Some(user) = mysql_server::privileged_user(&mut conn, &[user, template_user]).await? {
         return Err(DbError::PrivilegedUser { user });
     }
     let password = literal(&mut conn, new_password).await?;

@@ -13,31 +13,8 @@ use mysql_async::{Conn, Value};
 
 use super::mysql::{hosts_of, password_statement_error, query_error, quoting};
 use super::mysql_grants::{mysql_default_roles_statement, require_clause, GrantLine};
+use super::mysql_server::{flavor, flavor_that_locks_accounts, roles_of, Flavor};
 use super::DbError;
-
-/// Which server: where roles, default roles and partial revokes live differs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Flavor {
-    /// Roles in `mysql.roles_mapping`; the default role is a `SET DEFAULT ROLE` line of `SHOW GRANTS`.
-    MariaDb,
-    /// Roles in `mysql.role_edges`, default roles in `mysql.default_roles` (not in `SHOW GRANTS`),
-    /// partial revokes as `REVOKE` lines.
-    MySql8,
-    /// No roles.
-    MySql57,
-}
-
-async fn flavor(conn: &mut Conn) -> Result<Flavor, DbError> {
-    let version: Option<String> = conn.query_first("SELECT VERSION()").await.map_err(query_error)?;
-    let version = version.unwrap_or_default();
-    Ok(if version.contains("MariaDB") {
-        Flavor::MariaDb
-    } else if version.starts_with("5.") {
-        Flavor::MySql57
-    } else {
-        Flavor::MySql8
-    })
-}
 
 /// Quotes text as a literal of this session (its SQL mode read once).
 struct Quote {
@@ -98,26 +75,14 @@ async fn granted_roles(
     user: &str,
     host: &str,
 ) -> Result<Vec<String>, DbError> {
-    match flavor {
-        Flavor::MariaDb => {
-            let roles: Vec<String> = conn
-                .exec("SELECT Role FROM mysql.roles_mapping WHERE User = ? AND Host = ?", (user, host))
-                .await
-                .map_err(query_error)?;
-            Ok(roles.iter().map(|role| identifier(role)).collect())
-        }
-        Flavor::MySql8 => {
-            let roles: Vec<(String, String)> = conn
-                .exec(
-                    "SELECT FROM_USER, FROM_HOST FROM mysql.role_edges WHERE TO_USER = ? AND TO_HOST = ?",
-                    (user, host),
-                )
-                .await
-                .map_err(query_error)?;
-            Ok(roles.iter().map(|(role, role_host)| quote.account(role, role_host)).collect())
-        }
-        Flavor::MySql57 => Ok(Vec::new()),
-    }
+    let roles = roles_of(conn, flavor, user, host).await?;
+    Ok(roles
+        .iter()
+        .map(|(role, role_host)| match flavor {
+            Flavor::MariaDb => identifier(role),
+            _ => quote.account(role, role_host),
+        })
+        .collect())
 }
 
 /// The account's `REQUIRE` clause, from its TLS columns.
@@ -153,7 +118,7 @@ pub(super) async fn converge(
     clone: &str,
     password: &str,
 ) -> Result<Vec<String>, DbError> {
-    let flavor = flavor(conn).await?;
+    let flavor = flavor_that_locks_accounts(conn).await?;
     let quote = Quote::of(conn).await?;
     let original_hosts = hosts_of(conn, original).await?;
     if original_hosts.is_empty() {
@@ -244,7 +209,7 @@ async fn holdings(
 /// The first way the clone's privileges differ from the original's, in words that name the
 /// privilege, never a password; `None` when they are the same on every host.
 pub(super) async fn difference(conn: &mut Conn, original: &str, clone: &str) -> Result<Option<String>, DbError> {
-    let flavor = flavor(conn).await?;
+    let (flavor, _) = flavor(conn).await?;
     let quote = Quote::of(conn).await?;
     let original_hosts: BTreeSet<String> = hosts_of(conn, original).await?.into_iter().collect();
     let clone_hosts: BTreeSet<String> = hosts_of(conn, clone).await?.into_iter().collect();

@@ -48,6 +48,19 @@ async fn connect_with(spec: &ConnectionSpec, settings: &DbSettings, use_tls: boo
     .await
 }
 
+/// Roles that give powers beyond a user's own objects: the managed services' administrator
+/// roles, and PostgreSQL's roles that read or write the server's files or run its programs.
+const PRIVILEGED_ROLES: [&str; 8] = [
+    "rds_superuser",
+    "rds_replication",
+    "rds_password",
+    "azure_pg_admin",
+    "cloudsqlsuperuser",
+    "pg_read_server_files",
+    "pg_write_server_files",
+    "pg_execute_server_program",
+];
+
 /// Names the kind of failure. tokio-postgres errors never include the password.
 fn classify(spec: &ConnectionSpec, err: tokio_postgres::Error) -> DbError {
     if let Some(code) = err.code() {
@@ -111,8 +124,9 @@ pub(super) fn query_error(err: tokio_postgres::Error) -> DbError {
 pub(super) async fn formatted(client: &impl GenericClient, template: &str, values: &[&str]) -> Result<String, DbError> {
     let params: Vec<(&(dyn tokio_postgres::types::ToSql + Sync), Type)> =
         values.iter().map(|v| (v as &(dyn tokio_postgres::types::ToSql + Sync), Type::TEXT)).collect();
-    let placeholders: Vec<String> = (1..=values.len()).map(|i| format!("${i}::text")).collect();
-    let sql = format!("SELECT format('{template}', {})", placeholders.join(", "));
+    // Qualified, so that no search_path can put another `format` or `text` in their place.
+    let placeholders: Vec<String> = (1..=values.len()).map(|i| format!("${i}::pg_catalog.text")).collect();
+    let sql = format!("SELECT pg_catalog.format('{template}', {})", placeholders.join(", "));
     let row = client.query_typed_one(&sql, &params).await.map_err(query_error)?;
     row.try_get(0).map_err(query_error)
 }
@@ -159,10 +173,16 @@ pub async fn set_user_password(
     let mut client = connect(admin, settings).await?;
     // Neither the user nor the one it is cloned from may hold powers beyond its own objects:
     // a user secret must not turn the master's credentials against a privileged role.
+    // A role's powers include those of every role it is a member of, directly or not: a member
+    // of rds_superuser is as privileged as a superuser.
     let privileged = client
         .query_typed(
-            "SELECT rolname FROM pg_catalog.pg_roles WHERE rolname = ANY($1) AND (rolsuper OR rolcreaterole OR rolreplication OR rolbypassrls)",
-            &[(&vec![user, template_user], Type::TEXT_ARRAY)],
+            "SELECT u.rolname FROM pg_catalog.pg_roles u \
+             JOIN pg_catalog.pg_roles r ON pg_catalog.pg_has_role(u.oid, r.oid, 'MEMBER') \
+             WHERE u.rolname = ANY($1) \
+             AND (r.rolsuper OR r.rolcreaterole OR r.rolreplication OR r.rolbypassrls OR r.rolname = ANY($2)) \
+             LIMIT 1",
+            &[(&vec![user, template_user], Type::TEXT_ARRAY), (&PRIVILEGED_ROLES.to_vec(), Type::TEXT_ARRAY)],
         )
         .await
         .map_err(query_error)?;
