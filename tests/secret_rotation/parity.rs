@@ -100,6 +100,20 @@ async fn a_clone_the_master_cannot_fully_grant_is_never_promoted_and_the_rerun_c
     let seen: Option<i64> = as_clone.query_first("SELECT x FROM reports.t").await.expect("the clone reads reports");
     assert_eq!(seen, Some(7));
     let _ = as_clone.disconnect().await;
+
+    // Later the original gains a grant the master cannot give. When the clone is next made
+    // pending, setSecret fails again, and the clone keeps everything it held: it is given what
+    // it lacks before anything is taken away.
+    full_rotation(&scene, &settings, &id, "c1111111-1111-4111-8111-111111111112").await;
+    run(&db, &["CREATE DATABASE audit", "GRANT SELECT ON audit.* TO 'shop'@'%'"]).await;
+    let token = "c1111111-1111-4111-8111-111111111113";
+    begin_rotation(&scene.sm, &id, token).await;
+    step(&scene, &settings, "createSecret", &id, token).await.expect("create");
+    let error = step(&scene, &settings, "setSecret", &id, token).await.expect_err("the master cannot grant audit");
+    assert_eq!(error.error_type(), "DatabaseQueryFailed", "{error}");
+    let grants = grants_of(&db, "'shop_clone'@'%'").await.join("\n");
+    assert!(grants.contains("ON `app`.*") && grants.contains("ON `reports`.*"), "the clone kept its grants: {grants}");
+    assert_eq!(current(&scene.sm, &id).await["username"], "shop", "AWSCURRENT did not move");
     assert_not_logged(&["shop-Maria-Passw0rd", &password, MASTER_PASSWORD]);
 }
 

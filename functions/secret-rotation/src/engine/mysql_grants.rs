@@ -65,31 +65,41 @@ impl GrantLine {
         Ok(Some(GrantLine { what: what.to_owned(), connector, option }))
     }
 
-    /// The statement that gives `account` (already quoted) what the line gives its own.
-    pub fn statement_for(&self, account: &str) -> String {
-        format!("{}{}{}{}", self.what, self.connector, account, self.option)
-    }
-
-    /// The line with no grantee, one entry per privilege (`GRANT SELECT ON `app`.*`), so two
-    /// accounts that hold the same give the same entries whatever lines the server merged, and a
-    /// difference names the one privilege.
-    pub fn normalized(&self) -> Vec<String> {
-        let tail = format!("{}<grantee>{}", self.connector, self.option);
-        let verb = if self.what.starts_with("REVOKE ") { "REVOKE " } else { "GRANT " };
-        let Some(body) = self.what.strip_prefix(verb) else { return vec![format!("{}{tail}", self.what)] };
-        let Some(on) = top_level_find(body, " ON ") else { return vec![format!("{}{tail}", self.what)] };
-        let object = &body[on..];
-        split_top_level(&body[..on]).into_iter().map(|privilege| format!("{verb}{privilege}{object}{tail}")).collect()
-    }
-
-    /// The order in which lines are stated again: grants, then the partial revokes that carve
-    /// them, then the default role (which must already be granted).
-    pub fn order(&self) -> u8 {
-        match self.connector {
-            " TO " => 0,
-            " FROM " => 1,
-            _ => 2,
+    /// The line as one entry per privilege (`GRANT SELECT ON `app`.*`), so two accounts that
+    /// hold the same give the same entries whatever lines the server merged, a difference names
+    /// the one privilege, and the clone can be given or relieved of one privilege at a time.
+    pub fn entries(&self) -> Vec<GrantEntry> {
+        let entry = |privilege: &str, object: &str| GrantEntry {
+            verb: self.verb(),
+            privilege: privilege.to_owned(),
+            object: object.to_owned(),
+            option: self.option,
+        };
+        let body = match self.verb() {
+            Verb::Grant => self.what.strip_prefix("GRANT "),
+            Verb::PartialRevoke => self.what.strip_prefix("REVOKE "),
+            Verb::DefaultRole => self.what.strip_prefix("SET DEFAULT ROLE "),
+        };
+        let Some(body) = body else { return vec![entry(&self.what, "")] };
+        if self.verb() == Verb::DefaultRole {
+            return vec![entry(body, "")];
         }
+        let Some(on) = top_level_find(body, " ON ") else { return vec![entry(body, "")] };
+        let object = &body[on..];
+        split_top_level(&body[..on]).iter().map(|privilege| entry(privilege, object)).collect()
+    }
+
+    fn verb(&self) -> Verb {
+        match self.connector {
+            " TO " => Verb::Grant,
+            " FROM " => Verb::PartialRevoke,
+            _ => Verb::DefaultRole,
+        }
+    }
+
+    /// The line's entries with no grantee, as they compare.
+    pub fn normalized(&self) -> Vec<String> {
+        self.entries().iter().map(GrantEntry::normalized).collect()
     }
 }
 
@@ -120,6 +130,59 @@ fn split_top_level(list: &str) -> Vec<String> {
     }
     parts.push(rest.trim().to_owned());
     parts
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verb {
+    Grant,
+    /// MySQL 8's partial revoke: a restriction carved out of a broader grant.
+    PartialRevoke,
+    /// MariaDB's default role.
+    DefaultRole,
+}
+
+/// One privilege (or role, or default role) an account holds, on one object.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GrantEntry {
+    pub verb: Verb,
+    /// `SELECT`, `SELECT (`a`, `b`)`, `ALL PRIVILEGES`, or a role (`` `reader` ``).
+    privilege: String,
+    /// ` ON `app`.*`, or empty for a role.
+    object: String,
+    option: &'static str,
+}
+
+impl GrantEntry {
+    pub fn normalized(&self) -> String {
+        match self.verb {
+            Verb::Grant => format!("GRANT {}{} TO <grantee>{}", self.privilege, self.object, self.option),
+            Verb::PartialRevoke => format!("REVOKE {}{} FROM <grantee>", self.privilege, self.object),
+            Verb::DefaultRole => format!("SET DEFAULT ROLE {} FOR <grantee>", self.privilege),
+        }
+    }
+
+    /// The statement that gives `account` (quoted) this entry.
+    pub fn add_statement(&self, account: &str) -> String {
+        match self.verb {
+            Verb::Grant => format!("GRANT {}{} TO {account}{}", self.privilege, self.object, self.option),
+            Verb::PartialRevoke => format!("REVOKE {}{} FROM {account}", self.privilege, self.object),
+            Verb::DefaultRole => format!("SET DEFAULT ROLE {} FOR {account}", self.privilege),
+        }
+    }
+
+    /// The statement that takes this entry from `account`; `None` for a default role (setting the
+    /// right one replaces it).
+    pub fn remove_statement(&self, account: &str) -> Option<String> {
+        match self.verb {
+            Verb::Grant if self.object.is_empty() => Some(format!("REVOKE {} FROM {account}", self.privilege)),
+            Verb::Grant if self.option.is_empty() => {
+                Some(format!("REVOKE {}{} FROM {account}", self.privilege, self.object))
+            }
+            Verb::Grant => Some(format!("REVOKE {}, GRANT OPTION{} FROM {account}", self.privilege, self.object)),
+            Verb::PartialRevoke => Some(format!("GRANT {}{} TO {account}", self.privilege, self.object)),
+            Verb::DefaultRole => None,
+        }
+    }
 }
 
 fn first_words(line: &str) -> String {
@@ -170,15 +233,18 @@ pub fn require_clause(
 mod tests {
     use super::{mysql_default_roles_statement, require_clause, GrantLine};
 
+    /// The statements that give the clone `'c'@'%'` what `line` gives its account.
     fn rewrite(line: &str, user: &str, host: &str) -> Option<String> {
-        GrantLine::parse(line, user, host).expect("parsed").map(|g| g.statement_for("'c'@'%'"))
+        GrantLine::parse(line, user, host)
+            .expect("parsed")
+            .map(|g| g.entries().iter().map(|entry| entry.add_statement("'c'@'%'")).collect::<Vec<_>>().join("; "))
     }
 
     #[test]
     fn mariadb_lines_are_stated_again_for_the_clone() {
         assert_eq!(
             rewrite("GRANT SELECT, INSERT ON `app`.* TO `app`@`%`", "app", "%").as_deref(),
-            Some("GRANT SELECT, INSERT ON `app`.* TO 'c'@'%'")
+            Some("GRANT SELECT ON `app`.* TO 'c'@'%'; GRANT INSERT ON `app`.* TO 'c'@'%'")
         );
         assert_eq!(
             rewrite("GRANT ALL PRIVILEGES ON `db`.* TO `app`@`%` WITH GRANT OPTION", "app", "%").as_deref(),
@@ -200,7 +266,7 @@ mod tests {
     fn a_password_clause_after_the_grantee_is_dropped() {
         let line = "GRANT SELECT ON *.* TO `app`@`%` IDENTIFIED BY PASSWORD '*0123456789ABCDEF' REQUIRE SSL";
         let parsed = GrantLine::parse(line, "app", "%").expect("parsed").expect("a grant");
-        assert_eq!(parsed.statement_for("'c'@'%'"), "GRANT SELECT ON *.* TO 'c'@'%'");
+        assert_eq!(parsed.entries()[0].add_statement("'c'@'%'"), "GRANT SELECT ON *.* TO 'c'@'%'");
         assert!(!parsed.normalized().concat().contains("0123456789"));
     }
 
@@ -233,7 +299,7 @@ mod tests {
     fn mysql_8_role_grants_and_partial_revokes_are_kept() {
         assert_eq!(
             rewrite("GRANT SELECT, INSERT ON *.* TO `app`@`10.%`", "app", "10.%").as_deref(),
-            Some("GRANT SELECT, INSERT ON *.* TO 'c'@'%'")
+            Some("GRANT SELECT ON *.* TO 'c'@'%'; GRANT INSERT ON *.* TO 'c'@'%'")
         );
         assert_eq!(
             rewrite("REVOKE INSERT ON `mysql`.* FROM `app`@`10.%`", "app", "10.%").as_deref(),
@@ -273,6 +339,25 @@ mod tests {
         assert!(error.contains("grantee"), "{error}");
         let error = GrantLine::parse("ALTER USER app IDENTIFIED BY 'secret'", "app", "%").unwrap_err();
         assert!(!error.contains("secret"), "{error}");
+    }
+
+    #[test]
+    fn entries_are_given_and_taken_one_privilege_at_a_time() {
+        let entries = |line: &str| GrantLine::parse(line, "app", "%").unwrap().unwrap().entries();
+        let select = &entries("GRANT SELECT, INSERT ON `app`.* TO `app`@`%` WITH GRANT OPTION")[0];
+        assert_eq!(select.add_statement("'c'@'%'"), "GRANT SELECT ON `app`.* TO 'c'@'%' WITH GRANT OPTION");
+        assert_eq!(
+            select.remove_statement("'c'@'%'").as_deref(),
+            Some("REVOKE SELECT, GRANT OPTION ON `app`.* FROM 'c'@'%'")
+        );
+        let role = &entries("GRANT `reader` TO `app`@`%`")[0];
+        assert_eq!(role.remove_statement("'c'@'%'").as_deref(), Some("REVOKE `reader` FROM 'c'@'%'"));
+        let carve = &entries("REVOKE INSERT ON `mysql`.* FROM `app`@`%`")[0];
+        assert_eq!(carve.add_statement("'c'@'%'"), "REVOKE INSERT ON `mysql`.* FROM 'c'@'%'");
+        assert_eq!(carve.remove_statement("'c'@'%'").as_deref(), Some("GRANT INSERT ON `mysql`.* TO 'c'@'%'"));
+        let default = &entries("SET DEFAULT ROLE `reader` FOR `app`@`%`")[0];
+        assert_eq!(default.add_statement("'c'@'%'"), "SET DEFAULT ROLE `reader` FOR 'c'@'%'");
+        assert_eq!(default.remove_statement("'c'@'%'"), None);
     }
 
     #[test]
