@@ -1,5 +1,6 @@
 //! Broker credentials from Secrets Manager: a warm environment follows a password rotated
-//! between two polls.
+//! between two polls, also when the standby of an active/standby pair cannot be reached (any
+//! reachable endpoint refusing the login is reason to read the secret again).
 
 use harness_fixtures::mq_poller::{in_a_minute, schedule_event, settings, table_only, TABLE};
 use harness_services::dynamo::{create_table, scan_all};
@@ -11,6 +12,15 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_warm_environment_follows_a_broker_password_rotated_between_two_polls() {
+    follows_a_rotated_password(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_password_is_followed_while_the_standby_is_down() {
+    follows_a_rotated_password(true).await;
+}
+
+async fn follows_a_rotated_password(standby_down: bool) {
     use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
     use lapin::types::FieldTable;
     use lapin::{BasicProperties, Connection, ConnectionProperties};
@@ -50,7 +60,10 @@ async fn a_warm_environment_follows_a_broker_password_rotated_between_two_polls(
             let _ = connection.close(200, "done".into()).await;
         }
     };
-    let settings = settings(&[broker.broker_url()], queue, None);
+    // The standby's port has nothing listening: the active refuses, the standby cannot be reached.
+    let standby = format!("amqp://127.0.0.1:{}", harness_runtime::process::free_port());
+    let urls = if standby_down { vec![broker.broker_url(), standby] } else { vec![broker.broker_url()] };
+    let settings = settings(&urls, queue, None);
     publish(0..5, rabbitmq::PASSWORD).await;
     handle_payload(&table_only(&dynamo), &settings, &provider, &schedule_event(), in_a_minute())
         .await

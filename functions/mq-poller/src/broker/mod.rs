@@ -248,11 +248,12 @@ pub async fn connect_first_available(
     Err(all_failed(failures))
 }
 
-/// One error for every endpoint having failed: the login refusal itself when that is what every
-/// endpoint answered (the credentials are the thing to fix, or to read again), else the list.
+/// One error for every endpoint having failed: a login refusal when any endpoint answered one
+/// (with the active refusing a rotated password and the standby down, the credentials are still
+/// the thing to read again; each endpoint's failure was logged), else the list.
 fn all_failed(mut failures: Vec<BrokerError>) -> BrokerError {
-    if failures.iter().all(|e| matches!(e, BrokerError::AuthFailed { .. })) {
-        return failures.swap_remove(0);
+    if let Some(refused) = failures.iter().position(|e| matches!(e, BrokerError::AuthFailed { .. })) {
+        return failures.swap_remove(refused);
     }
     BrokerError::AllEndpointsFailed(failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
 }
