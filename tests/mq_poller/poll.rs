@@ -318,3 +318,34 @@ async fn a_poll_capped_by_max_messages_is_sent_no_more_than_it_takes() {
     }
     assert_eq!(redelivered, 0, "messages the poll never took came back marked redelivered");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_selector_drains_only_the_messages_this_function_owns() {
+    let scene = scene().await;
+    let broker = ActiveMq::start();
+    let queue = "shared";
+    let mut publisher = StompClient::connect(broker.stomp_port, activemq::USER, activemq::PASSWORD).await;
+    for i in 0..10 {
+        let owner = if i % 2 == 0 { "us" } else { "them" };
+        publisher.send(queue, format!("message {i}").as_bytes(), &[("owner", owner), ("persistent", "true")]).await;
+    }
+    publisher.flush().await;
+
+    let mut settings = settings(&[broker.stomp_url()], queue, None);
+    settings.selector = Some("owner = 'us'".into());
+    let outcome = handle_payload(
+        &scene.aws,
+        &settings,
+        &credentials(activemq::USER, activemq::PASSWORD),
+        &schedule_event(),
+        in_a_minute(),
+    )
+    .await
+    .expect("poll");
+    let Outcome::Poll(summary) = outcome else { panic!("expected a poll: {outcome:?}") };
+    assert_eq!((summary.received, summary.stored), (5, 5), "{summary:?}");
+    let bodies = item_bodies(&scan_all(&scene.dynamo, TABLE).await);
+    let ours: BTreeSet<Vec<u8>> = (0..10).step_by(2).map(|i| format!("message {i}").into_bytes()).collect();
+    assert_eq!(bodies, ours, "only the messages the selector names were stored");
+    assert_eq!(remaining(&broker, queue).await, 5, "the other consumers' messages are still on the queue");
+}

@@ -70,6 +70,22 @@ fn the_poll_schedule_is_off_unless_a_broker_is_configured_and_no_event_source_ta
 }
 
 #[test]
+fn the_mq_event_source_takes_a_filter_and_a_batching_window_only_when_given() {
+    let template = translated();
+    let mapping = &template["Resources"]["MqEventSourceMapping"]["Properties"];
+    let defaults = resolved(&template, &json!({}), mapping);
+    assert!(
+        defaults.get("FilterCriteria").is_none() && defaults.get("MaximumBatchingWindowInSeconds").is_none(),
+        "{defaults}"
+    );
+    let pattern = r#"{"data": [{"prefix": "b3duZXI6IHVz"}]}"#;
+    let given = json!({"MqFilterPattern": pattern, "MqBatchingWindowSeconds": "20"});
+    let set = resolved(&template, &given, mapping);
+    assert_eq!(set["FilterCriteria"], json!({"Filters": [{"Pattern": {"Ref": "MqFilterPattern"}}]}), "{set}");
+    assert_eq!(set["MaximumBatchingWindowInSeconds"], json!({"Ref": "MqBatchingWindowSeconds"}), "{set}");
+}
+
+#[test]
 fn every_function_keeps_its_report_lines_in_a_log_group_that_expires() {
     let template = translated();
     let resources = template["Resources"].as_object().expect("resources");

@@ -28,6 +28,9 @@ pub struct Settings {
     pub broker_heartbeat_ms: u32,
     /// How long broker credentials read from the secret are used before being read again.
     pub secret_ttl: Duration,
+    /// `BROKER_SELECTOR`: a JMS selector ActiveMQ applies to the subscription, so a queue shared
+    /// with other consumers is drained only of the messages this function owns.
+    pub selector: Option<String>,
 }
 
 impl Settings {
@@ -40,6 +43,7 @@ impl Settings {
             ca_bundle: self.broker_ca_bundle.clone(),
             connect_timeout: self.connect_timeout,
             heartbeat_ms: self.broker_heartbeat_ms,
+            selector: self.selector.clone(),
         }
     }
 
@@ -58,6 +62,7 @@ impl Settings {
         let prefetch = env.whole("PREFETCH")?.unwrap_or(200);
         // Every entry is checked now: a bad second URL must not wait for a failover to show.
         let broker_endpoints = crate::broker::parse_endpoints(&broker_urls)?;
+        let selector = selector(env.text("BROKER_SELECTOR"), &broker_endpoints)?;
         Ok(Settings {
             broker_urls,
             broker_endpoints,
@@ -75,6 +80,7 @@ impl Settings {
             broker_heartbeat_ms: u32::try_from(env.whole("BROKER_HEARTBEAT_MS")?.unwrap_or(10_000))
                 .map_err(|_| "BROKER_HEARTBEAT_MS is too large".to_owned())?,
             secret_ttl: env.seconds("BROKER_SECRET_TTL_SECONDS", crate::credentials::DEFAULT_SECRET_TTL)?,
+            selector,
         })
     }
 
@@ -96,8 +102,44 @@ impl Settings {
     }
 }
 
+/// `BROKER_SELECTOR`, checked: only ActiveMQ's STOMP subscriptions take a selector (RabbitMQ
+/// has none, and draining the whole queue instead would take other consumers' messages), and a
+/// NUL would end the STOMP frame it travels in (the codec escapes line breaks and colons).
+fn selector(value: Option<String>, endpoints: &[crate::broker::Endpoint]) -> Result<Option<String>, String> {
+    let Some(selector) = value else { return Ok(None) };
+    if let Some(at) = endpoints.iter().position(|e| e.protocol == crate::broker::Protocol::Amqp) {
+        return Err(format!(
+            "BROKER_SELECTOR is set, but BROKER_URL entry {} of {} is AMQP: RabbitMQ has no selectors (bind a queue of this function's own instead)",
+            at + 1,
+            endpoints.len()
+        ));
+    }
+    if selector.contains('\0') {
+        return Err("BROKER_SELECTOR holds a NUL, which ends a STOMP frame".into());
+    }
+    Ok(Some(selector))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_selector_is_for_stomp_only_and_never_ends_a_frame() {
+        let with = |url: &str, selector: &str| {
+            super::Settings::from_lookup(|name| match name {
+                "TABLE_NAME" => Some("t".into()),
+                "BROKER_URL" => Some(url.into()),
+                "BROKER_SELECTOR" => Some(selector.into()),
+                _ => None,
+            })
+        };
+        let settings = with("stomp+ssl://b-1.mq.us-east-1.amazonaws.com:61614", "owner = 'us'\nAND kind <> 'x'")
+            .expect("a selector over STOMP");
+        assert_eq!(settings.connect_options().selector.as_deref(), Some("owner = 'us'\nAND kind <> 'x'"));
+        let refused = with("stomp://a:61613,amqps://b:5671", "owner = 'us'").unwrap_err();
+        assert!(refused.contains("entry 2 of 2") && refused.contains("RabbitMQ"), "{refused}");
+        assert!(with("stomp://a:61613", "owner = 'us'\0SEND").unwrap_err().contains("NUL"));
+    }
+
     use super::*;
 
     #[test]

@@ -25,6 +25,8 @@ pub struct ConnectOptions {
     pub connect_timeout: Duration,
     /// STOMP heart-beats we offer to send, in milliseconds (0: none).
     pub heartbeat_ms: u32,
+    /// A JMS selector for the STOMP subscription (`BROKER_SELECTOR`).
+    pub selector: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

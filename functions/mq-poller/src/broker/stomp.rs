@@ -42,6 +42,15 @@ pub struct StompHandle {
     ack_id: String,
 }
 
+/// The SUBSCRIBE frame's extra headers: ActiveMQ's prefetch window, and the selector if set.
+fn subscription_headers(options: &ConnectOptions) -> Vec<(String, String)> {
+    let mut headers = vec![("activemq.prefetchSize".to_owned(), options.prefetch.to_string())];
+    if let Some(selector) = &options.selector {
+        headers.push(("selector".to_owned(), selector.clone()));
+    }
+    headers
+}
+
 impl StompConsumer {
     pub async fn connect(
         endpoint: &Endpoint,
@@ -108,9 +117,9 @@ impl StompConsumer {
             .destination(format!("/queue/{}", options.queue))
             .id("mq-poller")
             .ack(AckMode::ClientIndividual)
-            .headers(vec![("activemq.prefetchSize".to_owned(), options.prefetch.to_string())])
+            .headers(subscription_headers(options))
             .subscribe();
-        // The prefetch window travels as an extra header of the SUBSCRIBE frame.
+        // The prefetch window and the selector travel as extra headers of the SUBSCRIBE frame.
         writer.send(subscribe).await.map_err(protocol)?;
         Ok(StompConsumer { frames, writer, heartbeat, queue: options.queue.clone(), endpoint: name })
     }
