@@ -208,7 +208,7 @@ async fn a_postgres_lock_held_elsewhere_fails_the_step_in_time_saying_so() {
 // --- Clones converge -----------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_half_made_postgres_clone_is_repaired_and_its_objects_belong_to_the_original() {
+async fn an_existing_clone_is_taken_only_once_recorded_and_is_then_repaired() {
     let scene = scene().await;
     let pg = Postgres::start();
     let settings = settings_trusting(&pg.ca);
@@ -216,8 +216,22 @@ async fn a_half_made_postgres_clone_is_repaired_and_its_objects_belong_to_the_or
     let id = pg_user_secret(&scene.sm, &pg, "half-made", "app", "half-Passw0rd", json!({"masterarn": master})).await;
     let superuser = pg.superuser().await;
     superuser.batch_execute("GRANT CREATE ON SCHEMA public TO app").await.expect("schema grant");
-    // A clone whose CREATE succeeded, and nothing after.
-    superuser.batch_execute("CREATE ROLE app_clone LOGIN").await.expect("half-made clone");
+    // A user `app_clone` the function did not make (a clone left by an older rotation, or a user
+    // of its own with that name).
+    superuser.batch_execute("CREATE ROLE app_clone LOGIN PASSWORD 'own-clone-Passw0rd'").await.expect("existing");
+    let token = "b5555555-5555-4555-8555-555555555551";
+    begin_rotation(&scene.sm, &id, token).await;
+    step(&scene, &settings, "createSecret", &id, token).await.expect("create");
+    let error = step(&scene, &settings, "setSecret", &id, token).await.expect_err("not the function's clone");
+    assert_eq!(error.error_type(), "RotationRefused", "{error}");
+    assert!(error.to_string().contains("alternating_users"), "the error says what to record: {error}");
+    assert!(pg.can_log_in("app_clone", "own-clone-Passw0rd").await, "the existing user was changed");
+    harness_services::rotation::end_rotation(&scene.sm, &id, token).await;
+
+    // The operator records the pair in the current version: the clone is adopted and repaired.
+    let mut value = current(&scene.sm, &id).await;
+    value["alternating_users"] = json!(["app", "app_clone"]);
+    scene.sm.put_secret_value().secret_id(&id).secret_string(value.to_string()).send().await.expect("record");
     full_rotation(&scene, &settings, &id, "b5555555-5555-4555-8555-555555555555").await;
     let now = current(&scene.sm, &id).await;
     assert_eq!(now["username"], "app_clone");

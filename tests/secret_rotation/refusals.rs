@@ -197,6 +197,17 @@ async fn a_user_merely_named_like_a_clone_never_takes_over_the_role_without_the_
     begin_rotation(&scene.sm, &id, token).await;
     let error = step(&scene, &settings, "createSecret", &id, token).await.expect_err("forged pair");
     assert_eq!(error.error_type(), "RotationRefused", "{error}");
+    // A record of the right shape, forged by the owner of `report_clone`'s secret, naming the
+    // unrelated `report` as its original: report_clone is no clone of report, so the master never
+    // hands report's password over.
+    value["alternating_users"] = json!(["report", "report_clone"]);
+    scene.sm.put_secret_value().secret_id(&id).secret_string(value.to_string()).send().await.expect("forge");
+    let token = "a2555555-2555-4255-8255-255555555555";
+    begin_rotation(&scene.sm, &id, token).await;
+    step(&scene, &settings, "createSecret", &id, token).await.expect("create names report as pending");
+    let error = step(&scene, &settings, "setSecret", &id, token).await.expect_err("not a clone of report");
+    assert_eq!(error.error_type(), "PrivilegeMismatch", "{error}");
+    assert!(pg.can_log_in("report", "report-own-Passw0rd").await, "report's password was reset");
     // Recorded as a user of its own, it alternates with a clone of its own, and back.
     value["alternating_users"] = json!(["report_clone", "report_clone_clone"]);
     scene.sm.put_secret_value().secret_id(&id).secret_string(value.to_string()).send().await.expect("record");

@@ -4,7 +4,7 @@ use aws_sdk_secretsmanager::Client;
 use serde::Serialize;
 
 use crate::clients::AwsClients;
-use crate::engine::{self, ConnectionSpec, DbError, EngineKind, TlsMode};
+use crate::engine::{self, AccountState, ConnectionSpec, DbError, EngineKind, TlsMode};
 use crate::error::RotationError;
 use crate::event::{RotationEvent, Step};
 use crate::pair::UserPair;
@@ -323,6 +323,25 @@ async fn set_with_master(
     let alternation = alternation(clients, event, pending, target, master_arn).await?;
     // AWS's own guard: the current credentials still log in, at the current host.
     engine::check_login(&alternation.current, &settings.db).await.map_err(fail)?;
+    let (master, pair) = (&alternation.master, &alternation.pair);
+    let refused = |reason: String| RotationError::Refused { secret_id: secret_id.clone(), reason };
+    // The first pairing: the clone must be the function's own, not a user that merely has the
+    // name (absent; locked, as a clone is while setSecret makes it; or logging in with the
+    // pending password, as one made by an earlier run of this very step).
+    if alternation.first_pairing && target.username == pair.clone {
+        let state = engine::account_state(master, &pair.clone, &settings.db).await.map_err(fail)?;
+        if state == AccountState::Present && engine::check_login(target, &settings.db).await.is_err() {
+            return Err(refused(format!(
+                "a user {:?} already exists and is not one this function made; if it is the clone of an earlier rotation, record the pair in the current version (\"alternating_users\": [{:?}, {:?}]), else rename one of them",
+                pair.clone, pair.original, pair.clone
+            )));
+        }
+    }
+    // Back to the original only from a clone of it: a pair recorded by hand in a secret whose
+    // user is an unrelated `<name>_clone` must not hand over `<name>`'s password.
+    if target.username == pair.original && alternation.current.username == pair.clone {
+        engine::check_clone_of(master, &pair.clone, &pair.original, &settings.db).await.map_err(fail)?;
+    }
     engine::set_user_password(
         &alternation.master,
         &target.username,
@@ -341,6 +360,8 @@ struct Alternation {
     current: ConnectionSpec,
     master: ConnectionSpec,
     pair: UserPair,
+    /// The current version records no pair: this rotation makes the first.
+    first_pairing: bool,
 }
 
 /// Reads the current and master secrets and checks that, with the pending version, they
@@ -361,7 +382,8 @@ async fn alternation(
     let refused = |reason| RotationError::Refused { secret_id: secret_id.clone(), reason };
     let pair = recorded_pair(pending, &current_doc, &current.username, secret_id)?;
     check_alternation(&current, target, &master, &pair).map_err(refused)?;
-    Ok(Alternation { current, master, pair })
+    let first_pairing = UserPair::recorded(&current_doc).map_err(refused)?.is_none();
+    Ok(Alternation { current, master, pair, first_pairing })
 }
 
 /// Alternating users: when the pending user is the clone, it must hold exactly what the original

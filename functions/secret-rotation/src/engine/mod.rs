@@ -208,6 +208,48 @@ pub async fn set_user_password(
     }
 }
 
+/// Logged in as the master `admin`: fails with `PrivilegeMismatch` unless `clone` is tied to
+/// `original` as a clone this function makes is. On PostgreSQL it must be a member of the
+/// original's role, which only an administrator of that role can make it. MySQL/MariaDB keep
+/// nothing that ties two accounts together (hosts and grants of either may change while the
+/// other is current), so there the recorded pair is trusted: the README says so. Unlike
+/// [`check_privilege_parity`] it allows grants that changed since the clone was last made.
+pub async fn check_clone_of(
+    admin: &ConnectionSpec,
+    clone: &str,
+    original: &str,
+    settings: &DbSettings,
+) -> Result<(), DbError> {
+    let difference = match admin.kind {
+        EngineKind::Postgres => postgres::clone_tie_missing(admin, clone, original, settings).await?,
+        EngineKind::MySql | EngineKind::Generic => None,
+    };
+    match difference {
+        None => Ok(()),
+        Some(difference) => {
+            Err(DbError::PrivilegeMismatch { clone: clone.to_owned(), original: original.to_owned(), difference })
+        }
+    }
+}
+
+/// Whether a user exists, and whether it is locked (a MySQL/MariaDB clone is, while setSecret
+/// makes it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountState {
+    Absent,
+    Locked,
+    Present,
+}
+
+/// Logged in as the master `admin`: the state of `user`'s account.
+pub async fn account_state(admin: &ConnectionSpec, user: &str, settings: &DbSettings) -> Result<AccountState, DbError> {
+    match admin.kind {
+        EngineKind::Postgres => postgres::account_state(admin, user, settings).await,
+        EngineKind::MySql => mysql::account_state(admin, user, settings).await,
+        EngineKind::Generic => Ok(AccountState::Absent),
+    }
+}
+
 /// Logged in as the master `admin`: fails with `PrivilegeMismatch` when `clone` does not hold
 /// exactly what `original` holds (grants, roles, settings, TLS requirement, hosts).
 pub async fn check_privilege_parity(

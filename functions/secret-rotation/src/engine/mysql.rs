@@ -168,6 +168,18 @@ pub async fn privilege_difference(
     Ok(difference)
 }
 
+/// Logged in as the master `admin`: whether `user` exists, and whether any of its accounts is locked.
+pub async fn account_state(
+    admin: &ConnectionSpec,
+    user: &str,
+    settings: &DbSettings,
+) -> Result<super::AccountState, DbError> {
+    let mut conn = connect(admin, settings).await?;
+    let state = mysql_clone::account_state(&mut conn, user).await?;
+    let _ = conn.disconnect().await;
+    Ok(state)
+}
+
 /// The hosts `user` has accounts on; none means it does not exist.
 pub(super) async fn hosts_of(conn: &mut Conn, user: &str) -> Result<Vec<String>, DbError> {
     conn.exec("SELECT Host FROM mysql.user WHERE User = ? ORDER BY Host", (user,)).await.map_err(query_error)

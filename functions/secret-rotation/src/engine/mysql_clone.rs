@@ -14,7 +14,7 @@ use mysql_async::{Conn, Value};
 use super::mysql::{hosts_of, password_statement_error, query_error, quoting};
 use super::mysql_grants::{mysql_default_roles_statement, require_clause, GrantEntry, GrantLine, Verb};
 use super::mysql_server::{flavor, flavor_that_locks_accounts, Flavor};
-use super::DbError;
+use super::{AccountState, DbError};
 
 /// Quotes text as a literal of this session (its SQL mode read once).
 struct Quote {
@@ -157,7 +157,7 @@ async fn converge_grants(
         let target = entries_of(conn, quote, original, host).await?;
         let ours = entries_of(conn, quote, clone, host).await?;
         if target == ours {
-            return Ok(());
+            break;
         }
         // Sorted: grants, then the partial revokes that carve them, then the default role.
         for entry in target.difference(&ours) {
@@ -165,7 +165,7 @@ async fn converge_grants(
         }
         let ours = entries_of(conn, quote, clone, host).await?;
         for entry in ours.difference(&target) {
-            let statement = match entry.remove_statement(account) {
+            let statement = match entry.remove_statement(account, &target) {
                 Some(statement) => statement,
                 // A default role the original does not have (setting the right one replaced
                 // any other already).
@@ -177,7 +177,15 @@ async fn converge_grants(
             conn.query_drop(statement).await.map_err(query_error)?;
         }
     }
-    Ok(())
+    // Still apart after the last pass: the clone stays locked, and the step says how.
+    let (target, ours) = (entries_of(conn, quote, original, host).await?, entries_of(conn, quote, clone, host).await?);
+    match target.symmetric_difference(&ours).next() {
+        None => Ok(()),
+        Some(entry) => Err(DbError::Query(format!(
+            "the clone's grants on host {host:?} did not come to equal the original's ({:?} differs); the clone stays locked",
+            entry.normalized()
+        ))),
+    }
 }
 
 /// Refuses to drop a clone account that objects run as (`DEFINER`): they would stop working.
@@ -217,6 +225,21 @@ pub(super) async fn unlock_with_password(
             .map_err(password_statement_error)?;
     }
     Ok(())
+}
+
+/// Whether `user` exists, and whether any of its accounts is locked.
+pub(super) async fn account_state(conn: &mut Conn, user: &str) -> Result<AccountState, DbError> {
+    let quote = Quote::of(conn).await?;
+    let hosts = hosts_of(conn, user).await?;
+    if hosts.is_empty() {
+        return Ok(AccountState::Absent);
+    }
+    for host in &hosts {
+        if is_locked(conn, &quote, user, host).await? {
+            return Ok(AccountState::Locked);
+        }
+    }
+    Ok(AccountState::Present)
 }
 
 /// What one account holds, each part normalised so two accounts compare.

@@ -6,6 +6,8 @@
 //! `SET DEFAULT ROLE <role> FOR <account>` (MariaDB's default role). Anything else is refused,
 //! so a form the function does not know is never silently left off the clone.
 
+use std::collections::BTreeSet;
+
 /// One line with its grantee taken out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrantLine {
@@ -43,10 +45,12 @@ impl GrantLine {
         } else {
             return Err(format!("a SHOW GRANTS line of a form the function cannot copy ({})", first_words(line)));
         };
+        // The first place the account is printed: what follows it (a password hash, a REQUIRE
+        // SUBJECT of the DBA's) is never searched.
         let cut = printed_forms(user, host)
             .iter()
-            .filter_map(|account| line.rfind(&format!("{connector}{account}")).map(|at| (at, account.len())))
-            .max();
+            .filter_map(|account| line.find(&format!("{connector}{account}")).map(|at| (at, account.len())))
+            .min();
         let Some((at, account_len)) = cut else {
             return Err(format!("a SHOW GRANTS line whose grantee could not be found ({})", first_words(line)));
         };
@@ -54,10 +58,12 @@ impl GrantLine {
         if what.starts_with("GRANT USAGE ON *.*") {
             return Ok(None);
         }
+        // The option is read from the WITH clause alone, outside any quoted text after the grantee.
         let rest = &line[at + connector.len() + account_len..];
-        let option = if rest.contains("WITH GRANT OPTION") {
+        let with_clause = top_level_find(rest, " WITH ").map(|at| &rest[at..]).unwrap_or("");
+        let option = if with_clause.starts_with(" WITH GRANT OPTION") {
             " WITH GRANT OPTION"
-        } else if rest.contains("WITH ADMIN OPTION") {
+        } else if with_clause.starts_with(" WITH ADMIN OPTION") {
             " WITH ADMIN OPTION"
         } else {
             ""
@@ -170,16 +176,34 @@ impl GrantEntry {
         }
     }
 
-    /// The statement that takes this entry from `account`; `None` for a default role (setting the
-    /// right one replaces it).
-    pub fn remove_statement(&self, account: &str) -> Option<String> {
+    /// The statement that takes this entry from `account`, given the entries `account` must hold
+    /// (`target`): only what differs goes. `None` when nothing is to be run: a default role
+    /// (setting the right one replaces it), or a partial revoke whose broader grant the target
+    /// does not hold either (taking that grant took the restriction with it; lifting it by
+    /// granting would give what the original lacks).
+    pub fn remove_statement(&self, account: &str, target: &BTreeSet<GrantEntry>) -> Option<String> {
+        let same = |option: &'static str| GrantEntry { option, ..self.clone() };
         match self.verb {
+            // Only the admin or grant option differs: take the option, keep the role or privilege.
+            Verb::Grant if !self.option.is_empty() && target.contains(&same("")) => Some(if self.object.is_empty() {
+                format!("REVOKE ADMIN OPTION FOR {} FROM {account}", self.privilege)
+            } else {
+                format!("REVOKE GRANT OPTION{} FROM {account}", self.object)
+            }),
             Verb::Grant if self.object.is_empty() => Some(format!("REVOKE {} FROM {account}", self.privilege)),
-            Verb::Grant if self.option.is_empty() => {
+            // PROXY takes no GRANT OPTION beside it in a REVOKE.
+            Verb::Grant if self.option.is_empty() || self.privilege == "PROXY" => {
                 Some(format!("REVOKE {}{} FROM {account}", self.privilege, self.object))
             }
             Verb::Grant => Some(format!("REVOKE {}, GRANT OPTION{} FROM {account}", self.privilege, self.object)),
-            Verb::PartialRevoke => Some(format!("GRANT {}{} TO {account}", self.privilege, self.object)),
+            Verb::PartialRevoke => {
+                let broader = target.iter().any(|e| {
+                    e.verb == Verb::Grant
+                        && e.object == " ON *.*"
+                        && (e.privilege == self.privilege || e.privilege == "ALL PRIVILEGES")
+                });
+                broader.then(|| format!("GRANT {}{} TO {account}", self.privilege, self.object))
+            }
             Verb::DefaultRole => None,
         }
     }
@@ -231,7 +255,9 @@ pub fn require_clause(
 
 #[cfg(test)]
 mod tests {
-    use super::{mysql_default_roles_statement, require_clause, GrantLine};
+    use std::collections::BTreeSet;
+
+    use super::{mysql_default_roles_statement, require_clause, GrantEntry, GrantLine};
 
     /// The statements that give the clone `'c'@'%'` what `line` gives its account.
     fn rewrite(line: &str, user: &str, host: &str) -> Option<String> {
@@ -334,6 +360,14 @@ mod tests {
     }
 
     #[test]
+    fn text_after_the_grantee_moves_neither_the_cut_nor_the_option() {
+        // A DBA's certificate subject quoting a grantee and the option words.
+        let line = "GRANT SELECT ON `app`.* TO `app`@`%` REQUIRE SUBJECT '/CN=x TO `app`@`%` WITH GRANT OPTION'";
+        let entry = &GrantLine::parse(line, "app", "%").unwrap().unwrap().entries()[0];
+        assert_eq!(entry.add_statement("'c'@'%'"), "GRANT SELECT ON `app`.* TO 'c'@'%'");
+    }
+
+    #[test]
     fn lines_of_unknown_forms_are_refused_without_their_text() {
         let error = GrantLine::parse("GRANT PROXY ON ''@'' TO `app`@`%` IDENTIFIED BY 'x'", "other", "%").unwrap_err();
         assert!(error.contains("grantee"), "{error}");
@@ -346,18 +380,38 @@ mod tests {
         let entries = |line: &str| GrantLine::parse(line, "app", "%").unwrap().unwrap().entries();
         let select = &entries("GRANT SELECT, INSERT ON `app`.* TO `app`@`%` WITH GRANT OPTION")[0];
         assert_eq!(select.add_statement("'c'@'%'"), "GRANT SELECT ON `app`.* TO 'c'@'%' WITH GRANT OPTION");
+        let target = |lines: &[&str]| -> BTreeSet<GrantEntry> { lines.iter().flat_map(|l| entries(l)).collect() };
+        let none = BTreeSet::new();
         assert_eq!(
-            select.remove_statement("'c'@'%'").as_deref(),
+            select.remove_statement("'c'@'%'", &none).as_deref(),
             Some("REVOKE SELECT, GRANT OPTION ON `app`.* FROM 'c'@'%'")
         );
+        // Only the option differs: only the option goes.
+        let without_option = target(&["GRANT SELECT ON `app`.* TO `app`@`%`"]);
+        assert_eq!(
+            select.remove_statement("'c'@'%'", &without_option).as_deref(),
+            Some("REVOKE GRANT OPTION ON `app`.* FROM 'c'@'%'")
+        );
         let role = &entries("GRANT `reader` TO `app`@`%`")[0];
-        assert_eq!(role.remove_statement("'c'@'%'").as_deref(), Some("REVOKE `reader` FROM 'c'@'%'"));
+        assert_eq!(role.remove_statement("'c'@'%'", &none).as_deref(), Some("REVOKE `reader` FROM 'c'@'%'"));
+        let admin = &entries("GRANT `reader` TO `app`@`%` WITH ADMIN OPTION")[0];
+        assert_eq!(
+            admin.remove_statement("'c'@'%'", &target(&["GRANT `reader` TO `app`@`%`"])).as_deref(),
+            Some("REVOKE ADMIN OPTION FOR `reader` FROM 'c'@'%'")
+        );
+        let proxy = &entries("GRANT PROXY ON ''@'%' TO `app`@`%` WITH GRANT OPTION")[0];
+        assert_eq!(proxy.remove_statement("'c'@'%'", &none).as_deref(), Some("REVOKE PROXY ON ''@'%' FROM 'c'@'%'"));
         let carve = &entries("REVOKE INSERT ON `mysql`.* FROM `app`@`%`")[0];
         assert_eq!(carve.add_statement("'c'@'%'"), "REVOKE INSERT ON `mysql`.* FROM 'c'@'%'");
-        assert_eq!(carve.remove_statement("'c'@'%'").as_deref(), Some("GRANT INSERT ON `mysql`.* TO 'c'@'%'"));
+        // Lifted only where the original holds the broader grant; never a grant on its own.
+        assert_eq!(carve.remove_statement("'c'@'%'", &none), None);
+        assert_eq!(
+            carve.remove_statement("'c'@'%'", &target(&["GRANT INSERT ON *.* TO `app`@`%`"])).as_deref(),
+            Some("GRANT INSERT ON `mysql`.* TO 'c'@'%'")
+        );
         let default = &entries("SET DEFAULT ROLE `reader` FOR `app`@`%`")[0];
         assert_eq!(default.add_statement("'c'@'%'"), "SET DEFAULT ROLE `reader` FOR 'c'@'%'");
-        assert_eq!(default.remove_statement("'c'@'%'"), None);
+        assert_eq!(default.remove_statement("'c'@'%'", &none), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
-use super::mysql::{hosts_of, query_error};
+use super::mysql::{hosts_of, query_error, quoting};
 use super::DbError;
 
 /// Which server: where roles, default roles and partial revokes live differs.
@@ -99,18 +99,64 @@ const ADMIN_PRIVILEGES: [&str; 14] = [
     "CLONE_ADMIN",
 ];
 
+/// MariaDB 10.5's privileges split out of SUPER, which have no `mysql.user` column: read from the
+/// account's global grant line.
+const MARIADB_ADMIN_PRIVILEGES: [&str; 7] = [
+    "SET USER",
+    "CONNECTION ADMIN",
+    "READ_ONLY ADMIN",
+    "REPLICATION MASTER ADMIN",
+    "REPLICATION SLAVE ADMIN",
+    "BINLOG ADMIN",
+    "FEDERATED ADMIN",
+];
+
+async fn mariadb_split_privilege(conn: &mut Conn, user: &str, host: &str) -> Result<bool, DbError> {
+    let no_backslash_escapes = quoting(conn).await?;
+    let quote = |text: &str| mysql_async::Value::from(text).as_sql(no_backslash_escapes);
+    // A role's account has no host: SHOW GRANTS takes the role's name alone.
+    let account = if host.is_empty() { quote(user) } else { format!("{}@{}", quote(user), quote(host)) };
+    let lines: Vec<String> = match conn.query(format!("SHOW GRANTS FOR {account}")).await {
+        Ok(lines) => lines,
+        // 1141: no such grant (an account removed meanwhile).
+        Err(mysql_async::Error::Server(ref e)) if e.code == 1141 => return Ok(false),
+        Err(e) => return Err(query_error(e)),
+    };
+    Ok(lines.iter().any(|line| {
+        let global = line.find(" ON *.* ").map(|at| &line[..at]).unwrap_or("");
+        MARIADB_ADMIN_PRIVILEGES.iter().any(|privilege| global.contains(privilege))
+    }))
+}
+
 /// Whether one account (a user's or a role's) itself holds a privilege that administers the
 /// server or other accounts.
 async fn account_is_privileged(conn: &mut Conn, flavor: Flavor, user: &str, host: &str) -> Result<bool, DbError> {
+    // Global privileges that administer the server, or write the grant tables (INSERT, UPDATE
+    // or DELETE on every database includes `mysql`), or read and write the server's files.
     let static_privilege: Option<i64> = conn
         .exec_first(
-            "SELECT 1 FROM mysql.user WHERE User = ? AND Host = ? AND 'Y' IN (Super_priv, Grant_priv, Create_user_priv, Shutdown_priv) LIMIT 1",
+            "SELECT 1 FROM mysql.user WHERE User = ? AND Host = ? AND 'Y' IN \
+             (Super_priv, Grant_priv, Create_user_priv, Shutdown_priv, File_priv, Insert_priv, Update_priv, Delete_priv) LIMIT 1",
             (user, host),
         )
         .await
         .map_err(query_error)?;
     if static_privilege.is_some() {
         return Ok(true);
+    }
+    // Writing the grant tables through a grant on the `mysql` database itself.
+    let on_grant_tables: Option<i64> = conn
+        .exec_first(
+            "SELECT 1 FROM mysql.db WHERE User = ? AND Host = ? AND Db = 'mysql' AND 'Y' IN (Insert_priv, Update_priv, Delete_priv, Grant_priv) LIMIT 1",
+            (user, host),
+        )
+        .await
+        .map_err(query_error)?;
+    if on_grant_tables.is_some() {
+        return Ok(true);
+    }
+    if flavor == Flavor::MariaDb {
+        return mariadb_split_privilege(conn, user, host).await;
     }
     if flavor != Flavor::MySql8 {
         return Ok(false);
@@ -138,10 +184,16 @@ pub(super) async fn privileged_user(conn: &mut Conn, users: &[&str]) -> Result<O
         let mut to_visit: Vec<(String, String)> =
             hosts_of(conn, user).await?.into_iter().map(|host| (user.to_string(), host)).collect();
         let mut seen = BTreeSet::new();
-        // Role graphs are small; the cap only stops a cycle or a forged graph from running on.
+        // Role graphs are small; the cap only stops a forged graph from running on (and then
+        // the step fails: an unread role may be the privileged one).
         while let Some(account) = to_visit.pop() {
-            if seen.len() >= 256 || !seen.insert(account.clone()) {
+            if !seen.insert(account.clone()) {
                 continue;
+            }
+            if seen.len() > 256 {
+                return Err(DbError::Query(format!(
+                    "user {user:?} holds more than 256 roles, directly or not; the function cannot tell whether it is privileged"
+                )));
             }
             let (name, host) = &account;
             if account_is_privileged(conn, flavor, name, host).await? {

@@ -67,10 +67,13 @@ fn classify(spec: &ConnectionSpec, err: tokio_postgres::Error) -> DbError {
         if *code == SqlState::INVALID_PASSWORD || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
             return DbError::AuthFailed { user: spec.username.clone() };
         }
-        // PgBouncer refuses a wrong password as a protocol error (08P01), "SASL authentication
-        // failed" or "password authentication failed".
+        // PgBouncer refuses a client's wrong password as a protocol error (08P01): "SASL
+        // authentication failed" or "password authentication failed". Its own failure to log in
+        // to the server ("server login failed: ...") is not the client's password, and stays a
+        // database error with its text.
         let message = err.as_db_error().map(|e| e.message()).unwrap_or_default();
-        if *code == SqlState::PROTOCOL_VIOLATION && message.contains("authentication failed") {
+        let pgbouncer_refusal = message == "SASL authentication failed" || message == "password authentication failed";
+        if *code == SqlState::PROTOCOL_VIOLATION && pgbouncer_refusal {
             return DbError::AuthFailed { user: spec.username.clone() };
         }
         return DbError::Query(err.as_db_error().map(|e| e.message().to_owned()).unwrap_or_else(|| err.to_string()));
@@ -206,6 +209,33 @@ pub async fn set_user_password(
     // the re-run; objects either user creates are owned by the original, so neither loses
     // access when the other is current.
     postgres_clone::converge(&mut client, template_user, user, &set_password, !exists, settings).await
+}
+
+/// Logged in as the master `admin`: why `clone` is no clone of `original`, if it is not.
+pub async fn clone_tie_missing(
+    admin: &ConnectionSpec,
+    clone: &str,
+    original: &str,
+    settings: &DbSettings,
+) -> Result<Option<String>, DbError> {
+    let client = connect(admin, settings).await?;
+    postgres_clone::tie_missing(&client, original, clone).await
+}
+
+/// Logged in as the master `admin`: whether `user` exists (PostgreSQL clones are made in one
+/// transaction, so none is ever seen half-made, or locked).
+pub async fn account_state(
+    admin: &ConnectionSpec,
+    user: &str,
+    settings: &DbSettings,
+) -> Result<super::AccountState, DbError> {
+    let client = connect(admin, settings).await?;
+    let exists = client
+        .query_typed_opt("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1", &[(&user, Type::TEXT)])
+        .await
+        .map_err(query_error)?
+        .is_some();
+    Ok(if exists { super::AccountState::Present } else { super::AccountState::Absent })
 }
 
 /// Logged in as the master `admin`: how `clone` differs from what it must be to act as

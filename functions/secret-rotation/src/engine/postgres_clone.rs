@@ -216,6 +216,13 @@ pub(super) async fn converge(
     tx.commit().await.map_err(query_error)
 }
 
+/// Why `clone` is no clone of `original`: it is not a member of the original's role.
+pub(super) async fn tie_missing(client: &Client, original: &str, clone: &str) -> Result<Option<String>, DbError> {
+    let memberships = memberships_of(client, clone).await?;
+    Ok((!memberships.iter().any(|(role, _)| role == original))
+        .then(|| format!("it is not a member of {original:?}, so it is no clone of it")))
+}
+
 /// The first way the clone differs from what [`converge`] makes it, in words that name a role,
 /// an attribute or a setting, never a value or a password; `None` when it is what it must be.
 pub(super) async fn difference(client: &Client, original: &str, clone: &str) -> Result<Option<String>, DbError> {
@@ -250,7 +257,7 @@ pub(super) async fn difference(client: &Client, original: &str, clone: &str) -> 
     let own: i64 = client
         .query_typed_one(
             "SELECT pg_catalog.count(*) FROM pg_catalog.pg_shdepend \
-             WHERE refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass AND deptype IN ('a', 'o') \
+             WHERE refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass AND deptype IN ('a', 'o', 'r') \
              AND refobjid = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $1)",
             &[(&clone, Type::TEXT)],
         )
@@ -260,7 +267,7 @@ pub(super) async fn difference(client: &Client, original: &str, clone: &str) -> 
         .map_err(query_error)?;
     if own > 0 {
         return Ok(Some(format!(
-            "the clone holds privileges or objects of its own ({own}), beyond its membership in {original:?}; grant them to {original:?} instead"
+            "the clone holds privileges, objects or row-security policies of its own ({own}), beyond its membership in {original:?}; give them to {original:?} instead"
         )));
     }
     Ok(None)
