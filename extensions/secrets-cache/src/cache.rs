@@ -174,6 +174,9 @@ impl<S: Source> Cache<S> {
             match self.source.current_version(key).await {
                 Ok(Some(current)) if confirmable && known.as_ref() == Some(&current) => Ok(None),
                 Ok(_) => self.source.fetch(key).await.map(Some),
+                // A role may read a secret without leave to describe it (AWS's extension needs
+                // GetSecretValue alone): the read decides whether the entry is still ours.
+                Err(Failure::Refused(_)) => self.source.fetch(key).await.map(Some),
                 Err(failure) => Err(failure),
             }
         };
@@ -213,6 +216,8 @@ mod tests {
         failing: Mutex<Option<Failure>>,
         /// Fails `fetch` alone (`GetSecretValue` denied, the KMS key disabled).
         fetch_refused: AtomicBool,
+        /// Fails `current_version` alone (a role without `DescribeSecret`).
+        describe_refused: AtomicBool,
     }
 
     impl Source for Fake {
@@ -232,6 +237,9 @@ mod tests {
             self.describes.fetch_add(1, Ordering::SeqCst);
             if let Some(failure) = self.failing.lock().unwrap().clone() {
                 return Err(failure);
+            }
+            if self.describe_refused.load(Ordering::SeqCst) {
+                return Err(Failure::Refused("AccessDeniedException".into()));
             }
             Ok(Some(self.version.lock().unwrap().clone()))
         }
@@ -287,6 +295,20 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(60)).await;
         assert_eq!(cache.get(&key("a")).await.unwrap(), "value-2");
         assert_eq!((fake.describes.load(Ordering::SeqCst), fake.fetches.load(Ordering::SeqCst)), (1, 2));
+    }
+
+    #[tokio::test]
+    async fn a_role_that_may_not_describe_refreshes_by_reading_and_keeps_its_entry() {
+        let (fake, cache) = cache(30, 60_000);
+        fake.describe_refused.store(true, Ordering::SeqCst);
+        cache.get(&key("a")).await.unwrap();
+        *fake.version.lock().unwrap() = "2".into();
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert_eq!(cache.get(&key("a")).await.unwrap(), "value-1", "served at once");
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(cache.get(&key("a")).await.unwrap(), "value-2", "the read refreshed it");
+        assert_eq!(cache.stats.misses.load(Ordering::SeqCst), 1, "kept and refreshed, not dropped and read again");
+        assert_eq!(cache.stats.refresh_errors.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test]
