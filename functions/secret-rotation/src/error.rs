@@ -32,6 +32,13 @@ pub enum RotationError {
     /// is safe to run again, and an alternating clone cut short cannot log in.
     #[error("{step} for {secret_id} did not finish within the invocation's time (it stopped {margin_ms} ms before Lambda's deadline); running the step again resumes it")]
     DeadlineExceeded { step: &'static str, secret_id: String, margin_ms: u128 },
+    /// A replica region of the secret failed to take the new version (finishSecret).
+    #[error("finishSecret for {secret_id}: the replica in {region} failed ({message}); AWSCURRENT moved in the primary region")]
+    ReplicationFailed { secret_id: String, region: String, message: String },
+    /// Replica regions had not taken the new version when the invocation's time ran out; the
+    /// retried finishSecret waits on.
+    #[error("finishSecret for {secret_id}: the replicas in {regions} are not in sync yet; the retry waits on")]
+    ReplicationPending { secret_id: String, regions: String },
     #[error("{step} for {secret_id}: {source}")]
     Database { step: &'static str, secret_id: String, source: DbError },
 }
@@ -51,6 +58,8 @@ impl RotationError {
             RotationError::Rds { .. } => "RdsFailed",
             RotationError::PendingNotReady { .. } => "PendingNotReady",
             RotationError::DeadlineExceeded { .. } => "DeadlineExceeded",
+            RotationError::ReplicationFailed { .. } => "ReplicationFailed",
+            RotationError::ReplicationPending { .. } => "ReplicationPending",
             RotationError::Database { source, .. } => source.error_type(),
         }
     }

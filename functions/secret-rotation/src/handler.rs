@@ -40,7 +40,7 @@ pub async fn rotate_step(
     let event = RotationEvent::parse(event)?;
     // The engine, once a step has read the secret: the metric's dimension.
     let mut engine = None;
-    let step = run_step(clients, settings, &event, &mut engine);
+    let step = run_step(clients, settings, &event, &mut engine, stop_at);
     let result = match stop_at {
         None => step.await,
         Some(stop_at) => tokio::time::timeout_at(stop_at, step).await.unwrap_or_else(|_| {

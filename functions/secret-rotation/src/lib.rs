@@ -11,6 +11,7 @@ mod metrics;
 mod pair;
 mod password;
 mod rds_master;
+mod replication;
 mod rotation;
 mod secret;
 mod settings;

@@ -1,6 +1,8 @@
 //! What one step tells CloudWatch (EMF, see `shared::metrics`).
 
-use shared::metrics::Metrics;
+use std::time::Duration;
+
+use shared::metrics::{Metrics, Unit};
 
 use crate::engine::EngineKind;
 use crate::event::Step;
@@ -19,4 +21,9 @@ pub fn step_metrics(step: Step, engine: Option<EngineKind>, succeeded: bool) -> 
         .property("Step", step.name())
         .count("StepsSucceeded", u64::from(succeeded))
         .count("StepsFailed", u64::from(!succeeded))
+}
+
+/// How long finishSecret waited for the secret's replica regions to take the new version.
+pub fn replication_metrics(waited: Duration) -> Metrics {
+    Metrics::for_this_function().duration("ReplicationWaitMs", Unit::Milliseconds, waited)
 }

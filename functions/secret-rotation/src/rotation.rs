@@ -9,6 +9,7 @@ use crate::error::RotationError;
 use crate::event::{RotationEvent, Step};
 use crate::pair::UserPair;
 use crate::rds_master;
+use crate::replication::wait_for_replicas;
 use crate::secret::{Origin, SecretDoc};
 use crate::settings::{Settings, Strategy};
 use crate::versions::{check_versions, secret_string, sm_error, CURRENT, PENDING, PREVIOUS};
@@ -81,10 +82,15 @@ pub(crate) async fn run_step(
     settings: &Settings,
     event: &RotationEvent,
     engine: &mut Option<EngineKind>,
+    stop_at: Option<tokio::time::Instant>,
 ) -> Result<StepOutcome, RotationError> {
     let client = &clients.secrets;
     let versions = check_versions(client, event).await?;
     if versions.token_is_current {
+        // A retried finishSecret (its token current already) resumes the wait for replicas.
+        if event.step == Step::FinishSecret {
+            wait_for_replicas(client, &event.secret_id, settings.replication_poll, stop_at).await?;
+        }
         return Ok(StepOutcome::AlreadyCurrent);
     }
     match event.step {
@@ -93,7 +99,9 @@ pub(crate) async fn run_step(
         Step::TestSecret => test_secret(clients, settings, event, engine).await,
         Step::FinishSecret => {
             pending_is_ready(clients, settings, event, engine).await?;
-            finish_secret(client, event, versions.current_version.as_deref()).await
+            let moved = finish_secret(client, event, versions.current_version.as_deref()).await?;
+            wait_for_replicas(client, &event.secret_id, settings.replication_poll, stop_at).await?;
+            Ok(moved)
         }
     }
 }

@@ -23,9 +23,12 @@ pub struct Settings {
     pub strategy: Strategy,
     /// The field of a generic secret that is rotated (`GENERIC_FIELD`, default `password`).
     pub generic_field: String,
+    /// How often finishSecret asks whether the replica regions are in sync.
+    pub replication_poll: std::time::Duration,
 }
 
 const DEFAULT_GENERIC_FIELD: &str = "password";
+const DEFAULT_REPLICATION_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Default for Settings {
     fn default() -> Self {
@@ -34,6 +37,7 @@ impl Default for Settings {
             db: DbSettings::default(),
             strategy: Strategy::default(),
             generic_field: DEFAULT_GENERIC_FIELD.into(),
+            replication_poll: DEFAULT_REPLICATION_POLL,
         }
     }
 }
@@ -61,7 +65,7 @@ impl Settings {
             Some(other) => return Err(format!("ROTATION_STRATEGY is {other:?}; expected auto, single or alternating")),
         };
         let generic_field = env.text("GENERIC_FIELD").unwrap_or_else(|| DEFAULT_GENERIC_FIELD.into());
-        Ok(Settings { password_policy, db, strategy, generic_field })
+        Ok(Settings { password_policy, db, strategy, generic_field, replication_poll: DEFAULT_REPLICATION_POLL })
     }
 }
 
