@@ -205,3 +205,38 @@ async fn secret_rotation_counts_steps_by_engine() {
     // It failed before reading the secret, so its engine is not known.
     assert_eq!((records[1]["Engine"].as_str(), records[1]["StepsFailed"].as_f64()), (Some("unknown"), Some(1.0)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_rotation_reports_a_single_users_password_downtime() {
+    let moto = Moto::start();
+    let sm = aws_sdk_secretsmanager::Client::new(&moto.sdk_config().await);
+    let pg = harness_services::postgres::Postgres::start();
+    let id =
+        harness_services::secrets::pg_user_secret(&sm, &pg, "downtime", "app", "old-Passw0rd", json!({"ssl": true}))
+            .await;
+    let token = "e3333333-3333-4333-8333-333333333333";
+    begin_rotation(&sm, &id, token).await;
+    let log = log_file("secret-rotation-downtime");
+    let api = RuntimeApi::start().await;
+    let mut env = moto.env();
+    env.push(("DB_CA_BUNDLE".into(), pg.ca.display().to_string()));
+    let function = api.spawn_function(
+        &function_binary("secret-rotation"),
+        "rotation-downtime-fn",
+        &json_logging(env),
+        Output::File(log.clone()),
+    );
+    for name in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+        api.invoke(&json!({"Step": name, "SecretId": id, "ClientRequestToken": token}), LIMIT).await.response();
+    }
+    drop(function);
+    let records = emf_records(&log);
+    let downtime = records
+        .iter()
+        .find(|r| r.get("PasswordDowntimeMs").is_some())
+        .unwrap_or_else(|| panic!("no PasswordDowntimeMs: {records:?}"));
+    assert_eq!(unit(downtime, "PasswordDowntimeMs"), "Milliseconds");
+    assert_eq!(dimensions(downtime), json!([["FunctionName", "Source"]]));
+    assert_eq!(downtime["Source"], "PendingVersionCreated");
+    assert!(downtime["PasswordDowntimeMs"].as_f64().is_some_and(|ms| ms >= 0.0), "{downtime}");
+}

@@ -27,3 +27,13 @@ pub fn step_metrics(step: Step, engine: Option<EngineKind>, succeeded: bool) -> 
 pub fn replication_metrics(waited: Duration) -> Metrics {
     Metrics::for_this_function().duration("ReplicationWaitMs", Unit::Milliseconds, waited)
 }
+
+/// How long a single user's readers held a password the database no longer took, and where its
+/// start came from (`Source`).
+pub fn downtime_metrics(downtime: Duration, source: &'static str) -> Metrics {
+    Metrics::for_this_function().dimension("Source", source).duration(
+        "PasswordDowntimeMs",
+        Unit::Milliseconds,
+        downtime,
+    )
+}

@@ -98,8 +98,11 @@ pub(crate) async fn run_step(
         Step::SetSecret => set_secret(clients, settings, event, engine).await,
         Step::TestSecret => test_secret(clients, settings, event, engine).await,
         Step::FinishSecret => {
-            pending_is_ready(clients, settings, event, engine).await?;
+            let single_user = pending_is_ready(clients, settings, event, engine).await?;
             let moved = finish_secret(client, event, versions.current_version.as_deref()).await?;
+            if single_user {
+                report_password_downtime(client, event).await;
+            }
             wait_for_replicas(client, &event.secret_id, settings.replication_poll, stop_at).await?;
             Ok(moved)
         }
@@ -523,17 +526,40 @@ async fn test_secret(
     Ok(StepOutcome::PendingLogsIn)
 }
 
+/// A single user's password changed at setSecret, so anyone still reading AWSCURRENT logged in
+/// with a password the database no longer took until now: that window, measured from the pending
+/// version's creation (an upper bound: setSecret ran after it), as `PasswordDowntimeMs`.
+/// Best-effort: a failed read costs the metric, never the step.
+async fn report_password_downtime(client: &Client, event: &RotationEvent) {
+    let read = client
+        .get_secret_value()
+        .secret_id(&event.secret_id)
+        .version_id(&event.token)
+        .version_stage(CURRENT)
+        .send()
+        .await;
+    let created =
+        read.ok().and_then(|out| out.created_date().copied()).and_then(|d| std::time::SystemTime::try_from(d).ok());
+    match created.and_then(|created| std::time::SystemTime::now().duration_since(created).ok()) {
+        Some(downtime) => crate::metrics::downtime_metrics(downtime, "PendingVersionCreated").emit(),
+        None => {
+            tracing::warn!(secret_id = %event.secret_id, "could not read the pending version's creation time; PasswordDowntimeMs not reported")
+        }
+    }
+}
+
 /// finishSecret moves AWSCURRENT only to a version that can serve: it has a value of the same
 /// kind as AWSCURRENT's (engine, server, and the same user or its alternate) and, for a
 /// database, its credentials log in and an alternating clone holds what the original holds. A
 /// pending version with no value (createSecret refused, and the steps were sent anyway) would
-/// leave every reader of the secret without one.
+/// leave every reader of the secret without one. Answers whether it is a single user's database
+/// rotation (whose readers saw a downtime).
 async fn pending_is_ready(
     clients: &AwsClients,
     settings: &Settings,
     event: &RotationEvent,
     engine: &mut Option<EngineKind>,
-) -> Result<(), RotationError> {
+) -> Result<bool, RotationError> {
     let client = &clients.secrets;
     let secret_id = &event.secret_id;
     let not_ready = |reason: String| RotationError::PendingNotReady { secret_id: secret_id.clone(), reason };
@@ -551,7 +577,7 @@ async fn pending_is_ready(
     let (Some(pending), Some(current)) =
         (database_connection(&pending_doc, pending_origin)?, database_connection(&current_doc, current_origin)?)
     else {
-        return Ok(());
+        return Ok(false);
     };
     let differ = fields_that_differ(&pending, &current, false);
     if !differ.is_empty() {
@@ -567,7 +593,8 @@ async fn pending_is_ready(
         Err(e) if e.is_auth_failure() => return Err(not_ready("its credentials do not log in".into())),
         Err(e) => return Err(db_error(Step::FinishSecret, secret_id, e)),
     }
-    check_clone_parity(clients, settings, event, &pending_doc, &pending).await
+    check_clone_parity(clients, settings, event, &pending_doc, &pending).await?;
+    Ok(master_arn(settings, &pending_doc, secret_id)?.is_none())
 }
 
 async fn finish_secret(
