@@ -6,7 +6,7 @@ use harness_fixtures::secret_rotation::{
 };
 use harness_services::mariadb::MariaDb;
 use harness_services::rotation::{begin_rotation, end_rotation};
-use harness_services::secrets::{create_secret, current, mariadb_user_secret};
+use harness_services::secrets::{current, mariadb_master_secret, mariadb_user_secret};
 use mysql_async::prelude::Queryable;
 use serde_json::json;
 
@@ -37,15 +37,7 @@ async fn mariadb_alternating_users_with_a_hostile_name() {
     let scene = scene().await;
     let db = MariaDb::start();
     let settings = settings_trusting(&db.ca);
-    let master = create_secret(
-        &scene.sm,
-        "maria-master",
-        &json!({
-            "engine": "mariadb", "host": "127.0.0.1", "port": db.port,
-            "username": harness_services::mariadb::ADMIN, "password": harness_services::mariadb::ADMIN_PASSWORD
-        }),
-    )
-    .await;
+    let master = mariadb_master_secret(&scene.sm, &db, "maria-master").await;
     let user = "o'brien\"; DROP USER admin; --";
     let id = mariadb_user_secret(
         &scene.sm,
@@ -116,15 +108,7 @@ async fn mariadb_clone_grants_follow_the_original_both_ways_and_keep_its_tls_req
     let scene = scene().await;
     let db = MariaDb::start();
     let settings = settings_trusting(&db.ca);
-    let master = create_secret(
-        &scene.sm,
-        "maria-master-sync",
-        &json!({
-            "engine": "mariadb", "host": "127.0.0.1", "port": db.port,
-            "username": harness_services::mariadb::ADMIN, "password": harness_services::mariadb::ADMIN_PASSWORD
-        }),
-    )
-    .await;
+    let master = mariadb_master_secret(&scene.sm, &db, "maria-master-sync").await;
     let id = mariadb_user_secret(
         &scene.sm,
         &db,

@@ -13,7 +13,8 @@ use harness_services::mariadb::MariaDb;
 use harness_services::postgres::Postgres;
 use harness_services::rotation::{begin_rotation, end_rotation};
 use harness_services::secrets::{
-    create_secret, current, current_version, mariadb_user_secret, pg_master_secret, pg_user_secret,
+    create_secret, current, current_version, mariadb_master_secret, mariadb_user_secret, pg_master_secret,
+    pg_user_secret,
 };
 use mysql_async::prelude::Queryable;
 use serde_json::json;
@@ -165,15 +166,7 @@ async fn the_mariadb_clone_gets_default_roles_every_host_and_the_certificate_req
     let scene = scene().await;
     let db = MariaDb::start();
     let settings = settings_trusting(&db.ca);
-    let master = create_secret(
-        &scene.sm,
-        "maria-master-roles",
-        &json!({
-            "engine": "mariadb", "host": "127.0.0.1", "port": db.port,
-            "username": harness_services::mariadb::ADMIN, "password": harness_services::mariadb::ADMIN_PASSWORD
-        }),
-    )
-    .await;
+    let master = mariadb_master_secret(&scene.sm, &db, "maria-master-roles").await;
     let id =
         mariadb_user_secret(&scene.sm, &db, "maria-roles", "shop", "shop-Maria-Passw0rd", json!({"masterarn": master}))
             .await;

@@ -7,7 +7,8 @@ use harness_services::password_lure::PasswordLure;
 use harness_services::postgres::Postgres;
 use harness_services::rotation::begin_rotation;
 use harness_services::secrets::{
-    create_secret, current, current_version, mariadb_user_secret, pg_master_secret, pg_user_secret,
+    create_secret, current, current_version, mariadb_master_secret, mariadb_user_secret, pg_master_secret,
+    pg_user_secret,
 };
 use mysql_async::prelude::Queryable;
 use secret_rotation::{rotate_step, RotationError, StepOutcome};
@@ -265,15 +266,7 @@ async fn a_user_privileged_through_a_role_is_never_changed_either() {
     // MariaDB: a user holding a role that may create users.
     let db = MariaDb::start();
     let settings = settings_trusting(&db.ca);
-    let master = create_secret(
-        &scene.sm,
-        "maria-master-priv-role",
-        &json!({
-            "engine": "mariadb", "host": "127.0.0.1", "port": db.port,
-            "username": harness_services::mariadb::ADMIN, "password": harness_services::mariadb::ADMIN_PASSWORD
-        }),
-    )
-    .await;
+    let master = mariadb_master_secret(&scene.sm, &db, "maria-master-priv-role").await;
     let id = mariadb_user_secret(
         &scene.sm,
         &db,

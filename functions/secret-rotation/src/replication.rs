@@ -12,7 +12,7 @@ use aws_sdk_secretsmanager::Client;
 use tokio::time::Instant;
 
 use crate::error::RotationError;
-use crate::versions::sm_error;
+use crate::versions::describe;
 
 /// How long a wait may last when the step has no deadline (a direct call, the tests).
 const WAIT_WITHOUT_DEADLINE: Duration = Duration::from_secs(20);
@@ -28,12 +28,7 @@ pub async fn wait_for_replicas(
     let started = Instant::now();
     let stop_at = stop_at.unwrap_or(started + WAIT_WITHOUT_DEADLINE);
     loop {
-        let described = client
-            .describe_secret()
-            .secret_id(secret_id)
-            .send()
-            .await
-            .map_err(|e| sm_error("DescribeSecret", secret_id, &e))?;
+        let described = describe(client, secret_id).await?;
         let replicas = described.replication_status();
         if let Some(failed) = replicas.iter().find(|r| r.status() == Some(&StatusType::Failed)) {
             return Err(RotationError::ReplicationFailed {

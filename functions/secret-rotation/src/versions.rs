@@ -22,12 +22,7 @@ pub struct Versions {
 /// AWSCURRENT (nothing to do) or AWSPENDING (go on); anything else is an error.
 pub async fn check_versions(client: &Client, event: &RotationEvent) -> Result<Versions, RotationError> {
     let secret_id = &event.secret_id;
-    let described = client
-        .describe_secret()
-        .secret_id(secret_id)
-        .send()
-        .await
-        .map_err(|e| sm_error("DescribeSecret", secret_id, &e))?;
+    let described = describe(client, secret_id).await?;
     if described.rotation_enabled() != Some(true) {
         return Err(RotationError::RotationNotEnabled(secret_id.clone()));
     }
@@ -44,6 +39,14 @@ pub async fn check_versions(client: &Client, event: &RotationEvent) -> Result<Ve
         return Err(RotationError::TokenNotPending { secret_id: secret_id.clone(), token: event.token.clone() });
     }
     Ok(Versions { token_is_current: false, current_version })
+}
+
+/// `DescribeSecret`, its failure named.
+pub async fn describe(
+    client: &Client,
+    secret_id: &str,
+) -> Result<aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput, RotationError> {
+    client.describe_secret().secret_id(secret_id).send().await.map_err(|e| sm_error("DescribeSecret", secret_id, &e))
 }
 
 /// The secret string of a version, looked up by stage (and version id when given). Always with

@@ -100,20 +100,8 @@ impl PgBouncer {
 
     /// Logs in through PgBouncer as `user` (plain TCP, as its `allow` permits) and runs a query.
     pub async fn can_log_in(&self, user: &str, password: &str) -> bool {
-        let connected = tokio_postgres::Config::new()
-            .host("127.0.0.1")
-            .port(self.port)
-            .user(user)
-            .password(password)
-            .dbname("postgres")
-            .connect_timeout(Duration::from_secs(5))
-            .connect(tokio_postgres::NoTls)
-            .await;
-        match connected {
-            Ok((client, connection)) => {
-                tokio::spawn(connection);
-                client.simple_query("SELECT 1").await.is_ok()
-            }
+        match crate::postgres::connect_plain(self.port, user, password).await {
+            Ok(client) => client.simple_query("SELECT 1").await.is_ok(),
             Err(_) => false,
         }
     }

@@ -128,21 +128,32 @@ impl Postgres {
     }
 }
 
+/// Connects as `user` to the loopback `port` over plain TCP (a cluster of the tests', or a
+/// PgBouncer in front of one); `Err` carries the server's reason.
+#[cfg(feature = "clients")]
+pub async fn connect_plain(
+    port: u16,
+    user: &str,
+    password: &str,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::Config::new()
+        .host("127.0.0.1")
+        .port(port)
+        .user(user)
+        .password(password)
+        .dbname("postgres")
+        .connect_timeout(Duration::from_secs(5))
+        .connect(tokio_postgres::NoTls)
+        .await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
 #[cfg(feature = "clients")]
 impl Postgres {
     /// Connects as `user` over plain TCP; `Err` carries the server's reason.
     pub async fn connect(&self, user: &str, password: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-        let (client, connection) = tokio_postgres::Config::new()
-            .host("127.0.0.1")
-            .port(self.port)
-            .user(user)
-            .password(password)
-            .dbname("postgres")
-            .connect_timeout(Duration::from_secs(5))
-            .connect(tokio_postgres::NoTls)
-            .await?;
-        tokio::spawn(connection);
-        Ok(client)
+        connect_plain(self.port, user, password).await
     }
 
     pub async fn superuser(&self) -> tokio_postgres::Client {

@@ -74,6 +74,16 @@ pub async fn pg_master_secret(sm: &Client, pg: &Postgres, password: &str) -> Str
     .await
 }
 
+/// A secret `name` for `db`'s password admin (all privileges, with grant option), as a master
+/// secret; returns its ARN.
+pub async fn mariadb_master_secret(sm: &Client, db: &MariaDb, name: &str) -> String {
+    let secret = json!({
+        "engine": "mariadb", "host": "127.0.0.1", "port": db.port,
+        "username": crate::mariadb::ADMIN, "password": crate::mariadb::ADMIN_PASSWORD
+    });
+    create_secret(sm, name, &secret).await
+}
+
 /// A user `user` on `db` with SELECT and INSERT on the database `app`, and its secret `name`
 /// (with the fields of `extra`); returns the secret's ARN.
 pub async fn mariadb_user_secret(

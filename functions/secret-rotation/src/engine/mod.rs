@@ -224,6 +224,11 @@ pub async fn check_clone_of(
         EngineKind::Postgres => postgres::clone_tie_missing(admin, clone, original, settings).await?,
         EngineKind::MySql | EngineKind::Generic => None,
     };
+    mismatch(clone, original, difference)
+}
+
+/// `PrivilegeMismatch` for a difference found, naming both users.
+fn mismatch(clone: &str, original: &str, difference: Option<String>) -> Result<(), DbError> {
     match difference {
         None => Ok(()),
         Some(difference) => {
@@ -263,12 +268,7 @@ pub async fn check_privilege_parity(
         EngineKind::MySql => mysql::privilege_difference(admin, clone, original, settings).await?,
         EngineKind::Generic => None,
     };
-    match difference {
-        None => Ok(()),
-        Some(difference) => {
-            Err(DbError::PrivilegeMismatch { clone: clone.to_owned(), original: original.to_owned(), difference })
-        }
-    }
+    mismatch(clone, original, difference)
 }
 
 /// Applies the secret's `ssl` policy, the same for every engine: `connect_with(true)` is a
