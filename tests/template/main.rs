@@ -78,7 +78,7 @@ fn the_mq_event_source_takes_a_filter_and_a_batching_window_only_when_given() {
         defaults.get("FilterCriteria").is_none() && defaults.get("MaximumBatchingWindowInSeconds").is_none(),
         "{defaults}"
     );
-    let pattern = r#"{"data": [{"prefix": "b3duZXI6IHVz"}]}"#;
+    let pattern = r#"{"data": [{"prefix": "owner: billing"}]}"#;
     let given = json!({"MqFilterPattern": pattern, "MqBatchingWindowSeconds": "20"});
     let set = resolved(&template, &given, mapping);
     assert_eq!(set["FilterCriteria"], json!({"Filters": [{"Pattern": {"Ref": "MqFilterPattern"}}]}), "{set}");

@@ -117,6 +117,19 @@ fn selector(value: Option<String>, endpoints: &[crate::broker::Endpoint]) -> Res
     if selector.contains('\0') {
         return Err("BROKER_SELECTOR holds a NUL, which ends a STOMP frame".into());
     }
+    // ActiveMQ's header decoder knows no escaped carriage return (it would see a literal `\r`),
+    // and takes header lines of 10 KB at most.
+    if selector.contains('\r') {
+        return Err(
+            "BROKER_SELECTOR holds a carriage return, which ActiveMQ would read as the two characters \\r".into()
+        );
+    }
+    if selector.len() > 8192 {
+        return Err(format!(
+            "BROKER_SELECTOR is {} bytes long; ActiveMQ takes header lines of 10 KB at most, 8192 is the limit here",
+            selector.len()
+        ));
+    }
     Ok(Some(selector))
 }
 
@@ -138,6 +151,8 @@ mod tests {
         let refused = with("stomp://a:61613,amqps://b:5671", "owner = 'us'").unwrap_err();
         assert!(refused.contains("entry 2 of 2") && refused.contains("RabbitMQ"), "{refused}");
         assert!(with("stomp://a:61613", "owner = 'us'\0SEND").unwrap_err().contains("NUL"));
+        assert!(with("stomp://a:61613", "owner = 'u\rs'").unwrap_err().contains("carriage return"));
+        assert!(with("stomp://a:61613", &"x".repeat(8193)).unwrap_err().contains("8192"));
     }
 
     use super::*;

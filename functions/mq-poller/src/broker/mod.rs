@@ -255,7 +255,14 @@ pub async fn connect_first_available(
 /// the thing to read again; each endpoint's failure was logged), else the list.
 fn all_failed(mut failures: Vec<BrokerError>) -> BrokerError {
     if let Some(refused) = failures.iter().position(|e| matches!(e, BrokerError::AuthFailed { .. })) {
-        return failures.swap_remove(refused);
+        let others: Vec<String> =
+            failures.iter().filter(|e| !matches!(e, BrokerError::AuthFailed { .. })).map(ToString::to_string).collect();
+        let mut refused = failures.swap_remove(refused);
+        // The other endpoints' failures stay in the answer, not only in the log.
+        if let (BrokerError::AuthFailed { message, .. }, false) = (&mut refused, others.is_empty()) {
+            message.push_str(&format!("; the other endpoints: {}", others.join("; ")));
+        }
+        return refused;
     }
     BrokerError::AllEndpointsFailed(failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
 }
