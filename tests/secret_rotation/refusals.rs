@@ -291,3 +291,35 @@ async fn a_user_privileged_through_a_role_is_never_changed_either() {
         admin.query_first("SELECT User FROM mysql.user WHERE User = 'ops_clone'").await.expect("query");
     assert!(clone.is_none(), "no clone was made of a privileged user");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_user_named_like_the_clone_is_not_taken_for_one_the_function_began() {
+    let scene = scene().await;
+    let db = MariaDb::start();
+    let settings = settings_trusting(&db.ca);
+    let master = mariadb_master_secret(&scene.sm, &db, "maria-master-locked").await;
+    let id = mariadb_user_secret(
+        &scene.sm,
+        &db,
+        "maria-locked-clone",
+        "shop",
+        "shop-Maria-Passw0rd",
+        json!({"masterarn": master}),
+    )
+    .await;
+    // A locked account of someone else's, holding what the original does not.
+    let mut admin = db.admin().await;
+    for statement in [
+        "CREATE USER 'shop_clone'@'%' IDENTIFIED BY 'theirs-Maria-Passw0rd' ACCOUNT LOCK",
+        "GRANT DELETE ON app.* TO 'shop_clone'@'%'",
+    ] {
+        admin.query_drop(statement).await.unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+    let token = "a6666666-6666-4666-8666-666666666666";
+    begin_rotation(&scene.sm, &id, token).await;
+    step(&scene, &settings, "createSecret", &id, token).await.expect("create");
+    let error = step(&scene, &settings, "setSecret", &id, token).await.expect_err("not the function's clone");
+    assert_eq!(error.error_type(), "RotationRefused", "{error}");
+    let grants: Vec<String> = admin.query("SHOW GRANTS FOR 'shop_clone'@'%'").await.expect("grants");
+    assert!(grants.iter().any(|g| g.contains("DELETE")), "the other account was changed: {grants:?}");
+}

@@ -17,6 +17,10 @@ use crate::versions::describe;
 /// How long a wait may last when the step has no deadline (a direct call, the tests).
 const WAIT_WITHOUT_DEADLINE: Duration = Duration::from_secs(20);
 
+/// Time kept for one more `DescribeSecret` and the answer: the wait gives up this long before
+/// the step's stop time, so it answers `ReplicationPending`, never the step's `DeadlineExceeded`.
+const CALL_BUDGET: Duration = Duration::from_secs(1);
+
 /// Waits until every replica region of `secret_id` is in sync, polling every `poll`, giving up
 /// before `stop_at`. Returns how long it waited (zero for a secret with no replicas).
 pub async fn wait_for_replicas(
@@ -27,8 +31,13 @@ pub async fn wait_for_replicas(
 ) -> Result<Duration, RotationError> {
     let started = Instant::now();
     let stop_at = stop_at.unwrap_or(started + WAIT_WITHOUT_DEADLINE);
+    let give_up = stop_at.checked_sub(CALL_BUDGET).unwrap_or(started);
+    let pending = |regions: String| RotationError::ReplicationPending { secret_id: secret_id.to_owned(), regions };
     loop {
-        let described = describe(client, secret_id).await?;
+        let described = match tokio::time::timeout_at(give_up + CALL_BUDGET / 2, describe(client, secret_id)).await {
+            Ok(answer) => answer?,
+            Err(_) => return Err(pending("(no answer from DescribeSecret in time)".into())),
+        };
         let replicas = described.replication_status();
         if let Some(failed) = replicas.iter().find(|r| r.status() == Some(&StatusType::Failed)) {
             return Err(RotationError::ReplicationFailed {
@@ -37,23 +46,20 @@ pub async fn wait_for_replicas(
                 message: failed.status_message().unwrap_or_default().to_owned(),
             });
         }
-        let pending: Vec<&str> = replicas
+        let pending_regions: Vec<&str> = replicas
             .iter()
             .filter(|r| r.status() != Some(&StatusType::InSync))
             .map(|r| r.region().unwrap_or("?"))
             .collect();
-        if pending.is_empty() {
+        if pending_regions.is_empty() {
             let waited = started.elapsed();
             if !replicas.is_empty() {
                 crate::metrics::replication_metrics(waited).emit();
             }
             return Ok(waited);
         }
-        if Instant::now() + poll >= stop_at {
-            return Err(RotationError::ReplicationPending {
-                secret_id: secret_id.to_owned(),
-                regions: pending.join(", "),
-            });
+        if Instant::now() + poll >= give_up {
+            return Err(pending(pending_regions.join(", ")));
         }
         tokio::time::sleep(poll).await;
     }

@@ -335,18 +335,10 @@ async fn set_with_master(
     // AWS's own guard: the current credentials still log in, at the current host.
     engine::check_login(&alternation.current, &settings.db).await.map_err(fail)?;
     let (master, pair) = (&alternation.master, &alternation.pair);
-    let refused = |reason: String| RotationError::Refused { secret_id: secret_id.clone(), reason };
     // The first pairing: the clone must be the function's own, not a user that merely has the
-    // name (absent; locked, as a clone is while setSecret makes it; or logging in with the
-    // pending password, as one made by an earlier run of this very step).
+    // name.
     if alternation.first_pairing && target.username == pair.clone {
-        let state = engine::account_state(master, &pair.clone, &settings.db).await.map_err(fail)?;
-        if state == AccountState::Present && engine::check_login(target, &settings.db).await.is_err() {
-            return Err(refused(format!(
-                "a user {:?} already exists and is not one this function made; if it is the clone of an earlier rotation, record the pair in the current version (\"alternating_users\": [{:?}, {:?}]), else rename one of them",
-                pair.clone, pair.original, pair.clone
-            )));
-        }
+        check_first_clone(clients, settings, event, &alternation, target).await?;
     }
     // Back to the original only from a clone of it: a pair recorded by hand in a secret whose
     // user is an unrelated `<name>_clone` must not hand over `<name>`'s password.
@@ -363,6 +355,78 @@ async fn set_with_master(
     .await
     .map_err(fail)?;
     Ok(StepOutcome::SetByMaster)
+}
+
+/// At the first pairing, a `<user>_clone` that exists is taken only as one of the function's
+/// own. On PostgreSQL, when it is a member of the original's role, which only an administrator
+/// of that role can make it. On MySQL/MariaDB, when it shows that this function made it: locked
+/// (as setSecret leaves it while it works) and holding no host or privilege beyond the
+/// original's; logging in with the pending password (an earlier run of this very step); or named
+/// by AWSPREVIOUS and logging in with its password (a clone of rotations made before pairs were
+/// recorded).
+async fn check_first_clone(
+    clients: &AwsClients,
+    settings: &Settings,
+    event: &RotationEvent,
+    alternation: &Alternation,
+    target: &ConnectionSpec,
+) -> Result<(), RotationError> {
+    let secret_id = &event.secret_id;
+    let fail = |e| db_error(Step::SetSecret, secret_id, e);
+    let (master, pair) = (&alternation.master, &alternation.pair);
+    let state = engine::account_state(master, &pair.clone, &settings.db).await.map_err(fail)?;
+    if state == AccountState::Absent {
+        return Ok(());
+    }
+    let tied = engine::may_be_own_clone(master, &pair.clone, &pair.original, &settings.db).await.map_err(fail)?;
+    // The pending password is one Secrets Manager made for this rotation: an account that takes
+    // it was given it by this step. A locked account must also hold no more than the original
+    // (a MySQL 8 role, or a user a DBA locked, is locked too).
+    let shown = match master.kind {
+        EngineKind::Postgres => tied,
+        _ => {
+            (state == AccountState::Locked && tied)
+                || logs_in(target, settings).await.map_err(fail)?
+                || previous_names_and_logs_in(clients, settings, event, target).await?
+        }
+    };
+    if shown {
+        return Ok(());
+    }
+    Err(RotationError::Refused {
+        secret_id: secret_id.clone(),
+        reason: format!(
+            "a user {:?} already exists and is not one this function made; if it is the clone of an earlier rotation, record the pair in the current version (\"alternating_users\": [{:?}, {:?}]), else rename one of them",
+            pair.clone, pair.original, pair.clone
+        ),
+    })
+}
+
+/// Whether `spec` logs in: `false` for a refused login, an error for any other failure (an
+/// unreachable server is not evidence either way).
+async fn logs_in(spec: &ConnectionSpec, settings: &Settings) -> Result<bool, DbError> {
+    match engine::check_login(spec, &settings.db).await {
+        Ok(()) => Ok(true),
+        Err(e) if e.is_auth_failure() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether AWSPREVIOUS names the pending user and its credentials log in.
+async fn previous_names_and_logs_in(
+    clients: &AwsClients,
+    settings: &Settings,
+    event: &RotationEvent,
+    target: &ConnectionSpec,
+) -> Result<bool, RotationError> {
+    let secret_id = &event.secret_id;
+    let Some(previous) = read_doc(&clients.secrets, secret_id, PREVIOUS, None).await? else { return Ok(false) };
+    let Ok(previous) = previous.connection(Origin { secret_id, stage: PREVIOUS }) else { return Ok(false) };
+    if previous.username != target.username {
+        return Ok(false);
+    }
+    let login = target.with_credentials(&previous.username, &previous.password);
+    logs_in(&login, settings).await.map_err(|e| db_error(Step::SetSecret, secret_id, e))
 }
 
 /// One alternating rotation, checked: the current version's connection, the master's, and the
@@ -531,15 +595,14 @@ async fn test_secret(
 /// version's creation (an upper bound: setSecret ran after it), as `PasswordDowntimeMs`.
 /// Best-effort: a failed read costs the metric, never the step.
 async fn report_password_downtime(client: &Client, event: &RotationEvent) {
-    let read = client
-        .get_secret_value()
-        .secret_id(&event.secret_id)
-        .version_id(&event.token)
-        .version_stage(CURRENT)
-        .send()
-        .await;
-    let created =
-        read.ok().and_then(|out| out.created_date().copied()).and_then(|d| std::time::SystemTime::try_from(d).ok());
+    let read = client.get_secret_value().secret_id(&event.secret_id).version_id(&event.token).version_stage(CURRENT);
+    // Bounded: the metric must not hold the step's answer.
+    let read = tokio::time::timeout(std::time::Duration::from_secs(2), read.send()).await;
+    let created = read
+        .ok()
+        .and_then(Result::ok)
+        .and_then(|out| out.created_date().copied())
+        .and_then(|d| std::time::SystemTime::try_from(d).ok());
     match created.and_then(|created| std::time::SystemTime::now().duration_since(created).ok()) {
         Some(downtime) => crate::metrics::downtime_metrics(downtime, "PendingVersionCreated").emit(),
         None => {

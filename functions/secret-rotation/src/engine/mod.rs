@@ -237,6 +237,22 @@ fn mismatch(clone: &str, original: &str, difference: Option<String>) -> Result<(
     }
 }
 
+/// Logged in as the master `admin`: whether an existing `clone` may be one this function began
+/// for `original`. On PostgreSQL, the tie of [`check_clone_of`] (membership in the original's
+/// role); on MySQL/MariaDB, no role, and no host or privilege beyond the original's.
+pub async fn may_be_own_clone(
+    admin: &ConnectionSpec,
+    clone: &str,
+    original: &str,
+    settings: &DbSettings,
+) -> Result<bool, DbError> {
+    match admin.kind {
+        EngineKind::Postgres => Ok(postgres::clone_tie_missing(admin, clone, original, settings).await?.is_none()),
+        EngineKind::MySql => mysql::holds_no_more_than(admin, clone, original, settings).await,
+        EngineKind::Generic => Ok(false),
+    }
+}
+
 /// Whether a user exists, and whether it is locked (a MySQL/MariaDB clone is, while setSecret
 /// makes it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

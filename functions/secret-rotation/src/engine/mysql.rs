@@ -168,6 +168,20 @@ pub async fn privilege_difference(
     Ok(difference)
 }
 
+/// Logged in as the master `admin`: whether `clone` looks like a clone of `original` this
+/// function began (no role, no host or privilege beyond the original's).
+pub async fn holds_no_more_than(
+    admin: &ConnectionSpec,
+    clone: &str,
+    original: &str,
+    settings: &DbSettings,
+) -> Result<bool, DbError> {
+    let mut conn = connect(admin, settings).await?;
+    let verdict = mysql_clone::holds_no_more_than(&mut conn, original, clone).await?;
+    let _ = conn.disconnect().await;
+    Ok(verdict)
+}
+
 /// Logged in as the master `admin`: whether `user` exists, and whether any of its accounts is locked.
 pub async fn account_state(
     admin: &ConnectionSpec,

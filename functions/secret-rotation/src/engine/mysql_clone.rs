@@ -12,7 +12,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value};
 
 use super::mysql::{hosts_of, password_statement_error, query_error, quoting};
-use super::mysql_grants::{mysql_default_roles_statement, require_clause, GrantEntry, GrantLine, Verb};
+use super::mysql_grants::{mysql_default_roles_statement, require_clause, top_level_find, GrantEntry, GrantLine, Verb};
 use super::mysql_server::{flavor, flavor_that_locks_accounts, Flavor};
 use super::{AccountState, DbError};
 
@@ -82,7 +82,8 @@ async fn tls_requirement(conn: &mut Conn, quote: &Quote, user: &str, host: &str)
 async fn is_locked(conn: &mut Conn, quote: &Quote, user: &str, host: &str) -> Result<bool, DbError> {
     let shown: Option<String> =
         conn.query_first(format!("SHOW CREATE USER {}", quote.account(user, host))).await.map_err(query_error)?;
-    Ok(shown.unwrap_or_default().contains(" ACCOUNT LOCK"))
+    // Outside quotes: a COMMENT or ATTRIBUTE may hold the words.
+    Ok(top_level_find(&shown.unwrap_or_default(), " ACCOUNT LOCK").is_some())
 }
 
 /// Makes `clone` hold exactly what `original` holds, on each of the original's hosts, and
@@ -124,7 +125,7 @@ pub(super) async fn converge(
         // run that stops half-way (a grant the master may not give) leaves the clone holding
         // what it held, plus what was given, never less; objects it is the DEFINER of, and its
         // open sessions, keep working.
-        converge_grants(conn, &quote, original, clone, host, &account).await?;
+        converge_grants(conn, &quote, original, clone, host, &account, flavor).await?;
         if flavor == Flavor::MySql8 {
             let roles = mysql8_default_roles(conn, &quote, original, host).await?;
             if roles != mysql8_default_roles(conn, &quote, clone, host).await? {
@@ -152,6 +153,7 @@ async fn converge_grants(
     clone: &str,
     host: &str,
     account: &str,
+    flavor: Flavor,
 ) -> Result<(), DbError> {
     for _ in 0..3 {
         let target = entries_of(conn, quote, original, host).await?;
@@ -165,7 +167,7 @@ async fn converge_grants(
         }
         let ours = entries_of(conn, quote, clone, host).await?;
         for entry in ours.difference(&target) {
-            let statement = match entry.remove_statement(account, &target) {
+            let statement = match entry.remove_statement(account, &target, flavor == Flavor::MariaDb) {
                 Some(statement) => statement,
                 // A default role the original does not have (setting the right one replaced
                 // any other already).
@@ -240,6 +242,37 @@ pub(super) async fn account_state(conn: &mut Conn, user: &str) -> Result<Account
         }
     }
     Ok(AccountState::Present)
+}
+
+/// Whether `clone` looks like a clone of `original` that this function began: no role, accounts
+/// only on the original's hosts, and on each nothing the original does not hold (a half-made
+/// clone holds a part of it, given first).
+pub(super) async fn holds_no_more_than(conn: &mut Conn, original: &str, clone: &str) -> Result<bool, DbError> {
+    let (flavor, _) = flavor(conn).await?;
+    let quote = Quote::of(conn).await?;
+    let is_role: Option<i64> = match flavor {
+        Flavor::MariaDb => {
+            conn.exec_first("SELECT 1 FROM mysql.user WHERE User = ? AND is_role = 'Y' LIMIT 1", (clone,)).await
+        }
+        Flavor::MySql8 => conn.exec_first("SELECT 1 FROM mysql.role_edges WHERE FROM_USER = ? LIMIT 1", (clone,)).await,
+        Flavor::MySql57 => Ok(None),
+    }
+    .map_err(query_error)?;
+    if is_role.is_some() {
+        return Ok(false);
+    }
+    let original_hosts: BTreeSet<String> = hosts_of(conn, original).await?.into_iter().collect();
+    for host in hosts_of(conn, clone).await? {
+        if !original_hosts.contains(&host) {
+            return Ok(false);
+        }
+        let (theirs, ours) =
+            (entries_of(conn, &quote, original, &host).await?, entries_of(conn, &quote, clone, &host).await?);
+        if !ours.is_subset(&theirs) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// What one account holds, each part normalised so two accounts compare.

@@ -49,7 +49,7 @@ impl GrantLine {
         // SUBJECT of the DBA's) is never searched.
         let cut = printed_forms(user, host)
             .iter()
-            .filter_map(|account| line.find(&format!("{connector}{account}")).map(|at| (at, account.len())))
+            .filter_map(|account| top_level_find(line, &format!("{connector}{account}")).map(|at| (at, account.len())))
             .min();
         let Some((at, account_len)) = cut else {
             return Err(format!("a SHOW GRANTS line whose grantee could not be found ({})", first_words(line)));
@@ -90,9 +90,16 @@ impl GrantLine {
         if self.verb() == Verb::DefaultRole {
             return vec![entry(body, "")];
         }
-        let Some(on) = top_level_find(body, " ON ") else { return vec![entry(body, "")] };
+        // A role grant (no ON) may name several roles: one entry each.
+        let Some(on) = top_level_find(body, " ON ") else {
+            return split_top_level(body).iter().map(|role| entry(role, "")).collect();
+        };
         let object = &body[on..];
-        split_top_level(&body[..on]).iter().map(|privilege| entry(privilege, object)).collect()
+        split_top_level(&body[..on])
+            .iter()
+            .flat_map(|privilege| per_column(privilege))
+            .map(|p| entry(&p, object))
+            .collect()
     }
 
     fn verb(&self) -> Verb {
@@ -110,7 +117,7 @@ impl GrantLine {
 }
 
 /// Where `needle` first occurs outside backticks, quotes and parentheses.
-fn top_level_find(text: &str, needle: &str) -> Option<usize> {
+pub(super) fn top_level_find(text: &str, needle: &str) -> Option<usize> {
     let (mut depth, mut quote) = (0u32, None::<char>);
     for (at, c) in text.char_indices() {
         match (quote, c) {
@@ -124,6 +131,19 @@ fn top_level_find(text: &str, needle: &str) -> Option<usize> {
         }
     }
     None
+}
+
+/// A column privilege (`SELECT (`a`, `b`)`) as one privilege per column, so a clone that must hold
+/// fewer columns is relieved of those alone; any other privilege as it is.
+fn per_column(privilege: &str) -> Vec<String> {
+    let columns = top_level_find(privilege, " (").and_then(|at| {
+        let inside = privilege[at + 2..].strip_suffix(')')?;
+        Some((&privilege[..at], inside))
+    });
+    match columns {
+        Some((name, inside)) => split_top_level(inside).iter().map(|column| format!("{name} ({column})")).collect(),
+        None => vec![privilege.to_owned()],
+    }
 }
 
 /// A privilege list split at its top-level commas (`SELECT (a, b), INSERT`: two privileges).
@@ -181,18 +201,26 @@ impl GrantEntry {
     /// (setting the right one replaces it), or a partial revoke whose broader grant the target
     /// does not hold either (taking that grant took the restriction with it; lifting it by
     /// granting would give what the original lacks).
-    pub fn remove_statement(&self, account: &str, target: &BTreeSet<GrantEntry>) -> Option<String> {
+    pub fn remove_statement(&self, account: &str, target: &BTreeSet<GrantEntry>, mariadb: bool) -> Option<String> {
         let same = |option: &'static str| GrantEntry { option, ..self.clone() };
+        let option_alone = !self.option.is_empty() && target.contains(&same(""));
         match self.verb {
-            // Only the admin or grant option differs: take the option, keep the role or privilege.
-            Verb::Grant if !self.option.is_empty() && target.contains(&same("")) => Some(if self.object.is_empty() {
-                format!("REVOKE ADMIN OPTION FOR {} FROM {account}", self.privilege)
-            } else {
-                format!("REVOKE GRANT OPTION{} FROM {account}", self.object)
-            }),
+            // PROXY takes no GRANT OPTION in a REVOKE, beside it or alone: the whole grant goes
+            // (and the next pass gives it again without the option, if the original holds that).
+            Verb::Grant if self.privilege == "PROXY" => {
+                Some(format!("REVOKE {}{} FROM {account}", self.privilege, self.object))
+            }
+            // Only the option differs: take the option, keep the privilege. A role's admin option
+            // alone can be taken on MariaDB; MySQL 8 has no such statement, so there the role goes
+            // and the next pass gives it again without it.
+            Verb::Grant if option_alone && !self.object.is_empty() => {
+                Some(format!("REVOKE GRANT OPTION{} FROM {account}", self.object))
+            }
+            Verb::Grant if option_alone && mariadb => {
+                Some(format!("REVOKE ADMIN OPTION FOR {} FROM {account}", self.privilege))
+            }
             Verb::Grant if self.object.is_empty() => Some(format!("REVOKE {} FROM {account}", self.privilege)),
-            // PROXY takes no GRANT OPTION beside it in a REVOKE.
-            Verb::Grant if self.option.is_empty() || self.privilege == "PROXY" => {
+            Verb::Grant if self.option.is_empty() => {
                 Some(format!("REVOKE {}{} FROM {account}", self.privilege, self.object))
             }
             Verb::Grant => Some(format!("REVOKE {}, GRANT OPTION{} FROM {account}", self.privilege, self.object)),
@@ -302,7 +330,8 @@ mod tests {
         assert_eq!(
             entries("GRANT SELECT (`a`, `b`), INSERT ON `app`.`t` TO `app`@`%` WITH GRANT OPTION"),
             [
-                "GRANT SELECT (`a`, `b`) ON `app`.`t` TO <grantee> WITH GRANT OPTION",
+                "GRANT SELECT (`a`) ON `app`.`t` TO <grantee> WITH GRANT OPTION",
+                "GRANT SELECT (`b`) ON `app`.`t` TO <grantee> WITH GRANT OPTION",
                 "GRANT INSERT ON `app`.`t` TO <grantee> WITH GRANT OPTION"
             ]
         );
@@ -360,6 +389,47 @@ mod tests {
     }
 
     #[test]
+    fn merged_grants_split_into_one_entry_per_role_and_per_column() {
+        let entries = |line: &str| GrantLine::parse(line, "app", "%").unwrap().unwrap().normalized();
+        assert_eq!(
+            entries("GRANT `r1`@`%`,`r2`@`%` TO `app`@`%`"),
+            ["GRANT `r1`@`%` TO <grantee>", "GRANT `r2`@`%` TO <grantee>"]
+        );
+        assert_eq!(
+            entries("GRANT SELECT (`a`, `b`), INSERT ON `app`.`t` TO `app`@`%`"),
+            [
+                "GRANT SELECT (`a`) ON `app`.`t` TO <grantee>",
+                "GRANT SELECT (`b`) ON `app`.`t` TO <grantee>",
+                "GRANT INSERT ON `app`.`t` TO <grantee>"
+            ]
+        );
+    }
+
+    #[test]
+    fn mysql_8_takes_a_roles_admin_option_with_the_role() {
+        let entries = |line: &str| GrantLine::parse(line, "app", "%").unwrap().unwrap().entries();
+        let admin = &entries("GRANT `reader`@`%` TO `app`@`%` WITH ADMIN OPTION")[0];
+        let target: BTreeSet<GrantEntry> = entries("GRANT `reader`@`%` TO `app`@`%`").into_iter().collect();
+        assert_eq!(
+            admin.remove_statement("'c'@'%'", &target, false).as_deref(),
+            Some("REVOKE `reader`@`%` FROM 'c'@'%'")
+        );
+        let proxy = &entries("GRANT PROXY ON ''@'%' TO `app`@`%` WITH GRANT OPTION")[0];
+        let plain: BTreeSet<GrantEntry> = entries("GRANT PROXY ON ''@'%' TO `app`@`%`").into_iter().collect();
+        assert_eq!(
+            proxy.remove_statement("'c'@'%'", &plain, true).as_deref(),
+            Some("REVOKE PROXY ON ''@'%' FROM 'c'@'%'")
+        );
+    }
+
+    #[test]
+    fn a_routine_named_like_a_grantee_cannot_move_the_cut() {
+        let line = "GRANT EXECUTE ON PROCEDURE `app`.`p TO 'app'@'%'` TO 'app'@'%'";
+        let entry = &GrantLine::parse(line, "app", "%").unwrap().unwrap().entries()[0];
+        assert_eq!(entry.add_statement("'c'@'%'"), "GRANT EXECUTE ON PROCEDURE `app`.`p TO 'app'@'%'` TO 'c'@'%'");
+    }
+
+    #[test]
     fn text_after_the_grantee_moves_neither_the_cut_nor_the_option() {
         // A DBA's certificate subject quoting a grantee and the option words.
         let line = "GRANT SELECT ON `app`.* TO `app`@`%` REQUIRE SUBJECT '/CN=x TO `app`@`%` WITH GRANT OPTION'";
@@ -383,35 +453,38 @@ mod tests {
         let target = |lines: &[&str]| -> BTreeSet<GrantEntry> { lines.iter().flat_map(|l| entries(l)).collect() };
         let none = BTreeSet::new();
         assert_eq!(
-            select.remove_statement("'c'@'%'", &none).as_deref(),
+            select.remove_statement("'c'@'%'", &none, true).as_deref(),
             Some("REVOKE SELECT, GRANT OPTION ON `app`.* FROM 'c'@'%'")
         );
         // Only the option differs: only the option goes.
         let without_option = target(&["GRANT SELECT ON `app`.* TO `app`@`%`"]);
         assert_eq!(
-            select.remove_statement("'c'@'%'", &without_option).as_deref(),
+            select.remove_statement("'c'@'%'", &without_option, true).as_deref(),
             Some("REVOKE GRANT OPTION ON `app`.* FROM 'c'@'%'")
         );
         let role = &entries("GRANT `reader` TO `app`@`%`")[0];
-        assert_eq!(role.remove_statement("'c'@'%'", &none).as_deref(), Some("REVOKE `reader` FROM 'c'@'%'"));
+        assert_eq!(role.remove_statement("'c'@'%'", &none, true).as_deref(), Some("REVOKE `reader` FROM 'c'@'%'"));
         let admin = &entries("GRANT `reader` TO `app`@`%` WITH ADMIN OPTION")[0];
         assert_eq!(
-            admin.remove_statement("'c'@'%'", &target(&["GRANT `reader` TO `app`@`%`"])).as_deref(),
+            admin.remove_statement("'c'@'%'", &target(&["GRANT `reader` TO `app`@`%`"]), true).as_deref(),
             Some("REVOKE ADMIN OPTION FOR `reader` FROM 'c'@'%'")
         );
         let proxy = &entries("GRANT PROXY ON ''@'%' TO `app`@`%` WITH GRANT OPTION")[0];
-        assert_eq!(proxy.remove_statement("'c'@'%'", &none).as_deref(), Some("REVOKE PROXY ON ''@'%' FROM 'c'@'%'"));
+        assert_eq!(
+            proxy.remove_statement("'c'@'%'", &none, true).as_deref(),
+            Some("REVOKE PROXY ON ''@'%' FROM 'c'@'%'")
+        );
         let carve = &entries("REVOKE INSERT ON `mysql`.* FROM `app`@`%`")[0];
         assert_eq!(carve.add_statement("'c'@'%'"), "REVOKE INSERT ON `mysql`.* FROM 'c'@'%'");
         // Lifted only where the original holds the broader grant; never a grant on its own.
-        assert_eq!(carve.remove_statement("'c'@'%'", &none), None);
+        assert_eq!(carve.remove_statement("'c'@'%'", &none, true), None);
         assert_eq!(
-            carve.remove_statement("'c'@'%'", &target(&["GRANT INSERT ON *.* TO `app`@`%`"])).as_deref(),
+            carve.remove_statement("'c'@'%'", &target(&["GRANT INSERT ON *.* TO `app`@`%`"]), true).as_deref(),
             Some("GRANT INSERT ON `mysql`.* TO 'c'@'%'")
         );
         let default = &entries("SET DEFAULT ROLE `reader` FOR `app`@`%`")[0];
         assert_eq!(default.add_statement("'c'@'%'"), "SET DEFAULT ROLE `reader` FOR 'c'@'%'");
-        assert_eq!(default.remove_statement("'c'@'%'", &none), None);
+        assert_eq!(default.remove_statement("'c'@'%'", &none, true), None);
     }
 
     #[test]

@@ -144,15 +144,27 @@ async fn account_is_privileged(conn: &mut Conn, flavor: Flavor, user: &str, host
     if static_privilege.is_some() {
         return Ok(true);
     }
-    // Writing the grant tables through a grant on the `mysql` database itself.
+    // Writing the grant tables through a grant on the `mysql` database (or a pattern matching it),
+    // or on one of its tables.
     let on_grant_tables: Option<i64> = conn
         .exec_first(
-            "SELECT 1 FROM mysql.db WHERE User = ? AND Host = ? AND Db = 'mysql' AND 'Y' IN (Insert_priv, Update_priv, Delete_priv, Grant_priv) LIMIT 1",
+            "SELECT 1 FROM mysql.db WHERE User = ? AND Host = ? AND 'mysql' LIKE Db AND 'Y' IN (Insert_priv, Update_priv, Delete_priv, Grant_priv) LIMIT 1",
             (user, host),
         )
         .await
         .map_err(query_error)?;
     if on_grant_tables.is_some() {
+        return Ok(true);
+    }
+    let on_a_grant_table: Option<i64> = conn
+        .exec_first(
+            "SELECT 1 FROM mysql.tables_priv WHERE User = ? AND Host = ? AND Db = 'mysql' AND \
+             (FIND_IN_SET('Insert', Table_priv) OR FIND_IN_SET('Update', Table_priv) OR FIND_IN_SET('Delete', Table_priv) OR FIND_IN_SET('Grant', Table_priv)) LIMIT 1",
+            (user, host),
+        )
+        .await
+        .map_err(query_error)?;
+    if on_a_grant_table.is_some() {
         return Ok(true);
     }
     if flavor == Flavor::MariaDb {
