@@ -22,16 +22,9 @@ fn version(function: &str, number: u32) -> String {
 
 /// AWS credentials and `endpoint` for every service.
 fn aws_at(endpoint: &str) -> Vec<(String, String)> {
-    [
-        ("AWS_ENDPOINT_URL", endpoint.to_owned()),
-        ("AWS_REGION", "us-east-1".to_owned()),
-        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
-        ("AWS_MAX_ATTEMPTS", "1".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
+    let mut env = harness_services::moto::aws_env_at(endpoint);
+    env.push(("AWS_MAX_ATTEMPTS".into(), "1".into()));
+    env
 }
 
 /// An endpoint where nothing listens.

@@ -87,13 +87,7 @@ async fn deploy(
 }
 
 fn aws_env(endpoint: &str) -> Vec<(String, String)> {
-    [
-        ("AWS_ENDPOINT_URL", endpoint),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "demo"),
-        ("AWS_SECRET_ACCESS_KEY", "demo"),
-        ("AWS_MAX_ATTEMPTS", "1"),
-    ]
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .to_vec()
+    let mut env = harness_services::moto::aws_env_at(endpoint);
+    env.push(("AWS_MAX_ATTEMPTS".into(), "1".into()));
+    env
 }

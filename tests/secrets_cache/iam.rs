@@ -6,7 +6,7 @@ use harness_services::cloudformation::{by_sid, role_statements, translated};
 use harness_services::moto::Moto;
 use serde_json::{json, Value};
 
-use crate::{read, secret_path, Scene};
+use crate::{read, read_until, secret_path, Scene};
 
 /// Stages, within moto's first 6 unsigned requests: the secret, a role holding `statement`
 /// alone, and an administrator; then, signed, assumes the role as Lambda does for a function.
@@ -86,14 +86,7 @@ async fn a_refresh_works_under_exactly_the_actions_the_template_grants_mq_poller
     rotate(&scene, &keys["admin"]).await;
     scene.front.reset();
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let mut served = read(&sandbox, &secret_path("mq/broker")).await.1;
-    for _ in 0..100 {
-        if served["SecretString"] == "second" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        served = read(&sandbox, &secret_path("mq/broker")).await.1;
-    }
+    let served = read_until(&sandbox, &secret_path("mq/broker"), 100, |(_, b)| b["SecretString"] == "second").await.1;
     assert_eq!(served["SecretString"], "second", "{served}");
     assert_eq!((scene.calls("DescribeSecret"), scene.calls("GetSecretValue")), (1, 1));
     assert!(!scene.output().contains("UpstreamRefused"), "{}", scene.output());
@@ -120,14 +113,7 @@ async fn without_describe_secret_the_refresh_reads_the_value_and_keeps_serving()
     tokio::time::sleep(Duration::from_millis(1100)).await;
     // DescribeSecret is refused (the role lacks it, as AWS's extension needs only
     // GetSecretValue): the refresh reads the value instead, and the rotated one is served.
-    let mut served = read(&sandbox, &secret_path("mq/broker")).await.1;
-    for _ in 0..100 {
-        if served["SecretString"] == "second" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        served = read(&sandbox, &secret_path("mq/broker")).await.1;
-    }
+    let served = read_until(&sandbox, &secret_path("mq/broker"), 100, |(_, b)| b["SecretString"] == "second").await.1;
     assert_eq!(served["SecretString"], "second", "{served} {}", scene.output());
     assert!(scene.calls("GetSecretValue") >= 1, "the refresh read the value");
     sandbox.shutdown().await;

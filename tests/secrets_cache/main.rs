@@ -120,6 +120,25 @@ pub async fn read(sandbox: &Sandbox, path: &str) -> (u64, Value) {
     read_with(sandbox, json!({ "path": path })).await
 }
 
+/// Reads `path` every 20 ms until `done` holds for the answer, `tries` reads at most (room for a
+/// refresh against moto on a loaded machine); returns the last answer.
+pub async fn read_until(
+    sandbox: &Sandbox,
+    path: &str,
+    tries: usize,
+    done: impl Fn(&(u64, Value)) -> bool,
+) -> (u64, Value) {
+    let mut answer = read(sandbox, path).await;
+    for _ in 0..tries {
+        if done(&answer) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        answer = read(sandbox, path).await;
+    }
+    answer
+}
+
 pub async fn read_with(sandbox: &Sandbox, event: Value) -> (u64, Value) {
     let answer = sandbox.invoke(&event, Duration::from_secs(30)).await.response();
     (answer["status"].as_u64().unwrap_or(0), answer["body"].clone())

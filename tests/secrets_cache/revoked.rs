@@ -7,20 +7,12 @@ use std::time::Duration;
 use harness_runtime::sandbox::Sandbox;
 use serde_json::Value;
 
-use crate::{read, secret_path, Scene};
+use crate::{read, read_until, secret_path, Scene};
 
 /// Reads `path` until it is no longer served: 10 s at most, room for a refresh against moto on a
 /// loaded machine (CI builds beside the tests on two cores).
 async fn until_refused(sandbox: &Sandbox, path: &str) -> (u64, Value) {
-    let mut answer = read(sandbox, path).await;
-    for _ in 0..500 {
-        if answer.0 != 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        answer = read(sandbox, path).await;
-    }
-    answer
+    read_until(sandbox, path, 500, |(status, _)| *status != 200).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

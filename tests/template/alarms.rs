@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use harness_services::cloudformation::{holds, translated};
+use harness_services::cloudformation::{holds, resolved, translated};
 
 use crate::FUNCTIONS;
 
@@ -75,7 +75,7 @@ fn the_dead_man_alarm_fires_when_the_schedule_stops_and_is_sized_to_the_poll_rat
         if !holds(&template, &given, &condition) {
             return None;
         }
-        let pick = |value: &Value| pick_number(&template, &given, value);
+        let pick = |value: &Value| resolved(&template, &given, value).as_i64().expect("a number");
         let (period, periods, needed) = (
             pick(&properties["Period"]),
             pick(&properties["EvaluationPeriods"]),
@@ -111,17 +111,6 @@ fn the_dead_man_alarm_fires_when_the_schedule_stops_and_is_sized_to_the_poll_rat
     event_source["MqBrokerArn"] = json!("arn:aws:mq:us-east-1:123456789012:broker:orders:b-1234");
     for given in [json!({}), event_source] {
         assert!(!holds(&template, &given, &condition), "{given}");
-    }
-}
-
-/// A number of the alarm, through the `Fn::If`s a deploy with `given` takes.
-fn pick_number(template: &Value, given: &Value, value: &Value) -> i64 {
-    match value.get("Fn::If") {
-        Some(branches) => {
-            let taken = if holds(template, given, &json!({"Condition": branches[0]})) { 1 } else { 2 };
-            pick_number(template, given, &branches[taken])
-        }
-        None => value.as_i64().expect("a number"),
     }
 }
 

@@ -51,16 +51,22 @@ impl Moto {
     /// The environment a function process needs to reach this server through the SDK's
     /// standard variables.
     pub fn env(&self) -> Vec<(String, String)> {
-        [
-            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
-            ("AWS_REGION", REGION),
-            ("AWS_ACCESS_KEY_ID", "testing"),
-            ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
+        aws_env_at(&self.endpoint)
     }
+}
+
+/// The environment that sends a process's AWS calls to `endpoint` (moto, or a stand-in of the
+/// harness), with the region and throwaway credentials.
+pub fn aws_env_at(endpoint: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_REGION", REGION),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
 }
 
 #[cfg(feature = "clients")]
