@@ -51,6 +51,9 @@ struct Slot {
     /// Held across the fetch of a missing entry, so that readers of the key wait on it.
     entry: tokio::sync::Mutex<Option<Entry>>,
     refreshing: AtomicBool,
+    /// `DescribeSecret` was refused for this key: later refreshes read the value at once rather
+    /// than ask again each TTL (the role lacks the action; a new environment asks afresh).
+    describe_refused: AtomicBool,
     /// The last use, for eviction (least recently used first).
     used: AtomicU64,
 }
@@ -170,13 +173,18 @@ impl<S: Source> Cache<S> {
         let outcome = if key.pinned() {
             // Nothing can move under a version id: only a read tells whether it is still ours.
             self.source.fetch(key).await.map(Some)
+        } else if slot.describe_refused.load(Ordering::Relaxed) {
+            self.source.fetch(key).await.map(Some)
         } else {
             match self.source.current_version(key).await {
                 Ok(Some(current)) if confirmable && known.as_ref() == Some(&current) => Ok(None),
                 Ok(_) => self.source.fetch(key).await.map(Some),
                 // A role may read a secret without leave to describe it (AWS's extension needs
                 // GetSecretValue alone): the read decides whether the entry is still ours.
-                Err(Failure::Refused(_)) => self.source.fetch(key).await.map(Some),
+                Err(Failure::Refused(_)) => {
+                    slot.describe_refused.store(true, Ordering::Relaxed);
+                    self.source.fetch(key).await.map(Some)
+                }
                 Err(failure) => Err(failure),
             }
         };
@@ -309,6 +317,13 @@ mod tests {
         assert_eq!(cache.get(&key("a")).await.unwrap(), "value-2", "the read refreshed it");
         assert_eq!(cache.stats.misses.load(Ordering::SeqCst), 1, "kept and refreshed, not dropped and read again");
         assert_eq!(cache.stats.refresh_errors.load(Ordering::SeqCst), 0);
+        // The refusal is remembered: the next refresh reads at once, asking no DescribeSecret.
+        let asked = fake.describes.load(Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        cache.get(&key("a")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(fake.describes.load(Ordering::SeqCst), asked, "DescribeSecret asked again");
+        assert_eq!(fake.fetches.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test]
