@@ -5,7 +5,7 @@ use std::time::Duration;
 use shared::metrics::{Metrics, Unit};
 
 use crate::error::DrainError;
-use crate::registration::Outcome;
+use crate::registration::{Outcome, RegistrationOutcome};
 use crate::summary::DrainSummary;
 
 /// Registrations removed, steps that failed, drained groups whose deregistration delay outlasts
@@ -16,38 +16,46 @@ pub fn drain_metrics<'r>(
     results: impl IntoIterator<Item = &'r Result<DrainSummary, DrainError>>,
     took: Duration,
 ) -> Option<Metrics> {
-    let (mut removed, mut failures, mut drains, mut beyond) = (0, 0, 0, 0);
-    // Requests for one instance that share a batch share one drain, and each answers its
-    // summary: that drain is counted once.
-    let mut counted: Vec<&DrainSummary> = Vec::new();
+    let (mut removed, mut failures, mut drains) = (0, 0, 0);
+    // Requests for one instance that share a batch (a rebalance recommendation and its warning,
+    // a repeated delivery) share one drain, and each answers its own copy of it: the same
+    // registrations, its own action and times, and a rebalance's copy without the delay list.
+    // That drain is counted once, with the longest delay list any copy carries; an error cloned
+    // to each request once.
+    let mut drained: Vec<(&str, &[RegistrationOutcome], usize)> = Vec::new();
+    let mut errors: Vec<String> = Vec::new();
     for result in results {
         let summary = match result {
             Ok(summary) => Some(summary),
             Err(DrainError::Incomplete(summary)) => Some(&**summary),
+            Err(DrainError::MalformedEvent(_) | DrainError::UnsupportedEvent(_)) => continue,
             Err(_) => None,
         };
         if let Some(summary) = summary {
-            if counted.contains(&summary) {
+            let beyond = summary.delay_beyond_notice.len();
+            let same = |(instance, registrations, _): &&mut (&str, &[RegistrationOutcome], usize)| {
+                *instance == summary.instance_id && *registrations == summary.registrations.as_slice()
+            };
+            if let Some(shared) = drained.iter_mut().find(same) {
+                shared.2 = shared.2.max(beyond);
                 continue;
             }
-            counted.push(summary);
+            drained.push((&summary.instance_id, &summary.registrations, beyond));
+        } else if let Err(error) = result {
+            let text = error.to_string();
+            if errors.contains(&text) {
+                continue;
+            }
+            errors.push(text);
         }
-        beyond += summary.map_or(0, |s| s.delay_beyond_notice.len());
         let (r, f) = match result {
             Ok(summary) => (summary.count(Outcome::Deregistered), 0),
             Err(DrainError::Incomplete(summary)) => (summary.count(Outcome::Deregistered), summary.failures()),
-            Err(
-                DrainError::DescribeInstance { .. }
-                | DrainError::ListTargetGroups(_)
-                | DrainError::DescribeAutoScalingGroup { .. }
-                | DrainError::StillDraining { .. }
-                | DrainError::LifecycleAction(_)
-                | DrainError::Internal(_),
-            ) => (0, 1),
-            Err(DrainError::MalformedEvent(_) | DrainError::UnsupportedEvent(_)) => continue,
+            Err(_) => (0, 1),
         };
         (removed, failures, drains) = (removed + r, failures + f, drains + 1);
     }
+    let beyond: usize = drained.iter().map(|(_, _, beyond)| beyond).sum();
     (drains > 0).then(|| {
         Metrics::for_this_function()
             .count("RegistrationsRemoved", removed as u64)
@@ -76,9 +84,14 @@ mod tests {
             seconds_left: 100,
         });
         let other = DrainSummary { instance_id: "i-0fedcba9876543210".into(), ..summary.clone() };
-        let results: Vec<Result<DrainSummary, DrainError>> = vec![Ok(summary.clone()), Ok(summary), Ok(other)];
+        // The rebalance recommendation's copy of the same drain: its own action, no delay list.
+        let rebalance = DrainSummary { action: Action::Rebalance, delay_beyond_notice: Vec::new(), ..summary.clone() };
+        let failed = DrainError::Internal("the same failure, cloned to each request".into());
+        let results: Vec<Result<DrainSummary, DrainError>> =
+            vec![Ok(rebalance), Ok(summary.clone()), Ok(summary), Ok(other), Err(failed.clone()), Err(failed)];
         let line = drain_metrics(&results, Duration::from_secs(1)).expect("metrics").to_line(0);
         let record: serde_json::Value = serde_json::from_str(&line).expect("an EMF line");
         assert_eq!(record["DelayBeyondNotice"], 2.0, "{line}");
+        assert_eq!(record["DrainFailures"], 1.0, "{line}");
     }
 }
