@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use harness_fixtures::mq_poller::{
-    credentials, in_a_minute, object, object_keys, scene, schedule_event, settings, with_body_bucket, BODIES, TABLE,
+    credentials, in_a_minute, object, object_keys, scene, schedule_event, scheduled_poll, settings, with_body_bucket,
+    BODIES, TABLE,
 };
 use harness_services::activemq::{self, ActiveMq};
 use harness_services::dynamo::{item_text, scan_all};
@@ -28,16 +29,7 @@ async fn a_body_too_large_for_an_item_goes_to_the_bucket_and_its_item_points_at_
     producer.flush().await;
     let (settings, aws, s3) = with_body_bucket(&scene, settings(&[broker.stomp_url()], queue, None), true).await;
 
-    let outcome = handle_payload(
-        &aws,
-        &settings,
-        &credentials(activemq::USER, activemq::PASSWORD),
-        &schedule_event(),
-        in_a_minute(),
-    )
-    .await
-    .expect("poll");
-    let Outcome::Poll(summary) = outcome else { panic!("poll") };
+    let summary = scheduled_poll(&aws, &settings, &credentials(activemq::USER, activemq::PASSWORD), "poll").await;
     assert_eq!(
         (summary.received, summary.stored, summary.rejected, summary.bodies_in_bucket),
         (3, 3, 0, 1),

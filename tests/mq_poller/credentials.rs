@@ -2,11 +2,11 @@
 //! between two polls, also when the standby of an active/standby pair cannot be reached (any
 //! reachable endpoint refusing the login is reason to read the secret again).
 
-use harness_fixtures::mq_poller::{in_a_minute, schedule_event, settings, table_only, TABLE};
+use harness_fixtures::mq_poller::{in_a_minute, schedule_event, scheduled_poll, settings, table_only, TABLE};
 use harness_services::dynamo::{create_table, scan_all};
 use harness_services::moto::Moto;
 use harness_services::rabbitmq::{self, RabbitMq};
-use mq_poller::{handle_payload, Outcome};
+use mq_poller::handle_payload;
 use mq_poller::{CredentialSource, CredentialsProvider};
 use serde_json::json;
 
@@ -79,10 +79,13 @@ async fn follows_a_rotated_password(standby_down: bool) {
         .expect("new secret version");
     publish(5..10, "rotated-Passw0rd").await;
 
-    let outcome = handle_payload(&table_only(&dynamo), &settings, &provider, &schedule_event(), in_a_minute())
-        .await
-        .expect("the refused login re-reads the secret and the poll goes on");
-    let Outcome::Poll(summary) = outcome else { panic!("poll") };
+    let summary = scheduled_poll(
+        &table_only(&dynamo),
+        &settings,
+        &provider,
+        "the refused login re-reads the secret and the poll goes on",
+    )
+    .await;
     assert_eq!(summary.stored, 5);
     assert_eq!(scan_all(&dynamo, TABLE).await.len(), 10);
 }

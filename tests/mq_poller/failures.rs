@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use harness_fixtures::mq_poller::{
-    credentials, in_a_minute, scene, schedule_event, settings, table_only, until_stored, TABLE,
+    credentials, in_a_minute, scene, schedule_event, scheduled_poll, settings, table_only, until_stored, TABLE,
 };
 use harness_services::activemq::{self, ActiveMq};
 use harness_services::dynamo::{create_table, item_bodies, scan_all};
@@ -224,10 +224,7 @@ async fn a_broker_restarted_mid_drain_fails_the_poll_and_the_next_poll_completes
     let partial = scan_all(&scene.dynamo, TABLE).await.len();
     assert!(partial < COUNT, "restarted too late to test anything");
 
-    let outcome = handle_payload(&scene.aws, &settings, &credentials, &schedule_event(), in_a_minute())
-        .await
-        .expect("the next poll");
-    let Outcome::Poll(summary) = outcome else { panic!("poll") };
+    let summary = scheduled_poll(&scene.aws, &settings, &credentials, "the next poll").await;
     let items = scan_all(&scene.dynamo, TABLE).await;
     assert_eq!(
         items.len(),

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use harness_fixtures::mq_poller::{
-    credentials, in_a_minute, parked, poison_body, scene, schedule_event, send_with_a_poison_item, settings,
-    with_body_bucket, TABLE,
+    credentials, in_a_minute, parked, poison_body, scene, schedule_event, scheduled_poll, send_with_a_poison_item,
+    settings, with_body_bucket, TABLE,
 };
 use harness_services::activemq::{self, ActiveMq};
 use harness_services::dynamo::{item_bodies, scan_all};
@@ -57,16 +57,13 @@ async fn an_item_dynamodb_refuses_is_parked_and_the_rest_of_its_batch_is_stored(
     let queue = "poisoned";
     let poison = send_with_a_poison_item(&broker, queue).await;
     let settings = settings(&[broker.stomp_url()], queue, None);
-    let outcome = handle_payload(
+    let summary = scheduled_poll(
         &scene.aws,
         &settings,
         &credentials(activemq::USER, activemq::PASSWORD),
-        &schedule_event(),
-        in_a_minute(),
+        "the poll goes on past the refused item",
     )
-    .await
-    .expect("the poll goes on past the refused item");
-    let Outcome::Poll(summary) = outcome else { panic!("poll") };
+    .await;
     assert_eq!((summary.received, summary.stored, summary.rejected), (25, 24, 1), "{summary:?}");
     let stored = scan_all(&scene.dynamo, TABLE).await;
     assert_eq!(stored.len(), 24);
@@ -107,16 +104,13 @@ async fn with_a_body_bucket_a_refused_item_is_parked_there_whole_and_acknowledge
     let queue = "poisoned-parked";
     let poison = send_with_a_poison_item(&broker, queue).await;
     let (settings, aws, s3) = with_body_bucket(&scene, settings(&[broker.stomp_url()], queue, None), true).await;
-    let outcome = handle_payload(
+    let summary = scheduled_poll(
         &aws,
         &settings,
         &credentials(activemq::USER, activemq::PASSWORD),
-        &schedule_event(),
-        in_a_minute(),
+        "the poll goes on past the refused item",
     )
-    .await
-    .expect("the poll goes on past the refused item");
-    let Outcome::Poll(summary) = outcome else { panic!("poll") };
+    .await;
     assert_eq!((summary.received, summary.stored, summary.rejected), (25, 24, 1), "{summary:?}");
     assert_eq!(scan_all(&scene.dynamo, TABLE).await.len(), 24);
     let (record, body) = parked(&s3).await;

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use harness_fixtures::mq_poller::{credentials, in_a_minute, scene, schedule_event, settings, TABLE};
+use harness_fixtures::mq_poller::{credentials, in_a_minute, scene, schedule_event, scheduled_poll, settings, TABLE};
 use harness_services::activemq::{self, ActiveMq};
 use harness_services::dynamo::{item_bodies, scan_all};
 use harness_services::messages::{remaining, send_messages, test_message};
@@ -26,16 +26,7 @@ async fn activemq_over_tls_drains_a_thousand_messages_byte_for_byte() {
     send_messages(&broker, queue, 0..1000).await;
 
     let settings = settings(&[broker.stomp_ssl_url()], queue, Some(&broker.ca));
-    let outcome = handle_payload(
-        &scene.aws,
-        &settings,
-        &credentials(activemq::USER, activemq::PASSWORD),
-        &schedule_event(),
-        in_a_minute(),
-    )
-    .await
-    .expect("poll");
-    let Outcome::Poll(summary) = outcome else { panic!("expected a poll: {outcome:?}") };
+    let summary = scheduled_poll(&scene.aws, &settings, &credentials(activemq::USER, activemq::PASSWORD), "poll").await;
     assert_eq!((summary.received, summary.stored, summary.rejected), (1000, 1000, 0), "{summary:?}");
     assert_eq!(summary.stop_reason, StopReason::Idle);
 
@@ -156,16 +147,7 @@ async fn rabbitmq_drains_with_manual_acks_and_ids_from_the_message_id_property()
     }
 
     let settings = settings(&[broker.broker_url()], queue, None);
-    let outcome = handle_payload(
-        &scene.aws,
-        &settings,
-        &credentials(rabbitmq::USER, rabbitmq::PASSWORD),
-        &schedule_event(),
-        in_a_minute(),
-    )
-    .await
-    .expect("poll");
-    let Outcome::Poll(summary) = outcome else { panic!("poll") };
+    let summary = scheduled_poll(&scene.aws, &settings, &credentials(rabbitmq::USER, rabbitmq::PASSWORD), "poll").await;
     assert_eq!((summary.received, summary.stored), (300, 300));
     let items = scan_all(&scene.dynamo, TABLE).await;
     assert_eq!(items.len(), 300);
@@ -205,16 +187,7 @@ async fn rabbitmq_messages_sharing_a_publisher_id_are_all_stored_and_a_redeliver
             .expect("confirm");
     }
     let settings = settings(&[broker.broker_url()], queue, None);
-    let outcome = handle_payload(
-        &scene.aws,
-        &settings,
-        &credentials(rabbitmq::USER, rabbitmq::PASSWORD),
-        &schedule_event(),
-        in_a_minute(),
-    )
-    .await
-    .expect("poll");
-    let Outcome::Poll(summary) = outcome else { panic!("poll") };
+    let summary = scheduled_poll(&scene.aws, &settings, &credentials(rabbitmq::USER, rabbitmq::PASSWORD), "poll").await;
     assert_eq!((summary.received, summary.stored), (2, 2));
     let items = scan_all(&scene.dynamo, TABLE).await;
     assert_eq!(
@@ -280,16 +253,8 @@ async fn a_poll_capped_by_max_messages_is_sent_no_more_than_it_takes() {
         let mut settings = settings(&[broker.broker_url()], queue, None);
         settings.prefetch = prefetch;
         settings.max_messages = Some(max);
-        let outcome = handle_payload(
-            &scene.aws,
-            &settings,
-            &credentials(rabbitmq::USER, rabbitmq::PASSWORD),
-            &schedule_event(),
-            in_a_minute(),
-        )
-        .await
-        .expect("poll");
-        let Outcome::Poll(summary) = outcome else { panic!("poll") };
+        let summary =
+            scheduled_poll(&scene.aws, &settings, &credentials(rabbitmq::USER, rabbitmq::PASSWORD), "poll").await;
         assert_eq!(
             (summary.received, summary.stored, summary.stop_reason),
             (max, max, StopReason::MaxMessages),
@@ -333,16 +298,7 @@ async fn a_selector_drains_only_the_messages_this_function_owns() {
 
     let mut settings = settings(&[broker.stomp_url()], queue, None);
     settings.selector = Some("owner = 'us'".into());
-    let outcome = handle_payload(
-        &scene.aws,
-        &settings,
-        &credentials(activemq::USER, activemq::PASSWORD),
-        &schedule_event(),
-        in_a_minute(),
-    )
-    .await
-    .expect("poll");
-    let Outcome::Poll(summary) = outcome else { panic!("expected a poll: {outcome:?}") };
+    let summary = scheduled_poll(&scene.aws, &settings, &credentials(activemq::USER, activemq::PASSWORD), "poll").await;
     assert_eq!((summary.received, summary.stored), (5, 5), "{summary:?}");
     let bodies = item_bodies(&scan_all(&scene.dynamo, TABLE).await);
     let ours: BTreeSet<Vec<u8>> = (0..10).step_by(2).map(|i| format!("message {i}").into_bytes()).collect();
