@@ -161,6 +161,11 @@ sam_local_dir() {
 # Starts Debian's dockerd when no engine answers, and prints its process id (nothing when one
 # already ran: that one is not ours to stop). --iptables=false: this machine's kernel has no
 # usable iptables; the default bridge stays, as SAM publishes its emulator's port on it.
+# The running Docker engine's address on its default bridge (empty when it has none yet).
+bridge_gateway() {
+  docker network inspect bridge --format '{{(index .IPAM.Config 0).Gateway}}' 2>/dev/null || true
+}
+
 start_docker_engine() {
   if docker info >/dev/null 2>&1; then
     return 0
@@ -172,10 +177,13 @@ start_docker_engine() {
   # through stop_docker_engine.
   setsid dockerd --iptables=false </dev/null >"$log" 2>&1 &
   pid=$!
-  until docker info >/dev/null 2>&1; do
+  # Up once it answers and its default bridge has an address: a dockerd just started answers
+  # `docker info` before it has set that network up (seen on a machine's first start), and the
+  # callers put the stand-ins on the bridge's gateway.
+  until docker info >/dev/null 2>&1 && [ -n "$(bridge_gateway)" ]; do
     if ! kill -0 "$pid" 2>/dev/null || [ "$waited" -ge 60 ]; then
       kill "$pid" 2>/dev/null
-      echo "dockerd did not start (log: $log):" >&2
+      echo "dockerd did not start, or has no default bridge (log: $log):" >&2
       tail -n 5 "$log" >&2
       return 1
     fi

@@ -58,24 +58,17 @@ impl DockerEngine {
     }
 
     /// This machine's address on the default bridge, where the containers reach servers of
-    /// ours (they cannot reach the machine's loopback). A dockerd just started answers `docker
-    /// info` before it has set its default network up (seen on a machine's first start), so this
-    /// asks again for up to 30 s; then it panics naming what it saw.
+    /// ours (they cannot reach the machine's loopback); `start_docker_engine` waits for it on an
+    /// engine it starts. Panics if the bridge has none.
     pub fn bridge_gateway(&self) -> String {
-        let mut last = String::new();
-        for _ in 0..60 {
-            let output = Command::new("docker")
-                .args(["network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}"])
-                .output()
-                .unwrap_or_else(|e| panic!("docker network inspect: {e}"));
-            let gateway = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-            if output.status.success() && gateway.parse::<std::net::Ipv4Addr>().is_ok() {
-                return gateway;
-            }
-            last = format!("{gateway} {}", String::from_utf8_lossy(&output.stderr));
-            std::thread::sleep(std::time::Duration::from_millis(500));
-        }
-        panic!("the Docker engine has no default bridge with an address (dockerd must keep it): {last}")
+        let output = lib_sh("bridge_gateway");
+        let gateway = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        assert!(
+            output.status.success() && gateway.parse::<std::net::Ipv4Addr>().is_ok(),
+            "the Docker engine has no default bridge with an address (dockerd must keep it): {gateway} {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        gateway
     }
 
     /// The ids of every container of SAM's, running or not (SAM labels its Lambda containers
