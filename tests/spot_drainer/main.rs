@@ -9,6 +9,8 @@
 //! - `rebalance`: a recommendation keeps a group's last healthy target; the warning drains it.
 //! - `after_drain`: groups whose deregistration delay outlasts the notice, and groups a
 //!   Kubernetes controller manages, named in the summary.
+//! - `shared_budget`: the account's ELB budget in a DynamoDB table, drawn on by every
+//!   invocation; a table that is gone.
 //!
 //! The fleets, warnings and checks they share are in `harness_fixtures::spot_drainer`; the
 //! staging of moto in `harness_services::ec2`.
@@ -20,3 +22,4 @@ mod discovery;
 mod events;
 mod rebalance;
 mod retries;
+mod shared_budget;

@@ -348,8 +348,11 @@ fn spot_drainer_takes_warnings_from_its_queue_in_batches_and_may_deregister_only
     assert_eq!(properties["MaximumBatchingWindowInSeconds"], json!({"Ref": "SpotBatchingWindowSeconds"}));
     assert_eq!(
         (properties["BatchSize"].as_i64(), properties["ScalingConfig"]["MaximumConcurrency"].as_i64()),
-        (Some(10), Some(2))
+        (Some(1000), Some(2))
     );
+    // A batch above 10 needs a window of at least a second (Lambda refuses the mapping otherwise).
+    let window = &template["Parameters"]["SpotBatchingWindowSeconds"];
+    assert_eq!((window["MinValue"].as_i64(), window["Default"].as_i64()), (Some(1), Some(5)), "{window}");
     let queue = &resources["SpotWarningsQueue"]["Properties"];
     assert_eq!(
         queue["RedrivePolicy"]["deadLetterTargetArn"],
@@ -384,6 +387,27 @@ fn the_rest_api_has_one_stage_and_every_stage_is_throttled() {
         let settings = stage["Properties"]["MethodSettings"].to_string();
         assert!(settings.contains("ThrottlingRateLimit") && settings.contains("ThrottlingBurstLimit"), "{name}");
     }
+}
+
+#[test]
+fn both_spot_drainer_functions_draw_on_one_elb_budget_in_a_table_they_may_only_read_and_update() {
+    let template = translated();
+    let resources = &template["Resources"];
+    let table = &resources["SpotDrainerBudgetTable"];
+    assert_eq!(table["Type"], "AWS::DynamoDB::Table");
+    assert_eq!(table["Condition"], "DeploySpotDrainer");
+    assert_eq!(table["Properties"]["KeySchema"], json!([{"AttributeName": "id", "KeyType": "HASH"}]));
+    for function in ["SpotDrainerFunction", "SpotDrainerLifecycleFunction"] {
+        let variables = &resources[function]["Properties"]["Environment"]["Variables"];
+        assert_eq!(variables["ELB_BUDGET_TABLE"], json!({"Ref": "SpotDrainerBudgetTable"}), "{function}");
+    }
+    let statements = role_statements(&template, "SpotDrainerRole");
+    let budget = by_sid(&statements, "ShareElbBudget");
+    assert_eq!(actions(&budget), ["dynamodb:GetItem", "dynamodb:UpdateItem"]);
+    assert_eq!(budget["Resource"], json!({"Fn::GetAtt": ["SpotDrainerBudgetTable", "Arn"]}));
+    let touching: Vec<_> =
+        statements.iter().filter(|s| actions(s).iter().any(|a| a.starts_with("dynamodb:"))).collect();
+    assert_eq!(touching.len(), 1, "no other table access: {touching:?}");
 }
 
 #[test]

@@ -58,7 +58,7 @@ pub async fn drain_requests_except(
             instance_ids.push(&request.instance_id);
         }
     }
-    let budget = ElbBudget::new(&settings.pacing);
+    let budget = ElbBudget::new(&settings.pacing, drainer.budget_table);
     let started = Instant::now();
     let began_ms = epoch_ms();
     let described = future::join_all(instance_ids.iter().map(|id| describe_instance(&aws.ec2, id))).await;

@@ -4,6 +4,7 @@
 use crate::clients::AwsClients;
 use crate::group_cache::TargetGroupCache;
 use crate::settings::Settings;
+use crate::shared_bucket::BudgetTable;
 
 pub struct Drainer<'a> {
     pub aws: &'a AwsClients,
@@ -12,6 +13,9 @@ pub struct Drainer<'a> {
     pub cache: &'a TargetGroupCache,
     /// Where summaries are published; `None` publishes nothing.
     pub notices: Option<Notices<'a>>,
+    /// Where the account's ELB budget is kept (`ELB_BUDGET_TABLE`); `None`: each invocation
+    /// paces itself alone.
+    pub budget_table: Option<BudgetTable<'a>>,
 }
 
 /// The notices topic and the client that publishes to it.
@@ -22,8 +26,8 @@ pub struct Notices<'a> {
 }
 
 impl<'a> Drainer<'a> {
-    /// A drainer that publishes nothing.
+    /// A drainer that publishes nothing and paces itself alone.
     pub fn new(aws: &'a AwsClients, settings: &'a Settings, cache: &'a TargetGroupCache) -> Self {
-        Drainer { aws, settings, cache, notices: None }
+        Drainer { aws, settings, cache, notices: None, budget_table: None }
     }
 }

@@ -4,7 +4,7 @@
 //! connections drain within the two-minute notice.
 //!
 //! `handler` takes the event and answers; `drain` and `lifecycle` do the work, through
-//! `discovery`, `deregistration` and `pacing`; `drainer` holds what every drain needs.
+//! `discovery`, `deregistration` and `pacing` (with `shared_bucket`, the account's budget in DynamoDB); `drainer` holds what every drain needs.
 
 mod asg;
 mod clients;
@@ -25,6 +25,7 @@ mod pacing;
 mod registration;
 mod retry;
 mod settings;
+mod shared_bucket;
 mod summary;
 
 pub use clients::AwsClients;
@@ -38,4 +39,5 @@ pub use lifecycle::{HEARTBEAT_EVERY, POLL_EVERY};
 pub use pacing::TokenBucket;
 pub use registration::Outcome;
 pub use settings::{Discovery, Pacing, Settings};
+pub use shared_bucket::BudgetTable;
 pub use summary::{DrainSummary, GroupOutcome};

@@ -1,6 +1,6 @@
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use serde_json::Value;
-use spot_drainer::{handle_event, AwsClients, Drainer, Notices, Settings, TargetGroupCache};
+use spot_drainer::{handle_event, AwsClients, BudgetTable, Drainer, Notices, Settings, TargetGroupCache};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -12,8 +12,11 @@ async fn main() -> Result<(), Error> {
     let cache = TargetGroupCache::new(settings.target_group_cache_ttl);
     let sns = settings.notices_topic_arn.as_ref().map(|_| aws_sdk_sns::Client::new(&config));
     let notices = sns.as_ref().zip(settings.notices_topic_arn.as_deref());
+    let dynamodb = settings.elb_budget_table.as_ref().map(|_| aws_sdk_dynamodb::Client::new(&config));
+    let budget_table = dynamodb.as_ref().zip(settings.elb_budget_table.as_deref());
     let drainer = Drainer {
         notices: notices.map(|(sns, topic_arn)| Notices { sns, topic_arn }),
+        budget_table: budget_table.map(|(dynamodb, table)| BudgetTable { dynamodb, table }),
         ..Drainer::new(&aws, &settings, &cache)
     };
     let drainer = &drainer;

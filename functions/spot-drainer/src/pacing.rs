@@ -2,12 +2,17 @@
 //! from shared token buckets (describe calls from one, mutating calls such as DeregisterTargets
 //! from others), so a drain that spends them all throttles the console, the CLI and the load
 //! balancer controller too. `SCAN_CONCURRENCY` bounds calls in flight; these buckets bound calls
-//! per second, below the API's own, leaving headroom for everyone else.
+//! per second, below the API's own, leaving headroom for everyone else. With a budget table
+//! (`ELB_BUDGET_TABLE`) the buckets are the account's, shared by every invocation through
+//! DynamoDB (`shared_bucket`); without one, or when the table fails, each invocation's own.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Mutex;
 use tokio::time::Instant;
+
+use crate::shared_bucket::{BudgetTable, SharedBucket};
 
 /// A token bucket: `burst` calls at once, then `rate` a second.
 #[derive(Debug)]
@@ -15,12 +20,27 @@ pub struct TokenBucket {
     rate: f64,
     burst: f64,
     state: Mutex<(f64, Instant)>,
+    shared: Option<SharedBucket>,
+    /// The shared bucket failed once in this invocation: the drain paces itself from then on
+    /// rather than wait on a table that is not answering.
+    shared_failed: AtomicBool,
 }
 
 impl TokenBucket {
     pub fn new(rate_per_second: u32, burst: u32) -> TokenBucket {
         let burst = f64::from(burst.max(1));
-        TokenBucket { rate: f64::from(rate_per_second.max(1)), burst, state: Mutex::new((burst, Instant::now())) }
+        TokenBucket {
+            rate: f64::from(rate_per_second.max(1)),
+            burst,
+            state: Mutex::new((burst, Instant::now())),
+            shared: None,
+            shared_failed: AtomicBool::new(false),
+        }
+    }
+
+    /// A bucket kept in the budget table's item `name`, with this one's rate and burst.
+    pub fn shared(rate_per_second: u32, burst: u32, table: BudgetTable<'_>, name: &'static str) -> TokenBucket {
+        TokenBucket { shared: Some(SharedBucket::new(table, name)), ..TokenBucket::new(rate_per_second, burst) }
     }
 
     /// Waits for a token, then takes it.
@@ -31,6 +51,16 @@ impl TokenBucket {
     /// As [`take`](Self::take), unless the token would come after `deadline`: then `false` at
     /// once, and no token is taken.
     pub async fn take_by(&self, deadline: Option<Instant>) -> bool {
+        if let Some(shared) = self.shared.as_ref().filter(|_| !self.shared_failed.load(Ordering::Relaxed)) {
+            match shared.take_by(self.rate, self.burst, deadline).await {
+                Ok(taken) => return taken,
+                Err(error) => {
+                    if !self.shared_failed.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(bucket = shared.name(), %error, "the shared ELB budget failed; pacing this invocation alone");
+                    }
+                }
+            }
+        }
         loop {
             let wait = {
                 let mut state = self.state.lock().await;
@@ -61,10 +91,15 @@ pub struct ElbBudget {
 }
 
 impl ElbBudget {
-    pub fn new(settings: &crate::settings::Pacing) -> ElbBudget {
+    /// The account's budgets when there is a budget table, else this invocation's own.
+    pub fn new(settings: &crate::settings::Pacing, table: Option<BudgetTable<'_>>) -> ElbBudget {
+        let bucket = |rate, burst, name| match table {
+            Some(table) => TokenBucket::shared(rate, burst, table, name),
+            None => TokenBucket::new(rate, burst),
+        };
         ElbBudget {
-            describe: TokenBucket::new(settings.describe_rate, settings.describe_burst),
-            deregister: TokenBucket::new(settings.deregister_rate, settings.deregister_burst),
+            describe: bucket(settings.describe_rate, settings.describe_burst, "elb-describe"),
+            deregister: bucket(settings.deregister_rate, settings.deregister_burst, "elb-deregister"),
         }
     }
 }

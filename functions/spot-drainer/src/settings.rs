@@ -54,6 +54,9 @@ pub struct Settings {
     /// On a rebalance recommendation, the healthy targets each group keeps
     /// (`REBALANCE_KEEP_HEALTHY`); 0 drains everything, as for an interruption.
     pub rebalance_keep_healthy: usize,
+    /// The DynamoDB table holding the account's ELB budget (`ELB_BUDGET_TABLE`), shared by every
+    /// invocation; none: each invocation keeps its own.
+    pub elb_budget_table: Option<String>,
 }
 
 /// The function's own ELB budgets: `ELB_DESCRIBE_RATE`/`ELB_DESCRIBE_BURST` and
@@ -86,6 +89,7 @@ impl Default for Settings {
             notices_topic_arn: None,
             lifecycle_hook_names: Vec::new(),
             rebalance_keep_healthy: 1,
+            elb_budget_table: None,
         }
     }
 }
@@ -129,6 +133,7 @@ impl Settings {
                 .whole("REBALANCE_KEEP_HEALTHY")?
                 .map_or(Ok(defaults.rebalance_keep_healthy), usize::try_from)
                 .map_err(|_| "REBALANCE_KEEP_HEALTHY is too large".to_owned())?,
+            elb_budget_table: env.text("ELB_BUDGET_TABLE"),
         })
     }
 
@@ -155,6 +160,7 @@ mod tests {
             "TARGET_GROUP_CACHE_SECONDS" => Some("0".into()),
             "LIFECYCLE_HOOK_NAMES" => Some(" drain, ,ours-too ".into()),
             "REBALANCE_KEEP_HEALTHY" => Some("2".into()),
+            "ELB_BUDGET_TABLE" => Some("ops-elb-budget".into()),
             _ => None,
         })
         .unwrap();
@@ -167,6 +173,7 @@ mod tests {
         assert_eq!(settings.target_group_cache_ttl, std::time::Duration::ZERO);
         assert_eq!(settings.lifecycle_hook_names, ["drain", "ours-too"]);
         assert_eq!((settings.rebalance_keep_healthy, Settings::default().rebalance_keep_healthy), (2, 1));
+        assert_eq!(settings.elb_budget_table.as_deref(), Some("ops-elb-budget"));
         assert!(settings.owns_hook("ours-too") && !settings.owns_hook("other-team-hook"));
         assert!(!Settings::default().owns_hook("drain"), "no hook is owned unless named");
         assert_eq!(

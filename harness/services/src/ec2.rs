@@ -62,6 +62,33 @@ pub async fn create_group(
     output.target_groups()[0].target_group_arn().expect("arn").to_owned()
 }
 
+/// `count` instance-type groups in the VPC, named `<prefix>-<i>`; returns their ARNs.
+pub async fn many_groups(
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    vpc_id: &str,
+    prefix: &str,
+    count: usize,
+) -> Vec<String> {
+    let mut groups = Vec::with_capacity(count);
+    for i in 0..count {
+        groups.push(create_group(elb, vpc_id, &format!("{prefix}-{i}"), TargetTypeEnum::Instance).await);
+    }
+    groups
+}
+
+/// Registers every one of `instances` in each of `groups` on port 8080, one call per group.
+pub async fn register_all(elb: &aws_sdk_elasticloadbalancingv2::Client, groups: &[String], instances: &[String]) {
+    for group in groups {
+        let targets = instances.iter().map(|id| TargetDescription::builder().id(id).port(8080).build());
+        elb.register_targets()
+            .target_group_arn(group)
+            .set_targets(Some(targets.collect()))
+            .send()
+            .await
+            .expect("register_targets");
+    }
+}
+
 /// Registers `id` (instance id or IP) in the group on `port`.
 pub async fn register(elb: &aws_sdk_elasticloadbalancingv2::Client, group: &str, id: &str, port: i32) {
     elb.register_targets()

@@ -1,0 +1,175 @@
+//! A token bucket held in a DynamoDB item, so that every invocation (the warnings queue's two
+//! pollers, and the lifecycle twin's invocations) draws on one budget for the account instead of
+//! one each. A take reads the item's tokens and stamp, refills them by the time since, and
+//! writes the result back on the condition that nobody wrote in between (a sequence number);
+//! a lost race re-reads and tries again. Reserved concurrency cannot do this: a throttled SQS
+//! poller hands the batch back only after the visibility timeout.
+//!
+//! The stamp is each writer's wall clock. Lambda hosts keep theirs in sync; a writer whose clock
+//! ran ahead only makes the others wait longer, never spend more.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+/// The key attribute of the budget table (`ELB_BUDGET_TABLE`).
+pub const KEY: &str = "id";
+/// Thousandths of a token, so the item holds whole numbers.
+const MILLI: u64 = 1000;
+/// A table that does not answer within this has failed: the drain goes on with its own bucket.
+const CALL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The table the budget lives in, and the client that reaches it.
+#[derive(Clone, Copy)]
+pub struct BudgetTable<'a> {
+    pub dynamodb: &'a aws_sdk_dynamodb::Client,
+    pub table: &'a str,
+}
+
+/// What the item said when last read or written: `seq` 0 means there is no item yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stored {
+    seq: u64,
+    milli_tokens: u64,
+    at_ms: u64,
+}
+
+/// One bucket of the table (`elb-describe`, `elb-deregister`).
+#[derive(Debug)]
+pub struct SharedBucket {
+    dynamodb: aws_sdk_dynamodb::Client,
+    table: String,
+    name: &'static str,
+    /// The item as this invocation last saw it; a write that finds it changed re-reads.
+    known: Mutex<Option<Stored>>,
+}
+
+impl SharedBucket {
+    pub fn new(table: BudgetTable<'_>, name: &'static str) -> SharedBucket {
+        SharedBucket { dynamodb: table.dynamodb.clone(), table: table.table.to_owned(), name, known: Mutex::new(None) }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Takes a token at `rate` a second and at most `burst` saved, waiting for one unless it would
+    /// come after `deadline` (then `Ok(false)`, nothing taken). An error means the table cannot
+    /// be used (missing, refused, throttled, too slow); the caller paces itself instead.
+    pub async fn take_by(&self, rate: f64, burst: f64, deadline: Option<Instant>) -> Result<bool, String> {
+        // Held for the whole take: this invocation's takes never race one another on the item.
+        let mut known = self.known.lock().await;
+        // `rate` tokens a second is `rate` thousandths a millisecond.
+        let milli_per_ms = rate;
+        let burst_milli = (burst * MILLI as f64) as u64;
+        loop {
+            let stored = match *known {
+                Some(stored) => stored,
+                None => self.read().await?,
+            };
+            let now_ms = wall_ms();
+            let elapsed_ms = now_ms.saturating_sub(stored.at_ms);
+            let milli_tokens = if stored.seq == 0 {
+                burst_milli
+            } else {
+                (stored.milli_tokens as f64 + elapsed_ms as f64 * milli_per_ms).min(burst_milli as f64) as u64
+            };
+            if milli_tokens >= MILLI {
+                let next =
+                    Stored { seq: stored.seq + 1, milli_tokens: milli_tokens - MILLI, at_ms: now_ms.max(stored.at_ms) };
+                match self.write(stored, next).await? {
+                    None => {
+                        *known = Some(next);
+                        return Ok(true);
+                    }
+                    // Another invocation wrote first: start again from what it wrote.
+                    Some(current) => {
+                        *known = current;
+                        continue;
+                    }
+                }
+            }
+            let wait = Duration::from_secs_f64((MILLI - milli_tokens) as f64 / MILLI as f64 / rate);
+            if deadline.is_some_and(|deadline| Instant::now() + wait > deadline) {
+                *known = Some(stored);
+                return Ok(false);
+            }
+            tokio::time::sleep(wait).await;
+            // The refill is counted again from the stamp; if someone took meanwhile, the write
+            // finds out.
+            *known = Some(stored);
+        }
+    }
+
+    async fn read(&self) -> Result<Stored, String> {
+        let call = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.table)
+            .key(KEY, AttributeValue::S(self.name.to_owned()))
+            .consistent_read(true)
+            .send();
+        let answer = tokio::time::timeout(CALL_TIMEOUT, call)
+            .await
+            .map_err(|_| format!("reading {} took over {CALL_TIMEOUT:?}", self.name))?
+            .map_err(|e| format!("reading {}: {}", self.name, DisplayErrorContext(&e)))?;
+        answer.item().map_or(Ok(Stored { seq: 0, milli_tokens: 0, at_ms: 0 }), stored_from)
+    }
+
+    /// Writes `next` if the item is still `seen`: `Ok(None)` when written, `Ok(Some(current))`
+    /// when someone else wrote first (`current` is their item when DynamoDB returned it).
+    async fn write(&self, seen: Stored, next: Stored) -> Result<Option<Option<Stored>>, String> {
+        let number = |n: u64| AttributeValue::N(n.to_string());
+        let mut call = self
+            .dynamodb
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY, AttributeValue::S(self.name.to_owned()))
+            .update_expression("SET #tokens = :tokens, #at = :at, #seq = :next")
+            .expression_attribute_names("#tokens", "milliTokens")
+            .expression_attribute_names("#at", "atMs")
+            .expression_attribute_names("#seq", "seq")
+            .expression_attribute_values(":tokens", number(next.milli_tokens))
+            .expression_attribute_values(":at", number(next.at_ms))
+            .expression_attribute_values(":next", number(next.seq))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        call = if seen.seq == 0 {
+            call.condition_expression("attribute_not_exists(#seq)")
+        } else {
+            call.condition_expression("#seq = :seen").expression_attribute_values(":seen", number(seen.seq))
+        };
+        let answer = tokio::time::timeout(CALL_TIMEOUT, call.send())
+            .await
+            .map_err(|_| format!("writing {} took over {CALL_TIMEOUT:?}", self.name))?;
+        match answer {
+            Ok(_) => Ok(None),
+            Err(SdkError::ServiceError(failure)) => match failure.into_err() {
+                UpdateItemError::ConditionalCheckFailedException(lost) => {
+                    Ok(Some(lost.item().map(stored_from).transpose()?))
+                }
+                other => Err(format!("writing {}: {}", self.name, DisplayErrorContext(&other))),
+            },
+            Err(other) => Err(format!("writing {}: {}", self.name, DisplayErrorContext(&other))),
+        }
+    }
+}
+
+/// The item's three numbers; an item someone else shaped is an error (the table is not ours).
+fn stored_from(item: &HashMap<String, AttributeValue>) -> Result<Stored, String> {
+    let number = |name: &str| {
+        item.get(name)
+            .and_then(|value| value.as_n().ok())
+            .and_then(|n| n.parse::<u64>().ok())
+            .ok_or_else(|| format!("the budget item has no whole number {name}"))
+    };
+    Ok(Stored { seq: number("seq")?, milli_tokens: number("milliTokens")?, at_ms: number("atMs")? })
+}
+
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
