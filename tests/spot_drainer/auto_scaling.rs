@@ -1,12 +1,13 @@
 //! An instance of an Auto Scaling group: its target groups found through the group without a
-//! scan, and detaching it from the group without lowering the desired capacity.
+//! scan, detaching it from the group without lowering the desired capacity, and a reclaim of
+//! the whole group looked up once.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use harness_fixtures::spot_drainer::{asg_scene, drain_instance, interruption, settings};
 use harness_services::ec2::{describe_group, targets_in};
-use spot_drainer::Outcome;
-use spot_drainer::{Discovery, Settings};
+use spot_drainer::{drain_requests, Action, Discovery, DrainRequest, Drainer, Outcome, Settings, TargetGroupCache};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_mode_finds_the_auto_scaling_groups_target_groups_without_a_scan() {
@@ -61,4 +62,32 @@ async fn a_rebalance_recommendation_never_detaches_the_instance() {
         group.instances().iter().any(|i| i.instance_id() == Some(recommended.as_str())),
         "a recommendation may never be followed by an interruption: the instance stays in its group"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reclaim_of_one_auto_scaling_group_describes_its_instances_and_the_group_once() {
+    // A pool reclaim in one batch: every instance of the group warned at once. Looked up one by
+    // one, a hundred warnings would be a hundred DescribeInstances and a hundred
+    // DescribeAutoScalingGroups calls, throttled by EC2 and Auto Scaling (and a throttled group
+    // lookup would fall back to a scan of the VPC).
+    let scene = asg_scene().await;
+    let warnings: Vec<DrainRequest> =
+        scene.instances.iter().map(|id| DrainRequest::notice(id, Action::Terminate)).collect();
+    scene.lookups.reset();
+    let cache = TargetGroupCache::new(Duration::ZERO);
+    let drained = drain_requests(&Drainer::new(&scene.aws, &settings(Discovery::Auto), &cache), &warnings, None).await;
+    for summary in drained {
+        let summary = summary.expect("drained");
+        assert_eq!(
+            (summary.discovered_by, summary.count(Outcome::Deregistered)),
+            (Some(Discovery::Asg), 2),
+            "{summary:?}"
+        );
+    }
+    let lookups = scene.lookups.snapshot();
+    assert_eq!(lookups.get("DescribeInstances"), Some(&1), "{lookups:?}");
+    assert_eq!(lookups.get("DescribeAutoScalingGroups"), Some(&1), "{lookups:?}");
+    for group in &scene.attached {
+        assert!(targets_in(&scene.aws.elb, group).await.is_empty(), "{group} still has targets");
+    }
 }

@@ -1,11 +1,12 @@
-//! Nothing left to do: the same warning twice, an instance already gone or in no group, and a
-//! retry after the instance terminated.
+//! Nothing left to do: the same warning twice, an instance already gone or in no group (alone or
+//! in a batch), and a retry after the instance terminated.
+
+use std::time::Duration;
 
 use harness_fixtures::spot_drainer::{drain_instance, fleet, interruption, registrations, settings};
 use harness_services::ec2::{launch, targets_in};
 use harness_services::moto::Moto;
-use spot_drainer::Discovery;
-use spot_drainer::Outcome;
+use spot_drainer::{drain_requests, Action, Discovery, DrainRequest, Drainer, Outcome, TargetGroupCache};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_event_twice_succeeds_with_nothing_left_to_do() {
@@ -60,4 +61,23 @@ async fn a_retry_after_the_instance_terminated_removes_its_instance_targets_and_
     assert!(summary.registrations.iter().all(|r| r.registration.target_id == fleet.doomed.id), "{summary:?}");
     // Its address may already be another instance's: the ip target is left to the health checks.
     assert!(targets_in(&fleet.elb, &fleet.groups[2]).await.contains(&fleet.doomed.ip));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_gone_from_a_batch_does_not_hold_up_the_others() {
+    // EC2 fails a DescribeInstances naming one unknown id as a whole; the batch's lookup then
+    // asks for each instance alone.
+    let moto = Moto::start();
+    let fleet = fleet(&moto, false).await;
+    let warnings = [
+        DrainRequest::notice("i-0123456789abcdef0", Action::Terminate),
+        DrainRequest::notice(&fleet.doomed.id, Action::Terminate),
+    ];
+    let cache = TargetGroupCache::new(Duration::ZERO);
+    let drained = drain_requests(&Drainer::new(&fleet.aws, &settings(Discovery::Scan), &cache), &warnings, None).await;
+    let [gone, doomed] = <[_; 2]>::try_from(drained).expect("two results");
+    assert!(!gone.expect("a vanished instance is not an error").instance_found);
+    assert_eq!(doomed.expect("drained").count(Outcome::Deregistered), 3);
+    let left = registrations(&fleet).await;
+    assert!(left.iter().all(|(_, id, _)| *id != fleet.doomed.id && *id != fleet.doomed.ip), "{left:?}");
 }

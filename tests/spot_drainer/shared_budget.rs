@@ -83,7 +83,8 @@ async fn two_drains_at_once_stay_inside_the_accounts_bucket() {
         let table = shared.then_some(BudgetTable { dynamodb: &dynamodb, table: TABLE });
         let first = Drainer { budget_table: table, ..Drainer::new(&aws, &settings, &cache_a) };
         let second = Drainer { budget_table: table, ..Drainer::new(&aws, &settings, &cache_b) };
-        let (warn_a, warn_b) = ([DrainRequest::notice(&a, Action::Terminate)], [DrainRequest::notice(&b, Action::Terminate)]);
+        let (warn_a, warn_b) =
+            ([DrainRequest::notice(&a, Action::Terminate)], [DrainRequest::notice(&b, Action::Terminate)]);
         let (drained_a, drained_b) =
             tokio::join!(drain_requests(&first, &warn_a, None), drain_requests(&second, &warn_b, None));
         let throttled = front.counts().throttled;
@@ -117,8 +118,10 @@ async fn a_budget_table_that_is_gone_leaves_the_drain_to_pace_itself() {
     );
     let settings = Settings { discovery: Discovery::Scan, ..Settings::default() };
     let cache = TargetGroupCache::new(Duration::ZERO);
-    let drainer =
-        Drainer { budget_table: Some(BudgetTable { dynamodb: &dynamodb, table: TABLE }), ..Drainer::new(&fleet.aws, &settings, &cache) };
+    let drainer = Drainer {
+        budget_table: Some(BudgetTable { dynamodb: &dynamodb, table: TABLE }),
+        ..Drainer::new(&fleet.aws, &settings, &cache)
+    };
     let summary = drain_one(&drainer, &interruption(&fleet.doomed.id), None).await.expect("drained without the table");
     assert_eq!(summary.count(Outcome::Deregistered), 3, "{summary:?}");
     let left = registrations(&fleet).await;

@@ -73,10 +73,8 @@ async fn measure(
         .map(|instances| instances.iter().map(|id| DrainRequest::notice(id, Action::Terminate)).collect())
         .collect();
     let caches: Vec<TargetGroupCache> = batches.iter().map(|_| TargetGroupCache::default()).collect();
-    let drainers: Vec<Drainer> = caches
-        .iter()
-        .map(|cache| Drainer { budget_table: table, ..Drainer::new(aws, settings, cache) })
-        .collect();
+    let drainers: Vec<Drainer> =
+        caches.iter().map(|cache| Drainer { budget_table: table, ..Drainer::new(aws, settings, cache) }).collect();
     front.reset();
     let start = Instant::now();
     let drained =
@@ -138,13 +136,23 @@ async fn main() {
     let scan = Settings { discovery: Discovery::Scan, pacing: whole_budget, ..Settings::default() };
     // One listing page per 400 groups, one DescribeTargetHealth and one DeregisterTargets per
     // group, per batch.
-    let scan_bound = |batches: usize| lower_bound(batches * (group_count.div_ceil(400) + group_count), batches * group_count);
+    let scan_bound =
+        |batches: usize| lower_bound(batches * (group_count.div_ceil(400) + group_count), batches * group_count);
     for warnings in WARNINGS {
         let instances = &loose[..warnings];
         register_all(&direct_elb, &groups, instances).await;
         let (to_last, calls, throttled) = measure(&front, &aws, &scan, &[instances], None).await;
         let bound = scan_bound(1);
-        rows.push(Row { mode: "scan", warnings, batches: 1, groups_touched: group_count, to_last, bound, calls, throttled });
+        rows.push(Row {
+            mode: "scan",
+            warnings,
+            batches: 1,
+            groups_touched: group_count,
+            to_last,
+            bound,
+            calls,
+            throttled,
+        });
         eprintln!("measured scan with {warnings} warnings");
     }
     // The same reclaim split between the queue's two pollers: two invocations at once, each a

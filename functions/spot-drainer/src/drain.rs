@@ -3,8 +3,10 @@
 //! is described once, and deregistered from in one call for all of them.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex as StdMutex};
 
 use futures::{future, stream, StreamExt};
+use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 use crate::asg;
@@ -14,7 +16,7 @@ use crate::drainer::Drainer;
 use crate::error::DrainError;
 use crate::event::{Action, DrainRequest};
 use crate::group_facts::{CONTROLLER, FACTS_TIME};
-use crate::instance::{describe_instance, InstanceFacts};
+use crate::instance::{describe_instances, InstanceFacts};
 use crate::pacing::ElbBudget;
 use crate::registration::{Outcome, RegistrationOutcome};
 use crate::retry::Retry;
@@ -61,7 +63,7 @@ pub async fn drain_requests_except(
     let budget = ElbBudget::new(&settings.pacing, drainer.budget_table);
     let started = Instant::now();
     let began_ms = epoch_ms();
-    let described = future::join_all(instance_ids.iter().map(|id| describe_instance(&aws.ec2, id))).await;
+    let described = describe_instances(&aws.ec2, &instance_ids).await;
 
     // Each instance found: where to look. Failures and vanished instances are settled here.
     let mut settled: BTreeMap<&str, Result<DrainSummary, DrainError>> = BTreeMap::new();
@@ -104,7 +106,7 @@ pub async fn drain_requests_except(
         }))
         .await;
     }
-    let search = Search { drainer, budget: &budget, started, except };
+    let search = Search { drainer, budget: &budget, started, except, asg_groups: Default::default() };
     let discovered = future::join_all(draining.iter().map(|d| search.target_groups(&d.facts))).await;
 
     // Which instances each group is searched for.
@@ -255,9 +257,21 @@ struct Search<'s> {
     started: Instant,
     /// Groups left out (those Auto Scaling drains itself before a lifecycle hook's wait).
     except: &'s BTreeSet<String>,
+    /// Each Auto Scaling group's target groups, looked up once for all its instances: a reclaim
+    /// of a hundred instances of one group is one `DescribeAutoScalingGroups`, not a hundred
+    /// (which Auto Scaling would throttle, and a throttled lookup falls back to the scan).
+    asg_groups: StdMutex<BTreeMap<String, Arc<OnceCell<Result<Vec<String>, DrainError>>>>>,
 }
 
 impl Search<'_> {
+    async fn target_groups_of_asg(&self, group: &str) -> Result<Vec<String>, DrainError> {
+        let cell = match self.asg_groups.lock() {
+            Ok(mut known) => known.entry(group.to_owned()).or_default().clone(),
+            Err(_) => Arc::default(),
+        };
+        cell.get_or_init(|| asg::target_groups_of(&self.drainer.aws.autoscaling, group)).await.clone()
+    }
+
     /// Each group is searched and, where an instance is registered, drained at once, not after
     /// the whole scan: the first targets leave within seconds even when there are hundreds of
     /// groups. `SCAN_CONCURRENCY` groups at a time, every call within the function's ELB budgets;
@@ -336,7 +350,7 @@ impl Search<'_> {
             }
             Discovery::Scan => scan().await,
             Discovery::Asg => match asg::group_of(instance) {
-                Some(group) => Ok((Discovery::Asg, asg::target_groups_of(&aws.autoscaling, group).await?)),
+                Some(group) => Ok((Discovery::Asg, self.target_groups_of_asg(group).await?)),
                 None => {
                     tracing::warn!(instance_id = %instance.instance_id, "instance is in no Auto Scaling group; nothing to drain");
                     Ok((Discovery::Asg, Vec::new()))
@@ -349,7 +363,7 @@ impl Search<'_> {
                 if let Some(group) = asg::group_of(instance).filter(|_| self.except.is_empty()) {
                     // An Auto Scaling group with groups attached names them; one without, or one
                     // that cannot be read, leaves the scan, which finds others' registrations too.
-                    match asg::target_groups_of(&aws.autoscaling, group).await {
+                    match self.target_groups_of_asg(group).await {
                         Ok(arns) if !arns.is_empty() => return Ok((Discovery::Asg, arns)),
                         Ok(_) => {}
                         Err(error) => {

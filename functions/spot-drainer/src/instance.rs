@@ -1,9 +1,11 @@
-//! What the drain needs to know about the instance, from one `DescribeInstances` call.
+//! What the drain needs to know about each instance, from `DescribeInstances` (one call for
+//! up to 200 instances).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata};
+use futures::future;
 
 use crate::error::DrainError;
 
@@ -65,11 +67,62 @@ impl IpPrefix {
     }
 }
 
-/// Looks the instance up; `None` when EC2 no longer knows it (already terminated and gone).
-pub async fn describe_instance(
+/// Instance ids per `DescribeInstances` call (a pool reclaim's hundred warnings are one call,
+/// not a hundred against EC2's shared describe bucket).
+const IDS_PER_CALL: usize = 200;
+
+/// Looks every instance up, `IDS_PER_CALL` ids a call; one answer per id, in order. The ids go
+/// as `InstanceIds`, not as a filter: EC2 answers for the ids of healthy Availability Zones even
+/// when another zone is disrupted, and fails a call without ids then. One id EC2 no longer
+/// knows fails its whole call, so that call's ids are then looked up one by one.
+pub async fn describe_instances(
     ec2: &aws_sdk_ec2::Client,
-    instance_id: &str,
-) -> Result<Option<InstanceFacts>, DrainError> {
+    instance_ids: &[&str],
+) -> Vec<Result<Option<InstanceFacts>, DrainError>> {
+    let chunks = instance_ids.chunks(IDS_PER_CALL).map(|ids| describe_chunk(ec2, ids));
+    future::join_all(chunks).await.into_iter().flatten().collect()
+}
+
+async fn describe_chunk(ec2: &aws_sdk_ec2::Client, ids: &[&str]) -> Vec<Result<Option<InstanceFacts>, DrainError>> {
+    if ids.len() == 1 {
+        return vec![describe_instance(ec2, ids[0]).await];
+    }
+    let mut found: HashMap<String, InstanceFacts> = HashMap::new();
+    let mut next_token = None;
+    loop {
+        let call = ec2
+            .describe_instances()
+            .set_instance_ids(Some(ids.iter().map(|id| (*id).to_owned()).collect()))
+            .set_next_token(next_token.take());
+        let page = match call.send().await {
+            Ok(page) => page,
+            Err(err) if err.code() == Some("InvalidInstanceID.NotFound") => {
+                return future::join_all(ids.iter().map(|id| describe_instance(ec2, id))).await;
+            }
+            Err(err) => {
+                let message = DisplayErrorContext(&err).to_string();
+                let failed = |id: &&str| DrainError::DescribeInstance {
+                    instance_id: (*id).to_owned(),
+                    message: message.clone(),
+                };
+                return ids.iter().map(|id| Err(failed(id))).collect();
+            }
+        };
+        for instance in page.reservations().iter().flat_map(|reservation| reservation.instances()) {
+            if let Some(id) = instance.instance_id().filter(|id| ids.contains(id)) {
+                found.insert(id.to_owned(), facts_of(id, instance));
+            }
+        }
+        match page.next_token() {
+            Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
+            _ => break,
+        }
+    }
+    ids.iter().map(|id| Ok(found.get(*id).cloned())).collect()
+}
+
+/// Looks one instance up; `None` when EC2 no longer knows it (already terminated and gone).
+async fn describe_instance(ec2: &aws_sdk_ec2::Client, instance_id: &str) -> Result<Option<InstanceFacts>, DrainError> {
     let output = match ec2.describe_instances().instance_ids(instance_id).send().await {
         Ok(output) => output,
         Err(err) if err.code() == Some("InvalidInstanceID.NotFound") => return Ok(None),
@@ -80,14 +133,16 @@ pub async fn describe_instance(
             })
         }
     };
-    let Some(instance) = output
+    let instance = output
         .reservations()
         .iter()
         .flat_map(|reservation| reservation.instances())
-        .find(|instance| instance.instance_id() == Some(instance_id))
-    else {
-        return Ok(None);
-    };
+        .find(|instance| instance.instance_id() == Some(instance_id));
+    Ok(instance.map(|instance| facts_of(instance_id, instance)))
+}
+
+/// What the drain needs of one described instance.
+fn facts_of(instance_id: &str, instance: &aws_sdk_ec2::types::Instance) -> InstanceFacts {
     let interfaces = instance.network_interfaces();
     let ipv4 = interfaces.iter().flat_map(|i| i.private_ip_addresses()).filter_map(|a| a.private_ip_address());
     let ipv6 = interfaces.iter().flat_map(|i| i.ipv6_addresses()).filter_map(|a| a.ipv6_address());
@@ -112,14 +167,14 @@ pub async fn describe_instance(
     if addresses_released {
         tracing::warn!(%instance_id, "instance already terminated: its addresses may be another's now, so ip targets are left to the health checks");
     }
-    Ok(Some(InstanceFacts {
+    InstanceFacts {
         instance_id: instance_id.to_owned(),
         vpc_id: instance.vpc_id().map(str::to_owned),
         addresses: if addresses_released { Vec::new() } else { addresses },
         prefixes: if addresses_released { Vec::new() } else { prefixes },
         tags,
         addresses_released,
-    }))
+    }
 }
 
 #[cfg(test)]
