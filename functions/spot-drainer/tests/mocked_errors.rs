@@ -417,3 +417,51 @@ async fn each_drains_summary_is_published_to_the_notices_topic() {
     assert!(matches!(handled, spot_drainer::Handled::Single(Ok(_))));
     assert_eq!(publish.num_calls(), 1, "one summary, published once, as the rule matched it");
 }
+
+/// An instance whose tag names one group, `HEALTHY`.
+fn ec2_in_one_group() -> aws_sdk_ec2::Client {
+    let describe = mock!(aws_sdk_ec2::Client::describe_instances).then_output(|| {
+        let tag = Tag::builder().key("loadBalancerTargetGroup").value(HEALTHY).build();
+        let instance =
+            Instance::builder().instance_id(INSTANCE).vpc_id("vpc-1").private_ip_address("10.0.0.5").tags(tag).build();
+        DescribeInstancesOutput::builder().reservations(Reservation::builder().instances(instance).build()).build()
+    });
+    mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&describe])
+}
+
+// Paused clock: the describe budget's refill is the only wait.
+#[tokio::test(start_paused = true)]
+async fn the_drained_groups_facts_are_never_read_past_the_stop_time() {
+    use aws_sdk_elasticloadbalancingv2::types::TargetGroupAttribute;
+    use spot_drainer::Pacing;
+    // One describe token at once, then one a second: the search takes the first, so the group's
+    // delay could be read a second later at the earliest.
+    let pacing = Pacing { describe_rate: 1, describe_burst: 1, ..Pacing::default() };
+    let settings = Settings { discovery: Discovery::Tag, pacing, ..Settings::default() };
+    for (stop_in, read) in [(Duration::from_millis(500), false), (Duration::from_secs(10), true)] {
+        let describe = health_rule(HEALTHY, &[80]);
+        let deregister = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets)
+            .then_output(|| DeregisterTargetsOutput::builder().build());
+        let attributes =
+            mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_group_attributes).then_output(|| {
+                let delay =
+                    TargetGroupAttribute::builder().key("deregistration_delay.timeout_seconds").value("300").build();
+                DescribeTargetGroupAttributesOutput::builder().attributes(delay).build()
+            });
+        let [_, tags] = after_drain();
+        let elb = mock_client!(
+            aws_sdk_elasticloadbalancingv2,
+            RuleMode::MatchAny,
+            [&describe, &deregister, &attributes, &tags]
+        );
+        let stop_by = tokio::time::Instant::now() + stop_in;
+        let (aws, cache) = (clients(ec2_in_one_group(), &elb), TargetGroupCache::default());
+        let drainer = Drainer::new(&aws, &settings, &cache);
+        let summary = drain_one(&drainer, &event(), Some(stop_by)).await.expect("drained");
+        assert_eq!(summary.count(Outcome::Deregistered), 1, "{summary:?}");
+        assert!(tokio::time::Instant::now() <= stop_by, "answered by the stop time ({stop_in:?})");
+        assert_eq!(attributes.num_calls(), usize::from(read), "stop in {stop_in:?}");
+        // A delay of 300 s outlasts the notice: named only when it could be read.
+        assert_eq!(summary.delay_beyond_notice.len(), usize::from(read), "{summary:?}");
+    }
+}
