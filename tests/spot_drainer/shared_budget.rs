@@ -106,25 +106,32 @@ async fn two_drains_at_once_stay_inside_the_accounts_bucket() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_budget_table_that_is_gone_leaves_the_drain_to_pace_itself() {
-    let moto = Moto::start();
-    let fleet = fleet(&moto, false).await;
-    // The table's endpoint drops every connection unanswered.
-    let gone = AwsFront::start(moto.port, Duration::ZERO, Vec::new()).await;
-    gone.cut();
-    let config = moto.sdk_config().await;
-    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&config).endpoint_url(gone.endpoint()).build(),
-    );
-    let settings = Settings { discovery: Discovery::Scan, ..Settings::default() };
-    let cache = TargetGroupCache::new(Duration::ZERO);
-    let drainer = Drainer {
-        budget_table: Some(BudgetTable { dynamodb: &dynamodb, table: TABLE }),
-        ..Drainer::new(&fleet.aws, &settings, &cache)
-    };
-    let summary = drain_one(&drainer, &interruption(&fleet.doomed.id), None).await.expect("drained without the table");
-    assert_eq!(summary.count(Outcome::Deregistered), 3, "{summary:?}");
-    let left = registrations(&fleet).await;
-    assert!(left.iter().all(|(_, id, _)| *id != fleet.doomed.id && *id != fleet.doomed.ip), "{left:?}");
-    assert_eq!(left.len(), 3, "the bystander keeps its registrations: {left:?}");
+async fn a_budget_table_that_is_gone_or_slow_leaves_the_drain_to_pace_itself_in_time() {
+    for slow in [false, true] {
+        let moto = Moto::start();
+        let config = moto.sdk_config().await;
+        let fleet = fleet(&moto, false).await;
+        // The table's endpoint drops every connection unanswered, or answers after 2 s.
+        let table_front = AwsFront::start(moto.port, Duration::from_secs(if slow { 2 } else { 0 }), Vec::new()).await;
+        if !slow {
+            table_front.cut();
+        }
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&config).endpoint_url(table_front.endpoint()).build(),
+        );
+        let settings = Settings { discovery: Discovery::Scan, ..Settings::default() };
+        let cache = TargetGroupCache::new(Duration::ZERO);
+        let table = BudgetTable { dynamodb: &dynamodb, table: TABLE };
+        let drainer = Drainer { budget_table: Some(table), ..Drainer::new(&fleet.aws, &settings, &cache) };
+        // Every take of the search waits on the table at once; each that waited its turn must not
+        // then try the table again, or the groups are not reached by the stop time.
+        let stop_by = Instant::now() + Duration::from_secs(4);
+        let summary = drain_one(&drainer, &interruption(&fleet.doomed.id), Some(stop_by))
+            .await
+            .unwrap_or_else(|e| panic!("drained without the table (slow: {slow}): {e}"));
+        assert_eq!(summary.count(Outcome::Deregistered), 3, "slow: {slow}: {summary:?}");
+        let left = registrations(&fleet).await;
+        assert!(left.iter().all(|(_, id, _)| *id != fleet.doomed.id && *id != fleet.doomed.ip), "{left:?}");
+        assert_eq!(left.len(), 3, "the bystander keeps its registrations: {left:?}");
+    }
 }

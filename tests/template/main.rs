@@ -353,6 +353,7 @@ fn spot_drainer_takes_warnings_from_its_queue_in_batches_and_may_deregister_only
     // A batch above 10 needs a window of at least a second (Lambda refuses the mapping otherwise).
     let window = &template["Parameters"]["SpotBatchingWindowSeconds"];
     assert_eq!((window["MinValue"].as_i64(), window["Default"].as_i64()), (Some(1), Some(5)), "{window}");
+    let longest_window = window["MaxValue"].as_i64().expect("a longest window");
     let queue = &resources["SpotWarningsQueue"]["Properties"];
     assert_eq!(
         queue["RedrivePolicy"]["deadLetterTargetArn"],
@@ -360,8 +361,8 @@ fn spot_drainer_takes_warnings_from_its_queue_in_batches_and_may_deregister_only
     );
     let timeout = resources["SpotDrainerFunction"]["Properties"]["Timeout"].as_i64().expect("timeout");
     assert!(
-        queue["VisibilityTimeout"].as_i64().expect("visibility") >= timeout,
-        "Lambda refuses a visibility timeout below the function's"
+        queue["VisibilityTimeout"].as_i64().expect("visibility") >= timeout + longest_window,
+        "a batch must not be handed out again while its invocation still runs (and Lambda refuses a visibility timeout below the function's)"
     );
     let variables = &resources["SpotDrainerFunction"]["Properties"]["Environment"]["Variables"];
     assert_eq!(variables["NOTICES_TOPIC_ARN"], json!({"Ref": "SpotInterruptionNotices"}));

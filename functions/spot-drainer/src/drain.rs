@@ -260,8 +260,11 @@ struct Search<'s> {
     /// Each Auto Scaling group's target groups, looked up once for all its instances: a reclaim
     /// of a hundred instances of one group is one `DescribeAutoScalingGroups`, not a hundred
     /// (which Auto Scaling would throttle, and a throttled lookup falls back to the scan).
-    asg_groups: StdMutex<BTreeMap<String, Arc<OnceCell<Result<Vec<String>, DrainError>>>>>,
+    asg_groups: StdMutex<BTreeMap<String, AsgLookup>>,
 }
+
+/// One Auto Scaling group's lookup, shared by every instance of the group that waits on it.
+type AsgLookup = Arc<OnceCell<Result<Vec<String>, DrainError>>>;
 
 impl Search<'_> {
     async fn target_groups_of_asg(&self, group: &str) -> Result<Vec<String>, DrainError> {

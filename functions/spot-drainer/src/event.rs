@@ -83,7 +83,7 @@ fn parse_lifecycle_action(detail: &Value, warned_at_ms: Option<u64>) -> Result<D
         value.filter(|v| !v.trim().is_empty()).ok_or_else(|| malformed(format!("missing \"detail.{name}\"")))
     };
     let instance_id = field(detail.ec2_instance_id, "EC2InstanceId")?;
-    if !instance_id.starts_with("i-") {
+    if !is_instance_id(&instance_id) {
         return Err(malformed(format!("\"detail.EC2InstanceId\" is {instance_id:?}")));
     }
     let lifecycle = LifecycleAction {
@@ -125,7 +125,7 @@ pub fn parse_drain_request(event: &Value) -> Result<DrainRequest, EventError> {
         .map_err(|e| malformed(format!("not an EventBridge event: \"detail\": {e}")))?;
     let instance_id = detail
         .instance_id
-        .filter(|id| id.starts_with("i-"))
+        .filter(|id| is_instance_id(id))
         .ok_or_else(|| malformed("missing or invalid \"detail.instance-id\"".into()))?;
     let action = match detail_type.as_str() {
         INTERRUPTION_WARNING => match detail.instance_action.as_deref() {
@@ -142,6 +142,14 @@ pub fn parse_drain_request(event: &Value) -> Result<DrainRequest, EventError> {
         other => return Err(EventError::Unsupported(other.to_owned())),
     };
     Ok(DrainRequest { warned_at_ms, ..DrainRequest::notice(&instance_id, action) })
+}
+
+/// An EC2 instance id as EC2 makes them: `i-` and 8 or 17 lowercase hex digits. Anything else
+/// is refused before any call: EC2 would fail the whole batch's `DescribeInstances` for it.
+fn is_instance_id(id: &str) -> bool {
+    id.strip_prefix("i-").is_some_and(|hex| {
+        matches!(hex.len(), 8 | 17) && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 #[cfg(test)]
@@ -197,7 +205,7 @@ mod tests {
     fn rebalance_recommendation() {
         let event = json!({
             "detail-type": REBALANCE_RECOMMENDATION, "source": "aws.ec2",
-            "detail": {"instance-id": "i-0abc"}
+            "detail": {"instance-id": "i-0abc1234"}
         });
         assert_eq!(parse_drain_request(&event).unwrap().action, Action::Rebalance);
     }
@@ -207,10 +215,10 @@ mod tests {
         let event = json!({
             "detail-type": TERMINATE_LIFECYCLE_ACTION, "source": "aws.autoscaling",
             "detail": {"LifecycleActionToken": "87654321-4321-4321-4321-210987654321", "AutoScalingGroupName": "web", "LifecycleHookName": "drain",
-                       "EC2InstanceId": "i-0abc", "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING"}
+                       "EC2InstanceId": "i-0abc1234", "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING"}
         });
         let request = parse_drain_request(&event).unwrap();
-        assert_eq!((request.instance_id.as_str(), request.action), ("i-0abc", Action::ScaleIn));
+        assert_eq!((request.instance_id.as_str(), request.action), ("i-0abc1234", Action::ScaleIn));
         let lifecycle = request.lifecycle.unwrap();
         assert_eq!((lifecycle.group.as_str(), lifecycle.hook.as_str()), ("web", "drain"));
         let mut no_token = event.clone();
@@ -222,7 +230,7 @@ mod tests {
     fn refusals_name_what_was_wrong() {
         let cases = [
             (
-                json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {"instance-id": "i-1"}}),
+                json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {"instance-id": "i-0abc1234"}}),
                 "State-change",
             ),
             (
@@ -230,14 +238,23 @@ mod tests {
                 "instance-id",
             ),
             (
-                json!({"detail-type": INTERRUPTION_WARNING, "source": "aws.ec2", "detail": {"instance-id": "i-1", "instance-action": "reboot"}}),
+                json!({"detail-type": INTERRUPTION_WARNING, "source": "aws.ec2", "detail": {"instance-id": "i-0abc1234", "instance-action": "reboot"}}),
                 "instance-action",
             ),
             (
-                json!({"detail-type": INTERRUPTION_WARNING, "source": "my.app", "detail": {"instance-id": "i-1"}}),
+                json!({"detail-type": INTERRUPTION_WARNING, "source": "my.app", "detail": {"instance-id": "i-0abc1234"}}),
                 "source",
             ),
             (json!({"source": "aws.ec2"}), "detail-type"),
+            // Not as EC2 makes ids: refused here, not left to fail a whole batch's lookup.
+            (
+                json!({"detail-type": INTERRUPTION_WARNING, "source": "aws.ec2", "detail": {"instance-id": "i-0ABC1234", "instance-action": "terminate"}}),
+                "instance-id",
+            ),
+            (
+                json!({"detail-type": INTERRUPTION_WARNING, "source": "aws.ec2", "detail": {"instance-id": "i-0abc12345", "instance-action": "terminate"}}),
+                "instance-id",
+            ),
             (json!("just a string"), "not an EventBridge event"),
             (
                 json!({"detail-type": INTERRUPTION_WARNING, "source": "aws.ec2", "detail": "x"}),

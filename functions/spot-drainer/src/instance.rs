@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata};
-use futures::future;
+use futures::{future, stream, StreamExt};
 
 use crate::error::DrainError;
 
@@ -70,11 +70,14 @@ impl IpPrefix {
 /// Instance ids per `DescribeInstances` call (a pool reclaim's hundred warnings are one call,
 /// not a hundred against EC2's shared describe bucket).
 const IDS_PER_CALL: usize = 200;
+/// Calls in flight when a call's ids are looked up one by one.
+const ONE_BY_ONE_AT_ONCE: usize = 8;
 
 /// Looks every instance up, `IDS_PER_CALL` ids a call; one answer per id, in order. The ids go
 /// as `InstanceIds`, not as a filter: EC2 answers for the ids of healthy Availability Zones even
 /// when another zone is disrupted, and fails a call without ids then. One id EC2 no longer
-/// knows fails its whole call, so that call's ids are then looked up one by one.
+/// knows fails its whole call, so that call's ids are then looked up one by one (the event
+/// parser refuses ids EC2 could not have made, which would fail it the same way).
 pub async fn describe_instances(
     ec2: &aws_sdk_ec2::Client,
     instance_ids: &[&str],
@@ -97,7 +100,9 @@ async fn describe_chunk(ec2: &aws_sdk_ec2::Client, ids: &[&str]) -> Vec<Result<O
         let page = match call.send().await {
             Ok(page) => page,
             Err(err) if err.code() == Some("InvalidInstanceID.NotFound") => {
-                return future::join_all(ids.iter().map(|id| describe_instance(ec2, id))).await;
+                // A few at a time: EC2's describe bucket is the account's too.
+                let one_by_one = stream::iter(ids).map(|id| describe_instance(ec2, id));
+                return one_by_one.buffered(ONE_BY_ONE_AT_ONCE).collect().await;
             }
             Err(err) => {
                 let message = DisplayErrorContext(&err).to_string();

@@ -18,7 +18,7 @@ use crate::drain::{drain_requests_except, finish};
 use crate::drainer::Drainer;
 use crate::error::DrainError;
 use crate::event::{DrainRequest, LifecycleAction};
-use crate::pacing::{ElbBudget, TokenBucket};
+use crate::pacing::TokenBucket;
 use crate::registration::{Outcome, Registration};
 use crate::summary::DrainSummary;
 
@@ -40,8 +40,11 @@ pub async fn drain_for_lifecycle(
     let mut summary = drained.pop().unwrap_or_else(|| Err(DrainError::Internal("no drain result".into())))?;
     let leaving: Vec<&Registration> =
         summary.registrations.iter().filter(|r| r.outcome == Outcome::Deregistered).map(|r| &r.registration).collect();
-    let budget = ElbBudget::new(&settings.pacing, drainer.budget_table);
-    wait_until_drained(aws, action, &request.instance_id, &leaving, &budget.describe, stop_by).await?;
+    // The wait polls from a bucket of its own, not the account's: it may last 15 minutes at one
+    // call per group every 5 s, and must not take turns with the drains of a reclaim, whose
+    // notice is two minutes.
+    let budget = TokenBucket::new(settings.pacing.describe_rate, settings.pacing.describe_burst);
+    wait_until_drained(aws, action, &request.instance_id, &leaving, &budget, stop_by).await?;
     summary.lifecycle = Some(complete(aws, action, &request.instance_id).await?.to_owned());
     finish(summary)
 }

@@ -6,13 +6,12 @@
 //! (`ELB_BUDGET_TABLE`) the buckets are the account's, shared by every invocation through
 //! DynamoDB (`shared_bucket`); without one, or when the table fails, each invocation's own.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::shared_bucket::{BudgetTable, SharedBucket};
+use crate::shared_bucket::{BudgetTable, SharedBucket, TableFailure};
 
 /// A token bucket: `burst` calls at once, then `rate` a second.
 #[derive(Debug)]
@@ -20,10 +19,9 @@ pub struct TokenBucket {
     rate: f64,
     burst: f64,
     state: Mutex<(f64, Instant)>,
+    /// The account's bucket in the budget table; once it fails, this invocation paces itself
+    /// for the rest of it rather than wait on a table that is not answering.
     shared: Option<SharedBucket>,
-    /// The shared bucket failed once in this invocation: the drain paces itself from then on
-    /// rather than wait on a table that is not answering.
-    shared_failed: AtomicBool,
 }
 
 impl TokenBucket {
@@ -34,7 +32,6 @@ impl TokenBucket {
             burst,
             state: Mutex::new((burst, Instant::now())),
             shared: None,
-            shared_failed: AtomicBool::new(false),
         }
     }
 
@@ -51,14 +48,13 @@ impl TokenBucket {
     /// As [`take`](Self::take), unless the token would come after `deadline`: then `false` at
     /// once, and no token is taken.
     pub async fn take_by(&self, deadline: Option<Instant>) -> bool {
-        if let Some(shared) = self.shared.as_ref().filter(|_| !self.shared_failed.load(Ordering::Relaxed)) {
+        if let Some(shared) = self.shared.as_ref().filter(|shared| !shared.has_failed()) {
             match shared.take_by(self.rate, self.burst, deadline).await {
                 Ok(taken) => return taken,
-                Err(error) => {
-                    if !self.shared_failed.swap(true, Ordering::Relaxed) {
-                        tracing::warn!(bucket = shared.name(), %error, "the shared ELB budget failed; pacing this invocation alone");
-                    }
+                Err(TableFailure::Now(error)) => {
+                    tracing::warn!(bucket = shared.name(), %error, "the shared ELB budget failed; pacing this invocation alone");
                 }
+                Err(TableFailure::Earlier) => {}
             }
         }
         loop {

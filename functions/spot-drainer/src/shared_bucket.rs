@@ -5,10 +5,17 @@
 //! a lost race re-reads and tries again. Reserved concurrency cannot do this: a throttled SQS
 //! poller hands the batch back only after the visibility timeout.
 //!
-//! The stamp is each writer's wall clock. Lambda hosts keep theirs in sync; a writer whose clock
-//! ran ahead only makes the others wait longer, never spend more.
+//! The stamp is each writer's wall clock. Lambda hosts keep theirs in sync; a stamp more than
+//! `MAX_SKEW` ahead of this clock would stall every refill until this clock caught up, so it
+//! counts as a failure of the table.
+//!
+//! A table that fails (an error, an answer slower than `CALL_TIMEOUT`, a stamp from the future)
+//! fails the bucket for the rest of the invocation: every take from then on, the ones already
+//! queued included, goes to the invocation's own bucket at once. The table is a courtesy to the
+//! other callers; the drain inside the notice comes first.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
@@ -22,7 +29,20 @@ pub const KEY: &str = "id";
 /// Thousandths of a token, so the item holds whole numbers.
 const MILLI: u64 = 1000;
 /// A table that does not answer within this has failed: the drain goes on with its own bucket.
-const CALL_TIMEOUT: Duration = Duration::from_secs(1);
+/// DynamoDB answers in milliseconds; a table much slower than that would pace the drain at a
+/// few tokens a second, since this invocation's takes are made one at a time.
+const CALL_TIMEOUT: Duration = Duration::from_millis(250);
+/// How far ahead of this clock another writer's stamp may be.
+const MAX_SKEW_MS: u64 = 2_000;
+
+/// Why a take could not use the table.
+#[derive(Debug)]
+pub enum TableFailure {
+    /// It failed now, for this reason (logged once by the caller).
+    Now(String),
+    /// It failed earlier in this invocation.
+    Earlier,
+}
 
 /// The table the budget lives in, and the client that reaches it.
 #[derive(Clone, Copy)]
@@ -45,34 +65,81 @@ pub struct SharedBucket {
     dynamodb: aws_sdk_dynamodb::Client,
     table: String,
     name: &'static str,
-    /// The item as this invocation last saw it; a write that finds it changed re-reads.
+    /// The item as this invocation last saw it; a write that finds it changed starts again
+    /// from the item DynamoDB returns with the refusal (or reads it).
     known: Mutex<Option<Stored>>,
+    failed: AtomicBool,
 }
 
 impl SharedBucket {
     pub fn new(table: BudgetTable<'_>, name: &'static str) -> SharedBucket {
-        SharedBucket { dynamodb: table.dynamodb.clone(), table: table.table.to_owned(), name, known: Mutex::new(None) }
+        SharedBucket {
+            dynamodb: table.dynamodb.clone(),
+            table: table.table.to_owned(),
+            name,
+            known: Mutex::new(None),
+            failed: AtomicBool::new(false),
+        }
     }
 
     pub fn name(&self) -> &'static str {
         self.name
     }
 
+    pub fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+
     /// Takes a token at `rate` a second and at most `burst` saved, waiting for one unless it would
     /// come after `deadline` (then `Ok(false)`, nothing taken). An error means the table cannot
     /// be used (missing, refused, throttled, too slow); the caller paces itself instead.
-    pub async fn take_by(&self, rate: f64, burst: f64, deadline: Option<Instant>) -> Result<bool, String> {
+    pub async fn take_by(&self, rate: f64, burst: f64, deadline: Option<Instant>) -> Result<bool, TableFailure> {
+        let take = self.take_in_turn(rate, burst, deadline);
+        match deadline {
+            // Waiting for this invocation's turn, or for DynamoDB, counts against the deadline too.
+            Some(deadline) => tokio::time::timeout_at(deadline, take).await.unwrap_or(Ok(false)),
+            None => take.await,
+        }
+    }
+
+    async fn take_in_turn(&self, rate: f64, burst: f64, deadline: Option<Instant>) -> Result<bool, TableFailure> {
         // Held for the whole take: this invocation's takes never race one another on the item.
         let mut known = self.known.lock().await;
+        // Takes queued behind one that found the table failing go to the own bucket at once.
+        if self.has_failed() {
+            return Err(TableFailure::Earlier);
+        }
+        let result = self.take_from_item(&mut known, rate, burst, deadline).await;
+        if let Err(TableFailure::Now(_)) = &result {
+            // Marked while this take still holds the turn, so no queued take tries the table.
+            self.failed.store(true, Ordering::Relaxed);
+        }
+        result
+    }
+
+    async fn take_from_item(
+        &self,
+        known: &mut Option<Stored>,
+        rate: f64,
+        burst: f64,
+        deadline: Option<Instant>,
+    ) -> Result<bool, TableFailure> {
         // `rate` tokens a second is `rate` thousandths a millisecond.
         let milli_per_ms = rate;
         let burst_milli = (burst * MILLI as f64) as u64;
         loop {
             let stored = match *known {
                 Some(stored) => stored,
-                None => self.read().await?,
+                None => self.read().await.map_err(TableFailure::Now)?,
             };
             let now_ms = wall_ms();
+            if stored.at_ms > now_ms + MAX_SKEW_MS {
+                return Err(TableFailure::Now(format!(
+                    "{} was stamped {} ms ahead of this clock",
+                    self.name,
+                    stored.at_ms - now_ms
+                )));
+            }
             let elapsed_ms = now_ms.saturating_sub(stored.at_ms);
             let milli_tokens = if stored.seq == 0 {
                 burst_milli
@@ -82,7 +149,7 @@ impl SharedBucket {
             if milli_tokens >= MILLI {
                 let next =
                     Stored { seq: stored.seq + 1, milli_tokens: milli_tokens - MILLI, at_ms: now_ms.max(stored.at_ms) };
-                match self.write(stored, next).await? {
+                match self.write(stored, next).await.map_err(TableFailure::Now)? {
                     None => {
                         *known = Some(next);
                         return Ok(true);
