@@ -51,7 +51,7 @@ pub fn probes_for(kind: FunctionKind) -> Vec<Probe> {
                         "LifecycleActionToken": "00000000-0000-0000-0000-000000000000",
                         "AutoScalingGroupName": "ops-suite-pretraffic-probe",
                         "LifecycleHookName": PROBE_HOOK,
-                        "EC2InstanceId": "i-0pretraffic0000000",
+                        "EC2InstanceId": "i-00000000000000000",
                         "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING"
                     }),
                 ),
@@ -70,7 +70,7 @@ pub fn probes_for(kind: FunctionKind) -> Vec<Probe> {
                 event: eventbridge_event(
                     "aws.ec2",
                     "EC2 Instance State-change Notification",
-                    json!({"instance-id": "i-0pretraffic0000000", "state": "running"}),
+                    json!({"instance-id": "i-00000000000000000", "state": "running"}),
                 ),
                 expected: Expected::ErrorType("UnsupportedEvent"),
             },
