@@ -37,14 +37,27 @@ async fn the_extension_s_first_next_waits_for_the_prefetch_up_to_its_deadline() 
     let scene = Scene::start(Duration::from_millis(300)).await;
     scene.secret("app/one", "one").await;
     scene.secret("app/two", "two").await;
+    scene
+        .ssm
+        .put_parameter()
+        .name("/app/flag")
+        .value("on")
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .send()
+        .await
+        .expect("put_parameter");
     // Nothing read at init by the function: only the extension holds init open.
-    let sandbox = scene.sandbox(&[("SECRETS_CACHE_PREFETCH", "app/one,app/two")]).await;
+    let sandbox = scene.sandbox(&[("SECRETS_CACHE_PREFETCH", "app/one,app/two,ssm:/app/flag")]).await;
     let first_next = sandbox.api.extensions.list()[0].first_next_at.expect("the extension called next");
-    let answered = scene.front.answered_at("GetSecretValue");
-    assert_eq!(answered.len(), 2, "{:?}", scene.front.counts());
+    // The two secrets in one batch, the parameter beside it.
+    let batch = scene.front.answered_at("BatchGetSecretValue");
+    let parameter = scene.front.answered_at("GetParameter");
+    assert_eq!((batch.len(), parameter.len()), (1, 1), "{:?}", scene.front.counts());
+    let answered = [batch[0], parameter[0]];
     assert!(answered.iter().all(|at| at.into_std() <= first_next), "next before the prefetch was in");
     // In parallel: both within one latency of each other, not one after the other.
-    let spread = answered[1].into_std().saturating_duration_since(answered[0].into_std());
+    let (first, last) = (answered.iter().min().expect("two"), answered.iter().max().expect("two"));
+    let spread = last.into_std().saturating_duration_since(first.into_std());
     assert!(spread < Duration::from_millis(250), "{spread:?}");
 
     // A prefetch slower than its deadline holds init for the deadline only.
@@ -81,4 +94,26 @@ async fn parameters_are_prefetched_and_read_decrypted() {
     assert_eq!(scene.calls("GetParameter"), 1, "a hit");
     let (status, body) = read(&sandbox, "/systemsmanager/parameters/get?name=%2Fapp%2Fnone").await;
     assert_eq!((status, body["error"].as_str()), (404, Some("NotFound")), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_prefetched_together_take_one_batch_call() {
+    let scene = Scene::start(Duration::ZERO).await;
+    let db = scene.secret("app/db", "batch-canary-db").await;
+    let api = scene.secret("app/api-key", "batch-canary-api").await;
+    let sandbox = scene.sandbox(&[("SECRETS_CACHE_PREFETCH", "app/db,app/api-key")]).await;
+    assert!(sandbox.init_done_at.is_some(), "init ended: {:?}", sandbox.api.extensions.list());
+    for (id, value, version) in [("app/db", "batch-canary-db", &db), ("app/api-key", "batch-canary-api", &api)] {
+        let (status, body) = read(&sandbox, &secret_path(id)).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!((body["SecretString"].as_str(), body["VersionId"].as_str()), (Some(value), Some(version.as_str())));
+        assert_eq!((body["Name"].as_str(), body["VersionStages"].clone()), (Some(id), json!(["AWSCURRENT"])));
+    }
+    assert_eq!(
+        (scene.calls("BatchGetSecretValue"), scene.calls("GetSecretValue")),
+        (1, 0),
+        "one batch, and every read a hit: {:?}",
+        scene.front.counts()
+    );
+    sandbox.shutdown().await;
 }

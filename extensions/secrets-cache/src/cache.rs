@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::key::Key;
+use crate::key::{Key, Version};
 use crate::metrics::Stats;
 use crate::upstream::{Failure, Fetched, Source};
 
@@ -23,6 +23,18 @@ pub struct Policy {
     pub stale_max: Duration,
     /// Entries kept; 0 keeps none (every read fetches), as AWS's extension.
     pub capacity: usize,
+}
+
+/// `BatchGetSecretValue` takes at most 20 secret ids a call.
+const SECRETS_PER_BATCH: usize = 20;
+
+/// The secret id of a key a batch can read: a secret under `AWSCURRENT` (a batch reads no other
+/// stage, and no version id).
+fn current_secret_id(key: &Key) -> Option<&str> {
+    match key {
+        Key::Secret { id, at: Version::Stage(stage) } if stage == "AWSCURRENT" => Some(id),
+        _ => None,
+    }
 }
 
 /// How many TTLs an entry may live on `DescribeSecret` confirmations alone before a refresh
@@ -78,9 +90,14 @@ impl<S: Source> Cache<S> {
         }
     }
 
+    /// Whether `key`'s answers are kept at all.
+    fn keeps(&self, key: &Key) -> bool {
+        self.policy.enabled && self.policy.capacity > 0 && !self.ttl(key).is_zero()
+    }
+
     /// The answer for `key`: from the cache when it may be, else fetched (once, whoever asks).
     pub async fn get(self: &Arc<Self>, key: &Key) -> Result<Bytes, Failure> {
-        if !self.policy.enabled || self.policy.capacity == 0 || self.ttl(key).is_zero() {
+        if !self.keeps(key) {
             Stats::add(&self.stats.misses);
             return self.source.fetch(key).await.map(|f| f.body);
         }
@@ -120,10 +137,71 @@ impl<S: Source> Cache<S> {
         }
     }
 
-    /// Fetches every key at once; returns how many are in.
+    /// Fetches every key at once; returns how many are in. Two or more secrets under
+    /// `AWSCURRENT` are read `SECRETS_PER_BATCH` a call (`BatchGetSecretValue`); the rest, and
+    /// any a batch could not read, one call each.
     pub async fn prefetch(self: &Arc<Self>, keys: &[Key]) -> usize {
-        let fetches = keys.iter().map(|key| self.get(key));
-        futures::future::join_all(fetches).await.iter().filter(|r| r.is_ok()).count()
+        let mut distinct: Vec<&Key> = Vec::new();
+        for key in keys {
+            if !distinct.contains(&key) {
+                distinct.push(key);
+            }
+        }
+        let (mut batched, mut alone): (Vec<&Key>, Vec<&Key>) =
+            distinct.into_iter().partition(|key| self.keeps(key) && current_secret_id(key).is_some());
+        if batched.len() < 2 {
+            // One secret costs one call either way, and GetSecretValue is what every role has.
+            alone.append(&mut batched);
+        }
+        let batches = batched.chunks(SECRETS_PER_BATCH).map(|chunk| self.prefetch_batch(chunk));
+        let singles = alone.iter().map(|key| async move { usize::from(self.get(key).await.is_ok()) });
+        let (batched, alone) =
+            futures::future::join(futures::future::join_all(batches), futures::future::join_all(singles)).await;
+        batched.into_iter().chain(alone).sum()
+    }
+
+    /// One `BatchGetSecretValue` for `keys` (distinct current secrets), every key's slot held
+    /// meanwhile so a read of any of them waits on this fetch, not a call of its own.
+    async fn prefetch_batch(self: &Arc<Self>, keys: &[&Key]) -> usize {
+        let slots: Vec<Arc<Slot>> = keys.iter().map(|key| self.slot(key)).collect();
+        let mut entries = Vec::with_capacity(slots.len());
+        for slot in &slots {
+            entries.push(slot.entry.lock().await);
+        }
+        let ids: Vec<String> = keys.iter().filter_map(|key| current_secret_id(key)).map(str::to_owned).collect();
+        let found = match self.source.fetch_current_batch(&ids).await {
+            Ok(found) => found,
+            Err(failure) => {
+                tracing::info!(secrets = ids.len(), error = %failure, "BatchGetSecretValue refused or failed; fetching one by one");
+                Vec::new()
+            }
+        };
+        // A key already in (a read got there first) stays; the others take the batch's answer,
+        // or are fetched alone (a partial ARN, or a secret the batch could not read).
+        let missing: Vec<usize> = (0..keys.len()).filter(|i| entries[*i].is_none()).collect();
+        let mut alone = Vec::new();
+        for i in &missing {
+            Stats::add(&self.stats.misses);
+            let id = current_secret_id(keys[*i]).unwrap_or_default();
+            match found.iter().find(|f| f.is(id)) {
+                Some(f) => *entries[*i] = Some(Entry::new(f.fetched.clone())),
+                None => alone.push(*i),
+            }
+        }
+        let fetched = futures::future::join_all(alone.iter().map(|i| self.source.fetch(keys[*i]))).await;
+        let mut failed = Vec::new();
+        for (i, result) in alone.into_iter().zip(fetched) {
+            match result {
+                Ok(fetched) => *entries[i] = Some(Entry::new(fetched)),
+                Err(_) => failed.push(i),
+            }
+        }
+        let ready = entries.iter().filter(|entry| entry.is_some()).count();
+        drop(entries);
+        for i in failed {
+            self.forget(keys[i], &slots[i]);
+        }
+        ready
     }
 
     fn slot(&self, key: &Key) -> Arc<Slot> {
@@ -213,7 +291,7 @@ impl<S: Source> Cache<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::Version;
+    use crate::upstream::BatchFound;
     use std::sync::atomic::AtomicUsize;
 
     #[derive(Default)]
@@ -226,6 +304,11 @@ mod tests {
         fetch_refused: AtomicBool,
         /// Fails `current_version` alone (a role without `DescribeSecret`).
         describe_refused: AtomicBool,
+        batches: AtomicUsize,
+        /// Fails `fetch_current_batch` as a whole (a role without `BatchGetSecretValue`).
+        batch_refused: AtomicBool,
+        /// Ids a batch answers without (as BatchGetSecretValue lists them under `Errors`).
+        batch_leaves_out: Mutex<Vec<String>>,
     }
 
     impl Source for Fake {
@@ -251,6 +334,68 @@ mod tests {
             }
             Ok(Some(self.version.lock().unwrap().clone()))
         }
+        async fn fetch_current_batch(&self, ids: &[String]) -> Result<Vec<BatchFound>, Failure> {
+            self.batches.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if self.batch_refused.load(Ordering::SeqCst) {
+                return Err(Failure::Refused("AccessDeniedException".into()));
+            }
+            let version = self.version.lock().unwrap().clone();
+            let left_out = self.batch_leaves_out.lock().unwrap().clone();
+            let found = ids.iter().filter(|id| !left_out.contains(id)).map(|id| BatchFound {
+                name: Some(id.clone()),
+                arn: None,
+                fetched: Fetched { body: Bytes::from(format!("{id}-{version}")), version: Some(version.clone()) },
+            });
+            Ok(found.collect())
+        }
+    }
+
+    /// Room for every key of the prefetch tests.
+    fn roomy_cache() -> (Arc<Fake>, Arc<Cache<Fake>>) {
+        let (fake, base) = cache(60_000, 0);
+        let cache = Cache::new(fake.clone(), Policy { capacity: 8, ..base.policy }, Arc::default());
+        (fake, cache)
+    }
+
+    #[tokio::test]
+    async fn secrets_prefetched_together_are_read_in_one_batch_and_a_read_meanwhile_waits_on_it() {
+        let (fake, cache) = roomy_cache();
+        let keys = [key("a"), key("b"), key("c"), key("a")];
+        let (fetched, read) = futures::future::join(cache.prefetch(&keys), async {
+            // Arrives while the batch is in flight.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            cache.get(&key("b")).await
+        })
+        .await;
+        assert_eq!(fetched, 3);
+        assert_eq!(read.as_deref(), Ok(&b"b-1"[..]));
+        for id in ["a", "c"] {
+            assert_eq!(cache.get(&key(id)).await.unwrap(), format!("{id}-1"));
+        }
+        assert_eq!((fake.batches.load(Ordering::SeqCst), fake.fetches.load(Ordering::SeqCst)), (1, 0));
+        assert_eq!(cache.stats.misses.load(Ordering::SeqCst), 3, "one miss per secret, none for the reads");
+    }
+
+    #[tokio::test]
+    async fn a_batch_refused_or_short_of_a_secret_leaves_it_to_a_fetch_of_its_own() {
+        let (fake, cache) = roomy_cache();
+        fake.batch_refused.store(true, Ordering::SeqCst);
+        assert_eq!(cache.prefetch(&[key("a"), key("b"), key("c")]).await, 3);
+        assert_eq!((fake.batches.load(Ordering::SeqCst), fake.fetches.load(Ordering::SeqCst)), (1, 3));
+
+        let (fake, cache) = roomy_cache();
+        fake.batch_leaves_out.lock().unwrap().push("b".into());
+        assert_eq!(cache.prefetch(&[key("a"), key("b"), key("c")]).await, 3);
+        assert_eq!((fake.batches.load(Ordering::SeqCst), fake.fetches.load(Ordering::SeqCst)), (1, 1));
+        assert_eq!(cache.get(&key("b")).await.unwrap(), "value-1", "b came from its own fetch");
+
+        // Not batched: a lone secret, another stage, a version id.
+        let (fake, cache) = roomy_cache();
+        let pending = Key::Secret { id: "p".into(), at: Version::Stage("AWSPENDING".into()) };
+        let pinned = Key::Secret { id: "v".into(), at: Version::Id("v1".into()) };
+        assert_eq!(cache.prefetch(&[key("a"), pending, pinned]).await, 3);
+        assert_eq!((fake.batches.load(Ordering::SeqCst), fake.fetches.load(Ordering::SeqCst)), (0, 3));
     }
 
     fn cache(ttl_ms: u64, stale_ms: u64) -> (Arc<Fake>, Arc<Cache<Fake>>) {

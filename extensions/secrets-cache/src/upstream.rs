@@ -74,9 +74,32 @@ impl std::fmt::Debug for Fetched {
     }
 }
 
+/// One secret of a `BatchGetSecretValue` answer: its name and ARN (to match the ids asked for)
+/// and its answer. Secrets the call could not read are left out: each is then fetched alone,
+/// which gives its reader the exact error.
+#[derive(Debug, Clone)]
+pub struct BatchFound {
+    pub name: Option<String>,
+    pub arn: Option<String>,
+    pub fetched: Fetched,
+}
+
+impl BatchFound {
+    /// Whether this is the secret a read names by `id` (its name or its full ARN).
+    pub fn is(&self, id: &str) -> bool {
+        self.name.as_deref() == Some(id) || self.arn.as_deref() == Some(id)
+    }
+}
+
 /// Where entries come from (AWS here; a fake in the cache's tests).
 pub trait Source: Send + Sync + 'static {
     fn fetch(&self, key: &Key) -> impl Future<Output = Result<Fetched, Failure>> + Send;
+    /// The `AWSCURRENT` values of up to 20 secrets in one call (`BatchGetSecretValue`). An `Err`
+    /// when the call itself failed (a role without the action, say): each is then fetched alone.
+    fn fetch_current_batch(&self, ids: &[String]) -> impl Future<Output = Result<Vec<BatchFound>, Failure>> + Send {
+        let _ = ids;
+        async { Err(Failure::Unavailable("no batch reads here".into())) }
+    }
     /// The version now under the key's stage, when that can be known without fetching the value
     /// (a secret's stage, through `DescribeSecret`); `None` means "fetch to know".
     fn current_version(&self, key: &Key) -> impl Future<Output = Result<Option<String>, Failure>> + Send;
@@ -114,6 +137,42 @@ impl Source for Aws {
         }
     }
 
+    async fn fetch_current_batch(&self, ids: &[String]) -> Result<Vec<BatchFound>, Failure> {
+        let mut found = Vec::new();
+        let mut next_token = None;
+        loop {
+            let out = self
+                .secrets
+                .batch_get_secret_value()
+                .set_secret_id_list(Some(ids.to_vec()))
+                .set_next_token(next_token.take())
+                .send()
+                .await
+                .map_err(|e| classify(&e))?;
+            for entry in out.secret_values() {
+                let fields = SecretFields {
+                    arn: entry.arn(),
+                    name: entry.name(),
+                    version_id: entry.version_id(),
+                    stages: entry.version_stages(),
+                    created: entry.created_date(),
+                    string: entry.secret_string(),
+                    binary: entry.secret_binary().map(|b| b.as_ref()),
+                };
+                found.push(BatchFound {
+                    name: entry.name().map(str::to_owned),
+                    arn: entry.arn().map(str::to_owned),
+                    fetched: fields.answer(),
+                });
+            }
+            match out.next_token() {
+                Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
+                _ => break,
+            }
+        }
+        Ok(found)
+    }
+
     async fn current_version(&self, key: &Key) -> Result<Option<String>, Failure> {
         let Key::Secret { id, at: Version::Stage(stage) } = key else { return Ok(None) };
         let out = self.secrets.describe_secret().secret_id(id).send().await.map_err(|e| classify(&e))?;
@@ -129,24 +188,51 @@ impl Source for Aws {
     }
 }
 
-/// `GetSecretValue`'s answer, as AWS's extension returns it.
+/// A secret's value and what describes it, from `GetSecretValue` or one entry of
+/// `BatchGetSecretValue` (the same fields).
+struct SecretFields<'a> {
+    arn: Option<&'a str>,
+    name: Option<&'a str>,
+    version_id: Option<&'a str>,
+    stages: &'a [String],
+    created: Option<&'a DateTime>,
+    string: Option<&'a str>,
+    binary: Option<&'a [u8]>,
+}
+
+impl SecretFields<'_> {
+    /// The answer as AWS's extension returns it (`GetSecretValue`'s shape).
+    fn answer(&self) -> Fetched {
+        use base64::Engine;
+        let mut body = json!({
+            "ARN": self.arn,
+            "Name": self.name,
+            "VersionId": self.version_id,
+            "VersionStages": self.stages,
+            "CreatedDate": self.created.and_then(date),
+            "ResultMetadata": {},
+        });
+        if let Some(text) = self.string {
+            body["SecretString"] = Value::String(text.to_owned());
+        }
+        if let Some(binary) = self.binary {
+            body["SecretBinary"] = Value::String(base64::engine::general_purpose::STANDARD.encode(binary));
+        }
+        Fetched { body: Bytes::from(body.to_string()), version: self.version_id.map(str::to_owned) }
+    }
+}
+
 fn secret_answer(out: &aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput) -> Fetched {
-    use base64::Engine;
-    let mut body = json!({
-        "ARN": out.arn(),
-        "Name": out.name(),
-        "VersionId": out.version_id(),
-        "VersionStages": out.version_stages(),
-        "CreatedDate": out.created_date().and_then(date),
-        "ResultMetadata": {},
-    });
-    if let Some(text) = out.secret_string() {
-        body["SecretString"] = Value::String(text.to_owned());
-    }
-    if let Some(binary) = out.secret_binary() {
-        body["SecretBinary"] = Value::String(base64::engine::general_purpose::STANDARD.encode(binary.as_ref()));
-    }
-    Fetched { body: Bytes::from(body.to_string()), version: out.version_id().map(str::to_owned) }
+    let fields = SecretFields {
+        arn: out.arn(),
+        name: out.name(),
+        version_id: out.version_id(),
+        stages: out.version_stages(),
+        created: out.created_date(),
+        string: out.secret_string(),
+        binary: out.secret_binary().map(|b| b.as_ref()),
+    };
+    fields.answer()
 }
 
 /// `GetParameter`'s answer, as AWS's extension returns it.
