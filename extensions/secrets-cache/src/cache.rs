@@ -243,10 +243,11 @@ impl<S: Source> Cache<S> {
     /// and fetches only when it did, when that cannot be known (parameters, pinned versions), or
     /// when the value was last read `REFETCH_AFTER_TTLS` TTLs ago.
     async fn refresh(&self, key: &Key, slot: &Arc<Slot>) {
-        let (known, read_ago) = match slot.entry.lock().await.as_ref() {
-            Some(entry) => (entry.version.clone(), entry.fetched.elapsed()),
-            None => (None, Duration::MAX),
+        let (known, read_at) = match slot.entry.lock().await.as_ref() {
+            Some(entry) => (entry.version.clone(), Some(entry.fetched)),
+            None => (None, None),
         };
+        let read_ago = read_at.map_or(Duration::MAX, |at| at.elapsed());
         let confirmable = read_ago < self.ttl(key).saturating_mul(REFETCH_AFTER_TTLS);
         let outcome = if key.pinned() {
             // Nothing can move under a version id: only a read tells whether it is still ours.
@@ -267,6 +268,11 @@ impl<S: Source> Cache<S> {
             }
         };
         let mut entry = slot.entry.lock().await;
+        if entry.as_ref().map(|e| e.fetched) != read_at {
+            // A read fetched the entry while this refresh was out (it was too stale to serve):
+            // what it holds is newer than what this refresh brings, or its error.
+            return;
+        }
         match outcome {
             Ok(None) => {
                 if let Some(found) = entry.as_mut() {
@@ -297,6 +303,8 @@ mod tests {
     #[derive(Default)]
     struct Fake {
         fetches: AtomicUsize,
+        /// How long each coming fetch takes, in order (20 ms once they run out).
+        fetch_delays_ms: Mutex<Vec<u64>>,
         describes: AtomicUsize,
         version: Mutex<String>,
         failing: Mutex<Option<Failure>>,
@@ -314,14 +322,16 @@ mod tests {
     impl Source for Fake {
         async fn fetch(&self, _: &Key) -> Result<Fetched, Failure> {
             self.fetches.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            // The value as it is when the call is made, however long the answer takes.
+            let version = self.version.lock().unwrap().clone();
+            let delay = { self.fetch_delays_ms.lock().unwrap().pop() }.unwrap_or(20);
+            tokio::time::sleep(Duration::from_millis(delay)).await;
             if let Some(failure) = self.failing.lock().unwrap().clone() {
                 return Err(failure);
             }
             if self.fetch_refused.load(Ordering::SeqCst) {
                 return Err(Failure::Refused("AccessDeniedException".into()));
             }
-            let version = self.version.lock().unwrap().clone();
             Ok(Fetched { body: Bytes::from(format!("value-{version}")), version: Some(version) })
         }
         async fn current_version(&self, _: &Key) -> Result<Option<String>, Failure> {
@@ -349,6 +359,29 @@ mod tests {
             });
             Ok(found.collect())
         }
+    }
+
+    #[tokio::test]
+    async fn a_slow_refresh_never_overwrites_what_a_later_read_fetched() {
+        let (fake, cache) = cache(100, 200);
+        cache.get(&key("a")).await.unwrap();
+        // Past the TTL, within the stale bound: served, and refreshed by a slow fetch of version 2.
+        *fake.version.lock().unwrap() = "2".into();
+        fake.fetch_delays_ms.lock().unwrap().push(1000);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(cache.get(&key("a")).await.unwrap(), "value-1");
+        // Version 3 meanwhile, and a read once the entry is too stale to serve: it fetches 3.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        *fake.version.lock().unwrap() = "3".into();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(cache.get(&key("a")).await.unwrap(), "value-3");
+        // The slow refresh answers with version 2 after that: it must not replace 3.
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert_eq!(fake.fetches.load(Ordering::SeqCst), 3, "the refresh did fetch");
+        // What the slot holds (a read now would find it too stale and fetch anew).
+        let slot = cache.slots.lock().unwrap().get(&key("a")).cloned().expect("the slot");
+        let held = slot.entry.lock().await.as_ref().map(|e| e.body.clone());
+        assert_eq!(held.as_deref(), Some(&b"value-3"[..]));
     }
 
     /// Room for every key of the prefetch tests.
