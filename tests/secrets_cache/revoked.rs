@@ -1,6 +1,7 @@
 //! Entries that are no longer readable stop being served: a secret scheduled for deletion
 //! (DescribeSecret still answers, with `DeletedDate`), and entries read by version id or
-//! parameter version, which never move but can still be deleted or denied.
+//! parameter version, which never move but can still be deleted or denied, and a version read
+//! at a stage the stage has moved off.
 
 use std::time::Duration;
 
@@ -65,4 +66,27 @@ async fn entries_read_by_version_are_dropped_once_deleted() {
     let (status, body) = until_refused(&sandbox, parameter).await;
     assert_eq!(status, 404, "{body}");
     assert!(body.get("Parameter").is_none(), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_read_at_its_stage_stops_being_served_once_the_stage_moves_off_it() {
+    let scene = Scene::start(Duration::ZERO).await;
+    let first = scene.secret("app/staged", "staged-first").await;
+    let sandbox = scene.sandbox(&[("SECRETS_MANAGER_TTL", "1")]).await;
+    // versionId and versionStage together, as AWS's extension takes them.
+    let path = format!("{}&versionId={first}&versionStage=AWSCURRENT", secret_path("app/staged"));
+    let (status, body) = read(&sandbox, &path).await;
+    assert_eq!((status, body["SecretString"].as_str()), (200, Some("staged-first")), "{body}");
+    assert_eq!(body["VersionId"], first.as_str());
+
+    // A rotation: AWSCURRENT moves to a new version, the first keeps AWSPREVIOUS.
+    scene.sm.put_secret_value().secret_id("app/staged").secret_string("staged-second").send().await.expect("put");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, body) = until_refused(&sandbox, &path).await;
+    assert!(matches!(status, 400 | 404), "{status} {body}");
+    assert!(body.get("SecretString").is_none(), "{body}");
+    let previous = format!("{}&versionId={first}&versionStage=AWSPREVIOUS", secret_path("app/staged"));
+    let (status, body) = read(&sandbox, &previous).await;
+    assert_eq!((status, body["SecretString"].as_str()), (200, Some("staged-first")), "{body}");
+    sandbox.shutdown().await;
 }

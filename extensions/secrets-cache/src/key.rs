@@ -17,6 +17,10 @@ pub enum Version {
     Stage(String),
     /// A version id: never changes.
     Id(String),
+    /// A version id that must still carry a staging label (`GetSecretValue` with both, as AWS's
+    /// extension passes them): the value never changes, but the label may move off it, and the
+    /// read is then refused.
+    IdAtStage { id: String, stage: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -31,7 +35,11 @@ impl Key {
     /// Whether the entry can never change (a secret's version id, a parameter's version): its
     /// refresh skips the "did it move?" check, but still reads it (it can be deleted or denied).
     pub fn pinned(&self) -> bool {
-        matches!(self, Key::Secret { at: Version::Id(_), .. } | Key::Parameter { at: Some(Selector::Version(_)), .. })
+        matches!(
+            self,
+            Key::Secret { at: Version::Id(_) | Version::IdAtStage { .. }, .. }
+                | Key::Parameter { at: Some(Selector::Version(_)), .. }
+        )
     }
 
     /// `/secretsmanager/get?secretId=&versionId=&versionStage=`.
@@ -48,7 +56,7 @@ impl Key {
         }
         let id = id.ok_or("secretId is required")?;
         let at = match (version_id, stage) {
-            (Some(_), Some(_)) => return Err("give versionId or versionStage, not both".to_owned()),
+            (Some(id), Some(stage)) => Version::IdAtStage { id, stage },
             (Some(version), None) => Version::Id(version),
             (None, stage) => Version::Stage(stage.unwrap_or_else(|| CURRENT.to_owned())),
         };
@@ -135,7 +143,13 @@ mod tests {
         let pinned = Key::secret_from_query("secretId=a&versionId=v1").unwrap();
         assert!(pinned.pinned());
         assert!(Key::secret_from_query("versionId=v1").is_err());
-        assert!(Key::secret_from_query("secretId=a&versionId=v1&versionStage=AWSCURRENT").is_err());
+        // Both, as GetSecretValue takes them: a version that must still carry the label.
+        let both = Key::secret_from_query("secretId=a&versionId=v1&versionStage=AWSCURRENT").unwrap();
+        assert_eq!(
+            both,
+            Key::Secret { id: "a".into(), at: Version::IdAtStage { id: "v1".into(), stage: CURRENT.into() } }
+        );
+        assert!(both.pinned(), "its value never changes; each refresh reads it, which fails once the label moved");
     }
 
     #[test]

@@ -118,6 +118,7 @@ impl Source for Aws {
                 let request = match at {
                     Version::Stage(stage) => request.version_stage(stage),
                     Version::Id(version) => request.version_id(version),
+                    Version::IdAtStage { id, stage } => request.version_id(id).version_stage(stage),
                 };
                 let out = request.send().await.map_err(|e| classify(&e))?;
                 Ok(secret_answer(&out))
