@@ -130,6 +130,7 @@ async fn main() {
         describe_rate: DESCRIBE.1,
         deregister_burst: DEREGISTER.0 * 3 / 4,
         deregister_rate: DEREGISTER.1,
+        ..Pacing::default()
     };
     let mut rows = Vec::new();
 

@@ -5,6 +5,8 @@ use aws_sdk_elasticloadbalancingv2::error::DisplayErrorContext;
 use aws_sdk_elasticloadbalancingv2::types::{TargetHealthDescription, TargetHealthStateEnum, TargetTypeEnum};
 use aws_sdk_elasticloadbalancingv2::Client as ElbClient;
 
+use tokio::time::Instant;
+
 use crate::error::DrainError;
 use crate::instance::InstanceFacts;
 use crate::pacing::TokenBucket;
@@ -24,16 +26,19 @@ pub fn target_group_arns_from_tag(value: &str) -> Vec<String> {
 }
 
 /// Every instance- and ip-type target group in the VPC (all pages, each a describe call drawn
-/// from `budget`).
+/// from `budget`); a page whose token would come after `stop_by` fails the listing.
 pub async fn target_groups_in_vpc(
     elb: &ElbClient,
     vpc_id: &str,
     budget: &TokenBucket,
+    stop_by: Option<Instant>,
 ) -> Result<Vec<String>, DrainError> {
     let mut arns = Vec::new();
     let mut marker: Option<String> = None;
     loop {
-        budget.take().await;
+        if !budget.take_by(stop_by).await {
+            return Err(DrainError::ListTargetGroups("not listed before the invocation's deadline".into()));
+        }
         let page = elb
             .describe_target_groups()
             .set_marker(marker.take())

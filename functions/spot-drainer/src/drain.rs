@@ -106,7 +106,7 @@ pub async fn drain_requests_except(
         }))
         .await;
     }
-    let search = Search { drainer, budget: &budget, started, except, asg_groups: Default::default() };
+    let search = Search { drainer, budget: &budget, started, stop_by, except, asg_groups: Default::default() };
     let discovered = future::join_all(draining.iter().map(|d| search.target_groups(&d.facts))).await;
 
     // Which instances each group is searched for.
@@ -255,6 +255,8 @@ struct Search<'s> {
     drainer: &'s Drainer<'s>,
     budget: &'s ElbBudget,
     started: Instant,
+    /// When the search stops, to leave time to answer.
+    stop_by: Option<Instant>,
     /// Groups left out (those Auto Scaling drains itself before a lifecycle hook's wait).
     except: &'s BTreeSet<String>,
     /// Each Auto Scaling group's target groups, looked up once for all its instances: a reclaim
@@ -339,8 +341,11 @@ impl Search<'_> {
                 tracing::warn!(instance_id = %instance.instance_id, "instance has no VPC (EC2-Classic?); nothing to scan");
                 return Ok((Discovery::Scan, Vec::new()));
             };
-            let groups =
-                self.drainer.cache.groups_in_vpc(&aws.elb, vpc_id, &self.budget.describe, self.started).await?;
+            let groups = self
+                .drainer
+                .cache
+                .groups_in_vpc(&aws.elb, vpc_id, &self.budget.describe, self.started, self.stop_by)
+                .await?;
             Ok((Discovery::Scan, groups))
         };
         match settings.discovery {

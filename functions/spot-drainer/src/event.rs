@@ -144,11 +144,12 @@ pub fn parse_drain_request(event: &Value) -> Result<DrainRequest, EventError> {
     Ok(DrainRequest { warned_at_ms, ..DrainRequest::notice(&instance_id, action) })
 }
 
-/// An EC2 instance id as EC2 makes them: `i-` and 8 or 17 lowercase hex digits. Anything else
-/// is refused before any call: EC2 would fail the whole batch's `DescribeInstances` for it.
+/// An EC2 instance id as EC2 documents them: `i-` and 8 or 17 lowercase letters and digits (in
+/// practice hex). Anything else is refused before any call: EC2 would fail the whole batch's
+/// `DescribeInstances` for it.
 fn is_instance_id(id: &str) -> bool {
-    id.strip_prefix("i-").is_some_and(|hex| {
-        matches!(hex.len(), 8 | 17) && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    id.strip_prefix("i-").is_some_and(|rest| {
+        matches!(rest.len(), 8 | 17) && rest.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
     })
 }
 

@@ -37,6 +37,7 @@ impl TargetGroupCache {
         vpc_id: &str,
         budget: &TokenBucket,
         fresh_since: Instant,
+        stop_by: Option<Instant>,
     ) -> Result<Vec<String>, DrainError> {
         // Held while listing: instances of one VPC drained together wait for one list.
         let mut by_vpc = self.by_vpc.lock().await;
@@ -45,7 +46,7 @@ impl TargetGroupCache {
                 return Ok(groups.clone());
             }
         }
-        let groups = target_groups_in_vpc(elb, vpc_id, budget).await?;
+        let groups = target_groups_in_vpc(elb, vpc_id, budget, stop_by).await?;
         by_vpc.insert(vpc_id.to_owned(), (Instant::now(), groups.clone()));
         Ok(groups)
     }

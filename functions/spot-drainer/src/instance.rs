@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata};
-use futures::{future, stream, StreamExt};
+use futures::{stream, StreamExt};
 
 use crate::error::DrainError;
 
@@ -76,14 +76,18 @@ const ONE_BY_ONE_AT_ONCE: usize = 8;
 /// Looks every instance up, `IDS_PER_CALL` ids a call; one answer per id, in order. The ids go
 /// as `InstanceIds`, not as a filter: EC2 answers for the ids of healthy Availability Zones even
 /// when another zone is disrupted, and fails a call without ids then. One id EC2 no longer
-/// knows fails its whole call, so that call's ids are then looked up one by one (the event
-/// parser refuses ids EC2 could not have made, which would fail it the same way).
+/// knows (or finds malformed) fails its whole call, so that call's ids are then looked up one by
+/// one (the event parser refuses most ids EC2 could not have made).
 pub async fn describe_instances(
     ec2: &aws_sdk_ec2::Client,
     instance_ids: &[&str],
 ) -> Vec<Result<Option<InstanceFacts>, DrainError>> {
-    let chunks = instance_ids.chunks(IDS_PER_CALL).map(|ids| describe_chunk(ec2, ids));
-    future::join_all(chunks).await.into_iter().flatten().collect()
+    // One call after another: a chunk looked up one by one keeps its calls in flight few.
+    let mut answers = Vec::with_capacity(instance_ids.len());
+    for ids in instance_ids.chunks(IDS_PER_CALL) {
+        answers.extend(describe_chunk(ec2, ids).await);
+    }
+    answers
 }
 
 async fn describe_chunk(ec2: &aws_sdk_ec2::Client, ids: &[&str]) -> Vec<Result<Option<InstanceFacts>, DrainError>> {
@@ -99,7 +103,7 @@ async fn describe_chunk(ec2: &aws_sdk_ec2::Client, ids: &[&str]) -> Vec<Result<O
             .set_next_token(next_token.take());
         let page = match call.send().await {
             Ok(page) => page,
-            Err(err) if err.code() == Some("InvalidInstanceID.NotFound") => {
+            Err(err) if matches!(err.code(), Some("InvalidInstanceID.NotFound" | "InvalidInstanceID.Malformed")) => {
                 // A few at a time: EC2's describe bucket is the account's too.
                 let one_by_one = stream::iter(ids).map(|id| describe_instance(ec2, id));
                 return one_by_one.buffered(ONE_BY_ONE_AT_ONCE).collect().await;

@@ -35,9 +35,21 @@ impl TokenBucket {
         }
     }
 
-    /// A bucket kept in the budget table's item `name`, with this one's rate and burst.
-    pub fn shared(rate_per_second: u32, burst: u32, table: BudgetTable<'_>, name: &'static str) -> TokenBucket {
-        TokenBucket { shared: Some(SharedBucket::new(table, name)), ..TokenBucket::new(rate_per_second, burst) }
+    /// A bucket kept in the budget table's item `name`, with this one's rate and burst; a call to
+    /// the table slower than `call_timeout` fails it. Its own bucket, used only once the table
+    /// failed, starts empty and takes what the item last held.
+    pub fn shared(
+        rate_per_second: u32,
+        burst: u32,
+        table: BudgetTable<'_>,
+        name: &'static str,
+        call_timeout: Duration,
+    ) -> TokenBucket {
+        TokenBucket {
+            shared: Some(SharedBucket::new(table, name, call_timeout)),
+            state: Mutex::new((0.0, Instant::now())),
+            ..TokenBucket::new(rate_per_second, burst)
+        }
     }
 
     /// Waits for a token, then takes it.
@@ -51,8 +63,12 @@ impl TokenBucket {
         if let Some(shared) = self.shared.as_ref().filter(|shared| !shared.has_failed()) {
             match shared.take_by(self.rate, self.burst, deadline).await {
                 Ok(taken) => return taken,
-                Err(TableFailure::Now(error)) => {
-                    tracing::warn!(bucket = shared.name(), %error, "the shared ELB budget failed; pacing this invocation alone");
+                Err(TableFailure::Now { reason, tokens }) => {
+                    tracing::warn!(bucket = shared.name(), error = %reason, "the shared ELB budget failed; pacing this invocation alone");
+                    let mut state = self.state.lock().await;
+                    let now = Instant::now();
+                    // What the account's bucket held, not a fresh burst of this invocation's own.
+                    *state = (tokens.min(self.burst), now);
                 }
                 Err(TableFailure::Earlier) => {}
             }
@@ -90,7 +106,7 @@ impl ElbBudget {
     /// The account's budgets when there is a budget table, else this invocation's own.
     pub fn new(settings: &crate::settings::Pacing, table: Option<BudgetTable<'_>>) -> ElbBudget {
         let bucket = |rate, burst, name| match table {
-            Some(table) => TokenBucket::shared(rate, burst, table, name),
+            Some(table) => TokenBucket::shared(rate, burst, table, name, settings.budget_table_timeout),
             None => TokenBucket::new(rate, burst),
         };
         ElbBudget {

@@ -69,11 +69,20 @@ pub struct Pacing {
     pub describe_burst: u32,
     pub deregister_rate: u32,
     pub deregister_burst: u32,
+    /// A call to the budget table slower than this fails it for the invocation
+    /// (`ELB_BUDGET_TABLE_TIMEOUT_MS`).
+    pub budget_table_timeout: std::time::Duration,
 }
 
 impl Default for Pacing {
     fn default() -> Self {
-        Pacing { describe_rate: 5, describe_burst: 20, deregister_rate: 2, deregister_burst: 10 }
+        Pacing {
+            describe_rate: 5,
+            describe_burst: 20,
+            deregister_rate: 2,
+            deregister_burst: 10,
+            budget_table_timeout: std::time::Duration::from_millis(250),
+        }
     }
 }
 
@@ -103,12 +112,17 @@ impl Settings {
             Some(text) => text.parse()?,
             None => defaults.discovery,
         };
-        let pacing = Pacing {
-            describe_rate: env.positive_as("ELB_DESCRIBE_RATE", defaults.pacing.describe_rate)?,
-            describe_burst: env.positive_as("ELB_DESCRIBE_BURST", defaults.pacing.describe_burst)?,
-            deregister_rate: env.positive_as("ELB_DEREGISTER_RATE", defaults.pacing.deregister_rate)?,
-            deregister_burst: env.positive_as("ELB_DEREGISTER_BURST", defaults.pacing.deregister_burst)?,
-        };
+        let pacing =
+            Pacing {
+                describe_rate: env.positive_as("ELB_DESCRIBE_RATE", defaults.pacing.describe_rate)?,
+                describe_burst: env.positive_as("ELB_DESCRIBE_BURST", defaults.pacing.describe_burst)?,
+                deregister_rate: env.positive_as("ELB_DEREGISTER_RATE", defaults.pacing.deregister_rate)?,
+                deregister_burst: env.positive_as("ELB_DEREGISTER_BURST", defaults.pacing.deregister_burst)?,
+                budget_table_timeout: std::time::Duration::from_millis(env.positive_as(
+                    "ELB_BUDGET_TABLE_TIMEOUT_MS",
+                    defaults.pacing.budget_table_timeout.as_millis() as u64,
+                )?),
+            };
         Ok(Settings {
             discovery,
             // Exactly as set: a tag key may begin or end with a space.
@@ -161,6 +175,7 @@ mod tests {
             "LIFECYCLE_HOOK_NAMES" => Some(" drain, ,ours-too ".into()),
             "REBALANCE_KEEP_HEALTHY" => Some("2".into()),
             "ELB_BUDGET_TABLE" => Some("ops-elb-budget".into()),
+            "ELB_BUDGET_TABLE_TIMEOUT_MS" => Some("400".into()),
             _ => None,
         })
         .unwrap();
@@ -174,6 +189,7 @@ mod tests {
         assert_eq!(settings.lifecycle_hook_names, ["drain", "ours-too"]);
         assert_eq!((settings.rebalance_keep_healthy, Settings::default().rebalance_keep_healthy), (2, 1));
         assert_eq!(settings.elb_budget_table.as_deref(), Some("ops-elb-budget"));
+        assert_eq!(settings.pacing.budget_table_timeout, std::time::Duration::from_millis(400));
         assert!(settings.owns_hook("ours-too") && !settings.owns_hook("other-team-hook"));
         assert!(!Settings::default().owns_hook("drain"), "no hook is owned unless named");
         assert_eq!(

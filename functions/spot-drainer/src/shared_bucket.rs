@@ -6,10 +6,10 @@
 //! poller hands the batch back only after the visibility timeout.
 //!
 //! The stamp is each writer's wall clock. Lambda hosts keep theirs in sync; a stamp more than
-//! `MAX_SKEW` ahead of this clock would stall every refill until this clock caught up, so it
+//! `MAX_SKEW_MS` ahead of this clock would stall every refill until this clock caught up, so it
 //! counts as a failure of the table.
 //!
-//! A table that fails (an error, an answer slower than `CALL_TIMEOUT`, a stamp from the future)
+//! A table that fails (an error, an answer slower than the call timeout, a stamp from the future)
 //! fails the bucket for the rest of the invocation: every take from then on, the ones already
 //! queued included, goes to the invocation's own bucket at once. The table is a courtesy to the
 //! other callers; the drain inside the notice comes first.
@@ -28,18 +28,16 @@ use tokio::time::Instant;
 pub const KEY: &str = "id";
 /// Thousandths of a token, so the item holds whole numbers.
 const MILLI: u64 = 1000;
-/// A table that does not answer within this has failed: the drain goes on with its own bucket.
-/// DynamoDB answers in milliseconds; a table much slower than that would pace the drain at a
-/// few tokens a second, since this invocation's takes are made one at a time.
-const CALL_TIMEOUT: Duration = Duration::from_millis(250);
-/// How far ahead of this clock another writer's stamp may be.
-const MAX_SKEW_MS: u64 = 2_000;
+/// How far ahead of this clock another writer's stamp may be (it stalls refills that long).
+const MAX_SKEW_MS: u64 = 500;
 
 /// Why a take could not use the table.
 #[derive(Debug)]
 pub enum TableFailure {
-    /// It failed now, for this reason (logged once by the caller).
-    Now(String),
+    /// It failed now, for this reason (logged once by the caller); `tokens` is what the item held
+    /// when last seen, refilled to now (0 when never read), for the invocation's own bucket to
+    /// start from: a full burst for every invocation that falls back would overspend.
+    Now { reason: String, tokens: f64 },
     /// It failed earlier in this invocation.
     Earlier,
 }
@@ -69,16 +67,21 @@ pub struct SharedBucket {
     /// from the item DynamoDB returns with the refusal (or reads it).
     known: Mutex<Option<Stored>>,
     failed: AtomicBool,
+    /// A call slower than this fails the table (`ELB_BUDGET_TABLE_TIMEOUT_MS`). DynamoDB answers
+    /// in milliseconds; a table much slower would pace the drain at a few tokens a second, since
+    /// this invocation's takes are made one at a time.
+    call_timeout: Duration,
 }
 
 impl SharedBucket {
-    pub fn new(table: BudgetTable<'_>, name: &'static str) -> SharedBucket {
+    pub fn new(table: BudgetTable<'_>, name: &'static str, call_timeout: Duration) -> SharedBucket {
         SharedBucket {
             dynamodb: table.dynamodb.clone(),
             table: table.table.to_owned(),
             name,
             known: Mutex::new(None),
             failed: AtomicBool::new(false),
+            call_timeout,
         }
     }
 
@@ -110,11 +113,15 @@ impl SharedBucket {
             return Err(TableFailure::Earlier);
         }
         let result = self.take_from_item(&mut known, rate, burst, deadline).await;
-        if let Err(TableFailure::Now(_)) = &result {
-            // Marked while this take still holds the turn, so no queued take tries the table.
-            self.failed.store(true, Ordering::Relaxed);
+        match result {
+            Err(TableFailure::Now { reason, .. }) => {
+                // Marked while this take still holds the turn, so no queued take tries the table.
+                self.failed.store(true, Ordering::Relaxed);
+                let tokens = known.map_or(0.0, |stored| refilled(stored, wall_ms(), rate, burst) as f64 / MILLI as f64);
+                Err(TableFailure::Now { reason, tokens })
+            }
+            other => other,
         }
-        result
     }
 
     async fn take_from_item(
@@ -124,32 +131,27 @@ impl SharedBucket {
         burst: f64,
         deadline: Option<Instant>,
     ) -> Result<bool, TableFailure> {
-        // `rate` tokens a second is `rate` thousandths a millisecond.
-        let milli_per_ms = rate;
-        let burst_milli = (burst * MILLI as f64) as u64;
+        let failed = |reason: String| TableFailure::Now { reason, tokens: 0.0 };
         loop {
             let stored = match *known {
                 Some(stored) => stored,
-                None => self.read().await.map_err(TableFailure::Now)?,
+                None => self.read().await.map_err(failed)?,
             };
             let now_ms = wall_ms();
             if stored.at_ms > now_ms + MAX_SKEW_MS {
-                return Err(TableFailure::Now(format!(
+                // Forgotten, so the own bucket does not start from a count that cannot be trusted.
+                *known = None;
+                return Err(failed(format!(
                     "{} was stamped {} ms ahead of this clock",
                     self.name,
                     stored.at_ms - now_ms
                 )));
             }
-            let elapsed_ms = now_ms.saturating_sub(stored.at_ms);
-            let milli_tokens = if stored.seq == 0 {
-                burst_milli
-            } else {
-                (stored.milli_tokens as f64 + elapsed_ms as f64 * milli_per_ms).min(burst_milli as f64) as u64
-            };
+            let milli_tokens = refilled(stored, now_ms, rate, burst);
             if milli_tokens >= MILLI {
                 let next =
                     Stored { seq: stored.seq + 1, milli_tokens: milli_tokens - MILLI, at_ms: now_ms.max(stored.at_ms) };
-                match self.write(stored, next).await.map_err(TableFailure::Now)? {
+                match self.write(stored, next).await.map_err(failed)? {
                     None => {
                         *known = Some(next);
                         return Ok(true);
@@ -181,9 +183,9 @@ impl SharedBucket {
             .key(KEY, AttributeValue::S(self.name.to_owned()))
             .consistent_read(true)
             .send();
-        let answer = tokio::time::timeout(CALL_TIMEOUT, call)
+        let answer = tokio::time::timeout(self.call_timeout, call)
             .await
-            .map_err(|_| format!("reading {} took over {CALL_TIMEOUT:?}", self.name))?
+            .map_err(|_| format!("reading {} took over {:?}", self.name, self.call_timeout))?
             .map_err(|e| format!("reading {}: {}", self.name, DisplayErrorContext(&e)))?;
         answer.item().map_or(Ok(Stored { seq: 0, milli_tokens: 0, at_ms: 0 }), stored_from)
     }
@@ -210,9 +212,9 @@ impl SharedBucket {
         } else {
             call.condition_expression("#seq = :seen").expression_attribute_values(":seen", number(seen.seq))
         };
-        let answer = tokio::time::timeout(CALL_TIMEOUT, call.send())
+        let answer = tokio::time::timeout(self.call_timeout, call.send())
             .await
-            .map_err(|_| format!("writing {} took over {CALL_TIMEOUT:?}", self.name))?;
+            .map_err(|_| format!("writing {} took over {:?}", self.name, self.call_timeout))?;
         match answer {
             Ok(_) => Ok(None),
             Err(SdkError::ServiceError(failure)) => match failure.into_err() {
@@ -235,6 +237,18 @@ fn stored_from(item: &HashMap<String, AttributeValue>) -> Result<Stored, String>
             .ok_or_else(|| format!("the budget item has no whole number {name}"))
     };
     Ok(Stored { seq: number("seq")?, milli_tokens: number("milliTokens")?, at_ms: number("atMs")? })
+}
+
+/// Thousandths of a token the item holds at `now_ms`: what it held, refilled at `rate` a second
+/// since its stamp, at most `burst`; a new bucket (no item yet) is full.
+fn refilled(stored: Stored, now_ms: u64, rate: f64, burst: f64) -> u64 {
+    let burst_milli = (burst * MILLI as f64) as u64;
+    if stored.seq == 0 {
+        return burst_milli;
+    }
+    // `rate` tokens a second is `rate` thousandths a millisecond.
+    let elapsed_ms = now_ms.saturating_sub(stored.at_ms);
+    (stored.milli_tokens as f64 + elapsed_ms as f64 * rate).min(burst_milli as f64) as u64
 }
 
 fn wall_ms() -> u64 {
