@@ -28,11 +28,13 @@ pub struct Policy {
 /// `BatchGetSecretValue` takes at most 20 secret ids a call.
 const SECRETS_PER_BATCH: usize = 20;
 
-/// The secret id of a key a batch can read: a secret under `AWSCURRENT` (a batch reads no other
-/// stage, and no version id).
-fn current_secret_id(key: &Key) -> Option<&str> {
+/// The secret name of a key a batch can read: a secret under `AWSCURRENT` (a batch reads no
+/// other stage, and no version id) named by its name. An ARN goes alone: a partial one would
+/// match no answer and be read twice, and a full one may name another account's secret of the
+/// same name.
+fn batchable_secret_id(key: &Key) -> Option<&str> {
     match key {
-        Key::Secret { id, at: Version::Stage(stage) } if stage == "AWSCURRENT" => Some(id),
+        Key::Secret { id, at: Version::Stage(stage) } if stage == "AWSCURRENT" && !id.starts_with("arn:") => Some(id),
         _ => None,
     }
 }
@@ -137,9 +139,9 @@ impl<S: Source> Cache<S> {
         }
     }
 
-    /// Fetches every key at once; returns how many are in. Two or more secrets under
-    /// `AWSCURRENT` are read `SECRETS_PER_BATCH` a call (`BatchGetSecretValue`); the rest, and
-    /// any a batch could not read, one call each.
+    /// Fetches every key at once; returns how many are in. Two or more secrets named by name
+    /// under `AWSCURRENT` are read `SECRETS_PER_BATCH` a call (`BatchGetSecretValue`); the rest,
+    /// and any a batch could not read, one call each.
     pub async fn prefetch(self: &Arc<Self>, keys: &[Key]) -> usize {
         let mut distinct: Vec<&Key> = Vec::new();
         for key in keys {
@@ -148,27 +150,36 @@ impl<S: Source> Cache<S> {
             }
         }
         let (mut batched, mut alone): (Vec<&Key>, Vec<&Key>) =
-            distinct.into_iter().partition(|key| self.keeps(key) && current_secret_id(key).is_some());
-        if batched.len() < 2 {
+            distinct.into_iter().partition(|key| self.keeps(key) && batchable_secret_id(key).is_some());
+        // Never more in a batch than the cache keeps (the batch would evict its own entries).
+        let per_batch = SECRETS_PER_BATCH.min(self.policy.capacity);
+        if batched.len() < 2 || per_batch < 2 {
             // One secret costs one call either way, and GetSecretValue is what every role has.
             alone.append(&mut batched);
         }
-        let batches = batched.chunks(SECRETS_PER_BATCH).map(|chunk| self.prefetch_batch(chunk));
+        let batches = batched.chunks(per_batch.max(1)).map(|chunk| self.prefetch_batch(chunk));
         let singles = alone.iter().map(|key| async move { usize::from(self.get(key).await.is_ok()) });
         let (batched, alone) =
             futures::future::join(futures::future::join_all(batches), futures::future::join_all(singles)).await;
         batched.into_iter().chain(alone).sum()
     }
 
-    /// One `BatchGetSecretValue` for `keys` (distinct current secrets), every key's slot held
-    /// meanwhile so a read of any of them waits on this fetch, not a call of its own.
+    /// One `BatchGetSecretValue` for `keys` (distinct current secrets named by name), each key's
+    /// slot held while the batch is out, so a read of it waits on this fetch rather than make
+    /// its own. A slot busy already (a read fetching it) is left to that read. A key the batch
+    /// answered is released at once; one it did not is fetched alone, holding only its own slot.
     async fn prefetch_batch(self: &Arc<Self>, keys: &[&Key]) -> usize {
         let slots: Vec<Arc<Slot>> = keys.iter().map(|key| self.slot(key)).collect();
-        let mut entries = Vec::with_capacity(slots.len());
-        for slot in &slots {
-            entries.push(slot.entry.lock().await);
+        let mut held = Vec::new();
+        for (i, slot) in slots.iter().enumerate() {
+            if let Ok(entry) = slot.entry.try_lock() {
+                if entry.is_none() {
+                    held.push((i, entry));
+                }
+            }
         }
-        let ids: Vec<String> = keys.iter().filter_map(|key| current_secret_id(key)).map(str::to_owned).collect();
+        let ids: Vec<String> =
+            held.iter().filter_map(|(i, _)| batchable_secret_id(keys[*i])).map(str::to_owned).collect();
         let found = match self.source.fetch_current_batch(&ids).await {
             Ok(found) => found,
             Err(failure) => {
@@ -176,32 +187,38 @@ impl<S: Source> Cache<S> {
                 Vec::new()
             }
         };
-        // A key already in (a read got there first) stays; the others take the batch's answer,
-        // or are fetched alone (a partial ARN, or a secret the batch could not read).
-        let missing: Vec<usize> = (0..keys.len()).filter(|i| entries[*i].is_none()).collect();
+        let mut ready = 0;
         let mut alone = Vec::new();
-        for i in &missing {
+        for (i, mut entry) in held {
             Stats::add(&self.stats.misses);
-            let id = current_secret_id(keys[*i]).unwrap_or_default();
-            match found.iter().find(|f| f.is(id)) {
-                Some(f) => *entries[*i] = Some(Entry::new(f.fetched.clone())),
-                None => alone.push(*i),
+            let name = batchable_secret_id(keys[i]).unwrap_or_default();
+            // By name: names are unique in the account and region the batch reads.
+            let mut named = found.iter().filter(|f| f.name.as_deref() == Some(name));
+            match (named.next(), named.next()) {
+                (Some(answer), None) => {
+                    *entry = Some(Entry::new(answer.fetched.clone()));
+                    ready += 1;
+                }
+                _ => alone.push((i, entry)),
             }
         }
-        let fetched = futures::future::join_all(alone.iter().map(|i| self.source.fetch(keys[*i]))).await;
-        let mut failed = Vec::new();
-        for (i, result) in alone.into_iter().zip(fetched) {
-            match result {
-                Ok(fetched) => *entries[i] = Some(Entry::new(fetched)),
-                Err(_) => failed.push(i),
+        let fetches = alone.into_iter().map(|(i, mut entry)| {
+            let slot = &slots[i];
+            async move {
+                match self.source.fetch(keys[i]).await {
+                    Ok(fetched) => {
+                        *entry = Some(Entry::new(fetched));
+                        1
+                    }
+                    Err(_) => {
+                        drop(entry);
+                        self.forget(keys[i], slot);
+                        0
+                    }
+                }
             }
-        }
-        let ready = entries.iter().filter(|entry| entry.is_some()).count();
-        drop(entries);
-        for i in failed {
-            self.forget(keys[i], &slots[i]);
-        }
-        ready
+        });
+        ready + futures::future::join_all(fetches).await.into_iter().sum::<usize>()
     }
 
     fn slot(&self, key: &Key) -> Arc<Slot> {
@@ -376,10 +393,16 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert_eq!(cache.get(&key("a")).await.unwrap(), "value-3");
         // The slow refresh answers with version 2 after that: it must not replace 3.
-        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let slot = cache.slots.lock().unwrap().get(&key("a")).cloned().expect("the slot");
+        for _ in 0..100 {
+            if !slot.refreshing.load(Ordering::Acquire) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(!slot.refreshing.load(Ordering::Acquire), "the refresh answered");
         assert_eq!(fake.fetches.load(Ordering::SeqCst), 3, "the refresh did fetch");
         // What the slot holds (a read now would find it too stale and fetch anew).
-        let slot = cache.slots.lock().unwrap().get(&key("a")).cloned().expect("the slot");
         let held = slot.entry.lock().await.as_ref().map(|e| e.body.clone());
         assert_eq!(held.as_deref(), Some(&b"value-3"[..]));
     }

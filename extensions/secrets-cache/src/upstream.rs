@@ -74,21 +74,14 @@ impl std::fmt::Debug for Fetched {
     }
 }
 
-/// One secret of a `BatchGetSecretValue` answer: its name and ARN (to match the ids asked for)
-/// and its answer. Secrets the call could not read are left out: each is then fetched alone,
+/// One secret of a `BatchGetSecretValue` answer: its name (to match the names asked for), its
+/// ARN, and its answer. Secrets the call could not read are left out: each is then fetched alone,
 /// which gives its reader the exact error.
 #[derive(Debug, Clone)]
 pub struct BatchFound {
     pub name: Option<String>,
     pub arn: Option<String>,
     pub fetched: Fetched,
-}
-
-impl BatchFound {
-    /// Whether this is the secret a read names by `id` (its name or its full ARN).
-    pub fn is(&self, id: &str) -> bool {
-        self.name.as_deref() == Some(id) || self.arn.as_deref() == Some(id)
-    }
 }
 
 /// Where entries come from (AWS here; a fake in the cache's tests).
@@ -140,8 +133,10 @@ impl Source for Aws {
 
     async fn fetch_current_batch(&self, ids: &[String]) -> Result<Vec<BatchFound>, Failure> {
         let mut found = Vec::new();
-        let mut next_token = None;
-        loop {
+        let mut next_token: Option<String> = None;
+        // Each page answers one id at least: more pages than ids is a service gone wrong, and the
+        // prefetch holds readers meanwhile.
+        for _ in 0..ids.len().max(1) {
             let out = self
                 .secrets
                 .batch_get_secret_value()
@@ -166,8 +161,9 @@ impl Source for Aws {
                     fetched: fields.answer(),
                 });
             }
+            let answered = out.secret_values().len() + out.errors().len();
             match out.next_token() {
-                Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
+                Some(token) if !token.is_empty() && answered > 0 => next_token = Some(token.to_owned()),
                 _ => break,
             }
         }
