@@ -36,7 +36,20 @@ pub async fn drain_for_lifecycle(
     let (aws, settings) = (drainer.aws, drainer.settings);
     let attached: BTreeSet<String> =
         asg::target_groups_of(&aws.autoscaling, &action.group).await?.into_iter().collect();
-    let mut drained = drain_requests_except(drainer, std::slice::from_ref(request), &attached, stop_by).await;
+    // The hook heart-beaten while the drain runs too: a scan can outlast a short heartbeat
+    // timeout (30 s at least), and the hook's default result would end the instance mid-drain.
+    let drain = drain_requests_except(drainer, std::slice::from_ref(request), &attached, stop_by);
+    let mut drain = std::pin::pin!(drain);
+    let mut drained = loop {
+        tokio::select! {
+            drained = &mut drain => break drained,
+            () = tokio::time::sleep(HEARTBEAT_EVERY) => {
+                if let Err(error) = heartbeat(aws, action, &request.instance_id).await {
+                    tracing::warn!(instance_id = %request.instance_id, %error, "heartbeat during the drain failed; draining on");
+                }
+            }
+        }
+    };
     let mut summary = drained.pop().unwrap_or_else(|| Err(DrainError::Internal("no drain result".into())))?;
     let leaving: Vec<&Registration> =
         summary.registrations.iter().filter(|r| r.outcome == Outcome::Deregistered).map(|r| &r.registration).collect();
@@ -72,7 +85,8 @@ async fn wait_until_drained(
                 describe =
                     describe.targets(TargetDescription::builder().id(&target.target_id).set_port(target.port).build());
             }
-            // A group that cannot be read now is read again on the next round.
+            // A group that cannot be read now is read again on the next round; one deleted since
+            // holds nothing to wait for.
             match describe.send().await {
                 Ok(health) => {
                     draining += health
@@ -81,6 +95,7 @@ async fn wait_until_drained(
                         .filter(|d| d.target_health().and_then(|h| h.state()) == Some(&TargetHealthStateEnum::Draining))
                         .count()
                 }
+                Err(error) if error.code() == Some("TargetGroupNotFound") => {}
                 Err(_) => draining += targets.len(),
             }
         }

@@ -232,3 +232,86 @@ async fn with_no_hook_named_no_action_is_completed() {
     assert_eq!(summary.lifecycle.as_deref(), Some("left-alone"));
     assert_eq!((deregister.num_calls(), scaling.completions.num_calls()), (0, 0));
 }
+
+const THROTTLING: &str = "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>\
+<Message>Rate exceeded</Message></Error><RequestId>r-1</RequestId></ErrorResponse>";
+
+#[tokio::test(start_paused = true)]
+async fn the_hook_is_heart_beaten_while_a_slow_drain_runs() {
+    // The deregistration throttled 25 times, each retry waiting for a token at one a second: the
+    // drain alone outlasts a heartbeat interval. Then nothing is left draining.
+    let health = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health)
+        .match_requests(|r| r.target_group_arn() == Some(ELSEWHERE))
+        .then_output(|| {
+            let description = TargetHealthDescription::builder()
+                .target(TargetDescription::builder().id(INSTANCE).port(80).build())
+                .target_health(TargetHealth::builder().state(TargetHealthStateEnum::Healthy).build())
+                .build();
+            DescribeTargetHealthOutput::builder().target_health_descriptions(description).build()
+        });
+    let deregister = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets)
+        .sequence()
+        .http_status(400, Some(THROTTLING.to_owned()))
+        .times(25)
+        .output(|| DeregisterTargetsOutput::builder().build())
+        .build();
+    let attributes = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_group_attributes)
+        .then_output(|| DescribeTargetGroupAttributesOutput::builder().build());
+    let tags = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_tags)
+        .then_output(|| DescribeTagsOutput::builder().build());
+    let elb = mock_client!(
+        aws_sdk_elasticloadbalancingv2,
+        RuleMode::MatchAny,
+        [&health, &deregister, &attributes, &tags],
+        |config| { config.retry_config(aws_sdk_elasticloadbalancingv2::config::retry::RetryConfig::disabled()) }
+    );
+    let scaling = autoscaling(false);
+    let aws = AwsClients { ec2: ec2(), elb, autoscaling: scaling.client.clone() };
+    let pacing = spot_drainer::Pacing { deregister_rate: 1, deregister_burst: 1, ..spot_drainer::Pacing::default() };
+    let settings = Settings { pacing, ..settings() };
+    let stop_by = Instant::now() + Duration::from_secs(600);
+    let cache = TargetGroupCache::default();
+    let summary =
+        drain_one(&Drainer::new(&aws, &settings, &cache), &lifecycle_event(), Some(stop_by)).await.expect("completed");
+    assert_eq!((summary.lifecycle.as_deref(), summary.count(Outcome::Deregistered)), (Some("completed"), 1));
+    assert_eq!(deregister.num_calls(), 26);
+    assert!(scaling.heartbeats.num_calls() >= 1, "the hook was heart-beaten during the drain itself");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_group_deleted_while_its_targets_drain_is_not_waited_for() {
+    let healthy = || {
+        let description = TargetHealthDescription::builder()
+            .target(TargetDescription::builder().id(INSTANCE).port(80).build())
+            .target_health(TargetHealth::builder().state(TargetHealthStateEnum::Healthy).build())
+            .build();
+        DescribeTargetHealthOutput::builder().target_health_descriptions(description).build()
+    };
+    const NOT_FOUND: &str = "<ErrorResponse><Error><Type>Sender</Type><Code>TargetGroupNotFound</Code>\
+<Message>One or more target groups not found</Message></Error><RequestId>r-2</RequestId></ErrorResponse>";
+    // Found by the search, then gone: every check after the deregistration answers not-found.
+    let health = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health)
+        .match_requests(|r| r.target_group_arn() == Some(ELSEWHERE))
+        .sequence()
+        .output(healthy)
+        .http_status(400, Some(NOT_FOUND.to_owned()))
+        .repeatedly()
+        .build();
+    let deregister = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets)
+        .then_output(|| DeregisterTargetsOutput::builder().build());
+    let attributes = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_group_attributes)
+        .then_output(|| DescribeTargetGroupAttributesOutput::builder().build());
+    let tags = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_tags)
+        .then_output(|| DescribeTagsOutput::builder().build());
+    let elb =
+        mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&health, &deregister, &attributes, &tags]);
+    let scaling = autoscaling(false);
+    let aws = AwsClients { ec2: ec2(), elb, autoscaling: scaling.client.clone() };
+    let stop_by = Instant::now() + Duration::from_secs(600);
+    let cache = TargetGroupCache::default();
+    let summary = drain_one(&Drainer::new(&aws, &settings(), &cache), &lifecycle_event(), Some(stop_by))
+        .await
+        .expect("completed, not held until the stop time");
+    assert_eq!(summary.lifecycle.as_deref(), Some("completed"));
+    assert_eq!(health.num_calls(), 2, "found, then one check that finds the group gone");
+}
