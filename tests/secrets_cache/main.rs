@@ -93,6 +93,11 @@ impl Scene {
         .expect("the sandbox starts")
     }
 
+    /// A parameter of `kind` in Parameter Store (straight to moto).
+    pub async fn parameter(&self, name: &str, value: &str, kind: aws_sdk_ssm::types::ParameterType) {
+        self.ssm.put_parameter().name(name).value(value).r#type(kind).send().await.expect("put_parameter");
+    }
+
     pub async fn secret(&self, name: &str, value: &str) -> String {
         let out = self.sm.create_secret().name(name).secret_string(value).send().await.expect("create_secret");
         out.version_id().expect("version").to_owned()

@@ -37,15 +37,7 @@ async fn the_extension_s_first_next_waits_for_the_prefetch_up_to_its_deadline() 
     let scene = Scene::start(Duration::from_millis(300)).await;
     scene.secret("app/one", "one").await;
     scene.secret("app/two", "two").await;
-    scene
-        .ssm
-        .put_parameter()
-        .name("/app/flag")
-        .value("on")
-        .r#type(aws_sdk_ssm::types::ParameterType::String)
-        .send()
-        .await
-        .expect("put_parameter");
+    scene.parameter("/app/flag", "on", aws_sdk_ssm::types::ParameterType::String).await;
     // Nothing read at init by the function: only the extension holds init open.
     let sandbox = scene.sandbox(&[("SECRETS_CACHE_PREFETCH", "app/one,app/two,ssm:/app/flag")]).await;
     let first_next = sandbox.api.extensions.list()[0].first_next_at.expect("the extension called next");
@@ -74,14 +66,8 @@ async fn the_extension_s_first_next_waits_for_the_prefetch_up_to_its_deadline() 
 async fn parameters_are_prefetched_and_read_decrypted() {
     let scene = Scene::start(Duration::ZERO).await;
     scene
-        .ssm
-        .put_parameter()
-        .name("/app/url")
-        .value("https://example.test/param-canary")
-        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-        .send()
-        .await
-        .expect("put_parameter");
+        .parameter("/app/url", "https://example.test/param-canary", aws_sdk_ssm::types::ParameterType::SecureString)
+        .await;
     let sandbox = scene.sandbox(&[("SECRETS_CACHE_PREFETCH", "ssm:/app/url")]).await;
     assert_eq!(scene.calls("GetParameter"), 1);
     let (status, body) =

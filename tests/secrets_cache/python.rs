@@ -21,15 +21,7 @@ print(json.dumps({"secret": secret["SecretString"], "parameter": parameter["Para
 async fn a_standard_library_python_client_reads_as_from_aws_s_extension() {
     let scene = Scene::start(Duration::ZERO).await;
     scene.secret("app/py", "from-python").await;
-    scene
-        .ssm
-        .put_parameter()
-        .name("/app/py")
-        .value("param-from-python")
-        .r#type(aws_sdk_ssm::types::ParameterType::String)
-        .send()
-        .await
-        .expect("put_parameter");
+    scene.parameter("/app/py", "param-from-python", aws_sdk_ssm::types::ParameterType::String).await;
     let sandbox = scene.sandbox(&[("SECRETS_CACHE_PREFETCH", "app/py")]).await;
     let port = scene.port.to_string();
     let out = tokio::task::spawn_blocking(move || {

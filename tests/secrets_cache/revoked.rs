@@ -42,15 +42,7 @@ async fn a_secret_scheduled_for_deletion_is_no_longer_served() {
 async fn entries_read_by_version_are_dropped_once_deleted() {
     let scene = Scene::start(Duration::ZERO).await;
     let version = scene.secret("app/pinned", "pinned-value").await;
-    scene
-        .ssm
-        .put_parameter()
-        .name("/app/pinned")
-        .value("pinned-parameter")
-        .r#type(aws_sdk_ssm::types::ParameterType::String)
-        .send()
-        .await
-        .expect("put_parameter");
+    scene.parameter("/app/pinned", "pinned-parameter", aws_sdk_ssm::types::ParameterType::String).await;
     let sandbox = scene.sandbox(&[("SECRETS_MANAGER_TTL", "1"), ("SSM_PARAMETER_STORE_TTL", "1")]).await;
     let secret = format!("{}&versionId={version}", secret_path("app/pinned"));
     let parameter = "/systemsmanager/parameters/get?name=%2Fapp%2Fpinned&version=1";

@@ -371,7 +371,6 @@ mod tests {
             let left_out = self.batch_leaves_out.lock().unwrap().clone();
             let found = ids.iter().filter(|id| !left_out.contains(id)).map(|id| BatchFound {
                 name: Some(id.clone()),
-                arn: None,
                 fetched: Fetched { body: Bytes::from(format!("{id}-{version}")), version: Some(version.clone()) },
             });
             Ok(found.collect())

@@ -74,13 +74,12 @@ impl std::fmt::Debug for Fetched {
     }
 }
 
-/// One secret of a `BatchGetSecretValue` answer: its name (to match the names asked for), its
-/// ARN, and its answer. Secrets the call could not read are left out: each is then fetched alone,
+/// One secret of a `BatchGetSecretValue` answer: its name (to match the names asked for) and its
+/// answer. Secrets the call could not read are left out: each is then fetched alone,
 /// which gives its reader the exact error.
 #[derive(Debug, Clone)]
 pub struct BatchFound {
     pub name: Option<String>,
-    pub arn: Option<String>,
     pub fetched: Fetched,
 }
 
@@ -155,11 +154,7 @@ impl Source for Aws {
                     string: entry.secret_string(),
                     binary: entry.secret_binary().map(|b| b.as_ref()),
                 };
-                found.push(BatchFound {
-                    name: entry.name().map(str::to_owned),
-                    arn: entry.arn().map(str::to_owned),
-                    fetched: fields.answer(),
-                });
+                found.push(BatchFound { name: entry.name().map(str::to_owned), fetched: fields.answer() });
             }
             let answered = out.secret_values().len() + out.errors().len();
             match out.next_token() {

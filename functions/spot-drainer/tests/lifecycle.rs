@@ -60,6 +60,25 @@ fn ec2() -> aws_sdk_ec2::Client {
     mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&describe])
 }
 
+/// After the deregistration, the drain reads the group's delay and tags: none set here.
+fn after_drain() -> [Rule; 2] {
+    [
+        mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_group_attributes)
+            .then_output(|| DescribeTargetGroupAttributesOutput::builder().build()),
+        mock!(aws_sdk_elasticloadbalancingv2::Client::describe_tags)
+            .then_output(|| DescribeTagsOutput::builder().build()),
+    ]
+}
+
+/// The instance's target on port 80 in `state`, as DescribeTargetHealth answers it.
+fn health_of(state: TargetHealthStateEnum) -> DescribeTargetHealthOutput {
+    let description = TargetHealthDescription::builder()
+        .target(TargetDescription::builder().id(INSTANCE).port(80).build())
+        .target_health(TargetHealth::builder().state(state).build())
+        .build();
+    DescribeTargetHealthOutput::builder().target_health_descriptions(description).build()
+}
+
 /// ELB answers: the instance is in ELSEWHERE; after its deregistration it is `draining` for
 /// `draining_checks` checks, then `unused`. ATTACHED is never asked about (no rule for it).
 fn elb(draining_checks: usize) -> (aws_sdk_elasticloadbalancingv2::Client, Rule, Arc<AtomicUsize>) {
@@ -76,20 +95,12 @@ fn elb(draining_checks: usize) -> (aws_sdk_elasticloadbalancingv2::Client, Rule,
             } else {
                 TargetHealthStateEnum::Unused
             };
-            let description = TargetHealthDescription::builder()
-                .target(TargetDescription::builder().id(INSTANCE).port(80).build())
-                .target_health(TargetHealth::builder().state(state).build())
-                .build();
-            DescribeTargetHealthOutput::builder().target_health_descriptions(description).build()
+            health_of(state)
         });
     let deregister = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets)
         .match_requests(|r| r.target_group_arn() == Some(ELSEWHERE))
         .then_output(|| DeregisterTargetsOutput::builder().build());
-    // After the deregistration, the drain reads the group's delay and tags (none set here).
-    let attributes = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_group_attributes)
-        .then_output(|| DescribeTargetGroupAttributesOutput::builder().build());
-    let tags = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_tags)
-        .then_output(|| DescribeTagsOutput::builder().build());
+    let [attributes, tags] = after_drain();
     let client =
         mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&health, &deregister, &attributes, &tags]);
     (client, deregister, checks)
@@ -242,23 +253,14 @@ async fn the_hook_is_heart_beaten_while_a_slow_drain_runs() {
     // drain alone outlasts a heartbeat interval. Then nothing is left draining.
     let health = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health)
         .match_requests(|r| r.target_group_arn() == Some(ELSEWHERE))
-        .then_output(|| {
-            let description = TargetHealthDescription::builder()
-                .target(TargetDescription::builder().id(INSTANCE).port(80).build())
-                .target_health(TargetHealth::builder().state(TargetHealthStateEnum::Healthy).build())
-                .build();
-            DescribeTargetHealthOutput::builder().target_health_descriptions(description).build()
-        });
+        .then_output(|| health_of(TargetHealthStateEnum::Healthy));
     let deregister = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets)
         .sequence()
         .http_status(400, Some(THROTTLING.to_owned()))
         .times(25)
         .output(|| DeregisterTargetsOutput::builder().build())
         .build();
-    let attributes = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_group_attributes)
-        .then_output(|| DescribeTargetGroupAttributesOutput::builder().build());
-    let tags = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_tags)
-        .then_output(|| DescribeTagsOutput::builder().build());
+    let [attributes, tags] = after_drain();
     let elb = mock_client!(
         aws_sdk_elasticloadbalancingv2,
         RuleMode::MatchAny,
@@ -280,29 +282,19 @@ async fn the_hook_is_heart_beaten_while_a_slow_drain_runs() {
 
 #[tokio::test(start_paused = true)]
 async fn a_group_deleted_while_its_targets_drain_is_not_waited_for() {
-    let healthy = || {
-        let description = TargetHealthDescription::builder()
-            .target(TargetDescription::builder().id(INSTANCE).port(80).build())
-            .target_health(TargetHealth::builder().state(TargetHealthStateEnum::Healthy).build())
-            .build();
-        DescribeTargetHealthOutput::builder().target_health_descriptions(description).build()
-    };
     const NOT_FOUND: &str = "<ErrorResponse><Error><Type>Sender</Type><Code>TargetGroupNotFound</Code>\
 <Message>One or more target groups not found</Message></Error><RequestId>r-2</RequestId></ErrorResponse>";
     // Found by the search, then gone: every check after the deregistration answers not-found.
     let health = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health)
         .match_requests(|r| r.target_group_arn() == Some(ELSEWHERE))
         .sequence()
-        .output(healthy)
+        .output(|| health_of(TargetHealthStateEnum::Healthy))
         .http_status(400, Some(NOT_FOUND.to_owned()))
         .repeatedly()
         .build();
     let deregister = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets)
         .then_output(|| DeregisterTargetsOutput::builder().build());
-    let attributes = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_group_attributes)
-        .then_output(|| DescribeTargetGroupAttributesOutput::builder().build());
-    let tags = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_tags)
-        .then_output(|| DescribeTagsOutput::builder().build());
+    let [attributes, tags] = after_drain();
     let elb =
         mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&health, &deregister, &attributes, &tags]);
     let scaling = autoscaling(false);
