@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use harness_runtime::lambda_env::Output;
 use harness_runtime::paths::{publish_bench_table, read_event, venv_bin, workspace_root};
-use harness_runtime::process::KillOnDrop;
+use harness_runtime::process::{peak_rss_kib, KillOnDrop};
 use harness_runtime::runtime_api::{self, RuntimeApi};
 use harness_services::moto::Moto;
 
@@ -49,16 +49,6 @@ pub(crate) fn median<T: Copy + Ord>(values: &[T]) -> T {
 
 fn spread<T: Copy + Ord>(values: &[T]) -> (T, T) {
     (*values.iter().min().expect("values"), *values.iter().max().expect("values"))
-}
-
-pub(crate) fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
 }
 
 fn spawn(api: &RuntimeApi, binary: &Path, function: &Function) -> KillOnDrop {

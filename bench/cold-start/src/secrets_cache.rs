@@ -50,7 +50,7 @@ pub async fn measure(extension: &Path, floor: &Path, moto_env: &[(String, String
     let port = free_port();
     let sandbox = sandbox(extension, floor, moto_env, "bench-cache-0", port).await;
     let hit = hit_latency(port);
-    let rss_kib = sandbox.extension_pid(0).map(crate::peak_rss_kib).unwrap_or(0);
+    let rss_kib = sandbox.extension_pid(0).map(harness_runtime::process::peak_rss_kib).unwrap_or(0);
     sandbox.shutdown().await;
     Figures { start_to_next, hit, rss_kib }
 }

@@ -113,6 +113,18 @@ impl Drop for ProcessGroup {
     }
 }
 
+/// The peak resident memory of process `pid` so far (Linux's `VmHWM`), in KiB; 0 when it is gone.
+/// Read while the process lives: a function process waits on its next invocation, so it does.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
