@@ -737,3 +737,27 @@ fn the_secrets_cache_extension_is_two_layers_one_per_architecture_built_by_its_m
     let without = deployed(&template, &json!({"DeploySecretsCache": "false"}));
     assert!(!without.iter().any(|name| name.starts_with("SecretsCacheLayer")), "{without:?}");
 }
+
+#[test]
+fn mq_poller_reads_its_broker_secret_through_the_layer_of_its_architecture_when_the_stack_has_both() {
+    let template = translated();
+    let function = &template["Resources"]["MqPollerFunction"]["Properties"];
+    let (arm64, _) = layer(&template, "SecretsCacheLayerArm64");
+    let (x86, _) = layer(&template, "SecretsCacheLayerX86");
+    let secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:broker-AbCdEf";
+    let with = resolved(&template, &json!({"BrokerSecretArn": secret}), function);
+    assert_eq!(with["Layers"], json!([{"Ref": arm64}]), "{with}");
+    // Fetched during init: the first poll's read is served from memory.
+    assert_eq!(with["Environment"]["Variables"]["SECRETS_CACHE_PREFETCH"], json!({"Ref": "BrokerSecretArn"}));
+    let on_x86 = resolved(&template, &json!({"BrokerSecretArn": secret, "Architecture": "x86_64"}), function);
+    assert_eq!(on_x86["Layers"], json!([{"Ref": x86}]), "{on_x86}");
+    for given in [json!({}), json!({"BrokerSecretArn": secret, "DeploySecretsCache": "false"})] {
+        let without = resolved(&template, &given, function);
+        assert!(without.get("Layers").is_none(), "{given}: {without}");
+        assert!(without["Environment"]["Variables"].get("SECRETS_CACHE_PREFETCH").is_none(), "{given}: {without}");
+    }
+    // The extension's refresh asks DescribeSecret first (tests/secrets_cache/iam.rs refreshes
+    // under exactly this statement).
+    let credentials = by_sid(&role_statements(&template, "MqPollerRole"), "BrokerCredentials");
+    assert!(actions(&credentials).contains(&"secretsmanager:DescribeSecret".to_owned()), "{credentials}");
+}
