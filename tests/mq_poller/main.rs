@@ -7,6 +7,7 @@
 //! - `parking`: messages the table refuses are dead-lettered, or parked in the bucket.
 //! - `failures`: peers unreachable or gone mid-drain, the poller killed or frozen mid-drain.
 //! - `credentials`: broker credentials from Secrets Manager, rotated between two polls.
+//! - `memory`: bodies larger in all than the function's memory, drained by the built binary.
 //!
 //! The scene, settings and events they share are in `harness_fixtures::mq_poller`; the senders
 //! and readers of the stand-ins in `harness_services`.
@@ -15,5 +16,6 @@ mod body_bucket;
 mod credentials;
 mod event_source;
 mod failures;
+mod memory;
 mod parking;
 mod poll;

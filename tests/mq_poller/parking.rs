@@ -145,3 +145,55 @@ async fn with_a_body_bucket_an_event_source_batch_with_a_refused_item_succeeds_a
     let (record, body) = parked(&s3).await;
     assert_eq!((record["id"].as_str(), body), (Some("ID:poison"), poison));
 }
+
+// --- Frames that cannot be decoded -----------------------------------------------------------------
+
+/// Three MESSAGE frames from the scripted peer (ActiveMQ re-encodes headers, so it could not send
+/// the second): the second has a header value that is not UTF-8.
+fn frames_around_a_poison_header() -> Vec<Vec<u8>> {
+    use harness_services::stomp_peer::message_frame;
+    vec![
+        message_frame("a-1", &[], b"first"),
+        message_frame("a-2", &[(b"x-name", b"caf\xe9")], b"the poisoned one"),
+        message_frame("a-3", &[], b"third"),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_with_a_header_that_is_not_utf8_is_parked_whole_and_the_messages_behind_it_are_stored() {
+    use harness_services::stomp_peer::StompPeer;
+    let scene = scene().await;
+    let frames = frames_around_a_poison_header();
+    let peer = StompPeer::start(frames.clone()).await;
+    let (settings, aws, s3) = with_body_bucket(&scene, settings(&[peer.url()], "scripted", None), true).await;
+
+    let summary = scheduled_poll(&aws, &settings, &credentials("any", "any"), "the poll goes on").await;
+    assert_eq!((summary.received, summary.stored, summary.rejected), (3, 2, 1), "{summary:?}");
+    let items = scan_all(&scene.dynamo, TABLE).await;
+    assert_eq!(item_bodies(&items), BTreeSet::from([b"first".to_vec(), b"third".to_vec()]));
+    let (record, raw) = parked(&s3).await;
+    assert_eq!(raw, frames[1], "the frame, byte for byte");
+    let reason = record["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("x-name") && !reason.contains("caf"), "{record}");
+    let mut settled = peer.settled();
+    settled.sort();
+    assert_eq!(settled, [("ACK", "a-1"), ("ACK", "a-2"), ("ACK", "a-3")].map(|(c, i)| (c.to_owned(), i.to_owned())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_body_bucket_an_undecodable_frame_goes_to_the_dead_letter_handling() {
+    use harness_services::stomp_peer::StompPeer;
+    let scene = scene().await;
+    let peer = StompPeer::start(frames_around_a_poison_header()).await;
+    let summary = scheduled_poll(
+        &scene.aws,
+        &settings(&[peer.url()], "scripted", None),
+        &credentials("any", "any"),
+        "the poll goes on",
+    )
+    .await;
+    assert_eq!((summary.received, summary.stored, summary.rejected), (3, 2, 1), "{summary:?}");
+    let mut settled = peer.settled();
+    settled.sort();
+    assert_eq!(settled, [("ACK", "a-1"), ("ACK", "a-3"), ("NACK", "a-2")].map(|(c, i)| (c.to_owned(), i.to_owned())));
+}

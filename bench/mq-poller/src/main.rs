@@ -127,7 +127,7 @@ async fn main() {
             while let Some((id, headers, body)) = consumer.next_message(Duration::from_millis(500)).await {
                 let message = BrokerMessage {
                     id,
-                    body,
+                    body: body.into(),
                     headers: headers.into_iter().collect(),
                     redelivered: false,
                     queue: name.clone(),

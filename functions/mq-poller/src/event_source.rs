@@ -109,7 +109,7 @@ fn activemq_messages(event: &Value, default_queue: &str, received_at_ms: u64) ->
                 .unwrap_or_else(|| default_queue.to_owned());
             BrokerMessage {
                 id: String::new(),
-                body: body(m.get("data")),
+                body: body(m.get("data")).into(),
                 headers,
                 redelivered: redelivered(m),
                 queue,
@@ -143,7 +143,7 @@ fn rabbitmq_messages(event: &Value, default_queue: &str, received_at_ms: u64) ->
             }
             let message = BrokerMessage {
                 id: String::new(),
-                body: body(m.get("data")),
+                body: body(m.get("data")).into(),
                 headers,
                 redelivered: redelivered(m),
                 queue: queue.clone(),
@@ -176,7 +176,7 @@ mod tests {
         let messages = messages_from_event(&event, "SAMPLE_QUEUE").unwrap();
         assert_eq!(messages.len(), 3);
         assert_eq!(
-            (messages[0].id.as_str(), messages[0].body.as_slice(), messages[0].queue.as_str()),
+            (messages[0].id.as_str(), &messages[0].body[..], messages[0].queue.as_str()),
             ("ID:b-1", &b"ABC"[..], "orders")
         );
         assert_eq!(messages[0].headers["index"], "1");
@@ -187,7 +187,7 @@ mod tests {
             ("ID:b-2", 0, "SAMPLE_QUEUE")
         );
         assert!(messages[2].id.starts_with("content:"));
-        assert_eq!(messages[2].body, b"not base64 !!");
+        assert_eq!(&messages[2].body[..], b"not base64 !!");
     }
 
     #[test]
@@ -210,7 +210,7 @@ mod tests {
         assert_eq!(messages[0].headers["header1"], "value1");
         assert_eq!(messages[0].headers["numberInHeader"], "10");
         assert!(messages[0].redelivered);
-        assert_eq!(messages[0].body, b"Hello");
+        assert_eq!(&messages[0].body[..], b"Hello");
         assert!(messages[1].id.starts_with("content:"));
     }
 

@@ -12,7 +12,7 @@ pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 pub struct BrokerMessage {
     /// The table key (see [`MessageId`] and [`BrokerMessage::keyed`]).
     pub id: String,
-    pub body: Vec<u8>,
+    pub body: bytes::Bytes,
     pub headers: BTreeMap<String, String>,
     pub redelivered: bool,
     pub queue: String,
@@ -119,7 +119,7 @@ impl BrokerMessage {
     pub fn to_item(&self, ttl_days: Option<u64>) -> HashMap<String, AttributeValue> {
         let message = match std::str::from_utf8(&self.body) {
             Ok(text) => AttributeValue::S(text.to_owned()),
-            Err(_) => AttributeValue::B(Blob::new(self.body.clone())),
+            Err(_) => AttributeValue::B(Blob::new(self.body.to_vec())),
         };
         self.item_with(ttl_days, [("message", message)])
     }
@@ -194,7 +194,7 @@ mod tests {
     fn message(body: &[u8]) -> BrokerMessage {
         BrokerMessage {
             id: "ID:1".into(),
-            body: body.to_vec(),
+            body: bytes::Bytes::copy_from_slice(body),
             headers: BTreeMap::from([("priority".to_owned(), "4".to_owned())]),
             redelivered: false,
             queue: "q".into(),

@@ -17,9 +17,11 @@ use crate::store::{park, store_setting_aside_refused, Table};
 /// How long a batch waits for more messages once it has one (prefetched ones arrive at once).
 const BATCH_LINGER: Duration = Duration::from_millis(20);
 
-/// A batch closes once its bodies reach this many bytes, so large messages never pile up: at most
-/// two batches (one being written, one being received) are held, each under this plus one message.
-pub const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
+/// A batch closes once its bodies reach half the byte budget, so at most two batches (one being
+/// written, one being received) are held, each within that plus its last message.
+fn batch_bytes(settings: &Settings) -> usize {
+    (settings.byte_budget() / 2).max(1)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -80,23 +82,30 @@ pub async fn drain_queue<C: QueueConsumer>(
     stop_at: Instant,
     summary: &mut PollSummary,
 ) -> Result<(), PollError> {
-    // Receiving ahead needs room for two unacknowledged batches in the prefetch window; with
-    // less, the broker would hold the next batch back and the poll would look idle.
-    let overlap = usize::from(settings.prefetch_window()) >= 2 * settings.poll_batch();
-    let mut acks = Acks::new(settings);
-    let mut batch = next_batch(consumer, settings, stop_at, summary).await?;
+    // Receiving ahead needs room for the next batch in the delivery window while this one is
+    // unacknowledged; a batch takes at most half the window, so two messages of window do.
+    let mut window = 0;
+    let mut batch = next_batch(consumer, settings, stop_at, summary, &mut window).await?;
+    // The window is the broker's, after the first fit (fixed for a poll with MAX_MESSAGES).
+    let mut acks = Acks::new(settings, window);
     while !batch.is_empty() {
+        let overlap = window >= 2;
         let last = summary.stop_reason != StopReason::Idle;
         if last {
             // Nothing more is taken, so nothing more should be sent.
             acks.stop_deliveries(consumer).await?;
         }
-        let (fits, too_large): (Vec<_>, Vec<_>) = batch.into_iter().partition(|r| table.can_store(&r.message));
+        let (undecodable, decoded): (Vec<_>, Vec<_>) = batch.into_iter().partition(|r| r.undecodable.is_some());
+        for received in undecodable {
+            set_aside_undecodable(consumer, table, &mut acks, received).await?;
+            summary.rejected += 1;
+        }
+        let (fits, too_large): (Vec<_>, Vec<_>) = decoded.into_iter().partition(|r| table.can_store(&r.message));
         let messages: Vec<&BrokerMessage> = fits.iter().map(|r| &r.message).collect();
         let (refused, next) = if overlap && !last {
             tokio::join!(
                 store_setting_aside_refused(table, &messages),
-                next_batch(consumer, settings, stop_at, summary)
+                next_batch(consumer, settings, stop_at, summary, &mut window)
             )
         } else {
             (store_setting_aside_refused(table, &messages).await, Ok(Vec::new()))
@@ -139,10 +148,35 @@ pub async fn drain_queue<C: QueueConsumer>(
                 }
             }
         }
-        batch = if overlap || last { next? } else { next_batch(consumer, settings, stop_at, summary).await? };
+        batch =
+            if overlap || last { next? } else { next_batch(consumer, settings, stop_at, summary, &mut window).await? };
     }
     if acks.holding() {
         acks.stop_deliveries(consumer).await?;
+    }
+    Ok(())
+}
+
+/// A frame that could not be decoded can never be stored as a message: parked whole in the bucket
+/// and acknowledged, so the queue moves on, or without a bucket handed to the broker's dead-letter
+/// handling.
+async fn set_aside_undecodable<C: QueueConsumer>(
+    consumer: &mut C,
+    table: &Table<'_>,
+    acks: &mut Acks<C::Handle>,
+    received: Received<C::Handle>,
+) -> Result<(), PollError> {
+    let reason = received.undecodable.unwrap_or_default();
+    match table.bodies {
+        Some(bucket) => {
+            park(table, bucket, &received.message, &reason).await?;
+            acks.ack(consumer, received.handle).await?;
+        }
+        None => {
+            tracing::error!(message_id = %received.message.id, %reason, "a frame that cannot be decoded and BODY_BUCKET is not set; rejected to the broker's dead-letter handling");
+            consumer.reject(received.handle).await?;
+            acks.settled_otherwise();
+        }
     }
     Ok(())
 }
@@ -159,8 +193,8 @@ struct Acks<H> {
 }
 
 impl<H> Acks<H> {
-    fn new(settings: &Settings) -> Acks<H> {
-        let room = settings.max_messages.map(|max| max.saturating_sub(u64::from(settings.prefetch_window())));
+    fn new(settings: &Settings, window: usize) -> Acks<H> {
+        let room = settings.max_messages.map(|max| max.saturating_sub(window as u64));
         Acks { room, settled: 0, held: Vec::new(), stopped: false }
     }
 
@@ -198,20 +232,24 @@ impl<H> Acks<H> {
 }
 
 /// Up to a batch of messages: stops early when the queue is idle, at `MAX_MESSAGES` or at
-/// `stop_at`, saying which in `summary.stop_reason`.
+/// `stop_at`, saying which in `summary.stop_reason`. First fits the delivery window to the
+/// budget, answering it in `window`; the batch takes at most half of it, and half the budget.
 async fn next_batch<C: QueueConsumer>(
     consumer: &mut C,
     settings: &Settings,
     stop_at: Instant,
     summary: &mut PollSummary,
+    window: &mut usize,
 ) -> Result<Vec<Received<C::Handle>>, PollError> {
-    let size = settings.poll_batch();
-    let mut batch = Vec::with_capacity(size);
     if summary.stop_reason != StopReason::Idle {
-        return Ok(batch);
+        return Ok(Vec::new());
     }
+    *window = consumer.fit_window().await?;
+    let size = settings.poll_batch().min((*window / 2).max(1));
+    let mut batch = Vec::with_capacity(size);
+    let most_bytes = batch_bytes(settings);
     let mut bytes = 0;
-    while batch.len() < size && bytes < MAX_BATCH_BYTES {
+    while batch.len() < size && bytes < most_bytes {
         if settings.max_messages.is_some_and(|max| summary.received >= max) {
             summary.stop_reason = StopReason::MaxMessages;
             break;
@@ -258,6 +296,10 @@ mod tests {
     impl QueueConsumer for CountingConsumer {
         type Handle = usize;
 
+        async fn fit_window(&mut self) -> Result<usize, BrokerError> {
+            Ok(200)
+        }
+
         async fn next(&mut self, _wait: Duration) -> Result<Option<Received<usize>>, BrokerError> {
             let Some(body) = self.queue.pop_front() else { return Ok(None) };
             let size = body.len();
@@ -265,14 +307,14 @@ mod tests {
             self.most_outstanding = self.most_outstanding.max(self.outstanding);
             let message = BrokerMessage {
                 id: String::new(),
-                body,
+                body: body.into(),
                 headers: BTreeMap::new(),
                 redelivered: false,
                 queue: "q".into(),
                 received_at_ms: 1,
             }
             .keyed(MessageId::Missing);
-            Ok(Some(Received { message, handle: size }))
+            Ok(Some(Received::decoded(message, size)))
         }
 
         async fn ack(&mut self, size: usize) -> Result<(), BrokerError> {
@@ -294,8 +336,8 @@ mod tests {
 
     #[tokio::test]
     async fn large_messages_never_pile_up_in_memory() {
-        // Forty 1 MiB messages, each too large for an item (rejected, never written): unbounded,
-        // two batches of 25 would hold 50 MiB at once.
+        // Forty 1 MiB messages, each too large for an item (rejected, never written), with a budget
+        // of 16 MiB: unbounded, two batches of 25 would hold 50 MiB at once.
         let mut consumer = CountingConsumer {
             queue: (0..40).map(|_| vec![b'x'; 1024 * 1024]).collect(),
             outstanding: 0,
@@ -309,7 +351,12 @@ mod tests {
             write_by: Instant::now() + Duration::from_secs(60),
             bodies: None,
         };
-        let settings = Settings::from_lookup(|n| (n == "TABLE_NAME").then(|| "t".into())).unwrap();
+        let settings = Settings::from_lookup(|n| match n {
+            "TABLE_NAME" => Some("t".into()),
+            "MAX_BYTES_IN_FLIGHT" => Some((16 * 1024 * 1024).to_string()),
+            _ => None,
+        })
+        .unwrap();
         let mut summary = PollSummary {
             endpoint: "-".into(),
             queue: "q".into(),
@@ -324,7 +371,7 @@ mod tests {
             .expect("drained");
         assert_eq!((summary.received, summary.rejected, consumer.outstanding), (40, 40, 0));
         const { assert!(1024 * 1024 > MAX_ITEM_BYTES) };
-        // Two batches of 8 MiB plus one message each: 18 MiB.
+        // The budget, plus the last message of each of the two batches held: 18 MiB.
         assert!(consumer.most_outstanding <= 18 * 1024 * 1024, "{} bytes held at once", consumer.most_outstanding);
     }
 }

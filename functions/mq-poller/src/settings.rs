@@ -31,7 +31,18 @@ pub struct Settings {
     /// `BROKER_SELECTOR`: a JMS selector ActiveMQ applies to the subscription, so a queue shared
     /// with other consumers is drained only of the messages this function owns.
     pub selector: Option<String>,
+    /// The function's memory (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`), in MB.
+    pub memory_mb: u64,
+    /// `MAX_BYTES_IN_FLIGHT`, when set: the byte budget as given.
+    pub max_bytes_in_flight: Option<usize>,
+    /// Whether the secrets-cache layer is attached: its process shares the function's memory.
+    pub secrets_extension_attached: bool,
 }
+
+/// What the secrets-cache extension is given of the function's memory when its layer is
+/// attached: its peak RSS measured by `scripts/bench-cold-start` was 8.4 MiB with the secrets a
+/// function like this one reads; the rest is room for a cache of a few more.
+pub const SECRETS_EXTENSION_MB: u64 = 16;
 
 impl Settings {
     /// What the brokers need to connect, from these settings.
@@ -40,6 +51,8 @@ impl Settings {
             endpoints: self.broker_endpoints.clone(),
             queue: self.queue_name.clone(),
             prefetch: self.prefetch_window(),
+            byte_budget: self.byte_budget(),
+            window_fixed: self.max_messages.is_some(),
             ca_bundle: self.broker_ca_bundle.clone(),
             connect_timeout: self.connect_timeout,
             heartbeat_ms: self.broker_heartbeat_ms,
@@ -81,7 +94,26 @@ impl Settings {
                 .map_err(|_| "BROKER_HEARTBEAT_MS is too large".to_owned())?,
             secret_ttl: env.seconds("BROKER_SECRET_TTL_SECONDS", crate::credentials::DEFAULT_SECRET_TTL)?,
             selector,
+            memory_mb: env.positive("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")?.unwrap_or(128),
+            max_bytes_in_flight: env
+                .positive("MAX_BYTES_IN_FLIGHT")?
+                .map(|n| usize::try_from(n).map_err(|_| "MAX_BYTES_IN_FLIGHT is too large".to_owned()))
+                .transpose()?,
+            secrets_extension_attached: false,
         })
+    }
+
+    /// The byte budget: bytes received from the broker and not yet stored stay within it.
+    /// `MAX_BYTES_IN_FLIGHT`, or a quarter of the function's memory (less what the secrets-cache
+    /// extension takes of it when attached): the rest is the process itself, the SDK's buffers
+    /// and the allocator's slack.
+    pub fn byte_budget(&self) -> usize {
+        if let Some(bytes) = self.max_bytes_in_flight {
+            return bytes;
+        }
+        let extension = if self.secrets_extension_attached { SECRETS_EXTENSION_MB } else { 0 };
+        let mb = self.memory_mb.saturating_sub(extension).max(1) / 4;
+        usize::try_from(mb.max(1) * 1024 * 1024).unwrap_or(usize::MAX)
     }
 
     /// The messages the broker may send ahead: `PREFETCH`, but never more than the poll may
@@ -173,6 +205,28 @@ mod tests {
         .unwrap();
         assert_eq!((capped.prefetch_window(), capped.poll_batch()), (5, 2));
         assert_eq!(s.poll_batch(), 100, "half the default window");
+    }
+
+    #[test]
+    fn the_byte_budget_is_a_quarter_of_the_memory_left_by_the_extension_unless_set() {
+        let with = |pairs: &[(&str, &str)]| {
+            let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+            Settings::from_lookup(move |name| {
+                (name == "TABLE_NAME")
+                    .then(|| "t".to_owned())
+                    .or_else(|| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+            })
+        };
+        const MIB: usize = 1024 * 1024;
+        assert_eq!(with(&[]).unwrap().byte_budget(), 32 * MIB, "128 MB when Lambda's variable is missing");
+        let mut settings = with(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")]).unwrap();
+        assert_eq!(settings.byte_budget(), 64 * MIB);
+        settings.secrets_extension_attached = true;
+        assert_eq!(settings.byte_budget(), 60 * MIB, "(256 - 16) / 4");
+        let set = with(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"), ("MAX_BYTES_IN_FLIGHT", "1000")]).unwrap();
+        assert_eq!(set.byte_budget(), 1000);
+        assert!(with(&[("MAX_BYTES_IN_FLIGHT", "0")]).unwrap_err().contains("MAX_BYTES_IN_FLIGHT"));
+        assert!(with(&[("MAX_BYTES_IN_FLIGHT", "lots")]).unwrap_err().contains("MAX_BYTES_IN_FLIGHT"));
     }
 
     #[test]

@@ -103,6 +103,7 @@ pub async fn store_messages<'m>(
 async fn store_bodies(table: &Table<'_>, bucket: BodyBucket<'_>, large: &[&BrokerMessage]) -> Result<(), StoreError> {
     futures::stream::iter(large.iter().copied())
         .map(|message| async move {
+            // A clone of `Bytes` shares the body: the request reads the same memory.
             put_object(table, bucket, message.body_object_key(), "application/octet-stream", message.body.clone())
                 .await
                 .map(|_| ())
@@ -112,7 +113,7 @@ async fn store_bodies(table: &Table<'_>, bucket: BodyBucket<'_>, large: &[&Broke
         .await
 }
 
-/// Parks a message DynamoDB refuses (no retry can store it) in the bucket, whole and with the
+/// Parks a message no retry can store (DynamoDB refuses it, or its frame cannot be decoded) in the bucket, whole and with the
 /// reason, under a key derived from its item key, so it can be acknowledged and the queue moves
 /// on with nothing lost; logged by id (never the body).
 pub async fn park(
@@ -121,9 +122,15 @@ pub async fn park(
     message: &BrokerMessage,
     reason: &str,
 ) -> Result<(), StoreError> {
-    let key = put_object(table, bucket, message.parked_object_key(), "application/json", message.parked_record(reason))
-        .await?;
-    tracing::error!(message_id = %message.id, %reason, parked = %key, "DynamoDB refused the message; parked in the body bucket");
+    let key = put_object(
+        table,
+        bucket,
+        message.parked_object_key(),
+        "application/json",
+        message.parked_record(reason).into(),
+    )
+    .await?;
+    tracing::error!(message_id = %message.id, %reason, parked = %key, "the message cannot be stored in the table; parked in the body bucket");
     Ok(())
 }
 
@@ -133,7 +140,7 @@ async fn put_object(
     bucket: BodyBucket<'_>,
     key: String,
     content_type: &str,
-    bytes: Vec<u8>,
+    bytes: bytes::Bytes,
 ) -> Result<String, StoreError> {
     let put = bucket
         .s3

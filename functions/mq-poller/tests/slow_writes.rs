@@ -13,7 +13,7 @@ use tokio::time::Instant;
 fn message(i: usize) -> BrokerMessage {
     BrokerMessage {
         id: String::new(),
-        body: format!("m{i}").into_bytes(),
+        body: format!("m{i}").into_bytes().into(),
         headers: BTreeMap::new(),
         redelivered: false,
         queue: "q".into(),

@@ -40,6 +40,8 @@ pub mod server_user;
 #[cfg(feature = "clients")]
 pub mod stomp;
 #[cfg(feature = "clients")]
+pub mod stomp_peer;
+#[cfg(feature = "clients")]
 pub mod tls_proxy;
 
 use std::path::PathBuf;

@@ -1,10 +1,12 @@
 //! RabbitMQ over AMQP 0-9-1 (lapin): manual acknowledgements with a bounded prefetch.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions};
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions};
 use lapin::tcp::OwnedTLSConfig;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::uri::{AMQPUri, AMQPUserInfo};
@@ -21,12 +23,105 @@ pub struct AmqpConsumer {
     connection: Connection,
     channel: Channel,
     consumer: Consumer,
+    /// Consumers cancelled to change the window: what the broker sent them before its cancel-ok
+    /// is read, in order, before anything of the current one.
+    retired: VecDeque<Consumer>,
+    window: Window,
     queue: String,
     endpoint: String,
 }
 
 pub struct AmqpHandle {
     acker: Acker,
+    /// The window (`Window::generation`) it was delivered under.
+    generation: u32,
+}
+
+/// The largest body this process has received over AMQP: a warm environment's next poll starts
+/// with a window that fits it, a cold one starts with one message.
+static LARGEST_BODY: AtomicUsize = AtomicUsize::new(0);
+
+/// The delivery window, kept within the byte budget. RabbitMQ sends up to `prefetch_count`
+/// messages ahead, and lapin reads them all into memory, so the count is the only bound; it never
+/// takes a byte `prefetch_size` (RabbitMQ answers it by closing the connection), and a new
+/// `basic.qos` applies only to consumers started after it. So a window is changed by cancelling
+/// the consumer and consuming again under the new count, and it is sized so that two windows, the
+/// one being read and a retired one still unacknowledged, hold at most the budget in bodies the
+/// size of the largest seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Window {
+    count: u16,
+    /// Counts the windows of this connection (the consumers' tags).
+    generation: u32,
+    /// Handed out under the current window and not yet settled.
+    unsettled_current: usize,
+    /// Handed out under earlier windows and not yet settled.
+    unsettled_earlier: usize,
+    budget: usize,
+    most: u16,
+    fixed: bool,
+}
+
+/// How much a window may grow at once: bodies larger than any seen may still come, so the
+/// window opens over a few batches (1, 4, 16, ...) rather than at once.
+const GROWTH: u16 = 4;
+
+impl Window {
+    fn new(options: &ConnectOptions) -> Window {
+        let mut window = Window {
+            count: 1,
+            generation: 0,
+            unsettled_current: 0,
+            unsettled_earlier: 0,
+            budget: options.byte_budget,
+            most: options.prefetch.max(1),
+            fixed: options.window_fixed,
+        };
+        window.count = match (window.fixed, LARGEST_BODY.load(Ordering::Relaxed)) {
+            // One window for the whole poll: sized by what is known, or for bodies of up to
+            // 256 KiB (those that fit a DynamoDB item, with room).
+            (true, largest) => window.fitting(largest.max(256 * 1024)),
+            (false, 0) => 1,
+            (false, largest) => window.fitting(largest),
+        };
+        window
+    }
+
+    /// The count that keeps two windows of `largest`-byte bodies within the budget.
+    fn fitting(&self, largest: usize) -> u16 {
+        let count = self.budget / largest.max(1).saturating_mul(2);
+        u16::try_from(count).unwrap_or(u16::MAX).clamp(1, self.most)
+    }
+
+    /// The window to change to now, if any: smaller when bodies grew, larger (by at most
+    /// `GROWTH`) when they leave room for twice the window; never while an earlier window's
+    /// messages are still held, so at most two windows are ever outstanding.
+    fn refit(&self, largest: usize, retired: bool) -> Option<u16> {
+        if self.fixed || retired || self.unsettled_earlier > 0 || largest == 0 {
+            return None;
+        }
+        let target = self.fitting(largest).min(self.count.saturating_mul(GROWTH));
+        (target < self.count || target >= self.count.saturating_mul(2)).then_some(target)
+    }
+
+    fn moved_to(&mut self, count: u16) {
+        self.count = count;
+        self.generation += 1;
+        self.unsettled_earlier += std::mem::take(&mut self.unsettled_current);
+    }
+
+    fn settled(&mut self, generation: u32) {
+        let unsettled =
+            if generation == self.generation { &mut self.unsettled_current } else { &mut self.unsettled_earlier };
+        *unsettled = unsettled.saturating_sub(1);
+    }
+}
+
+fn consumer_tag(generation: u32) -> String {
+    match generation {
+        0 => "mq-poller".to_owned(),
+        n => format!("mq-poller-{n}"),
+    }
 }
 
 impl AmqpConsumer {
@@ -61,18 +156,60 @@ impl AmqpConsumer {
         .map_err(|e| classify(&name, &credentials.username, &e))?;
         let protocol = |e: lapin::Error| BrokerError::Protocol { endpoint: name.clone(), message: e.to_string() };
         let channel = connection.create_channel().await.map_err(protocol)?;
-        channel.basic_qos(options.prefetch, BasicQosOptions::default()).await.map_err(protocol)?;
-        let consumer = channel
-            .basic_consume(
-                options.queue.as_str().into(),
-                "mq-poller".into(),
-                BasicConsumeOptions { no_ack: false, ..BasicConsumeOptions::default() },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(protocol)?;
-        Ok(AmqpConsumer { connection, channel, consumer, queue: options.queue.clone(), endpoint: name })
+        let window = Window::new(options);
+        let consumer = consume(&channel, &options.queue, &window).await.map_err(protocol)?;
+        Ok(AmqpConsumer {
+            connection,
+            channel,
+            consumer,
+            retired: VecDeque::new(),
+            window,
+            queue: options.queue.clone(),
+            endpoint: name,
+        })
     }
+
+    fn protocol(&self, error: lapin::Error) -> BrokerError {
+        BrokerError::Protocol { endpoint: self.endpoint.clone(), message: error.to_string() }
+    }
+
+    /// The next delivery of the retired consumer, then of the current one, with the window it
+    /// came under.
+    async fn next_delivery(&mut self, wait: Duration) -> Result<Option<(Delivery, u32)>, BrokerError> {
+        while let Some(retired) = self.retired.front_mut() {
+            // Cancelled and answered: everything it will yield is already in memory, and it ends.
+            // Windows change only once the last retired one is gone, so it is the one before.
+            match retired.next().await {
+                Some(Ok(delivery)) => return Ok(Some((delivery, self.window.generation.saturating_sub(1)))),
+                Some(Err(e)) => return Err(self.protocol(e)),
+                None => {
+                    self.retired.pop_front();
+                }
+            }
+        }
+        match tokio::time::timeout(wait, self.consumer.next()).await {
+            Err(_) => Ok(None),
+            Ok(None) => Err(BrokerError::Protocol {
+                endpoint: self.endpoint.clone(),
+                message: "the consumer was cancelled".into(),
+            }),
+            Ok(Some(Err(e))) => Err(self.protocol(e)),
+            Ok(Some(Ok(delivery))) => Ok(Some((delivery, self.window.generation))),
+        }
+    }
+}
+
+/// `basic.qos` with the window's count, then a consumer under it.
+async fn consume(channel: &Channel, queue: &str, window: &Window) -> Result<Consumer, lapin::Error> {
+    channel.basic_qos(window.count, BasicQosOptions::default()).await?;
+    channel
+        .basic_consume(
+            queue.into(),
+            consumer_tag(window.generation).as_str().into(),
+            BasicConsumeOptions { no_ack: false, ..BasicConsumeOptions::default() },
+            FieldTable::default(),
+        )
+        .await
 }
 
 /// Names the failure by lapin's error kinds. lapin's messages never include the password.
@@ -122,20 +259,24 @@ fn header_text(value: &AMQPValue) -> String {
 impl QueueConsumer for AmqpConsumer {
     type Handle = AmqpHandle;
 
+    async fn fit_window(&mut self) -> Result<usize, BrokerError> {
+        let largest = LARGEST_BODY.load(Ordering::Relaxed);
+        if let Some(count) = self.window.refit(largest, !self.retired.is_empty()) {
+            // Cancel first: once the broker answers, it sends this consumer nothing more, and what
+            // it sent before is read ahead of the new consumer's (`next_delivery`).
+            let cancel = BasicCancelOptions::default();
+            self.channel.basic_cancel(self.consumer.tag(), cancel).await.map_err(|e| self.protocol(e))?;
+            self.window.moved_to(count);
+            let fresh = consume(&self.channel, &self.queue, &self.window).await.map_err(|e| self.protocol(e))?;
+            self.retired.push_back(std::mem::replace(&mut self.consumer, fresh));
+            tracing::debug!(endpoint = %self.endpoint, window = count, largest_body = largest, "delivery window changed");
+        }
+        Ok(usize::from(self.window.count))
+    }
+
     async fn next(&mut self, wait: Duration) -> Result<Option<Received<AmqpHandle>>, BrokerError> {
-        let delivery = match tokio::time::timeout(wait, self.consumer.next()).await {
-            Err(_) => return Ok(None),
-            Ok(None) => {
-                return Err(BrokerError::Protocol {
-                    endpoint: self.endpoint.clone(),
-                    message: "the consumer was cancelled".into(),
-                })
-            }
-            Ok(Some(Err(e))) => {
-                return Err(BrokerError::Protocol { endpoint: self.endpoint.clone(), message: e.to_string() })
-            }
-            Ok(Some(Ok(delivery))) => delivery,
-        };
+        let Some((delivery, generation)) = self.next_delivery(wait).await? else { return Ok(None) };
+        LARGEST_BODY.fetch_max(delivery.data.len(), Ordering::Relaxed);
         let properties = &delivery.properties;
         let mut headers: BTreeMap<String, String> = properties
             .headers()
@@ -154,19 +295,25 @@ impl QueueConsumer for AmqpConsumer {
             }
         }
         let id = MessageId::publisher(properties.message_id().as_ref().map(|s| s.as_str().to_owned()));
+        if generation == self.window.generation {
+            self.window.unsettled_current += 1;
+        } else {
+            self.window.unsettled_earlier += 1;
+        }
         let message = BrokerMessage {
             id: String::new(),
-            body: delivery.data,
+            body: delivery.data.into(),
             headers,
             redelivered: delivery.redelivered,
             queue: self.queue.clone(),
             received_at_ms: now_ms(),
         }
         .keyed(id);
-        Ok(Some(Received { message, handle: AmqpHandle { acker: delivery.acker } }))
+        Ok(Some(Received::decoded(message, AmqpHandle { acker: delivery.acker, generation })))
     }
 
     async fn ack(&mut self, handle: AmqpHandle) -> Result<(), BrokerError> {
+        self.window.settled(handle.generation);
         handle
             .acker
             .ack(BasicAckOptions::default())
@@ -177,6 +324,7 @@ impl QueueConsumer for AmqpConsumer {
 
     async fn reject(&mut self, handle: AmqpHandle) -> Result<(), BrokerError> {
         let options = BasicRejectOptions { requeue: false };
+        self.window.settled(handle.generation);
         handle
             .acker
             .reject(options)
@@ -188,7 +336,7 @@ impl QueueConsumer for AmqpConsumer {
     async fn stop_deliveries(&mut self) {
         // basic.cancel: the broker sends no more; deliveries already made stay ackable.
         let tag = self.consumer.tag();
-        if let Err(e) = self.channel.basic_cancel(tag, lapin::options::BasicCancelOptions::default()).await {
+        if let Err(e) = self.channel.basic_cancel(tag, BasicCancelOptions::default()).await {
             tracing::warn!(endpoint = %self.endpoint, error = %e, "could not cancel the consumer; the broker may send messages the poll will not take");
         }
     }
@@ -197,6 +345,64 @@ impl QueueConsumer for AmqpConsumer {
         let channel = self.channel.close(200, "done".into()).await;
         let connection = self.connection.close(200, "done".into()).await;
         channel.is_ok() && connection.is_ok()
+    }
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::Window;
+
+    const MIB: usize = 1024 * 1024;
+
+    fn window(budget: usize, fixed: bool) -> Window {
+        Window { count: 1, generation: 0, unsettled_current: 0, unsettled_earlier: 0, budget, most: 200, fixed }
+    }
+
+    #[test]
+    fn the_window_opens_from_one_message_by_fours_up_to_what_the_budget_holds_twice() {
+        let mut w = window(64 * MIB, false);
+        assert_eq!(w.refit(0, false), None, "nothing seen: one message at a time");
+        // 4 MiB bodies: two windows of 8 within 64 MiB.
+        assert_eq!(w.refit(4 * MIB, false), Some(4));
+        w.moved_to(4);
+        assert_eq!(w.refit(4 * MIB, false), Some(8));
+        w.moved_to(8);
+        assert_eq!(w.refit(4 * MIB, false), None, "at its size");
+        // Small bodies open it by fours up to PREFETCH.
+        let mut w = window(64 * MIB, false);
+        let mut counts = Vec::new();
+        while let Some(count) = w.refit(1024, false) {
+            w.moved_to(count);
+            counts.push(count);
+        }
+        assert_eq!(counts, [4, 16, 64, 200]);
+        // A larger body shrinks it, never below one message.
+        assert_eq!(w.refit(16 * MIB, false), Some(2));
+        assert_eq!(w.refit(100 * MIB, false), Some(1), "a body over the budget is taken alone");
+    }
+
+    #[test]
+    fn the_window_changes_only_once_the_earlier_one_is_settled_so_two_are_held_at_most() {
+        let mut w = window(64 * MIB, false);
+        w.unsettled_current = 3;
+        w.moved_to(4);
+        assert_eq!((w.unsettled_current, w.unsettled_earlier), (0, 3));
+        assert_eq!(w.refit(MIB, false), None, "the earlier window's messages are unsettled");
+        for _ in 0..3 {
+            w.settled(0);
+        }
+        assert_eq!(w.refit(MIB, true), None, "a retired consumer still has deliveries to give");
+        assert_eq!(w.refit(MIB, false), Some(16));
+        w.unsettled_current = 1;
+        w.settled(1);
+        assert_eq!((w.unsettled_current, w.unsettled_earlier), (0, 0));
+    }
+
+    #[test]
+    fn a_fixed_window_never_changes() {
+        let w = window(64 * MIB, true);
+        assert_eq!(w.refit(4 * MIB, false), None);
+        assert_eq!(w.fitting(256 * 1024), 128, "bodies of 256 KiB when none was seen");
     }
 }
 

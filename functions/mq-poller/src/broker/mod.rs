@@ -9,6 +9,7 @@ use crate::message::BrokerMessage;
 
 pub mod amqp;
 pub mod stomp;
+mod stomp_frames;
 mod stomp_writer;
 
 /// What connecting to the broker takes, apart from the credentials: made from the settings
@@ -18,8 +19,13 @@ pub struct ConnectOptions {
     /// Tried in order (active/standby brokers have two).
     pub endpoints: Vec<Endpoint>,
     pub queue: String,
-    /// Messages the broker may send ahead of our acknowledgements.
+    /// Messages the broker may send ahead of our acknowledgements, at most.
     pub prefetch: u16,
+    /// Bytes received and not yet stored stay within this (`Settings::byte_budget`).
+    pub byte_budget: usize,
+    /// Keep one delivery window for the whole poll (with `MAX_MESSAGES`, whose acknowledgements
+    /// are held back by that window).
+    pub window_fixed: bool,
     /// Extra CA certificates (PEM) to trust for the broker's TLS, besides the system's.
     pub ca_bundle: Option<shared::tls::ExtraBundle>,
     pub connect_timeout: Duration,
@@ -136,12 +142,29 @@ fn strip_userinfo(url: &str) -> String {
 pub struct Received<H> {
     pub message: BrokerMessage,
     pub handle: H,
+    /// Set when the broker's frame could not be decoded: why. The message's body is then the
+    /// frame's raw bytes, to be parked whole; it has no headers.
+    pub undecodable: Option<String>,
+}
+
+impl<H> Received<H> {
+    pub fn decoded(message: BrokerMessage, handle: H) -> Received<H> {
+        Received { message, handle, undecodable: None }
+    }
+
+    fn map_handle<G>(self, f: impl FnOnce(H) -> G) -> Received<G> {
+        Received { message: self.message, handle: f(self.handle), undecodable: self.undecodable }
+    }
 }
 
 /// What the drain loop needs of a broker connection.
 #[allow(async_fn_in_trait)]
 pub trait QueueConsumer {
     type Handle;
+    /// Called before each batch: fits the broker's delivery window to the byte budget and the
+    /// bodies seen, and answers it (the messages the broker may have sent and not yet had
+    /// acknowledged), so a batch never waits for messages the window holds back.
+    async fn fit_window(&mut self) -> Result<usize, BrokerError>;
     /// The next message, or `None` when none came within `wait`.
     async fn next(&mut self, wait: Duration) -> Result<Option<Received<Self::Handle>>, BrokerError>;
     /// The message is stored: the broker may forget it.
@@ -172,14 +195,17 @@ pub enum AnyHandle {
 impl QueueConsumer for AnyConsumer {
     type Handle = AnyHandle;
 
+    async fn fit_window(&mut self) -> Result<usize, BrokerError> {
+        match self {
+            AnyConsumer::Stomp(c) => c.fit_window().await,
+            AnyConsumer::Amqp(c) => c.fit_window().await,
+        }
+    }
+
     async fn next(&mut self, wait: Duration) -> Result<Option<Received<AnyHandle>>, BrokerError> {
         Ok(match self {
-            AnyConsumer::Stomp(c) => {
-                c.next(wait).await?.map(|r| Received { message: r.message, handle: AnyHandle::Stomp(r.handle) })
-            }
-            AnyConsumer::Amqp(c) => {
-                c.next(wait).await?.map(|r| Received { message: r.message, handle: AnyHandle::Amqp(r.handle) })
-            }
+            AnyConsumer::Stomp(c) => c.next(wait).await?.map(|r| r.map_handle(AnyHandle::Stomp)),
+            AnyConsumer::Amqp(c) => c.next(wait).await?.map(|r| r.map_handle(AnyHandle::Amqp)),
         })
     }
 

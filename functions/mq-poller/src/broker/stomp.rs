@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_util::codec::{Framed, FramedRead};
 
+use super::stomp_frames::{FrameCodec, Incoming, Undecodable};
 use super::stomp_writer::{negotiated_interval, StompWriter};
 use super::ConnectOptions;
 use super::{Endpoint, QueueConsumer, Received};
@@ -29,7 +30,8 @@ trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 pub struct StompConsumer {
-    frames: FramedRead<ReadHalf<Box<dyn Io>>, ClientCodec>,
+    frames: FramedRead<ReadHalf<Box<dyn Io>>, FrameCodec>,
+    prefetch: u16,
     writer: StompWriter,
     /// How often we beat, as negotiated (none when the broker asked for none).
     pub heartbeat: Option<Duration>,
@@ -111,7 +113,7 @@ impl StompConsumer {
         // buffer (at most a heart-beat's end-of-line) when the connection is split.
         let (read, write) = tokio::io::split(frames.into_inner());
         let writer = StompWriter::spawn(write, heartbeat);
-        let frames = FramedRead::new(read, ClientCodec::new());
+        let frames = FramedRead::new(read, FrameCodec::default());
 
         let subscribe = Subscriber::builder()
             .destination(format!("/queue/{}", options.queue))
@@ -121,7 +123,35 @@ impl StompConsumer {
             .subscribe();
         // The prefetch window and the selector travel as extra headers of the SUBSCRIBE frame.
         writer.send(subscribe).await.map_err(protocol)?;
-        Ok(StompConsumer { frames, writer, heartbeat, queue: options.queue.clone(), endpoint: name })
+        Ok(StompConsumer {
+            frames,
+            prefetch: options.prefetch,
+            writer,
+            heartbeat,
+            queue: options.queue.clone(),
+            endpoint: name,
+        })
+    }
+
+    /// A frame the codec refused, as a message to park: its raw bytes as the body, keyed by
+    /// their digest (a lossy reading of its id could meet another message's). Without an id to
+    /// acknowledge it by, nothing can settle it: the poll fails, as before.
+    fn undecodable(&self, refused: Undecodable) -> Result<Received<StompHandle>, BrokerError> {
+        let Undecodable { raw, ack_id, reason } = refused;
+        let Some(ack_id) = ack_id else {
+            return Err(self.protocol(format!("a frame that cannot be decoded nor acknowledged: {reason}")));
+        };
+        tracing::warn!(endpoint = %self.endpoint, %reason, bytes = raw.len(), "a frame that cannot be decoded; parking it");
+        let message = BrokerMessage {
+            id: String::new(),
+            body: raw,
+            headers: BTreeMap::new(),
+            redelivered: false,
+            queue: self.queue.clone(),
+            received_at_ms: now_ms(),
+        }
+        .keyed(MessageId::Missing);
+        Ok(Received { message, handle: StompHandle { ack_id }, undecodable: Some(reason) })
     }
 
     fn protocol(&self, message: String) -> BrokerError {
@@ -137,6 +167,13 @@ impl StompConsumer {
 impl QueueConsumer for StompConsumer {
     type Handle = StompHandle;
 
+    async fn fit_window(&mut self) -> Result<usize, BrokerError> {
+        // Frames are read only as the poll takes them: what ActiveMQ sends ahead waits in the
+        // socket's buffers (TCP holds the broker back), not in this process, so the budget is the
+        // poll's batches alone and the window stays as subscribed.
+        Ok(usize::from(self.prefetch))
+    }
+
     async fn next(&mut self, wait: Duration) -> Result<Option<Received<StompHandle>>, BrokerError> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
@@ -145,7 +182,8 @@ impl QueueConsumer for StompConsumer {
                 Err(_) => return Ok(None),
                 Ok(None) => return Err(self.protocol("the broker closed the connection".into())),
                 Ok(Some(Err(e))) => return Err(self.protocol(e.to_string())),
-                Ok(Some(Ok(frame))) => frame,
+                Ok(Some(Ok(Incoming::Frame(frame)))) => frame,
+                Ok(Some(Ok(Incoming::Undecodable(refused)))) => return self.undecodable(refused).map(Some),
             };
             match frame.content {
                 FromServer::Message { message_id, ack, headers, body, .. } => {
@@ -154,14 +192,14 @@ impl QueueConsumer for StompConsumer {
                     let ack_id = ack.unwrap_or_else(|| message_id.clone());
                     let message = BrokerMessage {
                         id: String::new(),
-                        body: body.unwrap_or_default(),
+                        body: body.unwrap_or_default().into(),
                         headers,
                         redelivered,
                         queue: self.queue.clone(),
                         received_at_ms: now_ms(),
                     }
                     .keyed(MessageId::broker(Some(message_id)));
-                    return Ok(Some(Received { message, handle: StompHandle { ack_id } }));
+                    return Ok(Some(Received::decoded(message, StompHandle { ack_id })));
                 }
                 FromServer::Error { message, .. } => return Err(self.protocol(message.unwrap_or_default())),
                 // Receipts and the like: nothing to do with them here.
@@ -189,7 +227,8 @@ impl QueueConsumer for StompConsumer {
         let mut confirmed = false;
         if self.send(ToServer::Disconnect { receipt: Some(DISCONNECT_RECEIPT.into()) }).await.is_ok() {
             let receipt = async {
-                while let Some(Ok(frame)) = self.frames.next().await {
+                while let Some(Ok(incoming)) = self.frames.next().await {
+                    let Incoming::Frame(frame) = incoming else { continue };
                     if matches!(&frame.content, FromServer::Receipt { receipt_id } if receipt_id == DISCONNECT_RECEIPT)
                     {
                         return true;

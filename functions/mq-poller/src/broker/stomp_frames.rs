@@ -1,0 +1,192 @@
+//! The broker's frames, each cut whole from the stream before async-stomp's codec decodes it, so
+//! a frame the codec refuses (a header that is not UTF-8, say) is kept as its raw bytes, to be
+//! parked and acknowledged, instead of ending the connection and coming back first on every poll.
+
+use async_stomp::client::ClientCodec;
+use async_stomp::{FromServer, Message};
+use bytes::{Bytes, BytesMut};
+use tokio_util::codec::Decoder;
+
+pub enum Incoming {
+    Frame(Message<FromServer>),
+    Undecodable(Undecodable),
+}
+
+/// A whole frame the codec refused.
+pub struct Undecodable {
+    /// The frame as it came, command to NUL.
+    pub raw: Bytes,
+    /// Its `ack` header, or else its `message-id` (what ACK and NACK name), when readable.
+    pub ack_id: Option<String>,
+    /// Why the codec refused it (names a header, never a value).
+    pub reason: String,
+}
+
+#[derive(Default)]
+pub struct FrameCodec {
+    inner: ClientCodec,
+}
+
+impl Decoder for FrameCodec {
+    type Item = Incoming;
+    type Error = anyhow::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Incoming>, anyhow::Error> {
+        // Line ends before a frame are heart-beats.
+        let beats = src.iter().take_while(|b| **b == b'\n' || **b == b'\r').count();
+        let Some(length) = frame_length(&src[beats..]) else {
+            // Not whole yet (or not a frame this reads): the codec waits for more, or refuses.
+            return Ok(self.inner.decode(src)?.map(Incoming::Frame));
+        };
+        // Cut without copying: the codec sees exactly one frame, and a refused one is kept as it
+        // came. Refusals are found before the codec runs, since it consumes what it refuses.
+        let mut frame = src.split_to(beats + length);
+        if let Some(reason) = refusal(&frame[beats..]) {
+            return Ok(Some(Incoming::Undecodable(undecodable(frame.freeze().slice(beats..), reason))));
+        }
+        match self.inner.decode(&mut frame)? {
+            Some(message) => Ok(Some(Incoming::Frame(message))),
+            None => Err(anyhow::anyhow!("a whole frame that the STOMP codec reads as incomplete")),
+        }
+    }
+}
+
+/// Why the codec would refuse this MESSAGE frame, if it would: a header line that is not
+/// `name:value`, a name or a value that is not UTF-8 (unescaping keeps that as it is: escapes are
+/// ASCII), or one of the headers every MESSAGE has missing. Other frames are the codec's to read.
+fn refusal(frame: &[u8]) -> Option<String> {
+    if !frame.starts_with(b"MESSAGE\n") && !frame.starts_with(b"MESSAGE\r\n") {
+        return None;
+    }
+    let (lines, _) = header_lines(frame)?;
+    let mut names = Vec::new();
+    for (index, line) in lines.iter().enumerate() {
+        let Some(colon) = line.iter().position(|b| *b == b':').filter(|at| *at > 0) else {
+            return Some(format!("header line {} is not name:value", index + 1));
+        };
+        let Ok(name) = std::str::from_utf8(&line[..colon]) else {
+            return Some(format!("the name of header line {} is not UTF-8", index + 1));
+        };
+        if std::str::from_utf8(&line[colon + 1..]).is_err() {
+            let shown: String = name.chars().take(64).collect();
+            return Some(format!("the value of header '{shown}' is not UTF-8"));
+        }
+        names.push(name);
+    }
+    ["destination", "message-id", "subscription"]
+        .iter()
+        .find(|needed| !names.contains(needed))
+        .map(|missing| format!("no {missing} header"))
+}
+
+fn undecodable(raw: Bytes, reason: String) -> Undecodable {
+    let ack_id = raw_header(&raw, b"ack").or_else(|| raw_header(&raw, b"message-id"));
+    Undecodable { raw, ack_id, reason }
+}
+
+/// The header lines of a frame (after its command), up to the empty line that ends them, and the
+/// offset of the body; `None` while the headers are not all there.
+fn header_lines(frame: &[u8]) -> Option<(Vec<&[u8]>, usize)> {
+    let mut lines = Vec::new();
+    let mut at = 0;
+    let mut command = true;
+    loop {
+        let end = at + frame[at..].iter().position(|b| *b == b'\n')?;
+        let line = &frame[at..end];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        at = end + 1;
+        if std::mem::take(&mut command) {
+            continue;
+        }
+        if line.is_empty() {
+            return Some((lines, at));
+        }
+        lines.push(line);
+    }
+}
+
+/// A header's value as STOMP reads it (the first of that name), when it is UTF-8 and unescaped
+/// as the codec would.
+fn raw_header(frame: &[u8], name: &[u8]) -> Option<String> {
+    let (lines, _) = header_lines(frame)?;
+    let value = lines.iter().find_map(|line| line.strip_prefix(name)?.strip_prefix(b":"))?;
+    let text = std::str::from_utf8(value).ok()?;
+    // ACK ids and message ids need no escapes; one that has them is not read here.
+    (!text.contains('\\')).then(|| text.to_owned())
+}
+
+/// The length of the whole frame at the start of `frame`, its NUL included, as the codec reads
+/// it: the body is `content-length` bytes when the first header of that name is a number, else
+/// up to the first NUL. `None` while it is not all there, or when the byte after a counted body
+/// is not the NUL (the codec then refuses the stream, as it did before).
+fn frame_length(frame: &[u8]) -> Option<usize> {
+    let (lines, body) = header_lines(frame)?;
+    let counted = lines
+        .iter()
+        .find_map(|line| line.strip_prefix(b"content-length:"))
+        .and_then(|value| std::str::from_utf8(value).ok()?.parse::<u32>().ok());
+    let end = match counted {
+        Some(length) => body.checked_add(usize::try_from(length).ok()?)?,
+        None => body + frame[body..].iter().position(|b| *b == 0)?,
+    };
+    (frame.get(end) == Some(&0)).then_some(end + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(bytes: &[u8]) -> Vec<Incoming> {
+        let mut codec = FrameCodec::default();
+        let mut buffer = BytesMut::from(bytes);
+        let mut out = Vec::new();
+        while let Some(item) = codec.decode(&mut buffer).expect("decodes") {
+            out.push(item);
+        }
+        assert!(buffer.is_empty(), "{} bytes left", buffer.len());
+        out
+    }
+
+    fn message(ack: &str, extra: &[u8], body: &[u8]) -> Vec<u8> {
+        let mut frame = format!(
+            "MESSAGE\ndestination:/queue/q\nsubscription:s\nmessage-id:ID:{ack}\nack:{ack}\ncontent-length:{}\n",
+            body.len()
+        )
+        .into_bytes();
+        frame.extend_from_slice(extra);
+        frame.extend_from_slice(b"\n");
+        frame.extend_from_slice(body);
+        frame.push(0);
+        frame
+    }
+
+    #[test]
+    fn a_frame_with_a_header_that_is_not_utf8_is_kept_whole_and_the_next_is_read() {
+        let poison = message("2", b"x-name:caf\xe9\n", b"body\0with a NUL");
+        let stream =
+            [message("1", b"", b"first"), b"\n".to_vec(), poison.clone(), message("3", b"", b"third")].concat();
+        let items = decode_all(&stream);
+        assert_eq!(items.len(), 3);
+        assert!(matches!(&items[0], Incoming::Frame(_)));
+        let Incoming::Undecodable(refused) = &items[1] else { panic!("the second is refused") };
+        assert_eq!(&refused.raw[..], &poison[..], "byte for byte, command to NUL");
+        assert_eq!(refused.ack_id.as_deref(), Some("2"));
+        assert!(refused.reason.contains("x-name") && !refused.reason.contains("caf"), "{}", refused.reason);
+        let Incoming::Frame(third) = &items[2] else { panic!("the third is read") };
+        assert!(matches!(&third.content, FromServer::Message { body: Some(b), .. } if b == b"third"));
+    }
+
+    #[test]
+    fn partial_frames_wait_for_the_rest() {
+        let whole = message("1", b"", &[7u8; 1000]);
+        let mut codec = FrameCodec::default();
+        let mut buffer = BytesMut::new();
+        for (i, byte) in whole.iter().enumerate() {
+            buffer.extend_from_slice(&[*byte]);
+            let item = codec.decode(&mut buffer).expect("decodes");
+            assert_eq!(item.is_some(), i == whole.len() - 1, "at byte {i}");
+        }
+        let uncounted = b"MESSAGE\ndestination:/queue/q\nsubscription:s\nmessage-id:ID:9\n\nno length\0".to_vec();
+        assert!(matches!(&decode_all(&uncounted)[..], [Incoming::Frame(_)]));
+    }
+}
