@@ -177,7 +177,8 @@ async fn a_frame_with_a_header_that_is_not_utf8_is_parked_whole_and_the_messages
     assert!(reason.contains("x-name") && !reason.contains("caf"), "{record}");
     let mut settled = peer.settled();
     settled.sort();
-    assert_eq!(settled, [("ACK", "a-1"), ("ACK", "a-2"), ("ACK", "a-3")].map(|(c, i)| (c.to_owned(), i.to_owned())));
+    let acked = [("ACK", "ID:a-1"), ("ACK", "ID:a-2"), ("ACK", "ID:a-3")];
+    assert_eq!(settled, acked.map(|(c, i)| (c.to_owned(), i.to_owned())));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -195,5 +196,6 @@ async fn without_a_body_bucket_an_undecodable_frame_goes_to_the_dead_letter_hand
     assert_eq!((summary.received, summary.stored, summary.rejected), (3, 2, 1), "{summary:?}");
     let mut settled = peer.settled();
     settled.sort();
-    assert_eq!(settled, [("ACK", "a-1"), ("ACK", "a-3"), ("NACK", "a-2")].map(|(c, i)| (c.to_owned(), i.to_owned())));
+    let acked = [("ACK", "ID:a-1"), ("ACK", "ID:a-3"), ("NACK", "ID:a-2")];
+    assert_eq!(settled, acked.map(|(c, i)| (c.to_owned(), i.to_owned())));
 }

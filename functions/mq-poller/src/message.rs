@@ -60,7 +60,7 @@ impl MessageId {
 }
 
 /// Hex of the SHA-256 of `parts`, each length-prefixed so no two splits of the same bytes agree.
-fn digest(parts: &[&[u8]]) -> String {
+pub(crate) fn digest(parts: &[&[u8]]) -> String {
     use sha2::Digest;
     let mut hasher = sha2::Sha256::new();
     for part in parts {

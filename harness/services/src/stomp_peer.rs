@@ -14,12 +14,13 @@ pub struct StompPeer {
     task: tokio::task::JoinHandle<()>,
 }
 
-/// A MESSAGE frame for the subscription `mq-poller`, acknowledged as `ack`, with `headers` given
-/// as raw bytes and a `content-length`.
-pub fn message_frame(ack: &str, headers: &[(&[u8], &[u8])], body: &[u8]) -> Vec<u8> {
+/// A MESSAGE frame for the subscription `mq-poller` with the id `ID:<id>`, which is also what
+/// acknowledges it, escaped as ActiveMQ writes it (`ID\c<id>`), with `headers` given as raw bytes
+/// and a `content-length`.
+pub fn message_frame(id: &str, headers: &[(&[u8], &[u8])], body: &[u8]) -> Vec<u8> {
     let mut frame = b"MESSAGE\n".to_vec();
     let fixed = format!(
-        "destination:/queue/scripted\nsubscription:mq-poller\nmessage-id:ID:{ack}\nack:{ack}\ncontent-length:{}\n",
+        "destination:/queue/scripted\nsubscription:mq-poller\nmessage-id:ID\\c{id}\nack:ID\\c{id}\ncontent-length:{}\n",
         body.len()
     );
     frame.extend_from_slice(fixed.as_bytes());
@@ -54,7 +55,7 @@ impl StompPeer {
         format!("stomp://127.0.0.1:{}", self.port)
     }
 
-    /// What the client settled, in order: (`ACK` or `NACK`, the `id` header).
+    /// What the client settled, in order: (`ACK` or `NACK`, the `id` header, unescaped).
     pub fn settled(&self) -> Vec<(String, String)> {
         self.settled.lock().expect("the record").clone()
     }
@@ -90,7 +91,7 @@ async fn serve(mut stream: TcpStream, frames: &[Vec<u8>], settled: &Mutex<Vec<(S
                 "CONNECT" | "STOMP" => b"CONNECTED\nversion:1.2\nheart-beat:0,0\n\n\0".to_vec(),
                 "SUBSCRIBE" => frames.concat(),
                 "ACK" | "NACK" => {
-                    let id = header(text, "id").unwrap_or_default().to_owned();
+                    let id = header(text, "id").unwrap_or_default().replace("\\c", ":");
                     settled.lock().expect("the record").push((command.to_owned(), id));
                     Vec::new()
                 }

@@ -37,9 +37,10 @@ pub struct AmqpHandle {
     generation: u32,
 }
 
-/// The largest body this process has received over AMQP: a warm environment's next poll starts
-/// with a window that fits it, a cold one starts with one message.
-static LARGEST_BODY: AtomicUsize = AtomicUsize::new(0);
+/// The largest body the last poll of this process received over AMQP: a warm environment's next
+/// poll starts with a window that fits it (a cold one with one message). Only the last poll's, so
+/// one large message narrows the window of the next poll, not of every poll after it.
+static LAST_POLL_LARGEST_BODY: AtomicUsize = AtomicUsize::new(0);
 
 /// The delivery window, kept within the byte budget. RabbitMQ sends up to `prefetch_count`
 /// messages ahead, and lapin reads them all into memory, so the count is the only bound; it never
@@ -60,6 +61,8 @@ struct Window {
     budget: usize,
     most: u16,
     fixed: bool,
+    /// The largest body of this poll so far (from the last poll's, at first).
+    largest: usize,
 }
 
 /// How much a window may grow at once: bodies larger than any seen may still come, so the
@@ -76,8 +79,9 @@ impl Window {
             budget: options.byte_budget,
             most: options.prefetch.max(1),
             fixed: options.window_fixed,
+            largest: LAST_POLL_LARGEST_BODY.load(Ordering::Relaxed),
         };
-        window.count = match (window.fixed, LARGEST_BODY.load(Ordering::Relaxed)) {
+        window.count = match (window.fixed, window.largest) {
             // One window for the whole poll: sized by what is known, or for bodies of up to
             // 256 KiB (those that fit a DynamoDB item, with room).
             (true, largest) => window.fitting(largest.max(256 * 1024)),
@@ -96,11 +100,11 @@ impl Window {
     /// The window to change to now, if any: smaller when bodies grew, larger (by at most
     /// `GROWTH`) when they leave room for twice the window; never while an earlier window's
     /// messages are still held, so at most two windows are ever outstanding.
-    fn refit(&self, largest: usize, retired: bool) -> Option<u16> {
-        if self.fixed || retired || self.unsettled_earlier > 0 || largest == 0 {
+    fn refit(&self, retired: bool) -> Option<u16> {
+        if self.fixed || retired || self.unsettled_earlier > 0 || self.largest == 0 {
             return None;
         }
-        let target = self.fitting(largest).min(self.count.saturating_mul(GROWTH));
+        let target = self.fitting(self.largest).min(self.count.saturating_mul(GROWTH));
         (target < self.count || target >= self.count.saturating_mul(2)).then_some(target)
     }
 
@@ -108,6 +112,16 @@ impl Window {
         self.count = count;
         self.generation += 1;
         self.unsettled_earlier += std::mem::take(&mut self.unsettled_current);
+    }
+
+    fn received(&mut self, generation: u32, bytes: usize) {
+        self.largest = self.largest.max(bytes);
+        LAST_POLL_LARGEST_BODY.store(self.largest, Ordering::Relaxed);
+        if generation == self.generation {
+            self.unsettled_current += 1;
+        } else {
+            self.unsettled_earlier += 1;
+        }
     }
 
     fn settled(&mut self, generation: u32) {
@@ -260,8 +274,7 @@ impl QueueConsumer for AmqpConsumer {
     type Handle = AmqpHandle;
 
     async fn fit_window(&mut self) -> Result<usize, BrokerError> {
-        let largest = LARGEST_BODY.load(Ordering::Relaxed);
-        if let Some(count) = self.window.refit(largest, !self.retired.is_empty()) {
+        if let Some(count) = self.window.refit(!self.retired.is_empty()) {
             // Cancel first: once the broker answers, it sends this consumer nothing more, and what
             // it sent before is read ahead of the new consumer's (`next_delivery`).
             let cancel = BasicCancelOptions::default();
@@ -269,14 +282,14 @@ impl QueueConsumer for AmqpConsumer {
             self.window.moved_to(count);
             let fresh = consume(&self.channel, &self.queue, &self.window).await.map_err(|e| self.protocol(e))?;
             self.retired.push_back(std::mem::replace(&mut self.consumer, fresh));
-            tracing::debug!(endpoint = %self.endpoint, window = count, largest_body = largest, "delivery window changed");
+            tracing::debug!(endpoint = %self.endpoint, window = count, largest_body = self.window.largest, "delivery window changed");
         }
         Ok(usize::from(self.window.count))
     }
 
     async fn next(&mut self, wait: Duration) -> Result<Option<Received<AmqpHandle>>, BrokerError> {
         let Some((delivery, generation)) = self.next_delivery(wait).await? else { return Ok(None) };
-        LARGEST_BODY.fetch_max(delivery.data.len(), Ordering::Relaxed);
+        self.window.received(generation, delivery.data.len());
         let properties = &delivery.properties;
         let mut headers: BTreeMap<String, String> = properties
             .headers()
@@ -295,14 +308,11 @@ impl QueueConsumer for AmqpConsumer {
             }
         }
         let id = MessageId::publisher(properties.message_id().as_ref().map(|s| s.as_str().to_owned()));
-        if generation == self.window.generation {
-            self.window.unsettled_current += 1;
-        } else {
-            self.window.unsettled_earlier += 1;
-        }
         let message = BrokerMessage {
             id: String::new(),
-            body: delivery.data.into(),
+            // Boxed first: lapin grows the body as frames come, and the spare capacity would
+            // stay allocated, uncounted, as long as the message.
+            body: delivery.data.into_boxed_slice().into(),
             headers,
             redelivered: delivery.redelivered,
             queue: self.queue.clone(),
@@ -354,31 +364,46 @@ mod window_tests {
 
     const MIB: usize = 1024 * 1024;
 
+    /// The window's answer once a body of `bytes` was seen.
+    fn refit_after(w: &mut Window, bytes: usize, retired: bool) -> Option<u16> {
+        w.largest = w.largest.max(bytes);
+        w.refit(retired)
+    }
+
     fn window(budget: usize, fixed: bool) -> Window {
-        Window { count: 1, generation: 0, unsettled_current: 0, unsettled_earlier: 0, budget, most: 200, fixed }
+        Window {
+            count: 1,
+            generation: 0,
+            unsettled_current: 0,
+            unsettled_earlier: 0,
+            budget,
+            most: 200,
+            fixed,
+            largest: 0,
+        }
     }
 
     #[test]
     fn the_window_opens_from_one_message_by_fours_up_to_what_the_budget_holds_twice() {
         let mut w = window(64 * MIB, false);
-        assert_eq!(w.refit(0, false), None, "nothing seen: one message at a time");
+        assert_eq!(refit_after(&mut w, 0, false), None, "nothing seen: one message at a time");
         // 4 MiB bodies: two windows of 8 within 64 MiB.
-        assert_eq!(w.refit(4 * MIB, false), Some(4));
+        assert_eq!(refit_after(&mut w, 4 * MIB, false), Some(4));
         w.moved_to(4);
-        assert_eq!(w.refit(4 * MIB, false), Some(8));
+        assert_eq!(refit_after(&mut w, 4 * MIB, false), Some(8));
         w.moved_to(8);
-        assert_eq!(w.refit(4 * MIB, false), None, "at its size");
+        assert_eq!(refit_after(&mut w, 4 * MIB, false), None, "at its size");
         // Small bodies open it by fours up to PREFETCH.
         let mut w = window(64 * MIB, false);
         let mut counts = Vec::new();
-        while let Some(count) = w.refit(1024, false) {
+        while let Some(count) = refit_after(&mut w, 1024, false) {
             w.moved_to(count);
             counts.push(count);
         }
         assert_eq!(counts, [4, 16, 64, 200]);
         // A larger body shrinks it, never below one message.
-        assert_eq!(w.refit(16 * MIB, false), Some(2));
-        assert_eq!(w.refit(100 * MIB, false), Some(1), "a body over the budget is taken alone");
+        assert_eq!(refit_after(&mut w, 16 * MIB, false), Some(2));
+        assert_eq!(refit_after(&mut w, 100 * MIB, false), Some(1), "a body over the budget is taken alone");
     }
 
     #[test]
@@ -387,12 +412,12 @@ mod window_tests {
         w.unsettled_current = 3;
         w.moved_to(4);
         assert_eq!((w.unsettled_current, w.unsettled_earlier), (0, 3));
-        assert_eq!(w.refit(MIB, false), None, "the earlier window's messages are unsettled");
+        assert_eq!(refit_after(&mut w, MIB, false), None, "the earlier window's messages are unsettled");
         for _ in 0..3 {
             w.settled(0);
         }
-        assert_eq!(w.refit(MIB, true), None, "a retired consumer still has deliveries to give");
-        assert_eq!(w.refit(MIB, false), Some(16));
+        assert_eq!(refit_after(&mut w, MIB, true), None, "a retired consumer still has deliveries to give");
+        assert_eq!(refit_after(&mut w, MIB, false), Some(16));
         w.unsettled_current = 1;
         w.settled(1);
         assert_eq!((w.unsettled_current, w.unsettled_earlier), (0, 0));
@@ -400,8 +425,8 @@ mod window_tests {
 
     #[test]
     fn a_fixed_window_never_changes() {
-        let w = window(64 * MIB, true);
-        assert_eq!(w.refit(4 * MIB, false), None);
+        let mut w = window(64 * MIB, true);
+        assert_eq!(refit_after(&mut w, 4 * MIB, false), None);
         assert_eq!(w.fitting(256 * 1024), 128, "bodies of 256 KiB when none was seen");
     }
 }

@@ -133,24 +133,29 @@ impl StompConsumer {
         })
     }
 
-    /// A frame the codec refused, as a message to park: its raw bytes as the body, keyed by
-    /// their digest (a lossy reading of its id could meet another message's). Without an id to
-    /// acknowledge it by, nothing can settle it: the poll fails, as before.
+    /// A frame the codec refused, as a message to park: its raw bytes as the body, keyed by its
+    /// `message-id` as it came (a redelivery, whose headers differ, parks over the same object),
+    /// or by the frame's digest without one. Without an id to acknowledge it by, nothing can
+    /// settle it: the poll fails, as before.
     fn undecodable(&self, refused: Undecodable) -> Result<Received<StompHandle>, BrokerError> {
-        let Undecodable { raw, ack_id, reason } = refused;
+        let Undecodable { raw, ack_id, message_id, redelivered, reason } = refused;
         let Some(ack_id) = ack_id else {
             return Err(self.protocol(format!("a frame that cannot be decoded nor acknowledged: {reason}")));
         };
         tracing::warn!(endpoint = %self.endpoint, %reason, bytes = raw.len(), "a frame that cannot be decoded; parking it");
+        let id = match message_id {
+            Some(id) => MessageId::Broker(format!("undecodable:{}", crate::message::digest(&[&id]))),
+            None => MessageId::Missing,
+        };
         let message = BrokerMessage {
             id: String::new(),
             body: raw,
             headers: BTreeMap::new(),
-            redelivered: false,
+            redelivered,
             queue: self.queue.clone(),
             received_at_ms: now_ms(),
         }
-        .keyed(MessageId::Missing);
+        .keyed(id);
         Ok(Received { message, handle: StompHandle { ack_id }, undecodable: Some(reason) })
     }
 

@@ -4,7 +4,7 @@
 
 use async_stomp::client::ClientCodec;
 use async_stomp::{FromServer, Message};
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::Decoder;
 
 pub enum Incoming {
@@ -18,13 +18,29 @@ pub struct Undecodable {
     pub raw: Bytes,
     /// Its `ack` header, or else its `message-id` (what ACK and NACK name), when readable.
     pub ack_id: Option<String>,
+    /// Its `message-id` header as it came (the broker's, unique per message): a redelivery,
+    /// which adds headers, is still known by it.
+    pub message_id: Option<Vec<u8>>,
+    /// Whether the broker marked it redelivered.
+    pub redelivered: bool,
     /// Why the codec refused it (names a header, never a value).
     pub reason: String,
 }
 
-#[derive(Default)]
 pub struct FrameCodec {
     inner: ClientCodec,
+    /// Frames over this are refused, whole or not (the codec's own bound, async-stomp's default).
+    max_frame: usize,
+    /// How far into the buffer the search for a body's NUL has got: a frame read in many pieces
+    /// is searched once, not again from its start at each piece.
+    searched: usize,
+}
+
+impl Default for FrameCodec {
+    fn default() -> FrameCodec {
+        let max_frame = async_stomp::client::DEFAULT_MAX_FRAME_SIZE;
+        FrameCodec { inner: ClientCodec::with_max_frame_size(max_frame), max_frame, searched: 0 }
+    }
 }
 
 impl Decoder for FrameCodec {
@@ -34,15 +50,25 @@ impl Decoder for FrameCodec {
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Incoming>, anyhow::Error> {
         // Line ends before a frame are heart-beats.
         let beats = src.iter().take_while(|b| **b == b'\n' || **b == b'\r').count();
-        let Some(length) = frame_length(&src[beats..]) else {
-            // Not whole yet (or not a frame this reads): the codec waits for more, or refuses.
-            return Ok(self.inner.decode(src)?.map(Incoming::Frame));
+        if beats > 0 {
+            src.advance(beats);
+            self.searched = 0;
+        }
+        let Some(length) = frame_length(src, &mut self.searched) else {
+            // Not whole yet: wait for the rest, within the bound. The codec is not asked: it
+            // would refuse a frame it cannot parse before the frame is whole, and end the stream.
+            if src.len() > self.max_frame {
+                anyhow::bail!("a frame over {} bytes", self.max_frame);
+            }
+            return Ok(None);
         };
+        self.searched = 0;
         // Cut without copying: the codec sees exactly one frame, and a refused one is kept as it
         // came. Refusals are found before the codec runs, since it consumes what it refuses.
-        let mut frame = src.split_to(beats + length);
-        if let Some(reason) = refusal(&frame[beats..]) {
-            return Ok(Some(Incoming::Undecodable(undecodable(frame.freeze().slice(beats..), reason))));
+        let mut frame = src.split_to(length);
+        if let Some(reason) = refusal(&frame) {
+            // A copy: a slice would keep the whole read buffer alive with it.
+            return Ok(Some(Incoming::Undecodable(undecodable(Bytes::copy_from_slice(&frame), reason))));
         }
         match self.inner.decode(&mut frame)? {
             Some(message) => Ok(Some(Incoming::Frame(message))),
@@ -52,10 +78,13 @@ impl Decoder for FrameCodec {
 }
 
 /// Why the codec would refuse this MESSAGE frame, if it would: a header line that is not
-/// `name:value`, a name or a value that is not UTF-8 (unescaping keeps that as it is: escapes are
-/// ASCII), or one of the headers every MESSAGE has missing. Other frames are the codec's to read.
+/// `name:value` or holds a lone carriage return, a name or a value that is not UTF-8 (unescaping
+/// keeps that as it is: escapes are ASCII), or one of the headers every MESSAGE has missing.
+/// Other frames are the codec's to read.
 fn refusal(frame: &[u8]) -> Option<String> {
-    if !frame.starts_with(b"MESSAGE\n") && !frame.starts_with(b"MESSAGE\r\n") {
+    let command = frame.split(|b| *b == b'\n').next().unwrap_or_default();
+    let command = command.strip_suffix(b"\r").unwrap_or(command);
+    if command != b"MESSAGE" && command != b"message" {
         return None;
     }
     let (lines, _) = header_lines(frame)?;
@@ -64,6 +93,9 @@ fn refusal(frame: &[u8]) -> Option<String> {
         let Some(colon) = line.iter().position(|b| *b == b':').filter(|at| *at > 0) else {
             return Some(format!("header line {} is not name:value", index + 1));
         };
+        if line.contains(&b'\r') {
+            return Some(format!("header line {} holds a carriage return", index + 1));
+        }
         let Ok(name) = std::str::from_utf8(&line[..colon]) else {
             return Some(format!("the name of header line {} is not UTF-8", index + 1));
         };
@@ -80,8 +112,33 @@ fn refusal(frame: &[u8]) -> Option<String> {
 }
 
 fn undecodable(raw: Bytes, reason: String) -> Undecodable {
-    let ack_id = raw_header(&raw, b"ack").or_else(|| raw_header(&raw, b"message-id"));
-    Undecodable { raw, ack_id, reason }
+    let text = |name: &[u8]| raw_header(&raw, name).and_then(|value| String::from_utf8(unescape(value)).ok());
+    let ack_id = text(b"ack").or_else(|| text(b"message-id"));
+    let redelivered = text(b"redelivered").is_some_and(|v| v == "true");
+    let message_id = raw_header(&raw, b"message-id").map(<[u8]>::to_vec);
+    Undecodable { ack_id, message_id, redelivered, reason, raw }
+}
+
+/// A header value unescaped as STOMP 1.2 and the codec do (`\c` is a colon: ActiveMQ writes every
+/// message id as `ID\c...`); an unknown escape is kept as it is, as the codec keeps it.
+fn unescape(value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len());
+    let mut bytes = value.iter().copied();
+    while let Some(byte) = bytes.next() {
+        if byte != b'\\' {
+            out.push(byte);
+            continue;
+        }
+        match bytes.next() {
+            Some(b'c') => out.push(b':'),
+            Some(b'n') => out.push(b'\n'),
+            Some(b'r') => out.push(b'\r'),
+            Some(b'\\') => out.push(b'\\'),
+            Some(other) => out.extend_from_slice(&[b'\\', other]),
+            None => out.push(b'\\'),
+        }
+    }
+    out
 }
 
 /// The header lines of a frame (after its command), up to the empty line that ends them, and the
@@ -105,21 +162,18 @@ fn header_lines(frame: &[u8]) -> Option<(Vec<&[u8]>, usize)> {
     }
 }
 
-/// A header's value as STOMP reads it (the first of that name), when it is UTF-8 and unescaped
-/// as the codec would.
-fn raw_header(frame: &[u8], name: &[u8]) -> Option<String> {
+/// A header's value as it came (the first of that name, as STOMP reads headers), still escaped.
+fn raw_header<'f>(frame: &'f [u8], name: &[u8]) -> Option<&'f [u8]> {
     let (lines, _) = header_lines(frame)?;
-    let value = lines.iter().find_map(|line| line.strip_prefix(name)?.strip_prefix(b":"))?;
-    let text = std::str::from_utf8(value).ok()?;
-    // ACK ids and message ids need no escapes; one that has them is not read here.
-    (!text.contains('\\')).then(|| text.to_owned())
+    lines.into_iter().find_map(|line| line.strip_prefix(name)?.strip_prefix(b":"))
 }
 
 /// The length of the whole frame at the start of `frame`, its NUL included, as the codec reads
 /// it: the body is `content-length` bytes when the first header of that name is a number, else
-/// up to the first NUL. `None` while it is not all there, or when the byte after a counted body
-/// is not the NUL (the codec then refuses the stream, as it did before).
-fn frame_length(frame: &[u8]) -> Option<usize> {
+/// up to the first NUL (searched from `searched`, which it advances). `None` while it is not all
+/// there, or when the byte after a counted body is not the NUL (the codec then refuses the
+/// stream, as it did before).
+fn frame_length(frame: &[u8], searched: &mut usize) -> Option<usize> {
     let (lines, body) = header_lines(frame)?;
     let counted = lines
         .iter()
@@ -127,7 +181,16 @@ fn frame_length(frame: &[u8]) -> Option<usize> {
         .and_then(|value| std::str::from_utf8(value).ok()?.parse::<u32>().ok());
     let end = match counted {
         Some(length) => body.checked_add(usize::try_from(length).ok()?)?,
-        None => body + frame[body..].iter().position(|b| *b == 0)?,
+        None => {
+            let from = (*searched).max(body).min(frame.len());
+            match frame[from..].iter().position(|b| *b == 0) {
+                Some(at) => from + at,
+                None => {
+                    *searched = frame.len();
+                    return None;
+                }
+            }
+        }
     };
     (frame.get(end) == Some(&0)).then_some(end + 1)
 }
@@ -174,6 +237,32 @@ mod tests {
         assert!(refused.reason.contains("x-name") && !refused.reason.contains("caf"), "{}", refused.reason);
         let Incoming::Frame(third) = &items[2] else { panic!("the third is read") };
         assert!(matches!(&third.content, FromServer::Message { body: Some(b), .. } if b == b"third"));
+    }
+
+    #[test]
+    fn a_refused_frame_read_in_pieces_is_still_kept_and_its_escaped_ids_read() {
+        // As ActiveMQ writes ids (`:` escaped as `\c`), and a header line that is not name:value,
+        // which the codec would refuse before the frame was whole.
+        let poison = b"MESSAGE\ndestination:/queue/q\nsubscription:s\nmessage-id:ID\\chost-1\nack:ID\\chost-1\nredelivered:true\nno colon here\ncontent-length:4\n\nbody\0".to_vec();
+        let mut codec = FrameCodec::default();
+        let mut buffer = BytesMut::new();
+        let mut items = Vec::new();
+        for byte in [poison.clone(), message("2", b"", b"next")].concat() {
+            buffer.extend_from_slice(&[byte]);
+            if let Some(item) = codec.decode(&mut buffer).expect("never ends the stream") {
+                items.push(item);
+            }
+        }
+        let [Incoming::Undecodable(refused), Incoming::Frame(_)] = &items[..] else {
+            panic!("a refusal, then a frame")
+        };
+        assert_eq!(&refused.raw[..], &poison[..]);
+        assert_eq!(refused.ack_id.as_deref(), Some("ID:host-1"), "unescaped as the ACK must name it");
+        assert_eq!(refused.message_id.as_deref(), Some(&b"ID\\chost-1"[..]));
+        assert!(refused.redelivered);
+        assert!(refused.reason.contains("line 6"), "{}", refused.reason);
+        let lone_cr = message("3", b"x-a:one\rtwo\n", b"b");
+        assert!(matches!(&decode_all(&lone_cr)[..], [Incoming::Undecodable(_)]));
     }
 
     #[test]
