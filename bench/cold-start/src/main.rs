@@ -173,8 +173,13 @@ async fn main() {
     // BENCH_ONLY=secrets-cache: the extension's figures alone (its layer and the floor built).
     if std::env::var("BENCH_ONLY").is_ok_and(|only| only == "secrets-cache") {
         let extension = workspace_root().join("target/lambda-x86_64/extensions/unpacked/extensions/secrets-cache");
-        let cache =
-            secrets_cache::measure(&unpacked_layer(&extension), &unpacked_bootstrap("floor-echo"), &aws_env(&[])).await;
+        let cache = secrets_cache::measure(
+            &unpacked_layer(&extension),
+            &unpacked_bootstrap("floor-echo"),
+            &unpacked_bootstrap("secrets-reader-function"),
+            (moto.port, &aws_env(&[])),
+        )
+        .await;
         publish_bench_table("secrets-cache", &secrets_cache::table(&cache));
         return;
     }
@@ -191,8 +196,13 @@ async fn main() {
     let hello_warm = warm_latency(&functions[1]).await;
     let floor_warm = warm_latency(&functions[0]).await;
     let extension = workspace_root().join("target/lambda-x86_64/extensions/unpacked/extensions/secrets-cache");
-    let cache =
-        secrets_cache::measure(&unpacked_layer(&extension), &unpacked_bootstrap("floor-echo"), &aws_env(&[])).await;
+    let cache = secrets_cache::measure(
+        &unpacked_layer(&extension),
+        &unpacked_bootstrap("floor-echo"),
+        &unpacked_bootstrap("secrets-reader-function"),
+        (moto.port, &aws_env(&[])),
+    )
+    .await;
     drop(moto);
 
     let floor = &rows[0].1;

@@ -4,6 +4,9 @@
 //!   which it holds until its prefetch is in (1 and 10 secrets);
 //! - hit latency: p50 and p99 of GETs of a cached secret over one kept-alive localhost connection;
 //! - peak RSS: the extension's VmHWM after those;
+//! - a function's init that reads one secret: through the extension (which prefetched it) against
+//!   straight from Secrets Manager with the SDK, with 5 and 50 ms added before each AWS request
+//!   (the harness's AWS front before moto), from the first process's start to the end of init;
 //! - the layer's zip size per architecture (`scripts/build-lambda-zips`).
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -15,6 +18,7 @@ use harness_runtime::lambda_env::Output;
 use harness_runtime::paths::workspace_root;
 use harness_runtime::process::free_port;
 use harness_runtime::sandbox::Sandbox;
+use harness_services::aws_front::AwsFront;
 
 const RUNS: usize = 10;
 const HITS: usize = 10_000;
@@ -22,6 +26,8 @@ const TOKEN: &str = "bench-session-token";
 
 pub struct Figures {
     pub start_to_next: Vec<(usize, Vec<Duration>)>,
+    /// Added latency in ms; the init times with the extension, and with the SDK alone.
+    pub init: Vec<(u64, Vec<Duration>, Vec<Duration>)>,
     pub hit: (Duration, Duration),
     pub rss_kib: u64,
 }
@@ -34,7 +40,8 @@ async fn sandbox(extension: &Path, floor: &Path, env: &[(String, String)], prefe
     Sandbox::start(&[("secrets-cache", extension)], floor, "bench", &env, Output::Discard).await.expect("sandbox")
 }
 
-pub async fn measure(extension: &Path, floor: &Path, moto_env: &[(String, String)]) -> Figures {
+pub async fn measure(extension: &Path, floor: &Path, reader: &Path, moto: (u16, &[(String, String)])) -> Figures {
+    let (moto_port, moto_env) = moto;
     let mut start_to_next = Vec::new();
     for count in [1, 10] {
         let prefetch: Vec<String> = (0..count).map(|i| format!("bench-cache-{i}")).collect();
@@ -52,7 +59,40 @@ pub async fn measure(extension: &Path, floor: &Path, moto_env: &[(String, String
     let hit = hit_latency(port);
     let rss_kib = sandbox.extension_pid(0).map(harness_runtime::process::peak_rss_kib).unwrap_or(0);
     sandbox.shutdown().await;
-    Figures { start_to_next, hit, rss_kib }
+    let mut init = Vec::new();
+    for latency in [5, 50] {
+        let front = AwsFront::start(moto_port, Duration::from_millis(latency), Vec::new()).await;
+        let mut env = moto_env.to_vec();
+        env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
+        env.push(("AWS_ENDPOINT_URL".into(), front.endpoint()));
+        env.push(("READ_AT_INIT".into(), "bench-cache-0".into()));
+        let (mut through, mut direct) = (Vec::new(), Vec::new());
+        for _ in 0..RUNS {
+            through.push(init_reading(Some(extension), reader, &env).await);
+            direct.push(init_reading(None, reader, &env).await);
+        }
+        init.push((latency, through, direct));
+    }
+    Figures { start_to_next, init, hit, rss_kib }
+}
+
+/// One init of `reader` reading its secret, through `extension` when given (prefetching it), else
+/// with the SDK: from the first process's start to the end of init. The read is checked.
+async fn init_reading(extension: Option<&Path>, reader: &Path, env: &[(String, String)]) -> Duration {
+    let mut env = env.to_vec();
+    if extension.is_none() {
+        env.push(("READ_AT_INIT_VIA".into(), "sdk".into()));
+    }
+    let port = free_port();
+    let sandbox = match extension {
+        Some(extension) => sandbox(extension, reader, &env, "bench-cache-0", port).await,
+        None => Sandbox::start(&[], reader, "bench", &env, Output::Discard).await.expect("sandbox"),
+    };
+    let took = sandbox.init_done_at.expect("init ended").duration_since(sandbox.started_at);
+    let answer = sandbox.invoke(&serde_json::json!({"path": "/ping"}), Duration::from_secs(10)).await.response();
+    assert_eq!(answer["init"]["status"], 200, "the read at init: {answer}");
+    sandbox.shutdown().await;
+    took
 }
 
 /// GETs of one cached secret over one keep-alive connection: p50, p99 (after 100 to warm up).
@@ -112,6 +152,20 @@ pub fn table(figures: &Figures) -> String {
         let (lo, hi) =
             (times.iter().min().copied().unwrap_or_default(), times.iter().max().copied().unwrap_or_default());
         table.push_str(&format!("| {count} | {} ({}..{}) |\n", ms(crate::median(times)), ms(lo), ms(hi)));
+    }
+    table.push_str(
+        "\na function's init reading one secret, first process start to end of init, 10 runs, median (min..max)\n\n",
+    );
+    table.push_str("| latency added per AWS request | through secrets-cache (prefetched) | SDK call at init | saved |\n|---:|---:|---:|---:|\n");
+    for (latency, through, direct) in &figures.init {
+        let spread = |times: &Vec<Duration>| {
+            let (lo, hi) =
+                (times.iter().min().copied().unwrap_or_default(), times.iter().max().copied().unwrap_or_default());
+            format!("{} ({}..{})", ms(crate::median(times)), ms(lo), ms(hi))
+        };
+        let (a, b) = (crate::median(through), crate::median(direct));
+        let saved = (b.as_secs_f64() - a.as_secs_f64()) / b.as_secs_f64().max(1e-9) * 100.0;
+        table.push_str(&format!("| {latency} ms | {} | {} | {saved:.0}% |\n", spread(through), spread(direct)));
     }
     let size = |arch| layer_zip_size(arch).map(|b| format!("{b} B")).unwrap_or_else(|| "not built".into());
     table.push_str(&format!(

@@ -7,6 +7,9 @@
 //! then bounded by moto's own cost per item), then through a front that adds 5 ms to every
 //! request, a typical in-region round trip, where requests in flight decide the rate, as against
 //! AWS. The requests per message are what AWS would bill and throttle.
+//!
+//! Then large messages: seventy 4 MiB bodies from each broker, drained by the release binary run
+//! as a 256 MB function (bodies to the bucket), with its peak RSS and rate.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -17,6 +20,7 @@ use harness_services::aws_front::AwsFront;
 use harness_services::call_counter::CallCounter;
 use harness_services::dynamo::{create_table, scan_all};
 use harness_services::moto::Moto;
+use harness_services::rabbitmq::{self, RabbitMq};
 use harness_services::stomp::StompClient;
 use mq_poller::{handle_payload, AwsClients, Outcome, Settings};
 use mq_poller::{now_ms, BrokerMessage};
@@ -183,5 +187,52 @@ async fn main() {
             row.requests as f64 / row.messages as f64
         );
     }
+    table.push_str(&large_message_rows(&moto, &config, &broker).await);
     publish_bench_table("mq-poller", &table);
+}
+
+/// The function's memory in the large-message rows.
+const LARGE_MEMORY_MB: u64 = 256;
+
+/// Seventy 4 MiB messages from each broker drained by the release binary as a 256 MB function.
+async fn large_message_rows(moto: &Moto, config: &aws_config::SdkConfig, activemq: &ActiveMq) -> String {
+    use harness_services::large_messages::{self as large, Drained};
+    let dynamo = aws_sdk_dynamodb::Client::new(config);
+    let s3 = harness_services::s3::path_style_client(config);
+    let rabbitmq = RabbitMq::start();
+    let binary = harness_runtime::paths::release_binary("mq-poller");
+    let mut table = String::new();
+    let _ = writeln!(table, "\nLarge messages: {} bodies of 4 MiB drained by the release binary as a {LARGE_MEMORY_MB} MB function (byte budget {} MiB), bodies to the bucket (moto), one invocation\n", large::COUNT, LARGE_MEMORY_MB / 4);
+    let _ = writeln!(table, "| broker | peak RSS | wall time | messages/s | MiB/s |");
+    let _ = writeln!(table, "|---|---:|---:|---:|---:|");
+    for engine in ["ActiveMQ (STOMP)", "RabbitMQ (AMQP)"] {
+        let name = format!("large-{}", if engine.starts_with("Active") { "activemq" } else { "rabbitmq" });
+        create_table(&dynamo, &name).await;
+        s3.create_bucket().bucket(&name).send().await.expect("create_bucket");
+        let broker = if engine.starts_with("Active") {
+            large::send_to_activemq(activemq, &name).await;
+            (activemq.stomp_url(), activemq::USER, activemq::PASSWORD)
+        } else {
+            large::send_to_rabbitmq(&rabbitmq, &name).await;
+            (rabbitmq.broker_url(), rabbitmq::USER, rabbitmq::PASSWORD)
+        };
+        let env =
+            large::function_env(&moto.env(), (&name, &name), (&broker.0, broker.1, broker.2), &name, LARGE_MEMORY_MB);
+        let Drained { summary, peak_kib, elapsed } =
+            large::drain_with(&binary, &env, harness_runtime::lambda_env::Output::Discard).await;
+        assert_eq!(summary["stored"].as_u64(), Some(large::COUNT as u64), "{summary}");
+        // The idle wait at the end (IDLE_TIMEOUT_MS) is not work.
+        let work = elapsed.saturating_sub(Duration::from_secs(3)).as_secs_f64();
+        let mib = (large::COUNT * large::BODY_BYTES) as f64 / (1024.0 * 1024.0);
+        let _ = writeln!(
+            table,
+            "| {engine} | {} MiB | {:.2} s | {:.1} | {:.0} |",
+            peak_kib / 1024,
+            work,
+            large::COUNT as f64 / work,
+            mib / work
+        );
+        eprintln!("measured {} large messages from {engine}", large::COUNT);
+    }
+    table
 }

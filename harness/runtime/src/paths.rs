@@ -20,6 +20,13 @@ pub fn function_binary(name: &str) -> PathBuf {
     target.join("debug").join(name)
 }
 
+/// A binary's release build, as `cargo build --release -p <name>` left it (the benches').
+pub fn release_binary(name: &str) -> PathBuf {
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
+    target.join("release").join(name)
+}
+
 pub fn event_file(name: &str) -> PathBuf {
     workspace_root().join("events").join(name)
 }

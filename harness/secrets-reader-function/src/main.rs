@@ -4,6 +4,8 @@
 //! `{"path": "/secretsmanager/get?secretId=...", "token": "..."}` is one more read (`token`
 //! overrides the header's value; `"token": null` sends none). It answers the status and the
 //! parsed body, and logs nothing of either: the tests look for values in its output.
+//! With `READ_AT_INIT_VIA=sdk` the init read goes straight to Secrets Manager through the SDK, as
+//! a function without the extension would read (the cold-start bench compares the two).
 
 use std::time::Instant;
 
@@ -16,7 +18,19 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     shared::logging::init();
     let port = std::env::var("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT").unwrap_or_else(|_| "2773".to_owned());
     let token = std::env::var("AWS_SESSION_TOKEN").ok();
+    let via_sdk = std::env::var("READ_AT_INIT_VIA").is_ok_and(|via| via == "sdk");
     let init = match std::env::var("READ_AT_INIT") {
+        Ok(id) if via_sdk => {
+            let started = Instant::now();
+            let config = shared::aws::load_config().await?;
+            let client = aws_sdk_secretsmanager::Client::new(&config);
+            let read = client.get_secret_value().secret_id(&id).version_stage("AWSCURRENT").send().await;
+            let (status, version) = match read {
+                Ok(out) => (200, out.version_id().map(str::to_owned)),
+                Err(_) => (502, None),
+            };
+            json!({"status": status, "versionId": version, "micros": started.elapsed().as_micros() as u64})
+        }
         Ok(id) => {
             let started = Instant::now();
             let (status, body) = get(&port, &format!("/secretsmanager/get?secretId={id}"), token.as_deref()).await;

@@ -5,7 +5,7 @@
 //! by a CloudFormation condition evaluator.
 
 pub mod activemq;
-#[cfg(feature = "clients")]
+#[cfg(feature = "aws-front")]
 pub mod aws_front;
 #[cfg(feature = "clients")]
 pub mod call_counter;
@@ -20,6 +20,8 @@ pub mod dynamo;
 pub mod ec2;
 #[cfg(feature = "clients")]
 pub mod forward;
+#[cfg(feature = "large-messages")]
+pub mod large_messages;
 pub mod mariadb;
 #[cfg(feature = "clients")]
 pub mod messages;
