@@ -308,9 +308,10 @@ async fn a_selector_drains_only_the_messages_this_function_owns() {
 
 /// Keys of messages without an id, as the code before typed headers computed them: an upgrade
 /// must leave them byte for byte, so a message delivered before it and redelivered after it
-/// overwrites its own item. Headers of every AMQP type and every property are set.
+/// overwrites its own item. Headers of every AMQP type and every property are set, and read back
+/// typed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rabbitmq_keys_of_messages_without_an_id_stay_as_they_were() {
+async fn rabbitmq_keys_stay_as_they_were_and_headers_of_every_type_read_back_typed() {
     use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
     use lapin::types::{AMQPValue, ByteArray, DecimalValue, FieldArray, FieldTable};
     use lapin::{BasicProperties, Connection, ConnectionProperties};
@@ -377,4 +378,40 @@ async fn rabbitmq_keys_of_messages_without_an_id_stay_as_they_were() {
     // Computed by mq-poller before its headers were typed (commit 236cc11).
     assert_eq!(key_of(b"plain"), "content:7ba40dca4bff304b2fbdf2d8f8cef00c");
     assert_eq!(key_of(b"everything"), "content:ca6880d8a9b1db4fdf42fcbbc3cb3d9a");
+
+    // Each header read back with its type, and the properties under STOMP's names.
+    use aws_sdk_dynamodb::primitives::Blob;
+    let everything =
+        items.iter().find(|i| i.get("message") == Some(&AttributeValue::S("everything".into()))).expect("the item");
+    let Some(AttributeValue::M(headers)) = everything.get("headers") else { panic!("headers") };
+    let (s, n) = (|v: &str| AttributeValue::S(v.into()), |v: &str| AttributeValue::N(v.into()));
+    let expected = [
+        ("text", s("hello")),
+        ("not-utf8", AttributeValue::B(Blob::new(vec![0xff, 0xfe]))),
+        ("flag", AttributeValue::Bool(true)),
+        ("count", n("-42")),
+        ("ratio", n("1.5")),
+        ("price", n("19.99")),
+        ("when", n("1700000000")),
+        ("list", AttributeValue::L(vec![s("a"), n("1")])),
+        ("table", AttributeValue::M([("inner".to_owned(), s("x"))].into())),
+        ("raw", AttributeValue::B(Blob::new(vec![0xff, 0x00]))),
+        ("nothing", AttributeValue::Null(true)),
+        ("content-type", s("application/json")),
+        ("content-encoding", s("identity")),
+        ("correlation-id", s("c-1")),
+        ("reply-to", s("replies")),
+        ("expiration", s("60000")),
+        ("timestamp", n("1700000000")),
+        ("type", s("order.created")),
+        ("app-id", s("billing")),
+        ("priority", n("5")),
+        ("delivery-mode", n("2")),
+        ("exchange", s("")),
+        ("routing-key", s("pinned")),
+    ];
+    for (name, value) in &expected {
+        assert_eq!(headers.get(*name), Some(value), "{name}");
+    }
+    assert_eq!(headers.len(), expected.len(), "{headers:?}");
 }

@@ -100,6 +100,15 @@ fn unpacked_bootstrap(name: &str) -> PathBuf {
     binary
 }
 
+/// The secrets-cache figures: the extension from the x86_64 layer, beside the floor and the
+/// secret reader from their zips, against moto on `moto_port`.
+async fn measure_secrets_cache(moto_port: u16, moto_env: &[(String, String)]) -> secrets_cache::Figures {
+    let extension = workspace_root().join("target/lambda-x86_64/extensions/unpacked/extensions/secrets-cache");
+    let floor = unpacked_bootstrap("floor-echo");
+    let reader = unpacked_bootstrap("secrets-reader-function");
+    secrets_cache::measure(&unpacked_layer(&extension), &floor, &reader, (moto_port, moto_env)).await
+}
+
 /// The extension inside the x86_64 layer zip, unpacked to `binary`'s place.
 fn unpacked_layer(binary: &Path) -> PathBuf {
     let zip = workspace_root().join("target/lambda-x86_64/extensions/secrets-cache.zip");
@@ -172,14 +181,7 @@ async fn main() {
 
     // BENCH_ONLY=secrets-cache: the extension's figures alone (its layer and the floor built).
     if std::env::var("BENCH_ONLY").is_ok_and(|only| only == "secrets-cache") {
-        let extension = workspace_root().join("target/lambda-x86_64/extensions/unpacked/extensions/secrets-cache");
-        let cache = secrets_cache::measure(
-            &unpacked_layer(&extension),
-            &unpacked_bootstrap("floor-echo"),
-            &unpacked_bootstrap("secrets-reader-function"),
-            (moto.port, &aws_env(&[])),
-        )
-        .await;
+        let cache = measure_secrets_cache(moto.port, &aws_env(&[])).await;
         publish_bench_table("secrets-cache", &secrets_cache::table(&cache));
         return;
     }
@@ -195,14 +197,7 @@ async fn main() {
     // shows what the Runtime API round trip itself costs on this machine).
     let hello_warm = warm_latency(&functions[1]).await;
     let floor_warm = warm_latency(&functions[0]).await;
-    let extension = workspace_root().join("target/lambda-x86_64/extensions/unpacked/extensions/secrets-cache");
-    let cache = secrets_cache::measure(
-        &unpacked_layer(&extension),
-        &unpacked_bootstrap("floor-echo"),
-        &unpacked_bootstrap("secrets-reader-function"),
-        (moto.port, &aws_env(&[])),
-    )
-    .await;
+    let cache = measure_secrets_cache(moto.port, &aws_env(&[])).await;
     drop(moto);
 
     let floor = &rows[0].1;

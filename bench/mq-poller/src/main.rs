@@ -132,7 +132,7 @@ async fn main() {
                 let message = BrokerMessage {
                     id,
                     body: body.into(),
-                    headers: headers.into_iter().collect(),
+                    headers: headers.into_iter().map(|(k, v)| (k, mq_poller::HeaderValue::Text(v))).collect(),
                     redelivered: false,
                     queue: name.clone(),
                     received_at_ms: now_ms(),

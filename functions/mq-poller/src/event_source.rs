@@ -9,6 +9,7 @@ use base64::Engine as _;
 use serde_json::Value;
 
 use crate::error::PollError;
+use crate::header::{HeaderValue, Headers};
 use crate::message::{now_ms, BrokerMessage, MessageId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,11 +64,31 @@ fn header_value(value: &Value) -> String {
     }
 }
 
-fn headers_of(object: Option<&Value>) -> BTreeMap<String, String> {
+/// The headers as mq-poller rendered them before it kept their types, which keys of messages
+/// without an id digest: they must not change.
+fn key_headers_of(object: Option<&Value>) -> BTreeMap<String, String> {
     object
         .and_then(Value::as_object)
         .map(|o| o.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), header_value(v))).collect())
         .unwrap_or_default()
+}
+
+/// The headers with their types.
+fn headers_of(object: Option<&Value>) -> Headers {
+    object
+        .and_then(Value::as_object)
+        .map(|o| o.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), HeaderValue::from_json(v))).collect())
+        .unwrap_or_default()
+}
+
+/// Properties of the event's message, under the names STOMP gives them: each `(name, fields the
+/// event may carry it as)`; a property wins over a header of its name.
+fn add_properties(headers: &mut Headers, object: &Value, names: &[(&str, &[&str])]) {
+    for (name, fields) in names {
+        if let Some(value) = fields.iter().find_map(|f| object.get(*f)).filter(|v| !v.is_null()) {
+            headers.insert((*name).to_owned(), HeaderValue::from_json(value));
+        }
+    }
 }
 
 fn redelivered(object: &Value) -> bool {
@@ -93,16 +114,33 @@ fn activemq_messages(event: &Value, default_queue: &str, received_at_ms: u64) ->
     Ok(list
         .iter()
         .map(|m| {
-            let mut headers = headers_of(m.get("properties"));
+            let mut key_headers = key_headers_of(m.get("properties"));
             for (name, keys) in [
                 ("messageType", &["messageType"][..]),
                 ("correlationId", &["correlationId", "correlationID"][..]),
                 ("timestamp", &["timestamp"][..]),
             ] {
                 if let Some(v) = first_text(m, keys) {
-                    headers.insert(name.to_owned(), v);
+                    key_headers.insert(name.to_owned(), v);
                 }
             }
+            let mut headers = headers_of(m.get("properties"));
+            add_properties(
+                &mut headers,
+                m,
+                &[
+                    ("message-type", &["messageType"]),
+                    ("correlation-id", &["correlationId", "correlationID"]),
+                    ("reply-to", &["replyTo"]),
+                    ("type", &["type", "jmsType"]),
+                    ("timestamp", &["timestamp"]),
+                    ("expiration", &["expiration"]),
+                    ("priority", &["priority"]),
+                    ("delivery-mode", &["deliveryMode"]),
+                    ("broker-in-time", &["brokerInTime"]),
+                    ("broker-out-time", &["brokerOutTime"]),
+                ],
+            );
             let queue = m
                 .get("destination")
                 .and_then(|d| first_text(d, &["physicalName", "name"]).or_else(|| d.as_str().map(str::to_owned)))
@@ -115,7 +153,10 @@ fn activemq_messages(event: &Value, default_queue: &str, received_at_ms: u64) ->
                 queue,
                 received_at_ms,
             }
-            .keyed(MessageId::broker(first_text(m, &["messageID", "messageId", "message_id", "JMSMessageID"])))
+            .keyed(MessageId::broker(
+                first_text(m, &["messageID", "messageId", "message_id", "JMSMessageID"]),
+                key_headers,
+            ))
         })
         .collect())
 }
@@ -131,16 +172,35 @@ fn rabbitmq_messages(event: &Value, default_queue: &str, received_at_ms: u64) ->
         let queue = key.split("::").next().filter(|q| !q.is_empty()).unwrap_or(default_queue).to_owned();
         for m in list.as_array().map(Vec::as_slice).unwrap_or_default() {
             let properties = m.get("basicProperties").cloned().unwrap_or(Value::Null);
-            let mut headers = headers_of(properties.get("headers"));
+            let mut key_headers = key_headers_of(properties.get("headers"));
             for (name, keys) in [
                 ("contentType", &["contentType"][..]),
                 ("correlationId", &["correlationId"][..]),
                 ("type", &["type"][..]),
             ] {
                 if let Some(v) = first_text(&properties, keys) {
-                    headers.insert(name.to_owned(), v);
+                    key_headers.insert(name.to_owned(), v);
                 }
             }
+            let mut headers = headers_of(properties.get("headers"));
+            add_properties(
+                &mut headers,
+                &properties,
+                &[
+                    ("content-type", &["contentType"]),
+                    ("content-encoding", &["contentEncoding"]),
+                    ("correlation-id", &["correlationId"]),
+                    ("reply-to", &["replyTo"]),
+                    ("expiration", &["expiration"]),
+                    ("message-id", &["messageId"]),
+                    ("type", &["type"]),
+                    ("user-id", &["userId"]),
+                    ("app-id", &["appId"]),
+                    ("timestamp", &["timestamp"]),
+                    ("priority", &["priority"]),
+                    ("delivery-mode", &["deliveryMode"]),
+                ],
+            );
             let message = BrokerMessage {
                 id: String::new(),
                 body: body(m.get("data")).into(),
@@ -149,9 +209,10 @@ fn rabbitmq_messages(event: &Value, default_queue: &str, received_at_ms: u64) ->
                 queue: queue.clone(),
                 received_at_ms,
             };
-            messages.push(
-                message.keyed(MessageId::publisher(first_text(&properties, &["messageId", "messageID", "message_id"]))),
-            );
+            messages.push(message.keyed(MessageId::publisher(
+                first_text(&properties, &["messageId", "messageID", "message_id"]),
+                key_headers,
+            )));
         }
     }
     Ok(messages)
@@ -179,8 +240,9 @@ mod tests {
             (messages[0].id.as_str(), &messages[0].body[..], messages[0].queue.as_str()),
             ("ID:b-1", &b"ABC"[..], "orders")
         );
-        assert_eq!(messages[0].headers["index"], "1");
-        assert_eq!(messages[0].headers["n"], "5");
+        assert_eq!(messages[0].headers["index"], HeaderValue::Text("1".into()));
+        assert_eq!(messages[0].headers["n"], HeaderValue::Number("5".into()), "typed as the event sends it");
+        assert_eq!(messages[0].headers["message-type"], HeaderValue::Text("jms/text-message".into()));
         assert!(!messages[0].headers.contains_key("gone"));
         assert_eq!(
             (messages[1].id.as_str(), messages[1].body.len(), messages[1].queue.as_str()),
@@ -207,8 +269,9 @@ mod tests {
         assert_eq!(messages.len(), 2);
         assert!(messages[0].id.starts_with("m-1#"), "a publisher's id carries a digest of the body");
         assert_eq!(messages[0].queue, "pizzaQueue");
-        assert_eq!(messages[0].headers["header1"], "value1");
-        assert_eq!(messages[0].headers["numberInHeader"], "10");
+        assert_eq!(messages[0].headers["header1"], HeaderValue::Text("value1".into()));
+        assert_eq!(messages[0].headers["numberInHeader"], HeaderValue::Number("10".into()));
+        assert_eq!(messages[0].headers["content-type"], HeaderValue::Text("text/plain".into()), "STOMP's name");
         assert!(messages[0].redelivered);
         assert_eq!(&messages[0].body[..], b"Hello");
         assert!(messages[1].id.starts_with("content:"));

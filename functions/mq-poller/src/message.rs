@@ -3,6 +3,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::primitives::Blob;
+
+use crate::header::Headers;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 /// DynamoDB's item size limit.
@@ -13,7 +15,8 @@ pub struct BrokerMessage {
     /// The table key (see [`MessageId`] and [`BrokerMessage::keyed`]).
     pub id: String,
     pub body: bytes::Bytes,
-    pub headers: BTreeMap<String, String>,
+    /// The broker's headers and properties with their types (see [`crate::header`]).
+    pub headers: Headers,
     pub redelivered: bool,
     pub queue: String,
     /// When we received it, epoch milliseconds (the seed's `timestamp`).
@@ -44,18 +47,19 @@ pub enum MessageId {
     /// key and a different body under the same id gets its own item.
     Publisher(String),
     /// None given: the key is a digest of the queue, the body and the publisher's headers, which
-    /// a redelivered or retried batch reproduces.
-    Missing,
+    /// a redelivered or retried batch reproduces. The headers are given as text, named and
+    /// rendered as mq-poller did before it kept their types, so keys stay what they were.
+    Missing(BTreeMap<String, String>),
 }
 
 impl MessageId {
     /// `Broker`/`Publisher` of a non-empty id, else `Missing`.
-    pub fn broker(id: Option<String>) -> MessageId {
-        id.filter(|id| !id.is_empty()).map_or(MessageId::Missing, MessageId::Broker)
+    pub fn broker(id: Option<String>, key_headers: BTreeMap<String, String>) -> MessageId {
+        id.filter(|id| !id.is_empty()).map_or(MessageId::Missing(key_headers), MessageId::Broker)
     }
 
-    pub fn publisher(id: Option<String>) -> MessageId {
-        id.filter(|id| !id.is_empty()).map_or(MessageId::Missing, MessageId::Publisher)
+    pub fn publisher(id: Option<String>, key_headers: BTreeMap<String, String>) -> MessageId {
+        id.filter(|id| !id.is_empty()).map_or(MessageId::Missing(key_headers), MessageId::Publisher)
     }
 }
 
@@ -80,12 +84,9 @@ impl BrokerMessage {
         self.id = match id {
             MessageId::Broker(id) => id,
             MessageId::Publisher(id) => format!("{id}#{}", &digest(&[&self.body])[..16]),
-            MessageId::Missing => {
-                let headers: Vec<u8> = self
-                    .headers
-                    .iter()
-                    .flat_map(|(k, v)| [k.as_bytes(), b"\0", v.as_bytes(), b"\0"].concat())
-                    .collect();
+            MessageId::Missing(key_headers) => {
+                let headers: Vec<u8> =
+                    key_headers.iter().flat_map(|(k, v)| [k.as_bytes(), b"\0", v.as_bytes(), b"\0"].concat()).collect();
                 format!("content:{}", &digest(&[self.queue.as_bytes(), &self.body, &headers])[..32])
             }
         };
@@ -94,7 +95,7 @@ impl BrokerMessage {
 
     /// The item's size as DynamoDB counts it (attribute names plus values), rounded up a little.
     pub fn item_size(&self) -> usize {
-        let headers: usize = self.headers.iter().map(|(k, v)| k.len() + v.len() + 3).sum();
+        let headers: usize = self.headers.iter().map(|(k, v)| k.len() + v.size() + 3).sum();
         let fixed = "id".len()
             + self.id.len()
             + "message".len()
@@ -144,7 +145,7 @@ impl BrokerMessage {
             "queue": self.queue,
             "timestamp": self.received_at_ms,
             "redelivered": self.redelivered,
-            "headers": self.headers,
+            "headers": self.headers.iter().map(|(k, v)| (k.clone(), v.to_json())).collect::<serde_json::Map<_, _>>(),
             "bodyBase64": base64::engine::general_purpose::STANDARD.encode(&self.body),
             "reason": reason,
         });
@@ -176,7 +177,7 @@ impl BrokerMessage {
         }
         item.insert("timestamp".to_owned(), AttributeValue::N(self.received_at_ms.to_string()));
         item.insert("queue".to_owned(), AttributeValue::S(self.queue.clone()));
-        let headers = self.headers.iter().map(|(k, v)| (k.clone(), AttributeValue::S(v.clone()))).collect();
+        let headers = self.headers.iter().map(|(k, v)| (k.clone(), v.to_attribute())).collect();
         item.insert("headers".to_owned(), AttributeValue::M(headers));
         item.insert("redelivered".to_owned(), AttributeValue::Bool(self.redelivered));
         if let Some(days) = ttl_days {
@@ -190,12 +191,13 @@ impl BrokerMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::header::HeaderValue;
 
     fn message(body: &[u8]) -> BrokerMessage {
         BrokerMessage {
             id: "ID:1".into(),
             body: bytes::Bytes::copy_from_slice(body),
-            headers: BTreeMap::from([("priority".to_owned(), "4".to_owned())]),
+            headers: BTreeMap::from([("priority".to_owned(), HeaderValue::Number("4".into()))]),
             redelivered: false,
             queue: "q".into(),
             received_at_ms: 1_700_000_000_123,
@@ -246,10 +248,12 @@ mod tests {
         assert_ne!(first, keyed(b"order for coffee", MessageId::Publisher("order".into())));
         assert_eq!(first, keyed(b"order for tea", MessageId::Publisher("order".into())));
         // No id: the content decides, reproducibly.
-        let none = keyed(b"x", MessageId::Missing);
+        let none = keyed(b"x", MessageId::Missing(BTreeMap::new()));
         assert!(none.starts_with("content:"));
-        assert_eq!(none, keyed(b"x", MessageId::Missing));
-        assert_ne!(none, keyed(b"y", MessageId::Missing));
-        assert_eq!(MessageId::publisher(Some(String::new())), MessageId::Missing);
+        assert_eq!(none, keyed(b"x", MessageId::Missing(BTreeMap::new())));
+        assert_ne!(none, keyed(b"y", MessageId::Missing(BTreeMap::new())));
+        let with = BTreeMap::from([("a".to_owned(), "1".to_owned())]);
+        assert_ne!(none, keyed(b"x", MessageId::Missing(with.clone())), "the headers given count");
+        assert_eq!(MessageId::publisher(Some(String::new()), with.clone()), MessageId::Missing(with));
     }
 }

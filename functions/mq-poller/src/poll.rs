@@ -313,7 +313,7 @@ mod tests {
                 queue: "q".into(),
                 received_at_ms: 1,
             }
-            .keyed(MessageId::Missing);
+            .keyed(MessageId::Missing(BTreeMap::new()));
             Ok(Some(Received::decoded(message, size)))
         }
 

@@ -19,7 +19,7 @@ fn message(i: usize) -> BrokerMessage {
         queue: "q".into(),
         received_at_ms: 1,
     }
-    .keyed(MessageId::broker(Some(format!("ID:{i}"))))
+    .keyed(MessageId::broker(Some(format!("ID:{i}")), BTreeMap::new()))
 }
 
 #[tokio::test]

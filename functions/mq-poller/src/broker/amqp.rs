@@ -17,6 +17,7 @@ use super::ConnectOptions;
 use super::{Endpoint, QueueConsumer, Received};
 use crate::credentials::BrokerCredentials;
 use crate::error::BrokerError;
+use crate::header::{HeaderValue, Headers};
 use crate::message::{now_ms, BrokerMessage, MessageId};
 
 pub struct AmqpConsumer {
@@ -253,6 +254,101 @@ fn classify(endpoint: &str, user: &str, error: &lapin::Error) -> BrokerError {
     }
 }
 
+/// The headers as mq-poller rendered them before it kept their types, which keys of messages
+/// without an id digest: they must not change (tests/mq_poller/poll.rs pins them).
+fn key_headers(properties: &lapin::BasicProperties) -> BTreeMap<String, String> {
+    let mut headers: BTreeMap<String, String> = properties
+        .headers()
+        .as_ref()
+        .map(|table| table.inner().iter().map(|(k, v)| (k.as_str().to_owned(), header_text(v))).collect())
+        .unwrap_or_default();
+    for (name, value) in [
+        ("content-type", properties.content_type().as_ref().map(|s| s.as_str().to_owned())),
+        ("correlation-id", properties.correlation_id().as_ref().map(|s| s.as_str().to_owned())),
+        ("type", properties.kind().as_ref().map(|s| s.as_str().to_owned())),
+        ("app-id", properties.app_id().as_ref().map(|s| s.as_str().to_owned())),
+        ("amqp-timestamp", properties.timestamp().map(|t| t.to_string())),
+    ] {
+        if let Some(value) = value {
+            headers.insert(name.to_owned(), value);
+        }
+    }
+    headers
+}
+
+/// The headers table with its types, and the properties and delivery details under the names
+/// STOMP gives them (`content-type`, `correlation-id`, ...; a property wins over a header of its
+/// name): the exchange and routing key it came through, priority, expiration, timestamp.
+fn typed_headers(delivery: &Delivery) -> Headers {
+    let properties = &delivery.properties;
+    let mut headers: Headers = properties
+        .headers()
+        .as_ref()
+        .map(|table| table.inner().iter().map(|(k, v)| (k.as_str().to_owned(), typed(v))).collect())
+        .unwrap_or_default();
+    let text =
+        |value: &Option<lapin::types::ShortString>| value.as_ref().map(|s| HeaderValue::Text(s.as_str().to_owned()));
+    for (name, value) in [
+        ("content-type", text(properties.content_type())),
+        ("content-encoding", text(properties.content_encoding())),
+        ("correlation-id", text(properties.correlation_id())),
+        ("reply-to", text(properties.reply_to())),
+        ("expiration", text(properties.expiration())),
+        ("message-id", text(properties.message_id())),
+        ("type", text(properties.kind())),
+        ("user-id", text(properties.user_id())),
+        ("app-id", text(properties.app_id())),
+        ("timestamp", properties.timestamp().map(|t| HeaderValue::Number(t.to_string()))),
+        ("priority", properties.priority().map(|p| HeaderValue::Number(p.to_string()))),
+        ("delivery-mode", properties.delivery_mode().map(|m| HeaderValue::Number(m.to_string()))),
+        ("exchange", Some(HeaderValue::Text(delivery.exchange.as_str().to_owned()))),
+        ("routing-key", Some(HeaderValue::Text(delivery.routing_key.as_str().to_owned()))),
+    ] {
+        if let Some(value) = value {
+            headers.insert(name.to_owned(), value);
+        }
+    }
+    headers
+}
+
+/// An AMQP field value with its type: long strings are bytes on the wire (text when UTF-8).
+fn typed(value: &AMQPValue) -> HeaderValue {
+    match value {
+        AMQPValue::Boolean(b) => HeaderValue::Bool(*b),
+        AMQPValue::ShortShortInt(n) => HeaderValue::Number(n.to_string()),
+        AMQPValue::ShortShortUInt(n) => HeaderValue::Number(n.to_string()),
+        AMQPValue::ShortInt(n) => HeaderValue::Number(n.to_string()),
+        AMQPValue::ShortUInt(n) => HeaderValue::Number(n.to_string()),
+        AMQPValue::LongInt(n) => HeaderValue::Number(n.to_string()),
+        AMQPValue::LongUInt(n) => HeaderValue::Number(n.to_string()),
+        AMQPValue::LongLongInt(n) => HeaderValue::Number(n.to_string()),
+        AMQPValue::Timestamp(n) => HeaderValue::Number(n.to_string()),
+        AMQPValue::Float(f) => HeaderValue::float(f64::from(*f)),
+        AMQPValue::Double(f) => HeaderValue::float(*f),
+        AMQPValue::DecimalValue(d) => HeaderValue::number(decimal_text(d.value, d.scale)),
+        AMQPValue::ShortString(s) => HeaderValue::Text(s.as_str().to_owned()),
+        AMQPValue::LongString(s) => HeaderValue::text_or_bytes(s.as_bytes().to_vec()),
+        AMQPValue::ByteArray(b) => HeaderValue::Bytes(b.as_slice().to_vec()),
+        AMQPValue::FieldArray(items) => HeaderValue::List(items.as_slice().iter().map(typed).collect()),
+        AMQPValue::FieldTable(table) => {
+            HeaderValue::Map(table.inner().iter().map(|(k, v)| (k.as_str().to_owned(), typed(v))).collect())
+        }
+        AMQPValue::Void => HeaderValue::Null,
+    }
+}
+
+/// An AMQP decimal (`value` scaled down by `scale` digits) as decimal text.
+fn decimal_text(value: u32, scale: u8) -> String {
+    let digits = value.to_string();
+    let scale = usize::from(scale);
+    if scale == 0 {
+        return digits;
+    }
+    let padded = format!("{digits:0>width$}", width = scale + 1);
+    let (whole, fraction) = padded.split_at(padded.len() - scale);
+    format!("{whole}.{fraction}")
+}
+
 fn header_text(value: &AMQPValue) -> String {
     match value {
         AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
@@ -290,24 +386,10 @@ impl QueueConsumer for AmqpConsumer {
     async fn next(&mut self, wait: Duration) -> Result<Option<Received<AmqpHandle>>, BrokerError> {
         let Some((delivery, generation)) = self.next_delivery(wait).await? else { return Ok(None) };
         self.window.received(generation, delivery.data.len());
-        let properties = &delivery.properties;
-        let mut headers: BTreeMap<String, String> = properties
-            .headers()
-            .as_ref()
-            .map(|table| table.inner().iter().map(|(k, v)| (k.as_str().to_owned(), header_text(v))).collect())
-            .unwrap_or_default();
-        for (name, value) in [
-            ("content-type", properties.content_type().as_ref().map(|s| s.as_str().to_owned())),
-            ("correlation-id", properties.correlation_id().as_ref().map(|s| s.as_str().to_owned())),
-            ("type", properties.kind().as_ref().map(|s| s.as_str().to_owned())),
-            ("app-id", properties.app_id().as_ref().map(|s| s.as_str().to_owned())),
-            ("amqp-timestamp", properties.timestamp().map(|t| t.to_string())),
-        ] {
-            if let Some(value) = value {
-                headers.insert(name.to_owned(), value);
-            }
-        }
-        let id = MessageId::publisher(properties.message_id().as_ref().map(|s| s.as_str().to_owned()));
+        let headers = typed_headers(&delivery);
+        let key_headers = key_headers(&delivery.properties);
+        let id =
+            MessageId::publisher(delivery.properties.message_id().as_ref().map(|s| s.as_str().to_owned()), key_headers);
         let message = BrokerMessage {
             id: String::new(),
             // Boxed first: lapin grows the body as frames come, and the spare capacity would

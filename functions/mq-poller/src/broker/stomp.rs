@@ -20,6 +20,7 @@ use super::ConnectOptions;
 use super::{Endpoint, QueueConsumer, Received};
 use crate::credentials::BrokerCredentials;
 use crate::error::BrokerError;
+use crate::header::{HeaderValue, Headers};
 use crate::message::{now_ms, BrokerMessage, MessageId};
 
 /// The receipt asked for with DISCONNECT, and how long to wait for it.
@@ -37,6 +38,26 @@ pub struct StompConsumer {
     pub heartbeat: Option<Duration>,
     queue: String,
     endpoint: String,
+}
+
+/// STOMP's headers are all text; those ActiveMQ writes as numbers or booleans (`priority`,
+/// `timestamp`, `expires`, `content-length`; `persistent`, `redelivered`) get those types. The
+/// names are STOMP's own, which the other sources' properties follow.
+fn typed_headers(text: &BTreeMap<String, String>) -> Headers {
+    text.iter()
+        .map(|(name, value)| {
+            let typed = match name.as_str() {
+                "priority" | "timestamp" | "expires" | "content-length" if value.parse::<i64>().is_ok() => {
+                    HeaderValue::number(value.clone())
+                }
+                "persistent" | "redelivered" if value == "true" || value == "false" => {
+                    HeaderValue::Bool(value == "true")
+                }
+                _ => HeaderValue::Text(value.clone()),
+            };
+            (name.clone(), typed)
+        })
+        .collect()
 }
 
 /// The `ack` header of a MESSAGE: what ACK and NACK name.
@@ -145,7 +166,7 @@ impl StompConsumer {
         tracing::warn!(endpoint = %self.endpoint, %reason, bytes = raw.len(), "a frame that cannot be decoded; parking it");
         let id = match message_id {
             Some(id) => MessageId::Broker(format!("undecodable:{}", crate::message::digest(&[&id]))),
-            None => MessageId::Missing,
+            None => MessageId::Missing(BTreeMap::new()),
         };
         let message = BrokerMessage {
             id: String::new(),
@@ -192,18 +213,18 @@ impl QueueConsumer for StompConsumer {
             };
             match frame.content {
                 FromServer::Message { message_id, ack, headers, body, .. } => {
-                    let headers: BTreeMap<String, String> = headers.into_iter().collect();
-                    let redelivered = headers.get("redelivered").is_some_and(|v| v == "true");
+                    let text: BTreeMap<String, String> = headers.into_iter().collect();
+                    let redelivered = text.get("redelivered").is_some_and(|v| v == "true");
                     let ack_id = ack.unwrap_or_else(|| message_id.clone());
                     let message = BrokerMessage {
                         id: String::new(),
                         body: body.unwrap_or_default().into(),
-                        headers,
+                        headers: typed_headers(&text),
                         redelivered,
                         queue: self.queue.clone(),
                         received_at_ms: now_ms(),
                     }
-                    .keyed(MessageId::broker(Some(message_id)));
+                    .keyed(MessageId::broker(Some(message_id), text));
                     return Ok(Some(Received::decoded(message, StompHandle { ack_id })));
                 }
                 FromServer::Error { message, .. } => return Err(self.protocol(message.unwrap_or_default())),

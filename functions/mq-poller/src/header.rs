@@ -1,0 +1,170 @@
+//! Header values with their types, as an item keeps them: text, numbers, booleans, bytes, lists
+//! and maps, from any source (STOMP, AMQP, either event source), under one naming scheme.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderValue {
+    Text(String),
+    /// A number as DynamoDB takes it (decimal text, at most 38 significant digits); numbers it
+    /// would refuse are kept as `Text`.
+    Number(String),
+    Bool(bool),
+    Bytes(Vec<u8>),
+    List(Vec<HeaderValue>),
+    Map(BTreeMap<String, HeaderValue>),
+    Null,
+}
+
+pub type Headers = BTreeMap<String, HeaderValue>;
+
+impl HeaderValue {
+    /// A number from its decimal text: `Number` when DynamoDB can hold it, else `Text`.
+    pub fn number(text: String) -> HeaderValue {
+        if dynamodb_number(&text) {
+            HeaderValue::Number(text)
+        } else {
+            HeaderValue::Text(text)
+        }
+    }
+
+    pub fn float(value: f64) -> HeaderValue {
+        if value.is_finite() {
+            HeaderValue::number(value.to_string())
+        } else {
+            HeaderValue::Text(value.to_string())
+        }
+    }
+
+    /// Text when the bytes are UTF-8 (AMQP's long strings are bytes on the wire), else bytes.
+    pub fn text_or_bytes(bytes: Vec<u8>) -> HeaderValue {
+        match String::from_utf8(bytes) {
+            Ok(text) => HeaderValue::Text(text),
+            Err(e) => HeaderValue::Bytes(e.into_bytes()),
+        }
+    }
+
+    /// A JSON value as the event sources send headers: RabbitMQ's long strings as
+    /// `{"bytes": [..]}`, arrays as lists, objects as maps.
+    pub fn from_json(value: &Value) -> HeaderValue {
+        match value {
+            Value::Null => HeaderValue::Null,
+            Value::Bool(b) => HeaderValue::Bool(*b),
+            Value::Number(n) => HeaderValue::number(n.to_string()),
+            Value::String(s) => HeaderValue::Text(s.clone()),
+            Value::Array(items) => HeaderValue::List(items.iter().map(HeaderValue::from_json).collect()),
+            Value::Object(o) => match o.get("bytes").and_then(Value::as_array) {
+                Some(bytes) if o.len() == 1 => {
+                    let bytes: Option<Vec<u8>> =
+                        bytes.iter().map(|n| n.as_u64().and_then(|n| u8::try_from(n).ok())).collect();
+                    match bytes {
+                        Some(bytes) => HeaderValue::text_or_bytes(bytes),
+                        None => HeaderValue::from_json_object(o),
+                    }
+                }
+                _ => HeaderValue::from_json_object(o),
+            },
+        }
+    }
+
+    fn from_json_object(o: &serde_json::Map<String, Value>) -> HeaderValue {
+        HeaderValue::Map(o.iter().map(|(k, v)| (k.clone(), HeaderValue::from_json(v))).collect())
+    }
+
+    pub fn to_attribute(&self) -> AttributeValue {
+        match self {
+            HeaderValue::Text(s) => AttributeValue::S(s.clone()),
+            HeaderValue::Number(n) => AttributeValue::N(n.clone()),
+            HeaderValue::Bool(b) => AttributeValue::Bool(*b),
+            HeaderValue::Bytes(b) => AttributeValue::B(Blob::new(b.clone())),
+            HeaderValue::List(items) => AttributeValue::L(items.iter().map(HeaderValue::to_attribute).collect()),
+            HeaderValue::Map(map) => {
+                AttributeValue::M(map.iter().map(|(k, v)| (k.clone(), v.to_attribute())).collect())
+            }
+            HeaderValue::Null => AttributeValue::Null(true),
+        }
+    }
+
+    /// For a parked record (JSON): bytes as `{"base64": ..}`, numbers as JSON numbers.
+    pub fn to_json(&self) -> Value {
+        use base64::Engine as _;
+        match self {
+            HeaderValue::Text(s) => Value::String(s.clone()),
+            HeaderValue::Number(n) => {
+                n.parse::<serde_json::Number>().map_or_else(|_| Value::String(n.clone()), Value::Number)
+            }
+            HeaderValue::Bool(b) => Value::Bool(*b),
+            HeaderValue::Bytes(b) => serde_json::json!({"base64": base64::engine::general_purpose::STANDARD.encode(b)}),
+            HeaderValue::List(items) => Value::Array(items.iter().map(HeaderValue::to_json).collect()),
+            HeaderValue::Map(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
+            HeaderValue::Null => Value::Null,
+        }
+    }
+
+    /// Roughly the bytes DynamoDB counts for the value.
+    pub fn size(&self) -> usize {
+        match self {
+            HeaderValue::Text(s) | HeaderValue::Number(s) => s.len(),
+            HeaderValue::Bytes(b) => b.len(),
+            HeaderValue::Bool(_) | HeaderValue::Null => 1,
+            HeaderValue::List(items) => 3 + items.iter().map(|v| 1 + v.size()).sum::<usize>(),
+            HeaderValue::Map(map) => 3 + map.iter().map(|(k, v)| 1 + k.len() + v.size()).sum::<usize>(),
+        }
+    }
+}
+
+/// Whether DynamoDB takes `text` as a number: an optional sign, digits with at most one point, up
+/// to 38 significant digits, within its range (1E-130 to 9.9E+125).
+fn dynamodb_number(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let all: String = format!("{whole}{fraction}");
+    let significant = all.trim_start_matches('0').trim_end_matches('0');
+    if significant.is_empty() {
+        return true;
+    }
+    let whole_digits = whole.trim_start_matches('0').len();
+    let leading_fraction_zeros =
+        if whole_digits == 0 { fraction.len() - fraction.trim_start_matches('0').len() } else { 0 };
+    significant.len() <= 38 && whole_digits <= 126 && leading_fraction_zeros < 130
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_dynamodb_would_refuse_are_kept_as_text() {
+        assert_eq!(HeaderValue::number("-42".into()), HeaderValue::Number("-42".into()));
+        assert_eq!(HeaderValue::float(1.5), HeaderValue::Number("1.5".into()));
+        assert_eq!(HeaderValue::float(f64::NAN), HeaderValue::Text("NaN".into()));
+        assert!(matches!(HeaderValue::float(1e300), HeaderValue::Text(_)), "past DynamoDB's range");
+        assert!(matches!(HeaderValue::number("1e5".into()), HeaderValue::Text(_)));
+        assert!(matches!(HeaderValue::number("1".repeat(39)), HeaderValue::Text(_)), "39 significant digits");
+        assert!(matches!(HeaderValue::number(format!("1{}", "0".repeat(60))), HeaderValue::Number(_)));
+    }
+
+    #[test]
+    fn event_source_json_keeps_its_types() {
+        let value = serde_json::json!({"s": "x", "n": 10, "b": true, "bytes": {"bytes": [104, 105]},
+                                       "binary": {"bytes": [255]}, "list": [1, "a"], "null": null});
+        let HeaderValue::Map(map) = HeaderValue::from_json(&value) else { panic!("a map") };
+        assert_eq!(map["s"], HeaderValue::Text("x".into()));
+        assert_eq!(map["n"], HeaderValue::Number("10".into()));
+        assert_eq!(map["b"], HeaderValue::Bool(true));
+        assert_eq!(map["bytes"], HeaderValue::Text("hi".into()));
+        assert_eq!(map["binary"], HeaderValue::Bytes(vec![255]));
+        assert_eq!(
+            map["list"],
+            HeaderValue::List(vec![HeaderValue::Number("1".into()), HeaderValue::Text("a".into())])
+        );
+        assert_eq!(map["null"], HeaderValue::Null);
+    }
+}
