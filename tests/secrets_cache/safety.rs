@@ -82,3 +82,30 @@ async fn a_bad_setting_is_reported_through_init_error_and_the_extension_exits() 
     }
     assert!(!sandbox.extension_running(0), "the extension exited");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_kept_alive_connection_gives_its_place_under_the_cap_back() {
+    use std::io::{Read, Write};
+    let scene = Scene::start(Duration::ZERO).await;
+    scene.secret("app/idle", "v").await;
+    let sandbox = scene
+        .sandbox(&[
+            ("SECRETS_CACHE_PREFETCH", "app/idle"),
+            ("PARAMETERS_SECRETS_EXTENSION_MAX_CONNECTIONS", "1"),
+            ("SECRETS_CACHE_IDLE_CONNECTION_MS", "400"),
+        ])
+        .await;
+    // A client that keeps its connection alive after one request, as an HTTP pool does.
+    let mut pooled = TcpStream::connect(("127.0.0.1", scene.port)).expect("a connection");
+    pooled.write_all(b"GET /ping HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("a request");
+    let mut answer = [0u8; 512];
+    let read_now = pooled.read(&mut answer).expect("an answer");
+    assert!(String::from_utf8_lossy(&answer[..read_now]).starts_with("HTTP/1.1 200"));
+    let (status, _) = read(&sandbox, &secret_path("app/idle")).await;
+    assert_eq!(status, 429, "the pooled connection holds the only place");
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    pooled.set_read_timeout(Some(Duration::from_secs(2))).expect("a timeout");
+    assert_eq!(pooled.read(&mut answer).unwrap_or(0), 0, "the idle connection was closed");
+    assert_eq!(read(&sandbox, &secret_path("app/idle")).await.0, 200, "and its place is free again");
+    sandbox.shutdown().await;
+}

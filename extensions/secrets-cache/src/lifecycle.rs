@@ -128,6 +128,7 @@ async fn prepare(settings: Settings) -> Result<Ready, InitFailure> {
         cache: cache.clone(),
         token: Token::new(token),
         connections: Arc::new(Semaphore::new(settings.max_connections)),
+        idle_connection: settings.idle_connection,
     });
     tokio::spawn(server::serve(listener, server));
     let keys = settings.prefetch;

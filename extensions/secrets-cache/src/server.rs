@@ -25,6 +25,9 @@ pub struct Server<S> {
     pub cache: Arc<Cache<S>>,
     pub token: Token,
     pub connections: Arc<Semaphore>,
+    /// How long a connection may wait for its next request's headers (between kept-alive
+    /// requests too) before it is closed and its place under the cap is freed.
+    pub idle_connection: Duration,
 }
 
 /// Binds the port on the loopback address, and nowhere else.
@@ -61,6 +64,7 @@ where
 fn connection<S: Source>(stream: TcpStream, server: Arc<Server<S>>) {
     let _ = stream.set_nodelay(true);
     let permit = server.connections.clone().try_acquire_owned().ok();
+    let idle_connection = server.idle_connection;
     tokio::spawn(async move {
         let admitted = permit.is_some();
         let service = hyper::service::service_fn(move |request| {
@@ -68,7 +72,12 @@ fn connection<S: Source>(stream: TcpStream, server: Arc<Server<S>>) {
             async move { Ok::<_, Infallible>(answer(&server, request, admitted).await) }
         });
         let io = hyper_util::rt::TokioIo::new(stream);
-        let _ = hyper::server::conn::http1::Builder::new().keep_alive(admitted).serve_connection(io, service).await;
+        let _ = hyper::server::conn::http1::Builder::new()
+            .keep_alive(admitted)
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(idle_connection)
+            .serve_connection(io, service)
+            .await;
         drop(permit);
     });
 }

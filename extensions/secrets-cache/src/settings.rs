@@ -41,6 +41,9 @@ pub struct Settings {
     pub cache_size: usize,
     /// `PARAMETERS_SECRETS_EXTENSION_MAX_CONNECTIONS` (3): more at once are answered 429.
     pub max_connections: usize,
+    /// `SECRETS_CACHE_IDLE_CONNECTION_MS` (10000): a connection that sends no request for this
+    /// long is closed, so idle kept-alive connections do not hold the places of the cap.
+    pub idle_connection: Duration,
     /// `PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL` (info): debug, info, warn, error or none.
     pub log_level: LogLevel,
     /// `SECRETS_MANAGER_TIMEOUT_MILLIS` (0: the SDK's own timeouts).
@@ -86,6 +89,10 @@ impl Settings {
             cache_enabled: vars.flag("PARAMETERS_SECRETS_EXTENSION_CACHE_ENABLED", true)?,
             cache_size,
             max_connections: vars.positive_as::<usize>("PARAMETERS_SECRETS_EXTENSION_MAX_CONNECTIONS", 3)?,
+            idle_connection: match vars.millis("SECRETS_CACHE_IDLE_CONNECTION_MS", Duration::from_secs(10))? {
+                zero if zero.is_zero() => return Err("SECRETS_CACHE_IDLE_CONNECTION_MS is 0; expected above 0".into()),
+                idle => idle,
+            },
             log_level: log_level(vars.text("PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL"))?,
             secrets_timeout: timeout("SECRETS_MANAGER_TIMEOUT_MILLIS")?,
             parameters_timeout: timeout("SSM_PARAMETER_STORE_TIMEOUT_MILLIS")?,

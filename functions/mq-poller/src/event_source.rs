@@ -9,7 +9,7 @@ use base64::Engine as _;
 use serde_json::Value;
 
 use crate::error::PollError;
-use crate::header::{HeaderValue, Headers};
+use crate::header::{set_property, HeaderValue, Headers};
 use crate::message::{now_ms, BrokerMessage, MessageId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,11 +82,11 @@ fn headers_of(object: Option<&Value>) -> Headers {
 }
 
 /// Properties of the event's message, under the names STOMP gives them: each `(name, fields the
-/// event may carry it as)`; a property wins over a header of its name.
+/// event may carry it as)`; a property wins over a header of its name, kept as `header.<name>`.
 fn add_properties(headers: &mut Headers, object: &Value, names: &[(&str, &[&str])]) {
     for (name, fields) in names {
         if let Some(value) = fields.iter().find_map(|f| object.get(*f)).filter(|v| !v.is_null()) {
-            headers.insert((*name).to_owned(), HeaderValue::from_json(value));
+            set_property(headers, name, HeaderValue::from_json(value));
         }
     }
 }

@@ -22,6 +22,37 @@ pub enum HeaderValue {
 
 pub type Headers = BTreeMap<String, HeaderValue>;
 
+/// Sets property `name` in `headers`: a header of the publisher's under that name is kept beside
+/// it as `header.<name>`, not dropped.
+pub fn set_property(headers: &mut Headers, name: &str, value: HeaderValue) {
+    if let Some(displaced) = headers.insert(name.to_owned(), value) {
+        headers.entry(format!("header.{name}")).or_insert(displaced);
+    }
+}
+
+/// How deep lists and maps are kept as such: DynamoDB refuses an item nested 32 levels deep (the
+/// item and its `headers` map are two); a value deeper than this is kept as its JSON text.
+pub const MAX_DEPTH: usize = 16;
+
+/// `list` and `map` at `depth`: as they are, or, too deep or with an empty key (DynamoDB names no
+/// attribute ""), as their JSON text, so the message is still stored.
+pub fn nested_list(items: Vec<HeaderValue>, depth: usize) -> HeaderValue {
+    let list = HeaderValue::List(items);
+    if depth >= MAX_DEPTH {
+        return HeaderValue::Text(list.to_json().to_string());
+    }
+    list
+}
+
+pub fn nested_map(map: Headers, depth: usize) -> HeaderValue {
+    let empty_key = map.contains_key("");
+    let map = HeaderValue::Map(map);
+    if depth >= MAX_DEPTH || empty_key {
+        return HeaderValue::Text(map.to_json().to_string());
+    }
+    map
+}
+
 impl HeaderValue {
     /// A number from its decimal text: `Number` when DynamoDB can hold it, else `Text`.
     pub fn number(text: String) -> HeaderValue {
@@ -51,28 +82,43 @@ impl HeaderValue {
     /// A JSON value as the event sources send headers: RabbitMQ's long strings as
     /// `{"bytes": [..]}`, arrays as lists, objects as maps.
     pub fn from_json(value: &Value) -> HeaderValue {
+        HeaderValue::from_json_at(value, 1)
+    }
+
+    fn from_json_at(value: &Value, depth: usize) -> HeaderValue {
         match value {
             Value::Null => HeaderValue::Null,
             Value::Bool(b) => HeaderValue::Bool(*b),
-            Value::Number(n) => HeaderValue::number(n.to_string()),
+            // serde_json writes some numbers with an exponent (`1e16`), which DynamoDB's check
+            // here does not take: read as a float, they are written out in full.
+            Value::Number(n) if n.is_i64() || n.is_u64() => HeaderValue::Number(n.to_string()),
+            Value::Number(n) => n.as_f64().map_or_else(|| HeaderValue::Text(n.to_string()), HeaderValue::float),
             Value::String(s) => HeaderValue::Text(s.clone()),
-            Value::Array(items) => HeaderValue::List(items.iter().map(HeaderValue::from_json).collect()),
+            Value::Array(items) => {
+                if depth >= MAX_DEPTH {
+                    return HeaderValue::Text(value.to_string());
+                }
+                nested_list(items.iter().map(|v| HeaderValue::from_json_at(v, depth + 1)).collect(), depth)
+            }
             Value::Object(o) => match o.get("bytes").and_then(Value::as_array) {
                 Some(bytes) if o.len() == 1 => {
                     let bytes: Option<Vec<u8>> =
                         bytes.iter().map(|n| n.as_u64().and_then(|n| u8::try_from(n).ok())).collect();
                     match bytes {
                         Some(bytes) => HeaderValue::text_or_bytes(bytes),
-                        None => HeaderValue::from_json_object(o),
+                        None => HeaderValue::from_json_object(o, depth),
                     }
                 }
-                _ => HeaderValue::from_json_object(o),
+                _ => HeaderValue::from_json_object(o, depth),
             },
         }
     }
 
-    fn from_json_object(o: &serde_json::Map<String, Value>) -> HeaderValue {
-        HeaderValue::Map(o.iter().map(|(k, v)| (k.clone(), HeaderValue::from_json(v))).collect())
+    fn from_json_object(o: &serde_json::Map<String, Value>, depth: usize) -> HeaderValue {
+        if depth >= MAX_DEPTH {
+            return HeaderValue::Text(Value::Object(o.clone()).to_string());
+        }
+        nested_map(o.iter().map(|(k, v)| (k.clone(), HeaderValue::from_json_at(v, depth + 1))).collect(), depth)
     }
 
     pub fn to_attribute(&self) -> AttributeValue {
@@ -94,9 +140,12 @@ impl HeaderValue {
         use base64::Engine as _;
         match self {
             HeaderValue::Text(s) => Value::String(s.clone()),
-            HeaderValue::Number(n) => {
-                n.parse::<serde_json::Number>().map_or_else(|_| Value::String(n.clone()), Value::Number)
-            }
+            // Integers as JSON numbers; others as their text, which a JSON reader's float would round.
+            HeaderValue::Number(n) => match (n.parse::<i64>(), n.parse::<u64>()) {
+                (Ok(i), _) => Value::from(i),
+                (_, Ok(u)) => Value::from(u),
+                _ => Value::String(n.clone()),
+            },
             HeaderValue::Bool(b) => Value::Bool(*b),
             HeaderValue::Bytes(b) => serde_json::json!({"base64": base64::engine::general_purpose::STANDARD.encode(b)}),
             HeaderValue::List(items) => Value::Array(items.iter().map(HeaderValue::to_json).collect()),
@@ -108,7 +157,9 @@ impl HeaderValue {
     /// Roughly the bytes DynamoDB counts for the value.
     pub fn size(&self) -> usize {
         match self {
-            HeaderValue::Text(s) | HeaderValue::Number(s) => s.len(),
+            HeaderValue::Text(s) => s.len(),
+            // DynamoDB: a byte per two significant digits, and one more; the text is never less.
+            HeaderValue::Number(n) => n.len() + 1,
             HeaderValue::Bytes(b) => b.len(),
             HeaderValue::Bool(_) | HeaderValue::Null => 1,
             HeaderValue::List(items) => 3 + items.iter().map(|v| 1 + v.size()).sum::<usize>(),
@@ -149,6 +200,33 @@ mod tests {
         assert!(matches!(HeaderValue::number("1e5".into()), HeaderValue::Text(_)));
         assert!(matches!(HeaderValue::number("1".repeat(39)), HeaderValue::Text(_)), "39 significant digits");
         assert!(matches!(HeaderValue::number(format!("1{}", "0".repeat(60))), HeaderValue::Number(_)));
+    }
+
+    #[test]
+    fn values_dynamodb_would_refuse_are_kept_as_text() {
+        let mut deep = serde_json::json!("bottom");
+        for _ in 0..40 {
+            deep = serde_json::json!([deep]);
+        }
+        let mut depth = 0;
+        let mut value = HeaderValue::from_json(&deep);
+        while let HeaderValue::List(mut items) = value {
+            depth += 1;
+            value = items.pop().expect("one item");
+        }
+        assert!(depth < MAX_DEPTH && matches!(value, HeaderValue::Text(_)), "{depth}: {value:?}");
+        let empty_key = HeaderValue::from_json(&serde_json::json!({"outer": {"": 1}}));
+        let HeaderValue::Map(outer) = empty_key else { panic!("a map") };
+        assert_eq!(outer["outer"], HeaderValue::Text(r#"{"":1}"#.into()));
+        assert_eq!(HeaderValue::from_json(&serde_json::json!(1e16)), HeaderValue::Number("10000000000000000".into()));
+    }
+
+    #[test]
+    fn a_property_keeps_the_publisher_s_header_of_its_name_beside_it() {
+        let mut headers = Headers::from([("exchange".to_owned(), HeaderValue::Text("the publisher's".into()))]);
+        set_property(&mut headers, "exchange", HeaderValue::Text("orders".into()));
+        assert_eq!(headers["exchange"], HeaderValue::Text("orders".into()));
+        assert_eq!(headers["header.exchange"], HeaderValue::Text("the publisher's".into()));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use super::ConnectOptions;
 use super::{Endpoint, QueueConsumer, Received};
 use crate::credentials::BrokerCredentials;
 use crate::error::BrokerError;
-use crate::header::{HeaderValue, Headers};
+use crate::header::{nested_list, nested_map, set_property, HeaderValue, Headers};
 use crate::message::{now_ms, BrokerMessage, MessageId};
 
 pub struct AmqpConsumer {
@@ -62,7 +62,7 @@ struct Window {
     budget: usize,
     most: u16,
     fixed: bool,
-    /// The largest body of this poll so far (from the last poll's, at first).
+    /// The largest body of this poll so far.
     largest: usize,
 }
 
@@ -80,9 +80,9 @@ impl Window {
             budget: options.byte_budget,
             most: options.prefetch.max(1),
             fixed: options.window_fixed,
-            largest: LAST_POLL_LARGEST_BODY.load(Ordering::Relaxed),
+            largest: 0,
         };
-        window.count = match (window.fixed, window.largest) {
+        window.count = match (window.fixed, LAST_POLL_LARGEST_BODY.load(Ordering::Relaxed)) {
             // One window for the whole poll: sized by what is known, or for bodies of up to
             // 256 KiB (those that fit a DynamoDB item, with room).
             (true, largest) => window.fitting(largest.max(256 * 1024)),
@@ -278,13 +278,14 @@ fn key_headers(properties: &lapin::BasicProperties) -> BTreeMap<String, String> 
 
 /// The headers table with its types, and the properties and delivery details under the names
 /// STOMP gives them (`content-type`, `correlation-id`, ...; a property wins over a header of its
-/// name): the exchange and routing key it came through, priority, expiration, timestamp.
+/// name, which is kept as `header.<name>`): the exchange and routing key it came through,
+/// priority, expiration, timestamp.
 fn typed_headers(delivery: &Delivery) -> Headers {
     let properties = &delivery.properties;
     let mut headers: Headers = properties
         .headers()
         .as_ref()
-        .map(|table| table.inner().iter().map(|(k, v)| (k.as_str().to_owned(), typed(v))).collect())
+        .map(|table| table.inner().iter().map(|(k, v)| (k.as_str().to_owned(), typed(v, 1))).collect())
         .unwrap_or_default();
     let text =
         |value: &Option<lapin::types::ShortString>| value.as_ref().map(|s| HeaderValue::Text(s.as_str().to_owned()));
@@ -305,14 +306,16 @@ fn typed_headers(delivery: &Delivery) -> Headers {
         ("routing-key", Some(HeaderValue::Text(delivery.routing_key.as_str().to_owned()))),
     ] {
         if let Some(value) = value {
-            headers.insert(name.to_owned(), value);
+            set_property(&mut headers, name, value);
         }
     }
     headers
 }
 
-/// An AMQP field value with its type: long strings are bytes on the wire (text when UTF-8).
-fn typed(value: &AMQPValue) -> HeaderValue {
+/// An AMQP field value with its type, `depth` levels under the headers map: long strings are
+/// bytes on the wire (text when UTF-8); arrays and tables too deep for DynamoDB, or with an empty
+/// key, become text.
+fn typed(value: &AMQPValue, depth: usize) -> HeaderValue {
     match value {
         AMQPValue::Boolean(b) => HeaderValue::Bool(*b),
         AMQPValue::ShortShortInt(n) => HeaderValue::Number(n.to_string()),
@@ -329,9 +332,14 @@ fn typed(value: &AMQPValue) -> HeaderValue {
         AMQPValue::ShortString(s) => HeaderValue::Text(s.as_str().to_owned()),
         AMQPValue::LongString(s) => HeaderValue::text_or_bytes(s.as_bytes().to_vec()),
         AMQPValue::ByteArray(b) => HeaderValue::Bytes(b.as_slice().to_vec()),
-        AMQPValue::FieldArray(items) => HeaderValue::List(items.as_slice().iter().map(typed).collect()),
+        AMQPValue::FieldArray(_) | AMQPValue::FieldTable(_) if depth >= crate::header::MAX_DEPTH => {
+            HeaderValue::Text(header_text(value))
+        }
+        AMQPValue::FieldArray(items) => {
+            nested_list(items.as_slice().iter().map(|v| typed(v, depth + 1)).collect(), depth)
+        }
         AMQPValue::FieldTable(table) => {
-            HeaderValue::Map(table.inner().iter().map(|(k, v)| (k.as_str().to_owned(), typed(v))).collect())
+            nested_map(table.inner().iter().map(|(k, v)| (k.as_str().to_owned(), typed(v, depth + 1))).collect(), depth)
         }
         AMQPValue::Void => HeaderValue::Null,
     }

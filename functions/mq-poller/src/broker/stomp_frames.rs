@@ -54,13 +54,15 @@ impl Decoder for FrameCodec {
             src.advance(beats);
             self.searched = 0;
         }
-        let Some(length) = frame_length(src, &mut self.searched) else {
+        let length = match frame_length(src, &mut self.searched) {
+            Cut::Whole(length) => length,
             // Not whole yet: wait for the rest, within the bound. The codec is not asked: it
             // would refuse a frame it cannot parse before the frame is whole, and end the stream.
-            if src.len() > self.max_frame {
-                anyhow::bail!("a frame over {} bytes", self.max_frame);
-            }
-            return Ok(None);
+            Cut::Partial if src.len() > self.max_frame => anyhow::bail!("a frame over {} bytes", self.max_frame),
+            Cut::Partial => return Ok(None),
+            // Where this frame ends, and the next begins, cannot be known: the stream ends, loudly,
+            // as the codec ended it (waiting for bytes that never come would stall the poll).
+            Cut::Miscounted => anyhow::bail!("a frame whose content-length does not end at its NUL"),
         };
         self.searched = 0;
         // Cut without copying: the codec sees exactly one frame, and a refused one is kept as it
@@ -168,31 +170,43 @@ fn raw_header<'f>(frame: &'f [u8], name: &[u8]) -> Option<&'f [u8]> {
     lines.into_iter().find_map(|line| line.strip_prefix(name)?.strip_prefix(b":"))
 }
 
-/// The length of the whole frame at the start of `frame`, its NUL included, as the codec reads
-/// it: the body is `content-length` bytes when the first header of that name is a number, else
-/// up to the first NUL (searched from `searched`, which it advances). `None` while it is not all
-/// there, or when the byte after a counted body is not the NUL (the codec then refuses the
-/// stream, as it did before).
-fn frame_length(frame: &[u8], searched: &mut usize) -> Option<usize> {
-    let (lines, body) = header_lines(frame)?;
+/// Where the frame at the start of the buffer ends.
+#[derive(Debug, PartialEq, Eq)]
+enum Cut {
+    /// Its length, its NUL included.
+    Whole(usize),
+    Partial,
+    /// The byte after its counted body is not the NUL.
+    Miscounted,
+}
+
+/// Where the frame at the start of `frame` ends, as the codec reads it: the body is
+/// `content-length` bytes when the first header of that name is a number, else up to the first
+/// NUL (searched from `searched`, which it advances).
+fn frame_length(frame: &[u8], searched: &mut usize) -> Cut {
+    let Some((lines, body)) = header_lines(frame) else { return Cut::Partial };
     let counted = lines
         .iter()
         .find_map(|line| line.strip_prefix(b"content-length:"))
         .and_then(|value| std::str::from_utf8(value).ok()?.parse::<u32>().ok());
     let end = match counted {
-        Some(length) => body.checked_add(usize::try_from(length).ok()?)?,
+        Some(length) => body + length as usize,
         None => {
             let from = (*searched).max(body).min(frame.len());
             match frame[from..].iter().position(|b| *b == 0) {
                 Some(at) => from + at,
                 None => {
                     *searched = frame.len();
-                    return None;
+                    return Cut::Partial;
                 }
             }
         }
     };
-    (frame.get(end) == Some(&0)).then_some(end + 1)
+    match frame.get(end) {
+        Some(0) => Cut::Whole(end + 1),
+        Some(_) => Cut::Miscounted,
+        None => Cut::Partial,
+    }
 }
 
 #[cfg(test)]
@@ -275,6 +289,10 @@ mod tests {
             let item = codec.decode(&mut buffer).expect("decodes");
             assert_eq!(item.is_some(), i == whole.len() - 1, "at byte {i}");
         }
+        let miscounted =
+            b"MESSAGE\ndestination:/queue/q\nsubscription:s\nmessage-id:ID:9\ncontent-length:2\n\nabc\0".to_vec();
+        let mut buffer = BytesMut::from(&miscounted[..]);
+        assert!(FrameCodec::default().decode(&mut buffer).is_err(), "ends loudly, never waits for more");
         let uncounted = b"MESSAGE\ndestination:/queue/q\nsubscription:s\nmessage-id:ID:9\n\nno length\0".to_vec();
         assert!(matches!(&decode_all(&uncounted)[..], [Incoming::Frame(_)]));
     }
