@@ -6,7 +6,8 @@
 //! - peak RSS: the extension's VmHWM after those;
 //! - a function's init that reads one secret: through the extension (which prefetched it) against
 //!   straight from Secrets Manager with the SDK, with 5 and 50 ms added before each AWS request
-//!   (the harness's AWS front before moto), from the first process's start to the end of init;
+//!   (the harness's AWS front before moto), with no other init work and with 100 ms of it before
+//!   the read, from the first process's start to the end of init;
 //! - the layer's zip size per architecture (`scripts/build-lambda-zips`).
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -26,8 +27,9 @@ const TOKEN: &str = "bench-session-token";
 
 pub struct Figures {
     pub start_to_next: Vec<(usize, Vec<Duration>)>,
-    /// Added latency in ms; the init times with the extension, and with the SDK alone.
-    pub init: Vec<(u64, Vec<Duration>, Vec<Duration>)>,
+    /// Added latency and other init work in ms; the init times with the extension, and with the
+    /// SDK alone.
+    pub init: Vec<((u64, u64), Vec<Duration>, Vec<Duration>)>,
     pub hit: (Duration, Duration),
     pub rss_kib: u64,
 }
@@ -60,18 +62,19 @@ pub async fn measure(extension: &Path, floor: &Path, reader: &Path, moto: (u16, 
     let rss_kib = sandbox.extension_pid(0).map(harness_runtime::process::peak_rss_kib).unwrap_or(0);
     sandbox.shutdown().await;
     let mut init = Vec::new();
-    for latency in [5, 50] {
+    for (latency, work) in [(5, 0), (50, 0), (5, 100), (50, 100)] {
         let front = AwsFront::start(moto_port, Duration::from_millis(latency), Vec::new()).await;
         let mut env = moto_env.to_vec();
         env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
         env.push(("AWS_ENDPOINT_URL".into(), front.endpoint()));
         env.push(("READ_AT_INIT".into(), "bench-cache-0".into()));
+        env.push(("INIT_WORK_MS".into(), work.to_string()));
         let (mut through, mut direct) = (Vec::new(), Vec::new());
         for _ in 0..RUNS {
             through.push(init_reading(Some(extension), reader, &env).await);
             direct.push(init_reading(None, reader, &env).await);
         }
-        init.push((latency, through, direct));
+        init.push(((latency, work), through, direct));
     }
     Figures { start_to_next, init, hit, rss_kib }
 }
@@ -156,8 +159,8 @@ pub fn table(figures: &Figures) -> String {
     table.push_str(
         "\na function's init reading one secret, first process start to end of init, 10 runs, median (min..max)\n\n",
     );
-    table.push_str("| latency added per AWS request | through secrets-cache (prefetched) | SDK call at init | saved |\n|---:|---:|---:|---:|\n");
-    for (latency, through, direct) in &figures.init {
+    table.push_str("| latency added per AWS request | other init work before the read | through secrets-cache (prefetched) | SDK call at init | saved |\n|---:|---:|---:|---:|---:|\n");
+    for ((latency, work), through, direct) in &figures.init {
         let spread = |times: &Vec<Duration>| {
             let (lo, hi) =
                 (times.iter().min().copied().unwrap_or_default(), times.iter().max().copied().unwrap_or_default());
@@ -165,7 +168,11 @@ pub fn table(figures: &Figures) -> String {
         };
         let (a, b) = (crate::median(through), crate::median(direct));
         let saved = (b.as_secs_f64() - a.as_secs_f64()) / b.as_secs_f64().max(1e-9) * 100.0;
-        table.push_str(&format!("| {latency} ms | {} | {} | {saved:.0}% |\n", spread(through), spread(direct)));
+        table.push_str(&format!(
+            "| {latency} ms | {work} ms | {} | {} | {saved:.0}% |\n",
+            spread(through),
+            spread(direct)
+        ));
     }
     let size = |arch| layer_zip_size(arch).map(|b| format!("{b} B")).unwrap_or_else(|| "not built".into());
     table.push_str(&format!(

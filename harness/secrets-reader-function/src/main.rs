@@ -5,7 +5,9 @@
 //! overrides the header's value; `"token": null` sends none). It answers the status and the
 //! parsed body, and logs nothing of either: the tests look for values in its output.
 //! With `READ_AT_INIT_VIA=sdk` the init read goes straight to Secrets Manager through the SDK, as
-//! a function without the extension would read (the cold-start bench compares the two).
+//! a function without the extension would read (the cold-start bench compares the two), and
+//! `INIT_WORK_MS` makes its init wait that long before the read, as a function's other init work
+//! (loading, connecting) would.
 
 use std::time::Instant;
 
@@ -19,6 +21,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let port = std::env::var("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT").unwrap_or_else(|_| "2773".to_owned());
     let token = std::env::var("AWS_SESSION_TOKEN").ok();
     let via_sdk = std::env::var("READ_AT_INIT_VIA").is_ok_and(|via| via == "sdk");
+    if let Some(work) = std::env::var("INIT_WORK_MS").ok().and_then(|ms| ms.parse().ok()) {
+        tokio::time::sleep(std::time::Duration::from_millis(work)).await;
+    }
     let init = match std::env::var("READ_AT_INIT") {
         Ok(id) if via_sdk => {
             let started = Instant::now();
