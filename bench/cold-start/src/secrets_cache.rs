@@ -25,11 +25,17 @@ const RUNS: usize = 10;
 const HITS: usize = 10_000;
 const TOKEN: &str = "bench-session-token";
 
+/// One case of the init comparison.
+pub struct InitRow {
+    pub latency_ms: u64,
+    pub other_work_ms: u64,
+    pub through_extension: Vec<Duration>,
+    pub sdk_at_init: Vec<Duration>,
+}
+
 pub struct Figures {
     pub start_to_next: Vec<(usize, Vec<Duration>)>,
-    /// Added latency and other init work in ms; the init times with the extension, and with the
-    /// SDK alone.
-    pub init: Vec<((u64, u64), Vec<Duration>, Vec<Duration>)>,
+    pub init: Vec<InitRow>,
     pub hit: (Duration, Duration),
     pub rss_kib: u64,
 }
@@ -74,7 +80,12 @@ pub async fn measure(extension: &Path, floor: &Path, reader: &Path, moto: (u16, 
             through.push(init_reading(Some(extension), reader, &env).await);
             direct.push(init_reading(None, reader, &env).await);
         }
-        init.push(((latency, work), through, direct));
+        init.push(InitRow {
+            latency_ms: latency,
+            other_work_ms: work,
+            through_extension: through,
+            sdk_at_init: direct,
+        });
     }
     Figures { start_to_next, init, hit, rss_kib }
 }
@@ -160,7 +171,9 @@ pub fn table(figures: &Figures) -> String {
         "\na function's init reading one secret, first process start to end of init, 10 runs, median (min..max)\n\n",
     );
     table.push_str("| latency added per AWS request | other init work before the read | through secrets-cache (prefetched) | SDK call at init | saved |\n|---:|---:|---:|---:|---:|\n");
-    for ((latency, work), through, direct) in &figures.init {
+    for InitRow { latency_ms: latency, other_work_ms: work, through_extension: through, sdk_at_init: direct } in
+        &figures.init
+    {
         let spread = |times: &Vec<Duration>| {
             let (lo, hi) =
                 (times.iter().min().copied().unwrap_or_default(), times.iter().max().copied().unwrap_or_default());
