@@ -163,7 +163,15 @@ sam_local_dir() {
 # usable iptables; the default bridge stays, as SAM publishes its emulator's port on it.
 # The running Docker engine's address on its default bridge (empty when it has none yet).
 bridge_gateway() {
-  docker network inspect bridge --format '{{(index .IPAM.Config 0).Gateway}}' 2>/dev/null || true
+  local gateway bridge
+  gateway="$(docker network inspect bridge --format '{{(index .IPAM.Config 0).Gateway}}' 2>/dev/null || true)"
+  # A dockerd that has just made the default bridge (a machine's first start) may list its
+  # subnet without a gateway: the bridge's own address is the gateway then.
+  if [ -z "$gateway" ] && command -v ip >/dev/null; then
+    bridge="$(docker network inspect bridge --format '{{index .Options "com.docker.network.bridge.name"}}' 2>/dev/null || true)"
+    gateway="$(ip -4 -o addr show "${bridge:-docker0}" 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | head -n 1)"
+  fi
+  echo "$gateway"
 }
 
 start_docker_engine() {
