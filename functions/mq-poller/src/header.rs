@@ -34,23 +34,13 @@ pub fn set_property(headers: &mut Headers, name: &str, value: HeaderValue) {
 /// item and its `headers` map are two); a value deeper than this is kept as its JSON text.
 pub const MAX_DEPTH: usize = 16;
 
-/// `list` and `map` at `depth`: as they are, or, too deep or with an empty key (DynamoDB names no
-/// attribute ""), as their JSON text, so the message is still stored.
-pub fn nested_list(items: Vec<HeaderValue>, depth: usize) -> HeaderValue {
-    let list = HeaderValue::List(items);
-    if depth >= MAX_DEPTH {
-        return HeaderValue::Text(list.to_json().to_string());
+/// A nested map as it is, or, with an empty key (DynamoDB names no attribute ""), as its JSON
+/// text, so the message is still stored. (Callers keep values past `MAX_DEPTH` as text first.)
+pub fn nested_map(map: Headers) -> HeaderValue {
+    if map.contains_key("") {
+        return HeaderValue::Text(HeaderValue::Map(map).to_json().to_string());
     }
-    list
-}
-
-pub fn nested_map(map: Headers, depth: usize) -> HeaderValue {
-    let empty_key = map.contains_key("");
-    let map = HeaderValue::Map(map);
-    if depth >= MAX_DEPTH || empty_key {
-        return HeaderValue::Text(map.to_json().to_string());
-    }
-    map
+    HeaderValue::Map(map)
 }
 
 impl HeaderValue {
@@ -98,7 +88,7 @@ impl HeaderValue {
                 if depth >= MAX_DEPTH {
                     return HeaderValue::Text(value.to_string());
                 }
-                nested_list(items.iter().map(|v| HeaderValue::from_json_at(v, depth + 1)).collect(), depth)
+                HeaderValue::List(items.iter().map(|v| HeaderValue::from_json_at(v, depth + 1)).collect())
             }
             Value::Object(o) => match o.get("bytes").and_then(Value::as_array) {
                 Some(bytes) if o.len() == 1 => {
@@ -118,7 +108,7 @@ impl HeaderValue {
         if depth >= MAX_DEPTH {
             return HeaderValue::Text(Value::Object(o.clone()).to_string());
         }
-        nested_map(o.iter().map(|(k, v)| (k.clone(), HeaderValue::from_json_at(v, depth + 1))).collect(), depth)
+        nested_map(o.iter().map(|(k, v)| (k.clone(), HeaderValue::from_json_at(v, depth + 1))).collect())
     }
 
     pub fn to_attribute(&self) -> AttributeValue {

@@ -17,7 +17,7 @@ use super::ConnectOptions;
 use super::{Endpoint, QueueConsumer, Received};
 use crate::credentials::BrokerCredentials;
 use crate::error::BrokerError;
-use crate::header::{nested_list, nested_map, set_property, HeaderValue, Headers};
+use crate::header::{nested_map, set_property, HeaderValue, Headers};
 use crate::message::{now_ms, BrokerMessage, MessageId};
 
 pub struct AmqpConsumer {
@@ -336,10 +336,10 @@ fn typed(value: &AMQPValue, depth: usize) -> HeaderValue {
             HeaderValue::Text(header_text(value))
         }
         AMQPValue::FieldArray(items) => {
-            nested_list(items.as_slice().iter().map(|v| typed(v, depth + 1)).collect(), depth)
+            HeaderValue::List(items.as_slice().iter().map(|v| typed(v, depth + 1)).collect())
         }
         AMQPValue::FieldTable(table) => {
-            nested_map(table.inner().iter().map(|(k, v)| (k.as_str().to_owned(), typed(v, depth + 1))).collect(), depth)
+            nested_map(table.inner().iter().map(|(k, v)| (k.as_str().to_owned(), typed(v, depth + 1))).collect())
         }
         AMQPValue::Void => HeaderValue::Null,
     }
