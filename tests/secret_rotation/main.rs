@@ -8,6 +8,7 @@
 //! - `parity`: alternating clones hold exactly what the original holds, or are not promoted;
 //!   the invocation's deadline.
 //! - `pgbouncer`: the same through PgBouncer, in session and transaction pooling.
+//! - `hosts`: secrets listing several servers; rollback, kills and deadlines half-way.
 //! - `generic`: secrets with no database behind them.
 //! - `refusals`: unusable events and secrets, and hostile ones aimed at the master.
 //! - `tls`: the shipped roots, and a certificate that cannot be verified.
@@ -17,6 +18,7 @@
 //! secrets and database users in `harness_services::secrets`.
 
 mod generic;
+mod hosts;
 mod mariadb;
 mod parity;
 mod pgbouncer;

@@ -98,7 +98,11 @@ async fn every_step_sent_after_a_refused_create_secret_leaves_awscurrent_as_it_w
     for name in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
         errors.push(step(&scene, &settings, name, &id, token).await.expect_err(name).error_type());
     }
-    assert_eq!(errors[3], "PendingNotReady", "{errors:?}");
+    // setSecret's refusal is one no retry can pass: it clears AWSPENDING, and the steps sent
+    // after it find no rotation to work on.
+    assert_eq!(errors, ["MalformedSecret", "MalformedSecret", "TokenNotPending", "TokenNotPending"]);
+    let described = scene.sm.describe_secret().secret_id(&id).send().await.expect("describe");
+    assert!(described.version_ids_to_stages().and_then(|s| s.get(token)).is_none_or(|s| s.is_empty()));
     assert_eq!(current_version(&scene.sm, &id).await, before, "AWSCURRENT moved to a version with no value");
     let now = scene.sm.get_secret_value().secret_id(&id).version_stage("AWSCURRENT").send().await.expect("current");
     assert!(now.secret_string().is_some_and(|s| s.contains("kept-Passw0rd")), "readers still get the secret");

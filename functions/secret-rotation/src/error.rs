@@ -1,7 +1,13 @@
 //! Rotation errors. None carries a password or a secret string: messages name the secret,
 //! the step, the user and the kind of failure only.
 
+use std::time::Duration;
+
 use crate::engine::DbError;
+
+/// How long before Lambda's deadline a step gives up: room to answer the typed error, and emit
+/// its metric, before Lambda would end the invocation as "Task timed out" with no errorType.
+pub const DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RotationError {

@@ -8,6 +8,7 @@ use std::fmt;
 use serde::Deserialize;
 
 use crate::error::RotationError;
+use crate::secret::Server;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
@@ -45,6 +46,9 @@ pub struct RotationEvent {
     pub token: String,
     /// Present for rotations across accounts; a credential of its own.
     pub rotation_token: Option<String>,
+    /// Never sent by Secrets Manager: for a secret that lists `hosts`, the one server this part
+    /// of the step works on; every version read is seen as it applies to that server.
+    pub server: Option<Server>,
 }
 
 impl fmt::Debug for RotationEvent {
@@ -54,6 +58,7 @@ impl fmt::Debug for RotationEvent {
             .field("secret_id", &self.secret_id)
             .field("token", &self.token)
             .field("rotation_token", &self.rotation_token.as_ref().map(|_| "<redacted>"))
+            .field("server", &self.server)
             .finish()
     }
 }
@@ -73,7 +78,13 @@ impl RotationEvent {
         let secret_id = raw.secret_id.filter(|s| !s.is_empty()).ok_or_else(|| bad("missing \"SecretId\""))?;
         let token =
             raw.client_request_token.filter(|s| !s.is_empty()).ok_or_else(|| bad("missing \"ClientRequestToken\""))?;
-        Ok(RotationEvent { step, secret_id, token, rotation_token: raw.rotation_token.filter(|s| !s.is_empty()) })
+        let rotation_token = raw.rotation_token.filter(|s| !s.is_empty());
+        Ok(RotationEvent { step, secret_id, token, rotation_token, server: None })
+    }
+
+    /// The same step, on one server of the secret's `hosts`.
+    pub fn on(&self, server: &Server) -> RotationEvent {
+        RotationEvent { server: Some(server.clone()), ..self.clone() }
     }
 }
 

@@ -1,21 +1,15 @@
 //! The function's entry point: one rotation step per invocation, as Secrets Manager sends them.
 
-use std::time::Duration;
-
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::clients::AwsClients;
-use crate::error::RotationError;
+use crate::error::{RotationError, DEADLINE_MARGIN};
 use crate::event::RotationEvent;
 use crate::metrics::step_metrics;
 use crate::rotation::{run_step, StepReport};
 use crate::settings::Settings;
-
-/// How long before Lambda's deadline a step gives up: room to answer the typed error, and emit
-/// its metric, before Lambda would end the invocation as "Task timed out" with no errorType.
-pub const DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
 
 /// Runs the step, and answers its report (lambda_runtime writes it, in the report's field order).
 pub async fn handle_event(

@@ -37,3 +37,13 @@ pub fn downtime_metrics(downtime: Duration, source: &'static str) -> Metrics {
         downtime,
     )
 }
+
+/// How many servers a setSecret changed (or found changed): one for a secret with one `host`.
+pub fn hosts_metrics(servers: usize) -> Metrics {
+    Metrics::for_this_function().count("HostsRotated", u64::try_from(servers).unwrap_or(u64::MAX))
+}
+
+/// How many servers a failed step put back on the AWSCURRENT password.
+pub fn rollback_metrics(servers: usize) -> Metrics {
+    Metrics::for_this_function().count("ServersRolledBack", u64::try_from(servers).unwrap_or(u64::MAX))
+}

@@ -5,14 +5,16 @@ use serde::Serialize;
 
 use crate::clients::AwsClients;
 use crate::engine::{self, AccountState, ConnectionSpec, DbError, EngineKind, TlsMode};
-use crate::error::RotationError;
+use crate::error::{RotationError, DEADLINE_MARGIN};
 use crate::event::{RotationEvent, Step};
+use crate::fleet::{check_master_lists_the_servers, first_failure, on_each_server, Servers};
 use crate::pair::UserPair;
 use crate::rds_master;
 use crate::replication::wait_for_replicas;
+use crate::rollback;
 use crate::secret::{Origin, SecretDoc};
 use crate::settings::{Settings, Strategy};
-use crate::versions::{check_versions, secret_string, sm_error, CURRENT, PENDING, PREVIOUS};
+use crate::versions::{check_versions, read_doc, require_doc, sm_error, CURRENT, PENDING, PREVIOUS};
 
 /// What a step did. Tests match the variants; the text is for people (`Display`, and the report
 /// the function returns).
@@ -93,46 +95,157 @@ pub(crate) async fn run_step(
         }
         return Ok(StepOutcome::AlreadyCurrent);
     }
-    match event.step {
-        Step::CreateSecret => create_secret(client, settings, event, engine).await,
-        Step::SetSecret => set_secret(clients, settings, event, engine).await,
-        Step::TestSecret => test_secret(clients, settings, event, engine).await,
-        Step::FinishSecret => {
-            let single_user = pending_is_ready(clients, settings, event, engine).await?;
-            let moved = finish_secret(client, event, versions.current_version.as_deref()).await?;
-            if single_user {
-                report_password_downtime(client, event).await;
+    if event.step == Step::CreateSecret {
+        return create_secret(client, settings, event, engine).await;
+    }
+    let plan = match plan_servers(clients, settings, event, engine).await {
+        Ok(plan) => plan,
+        Err(error) => {
+            // Nothing was touched yet; a refusal of the secrets still ends this rotation.
+            if settings.rollback_on_failure && rollback::no_retry_can_pass(event.step, &error, false) {
+                rollback::clear_pending(client, event).await;
             }
-            wait_for_replicas(client, &event.secret_id, settings.replication_poll, stop_at).await?;
-            Ok(moved)
+            return Err(error);
+        }
+    };
+    let outcome = on_the_servers(clients, settings, event, &plan, stop_at).await?;
+    if event.step != Step::FinishSecret {
+        if event.step == Step::SetSecret {
+            crate::metrics::hosts_metrics(plan.servers.count()).emit();
+        }
+        return Ok(outcome);
+    }
+    let moved = finish_secret(client, event, versions.current_version.as_deref()).await?;
+    if plan.single_user {
+        report_password_downtime(client, event).await;
+    }
+    wait_for_replicas(client, &event.secret_id, settings.replication_poll, stop_at).await?;
+    Ok(moved)
+}
+
+/// What setSecret, testSecret and finishSecret know before they touch a server.
+struct Plan {
+    servers: Servers,
+    /// A database whose one user changes its own password: a failure after the change leaves
+    /// AWSCURRENT's readers locked out, so it is rolled back.
+    single_user: bool,
+}
+
+/// Reads the pending version as a whole: its servers, its engine, its strategy. For a `hosts`
+/// secret rotated by a master, the master must list the same servers before any is touched. A
+/// pending version without a value is left to the step to refuse, in its own words.
+async fn plan_servers(
+    clients: &AwsClients,
+    settings: &Settings,
+    event: &RotationEvent,
+    engine: &mut Option<EngineKind>,
+) -> Result<Plan, RotationError> {
+    let secret_id = &event.secret_id;
+    let no_servers = Plan { servers: Servers { list: None, engine: EngineKind::Generic }, single_user: false };
+    let Some(pending) = read_doc(&clients.secrets, secret_id, PENDING, Some(&event.token), None).await? else {
+        return Ok(no_servers);
+    };
+    let origin = Origin { secret_id, stage: PENDING };
+    let servers = Servers::of(&pending, origin)?;
+    *engine = Some(servers.engine);
+    if servers.engine == EngineKind::Generic {
+        return Ok(Plan { servers, single_user: false });
+    }
+    let master = master_arn(settings, &pending, secret_id)?;
+    if let (Some(list), Some(master_arn)) = (&servers.list, master) {
+        let master_doc = require_doc(&clients.secrets, master_arn, CURRENT, None, None).await?;
+        check_master_lists_the_servers(&master_doc, master_arn, list, secret_id)?;
+    }
+    Ok(Plan { servers, single_user: master.is_none() })
+}
+
+/// Runs the step on every server, and when it fails, undoes what it can before answering the
+/// original failure: a single user's servers get the AWSCURRENT password back, and a refusal no
+/// retry can pass clears AWSPENDING. The servers' own work stops early enough to leave the
+/// rollback its time.
+async fn on_the_servers(
+    clients: &AwsClients,
+    settings: &Settings,
+    event: &RotationEvent,
+    plan: &Plan,
+    stop_at: Option<tokio::time::Instant>,
+) -> Result<StepOutcome, RotationError> {
+    let rolls_back = settings.rollback_on_failure && plan.single_user;
+    let reserve = stop_at.filter(|_| rolls_back).map(|stop_at| rollback_reserve(settings, stop_at));
+    let work = every_server(clients, settings, event, &plan.servers);
+    let result = match (stop_at, reserve) {
+        (Some(stop_at), Some(reserve)) => tokio::time::timeout_at(stop_at - reserve, work).await.unwrap_or_else(|_| {
+            Err(RotationError::DeadlineExceeded {
+                step: event.step.name(),
+                secret_id: event.secret_id.clone(),
+                margin_ms: (reserve + DEADLINE_MARGIN).as_millis(),
+            })
+        }),
+        _ => work.await,
+    };
+    let Err(error) = result else { return result };
+    if settings.rollback_on_failure {
+        if plan.single_user {
+            let servers = plan.servers.list.as_deref();
+            let put_back = rollback::put_current_back(clients, settings, event, servers, stop_at).await;
+            crate::metrics::rollback_metrics(put_back).emit();
+        }
+        if rollback::no_retry_can_pass(event.step, &error, plan.single_user) {
+            rollback::clear_pending(&clients.secrets, event).await;
         }
     }
+    Err(error)
 }
 
-async fn read_doc(
-    client: &Client,
-    secret_id: &str,
-    stage: &'static str,
-    version: Option<&str>,
-) -> Result<Option<SecretDoc>, RotationError> {
-    let origin = Origin { secret_id, stage };
-    match secret_string(client, secret_id, stage, version).await? {
-        Some(text) => SecretDoc::parse(&text, origin).map(Some),
-        None => Ok(None),
-    }
+/// The time kept back for a rollback: one login and one statement per server round (servers are
+/// put back `host_concurrency` at a time), never more than half of what the step has left.
+fn rollback_reserve(settings: &Settings, stop_at: tokio::time::Instant) -> std::time::Duration {
+    let one_round = settings.db.connect_timeout + settings.db.statement_timeout;
+    let left = stop_at.saturating_duration_since(tokio::time::Instant::now());
+    one_round.min(left / 2)
 }
 
-async fn require_doc(
-    client: &Client,
-    secret_id: &str,
-    stage: &'static str,
-    version: Option<&str>,
-) -> Result<SecretDoc, RotationError> {
-    read_doc(client, secret_id, stage, version).await?.ok_or_else(|| RotationError::MalformedSecret {
-        secret_id: secret_id.to_owned(),
-        stage: stage.to_owned(),
-        reason: "the version has no secret string".into(),
-    })
+/// The step's own work on each server, a few at a time; the first failure is the answer.
+async fn every_server(
+    clients: &AwsClients,
+    settings: &Settings,
+    event: &RotationEvent,
+    servers: &Servers,
+) -> Result<StepOutcome, RotationError> {
+    let list = servers.list.as_deref();
+    let concurrency = settings.host_concurrency;
+    let outcomes = match event.step {
+        Step::SetSecret => {
+            let results = on_each_server(event, list, concurrency, |event| async move {
+                set_secret(clients, settings, &event, &mut None).await
+            })
+            .await;
+            first_failure(event.step.name(), results)?
+        }
+        Step::TestSecret => {
+            let results = on_each_server(event, list, concurrency, |event| async move {
+                test_secret(clients, settings, &event, &mut None).await
+            })
+            .await;
+            first_failure(event.step.name(), results)?
+        }
+        Step::FinishSecret => {
+            let results = on_each_server(event, list, concurrency, |event| async move {
+                pending_is_ready(clients, settings, &event, &mut None).await.map(|_| StepOutcome::PendingLogsIn)
+            })
+            .await;
+            first_failure(event.step.name(), results)?
+        }
+        Step::CreateSecret => unreachable_step(event)?,
+    };
+    // What was done somewhere says more than what was found done everywhere.
+    let first = outcomes.first().copied().unwrap_or(StepOutcome::PendingLogsIn);
+    Ok(outcomes.into_iter().find(|o| !o.was_already_done()).unwrap_or(first))
+}
+
+/// createSecret never reaches the servers; this names the mistake instead of panicking.
+fn unreachable_step(event: &RotationEvent) -> Result<Vec<StepOutcome>, RotationError> {
+    Err(RotationError::MalformedEvent(format!("{} does not work on servers", event.step.name())))
 }
 
 /// The database a secret describes, with every field the engine needs checked, or `None` for
@@ -150,7 +263,7 @@ async fn pending_version(
     event: &RotationEvent,
     engine: &mut Option<EngineKind>,
 ) -> Result<(SecretDoc, Option<ConnectionSpec>), RotationError> {
-    let pending = require_doc(client, &event.secret_id, PENDING, Some(&event.token)).await?;
+    let pending = require_doc(client, &event.secret_id, PENDING, Some(&event.token), event.server.as_ref()).await?;
     let origin = Origin { secret_id: &event.secret_id, stage: PENDING };
     *engine = pending.engine(origin).ok();
     let database = database_connection(&pending, origin)?;
@@ -164,10 +277,10 @@ async fn create_secret(
     engine: &mut Option<EngineKind>,
 ) -> Result<StepOutcome, RotationError> {
     let secret_id = &event.secret_id;
-    let current = require_doc(client, secret_id, CURRENT, None).await?;
+    let current = require_doc(client, secret_id, CURRENT, None, None).await?;
     *engine = current.engine(Origin { secret_id, stage: CURRENT }).ok();
     let database = database_connection(&current, Origin { secret_id, stage: CURRENT })?;
-    if read_doc(client, secret_id, PENDING, Some(&event.token)).await?.is_some() {
+    if read_doc(client, secret_id, PENDING, Some(&event.token), None).await?.is_some() {
         return Ok(StepOutcome::PendingExists);
     }
     let mut pending = current.clone();
@@ -281,7 +394,7 @@ async fn set_as_single_user(
     let fail = |e| db_error(Step::SetSecret, secret_id, e);
     let mut last_error = None;
     for stage in [CURRENT, PREVIOUS] {
-        let Some(doc) = read_doc(client, secret_id, stage, None).await? else { continue };
+        let Some(doc) = read_doc(client, secret_id, stage, None, event.server.as_ref()).await? else { continue };
         let Ok(old) = doc.connection(Origin { secret_id, stage }) else { continue };
         if old.username != target.username {
             return Err(RotationError::MalformedSecret {
@@ -420,7 +533,9 @@ async fn previous_names_and_logs_in(
     target: &ConnectionSpec,
 ) -> Result<bool, RotationError> {
     let secret_id = &event.secret_id;
-    let Some(previous) = read_doc(&clients.secrets, secret_id, PREVIOUS, None).await? else { return Ok(false) };
+    let Some(previous) = read_doc(&clients.secrets, secret_id, PREVIOUS, None, event.server.as_ref()).await? else {
+        return Ok(false);
+    };
     let Ok(previous) = previous.connection(Origin { secret_id, stage: PREVIOUS }) else { return Ok(false) };
     if previous.username != target.username {
         return Ok(false);
@@ -450,9 +565,9 @@ async fn alternation(
     master_arn: &str,
 ) -> Result<Alternation, RotationError> {
     let secret_id = &event.secret_id;
-    let current_doc = require_doc(&clients.secrets, secret_id, CURRENT, None).await?;
+    let current_doc = require_doc(&clients.secrets, secret_id, CURRENT, None, event.server.as_ref()).await?;
     let current = current_doc.connection(Origin { secret_id, stage: CURRENT })?;
-    let master_doc = require_doc(&clients.secrets, master_arn, CURRENT, None).await?;
+    let master_doc = require_doc(&clients.secrets, master_arn, CURRENT, None, event.server.as_ref()).await?;
     let master = master_connection(clients, master_arn, &master_doc).await?;
     let refused = |reason| RotationError::Refused { secret_id: secret_id.clone(), reason };
     let pair = recorded_pair(pending, &current_doc, &current.username, secret_id)?;
@@ -626,10 +741,10 @@ async fn pending_is_ready(
     let client = &clients.secrets;
     let secret_id = &event.secret_id;
     let not_ready = |reason: String| RotationError::PendingNotReady { secret_id: secret_id.clone(), reason };
-    let pending_doc = read_doc(client, secret_id, PENDING, Some(&event.token))
+    let pending_doc = read_doc(client, secret_id, PENDING, Some(&event.token), event.server.as_ref())
         .await?
         .ok_or_else(|| not_ready("the pending version has no secret string".into()))?;
-    let current_doc = require_doc(client, secret_id, CURRENT, None).await?;
+    let current_doc = require_doc(client, secret_id, CURRENT, None, event.server.as_ref()).await?;
     let pending_origin = Origin { secret_id, stage: PENDING };
     let current_origin = Origin { secret_id, stage: CURRENT };
     let kind = pending_doc.engine(pending_origin)?;

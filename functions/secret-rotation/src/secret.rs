@@ -128,7 +128,17 @@ impl SecretDoc {
             Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => TlsMode::Disable,
             Some(_) => return Err(origin.malformed("\"ssl\" is not true or false")),
         };
-        let host = required("host")?;
+        // A secret listing several servers: the first one stands for them where no database is
+        // touched (createSecret's checks); every step that logs in works on each server through
+        // `on_server`.
+        let first = self.servers(origin)?.and_then(|servers| servers.into_iter().next());
+        let (host, port, dbname) = match first {
+            Some(server) => {
+                let dbname = server.dbname.or_else(|| self.text("dbname").filter(|s| !s.is_empty()).map(str::to_owned));
+                (server.host, server.port.unwrap_or(port), dbname)
+            }
+            None => (required("host")?, port, self.text("dbname").filter(|s| !s.is_empty()).map(str::to_owned)),
+        };
         // An RDS endpoint always offers TLS: plain text there can only be an attacker's answer.
         let tls = if is_rds_host(&host) { TlsMode::Require } else { tls };
         Ok(ConnectionSpec {
@@ -137,9 +147,111 @@ impl SecretDoc {
             port,
             username: required("username")?,
             password: required("password")?,
-            dbname: self.text("dbname").filter(|s| !s.is_empty()).map(str::to_owned),
+            dbname,
             tls,
         })
+    }
+
+    /// The servers of a secret that lists them in `hosts` (`[{"host", "port"?, "dbname"?}]`),
+    /// in order; `None` for a secret with one `host`. A list that cannot be read whole, is
+    /// empty, names a server twice, or sits beside `host` is refused: rotating some of a fleet's
+    /// servers and not others would lock its readers out of the rest.
+    pub fn servers(&self, origin: Origin<'_>) -> Result<Option<Vec<Server>>, RotationError> {
+        let list = match self.fields.get(HOSTS) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Array(list)) => list,
+            Some(_) => return Err(origin.malformed("\"hosts\" is not a list")),
+        };
+        if self.text("host").is_some_and(|h| !h.is_empty()) {
+            return Err(origin.malformed("it has both \"host\" and \"hosts\"; keep one"));
+        }
+        if list.is_empty() || list.len() > MAX_SERVERS {
+            return Err(origin.malformed(format!("\"hosts\" must list 1 to {MAX_SERVERS} servers")));
+        }
+        let mut servers: Vec<Server> = Vec::with_capacity(list.len());
+        for (index, entry) in list.iter().enumerate() {
+            let server =
+                Server::from_entry(entry).map_err(|why| origin.malformed(format!("\"hosts\"[{index}] {why}")))?;
+            if servers.iter().any(|known| known.same_server(&server)) {
+                return Err(origin.malformed(format!("\"hosts\" lists {} twice", server.host)));
+            }
+            servers.push(server);
+        }
+        Ok(Some(servers))
+    }
+
+    /// This secret as it applies to one of its servers: `host`, `port` (and `dbname`, where the
+    /// entry has one) from the entry, `hosts` gone. A secret with one `host` is returned as it
+    /// is (the checks that follow compare its host with the server's); one whose `hosts` do
+    /// not list the server is refused.
+    pub fn on_server(&self, server: &Server, origin: Origin<'_>) -> Result<SecretDoc, RotationError> {
+        let Some(servers) = self.servers(origin)? else { return Ok(self.clone()) };
+        let Some(entry) = servers.into_iter().find(|s| s.same_server(server)) else {
+            return Err(origin.malformed(format!("its \"hosts\" do not list {}", server.describe())));
+        };
+        let mut doc = self.clone();
+        doc.fields.remove(HOSTS);
+        doc.set_text("host", &entry.host);
+        // An entry without a port keeps the secret's own `port` (or the engine's default).
+        if let Some(port) = entry.port {
+            doc.set_field("port", Value::from(port));
+        }
+        if let Some(dbname) = &entry.dbname {
+            doc.set_text("dbname", dbname);
+        }
+        Ok(doc)
+    }
+}
+
+const HOSTS: &str = "hosts";
+
+/// The most servers one secret may list: each costs logins at every step, and the step has
+/// the function's timeout for all of them.
+pub const MAX_SERVERS: usize = 64;
+
+/// One server of a secret's `hosts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    pub host: String,
+    /// `None`: the secret's own `port`, or the engine's default.
+    pub port: Option<u16>,
+    pub dbname: Option<String>,
+}
+
+impl Server {
+    fn from_entry(entry: &Value) -> Result<Server, String> {
+        let Value::Object(entry) = entry else { return Err("is not an object".into()) };
+        let host = match entry.get("host") {
+            Some(Value::String(host)) if !host.is_empty() => host.clone(),
+            _ => return Err("has no \"host\"".into()),
+        };
+        let port = match entry.get("port") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => {
+                Some(n.as_u64().and_then(|n| u16::try_from(n).ok()).ok_or("has a \"port\" out of range")?)
+            }
+            Some(Value::String(s)) => Some(s.trim().parse().map_err(|_| "has a \"port\" that is not a number")?),
+            Some(_) => return Err("has a \"port\" that is not a number".into()),
+        };
+        let dbname = match entry.get("dbname") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            Some(_) => return Err("has a \"dbname\" that is not a name".into()),
+        };
+        Ok(Server { host, port, dbname })
+    }
+
+    /// The same server: host names compare without case, ports as given.
+    pub fn same_server(&self, other: &Server) -> bool {
+        self.host.eq_ignore_ascii_case(&other.host) && self.port == other.port
+    }
+
+    /// `host:port`, or the host alone, for messages.
+    pub fn describe(&self) -> String {
+        match self.port {
+            Some(port) => format!("{}:{port}", self.host),
+            None => self.host.clone(),
+        }
     }
 }
 
@@ -215,5 +327,56 @@ mod tests {
             let err = doc.engine(ORIGIN).expect_err(text).to_string();
             assert!(err.contains("engine"), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn hosts_are_read_whole_or_refused() {
+        let servers = |text: &str| SecretDoc::parse(text, ORIGIN).unwrap().servers(ORIGIN);
+        let listed =
+            servers(r#"{"hosts":[{"host":"a","port":5433},{"host":"b","port":"6432","dbname":"x"},{"host":"c"}]}"#)
+                .unwrap()
+                .unwrap();
+        assert_eq!(listed.len(), 3);
+        assert_eq!((listed[1].port, listed[1].dbname.as_deref()), (Some(6432), Some("x")));
+        assert_eq!(listed[2].port, None);
+        assert_eq!(servers(r#"{"host":"a"}"#).unwrap(), None);
+        for (text, says) in [
+            (r#"{"host":"a","hosts":[{"host":"b"}]}"#, "both"),
+            (r#"{"hosts":[]}"#, "1 to 64"),
+            (r#"{"hosts":{"host":"a"}}"#, "not a list"),
+            (r#"{"hosts":[{"port":1}]}"#, "[0] has no \"host\""),
+            (r#"{"hosts":[{"host":"a"},"b"]}"#, "[1] is not an object"),
+            (r#"{"hosts":[{"host":"a","port":70000}]}"#, "out of range"),
+            (r#"{"hosts":[{"host":"A","port":1},{"host":"a","port":1}]}"#, "twice"),
+        ] {
+            let error = servers(text).expect_err(text).to_string();
+            assert!(error.contains(says), "{text}: {error}");
+        }
+        let many: Vec<String> = (0..65).map(|i| format!(r#"{{"host":"h{i}"}}"#)).collect();
+        assert!(servers(&format!(r#"{{"hosts":[{}]}}"#, many.join(","))).is_err());
+    }
+
+    #[test]
+    fn a_secret_is_seen_on_each_of_its_servers() {
+        let doc = SecretDoc::parse(
+            r#"{"engine":"postgres","username":"u","password":"p","port":5432,"dbname":"app","hosts":[{"host":"a"},{"host":"b","port":6432,"dbname":"other"}]}"#,
+            ORIGIN,
+        )
+        .unwrap();
+        let listed = doc.servers(ORIGIN).unwrap().unwrap();
+        let on_a = doc.on_server(&listed[0], ORIGIN).unwrap().connection(ORIGIN).unwrap();
+        assert_eq!((on_a.host.as_str(), on_a.port, on_a.dbname.as_deref()), ("a", 5432, Some("app")));
+        let on_b = doc.on_server(&listed[1], ORIGIN).unwrap();
+        assert!(on_b.field("hosts").is_none(), "one server's view lists no others");
+        let on_b = on_b.connection(ORIGIN).unwrap();
+        assert_eq!((on_b.host.as_str(), on_b.port, on_b.dbname.as_deref()), ("b", 6432, Some("other")));
+        // The whole secret stands for its first server where no database is touched.
+        assert_eq!(doc.connection(ORIGIN).unwrap().host, "a");
+        let elsewhere = Server { host: "c".into(), port: None, dbname: None };
+        assert!(doc.on_server(&elsewhere, ORIGIN).unwrap_err().to_string().contains("do not list c"));
+        // A secret with one host is seen as it is; the checks after compare its host.
+        let single =
+            SecretDoc::parse(r#"{"engine":"postgres","host":"z","username":"u","password":"p"}"#, ORIGIN).unwrap();
+        assert_eq!(single.on_server(&listed[0], ORIGIN).unwrap(), single);
     }
 }

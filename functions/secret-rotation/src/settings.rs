@@ -25,10 +25,18 @@ pub struct Settings {
     pub generic_field: String,
     /// How often finishSecret asks whether the replica regions are in sync.
     pub replication_poll: std::time::Duration,
+    /// How many servers of a `hosts` secret a step works on at once (`HOST_CONCURRENCY`).
+    pub host_concurrency: usize,
+    /// Whether a failed step puts the AWSCURRENT password back where it changed, and clears
+    /// AWSPENDING after a refusal that no retry can pass (`ROLLBACK_ON_FAILURE`, default true).
+    pub rollback_on_failure: bool,
 }
 
 const DEFAULT_GENERIC_FIELD: &str = "password";
 const DEFAULT_REPLICATION_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+const DEFAULT_HOST_CONCURRENCY: usize = 4;
+/// As many as a secret may list: more would only queue.
+const MAX_HOST_CONCURRENCY: usize = crate::secret::MAX_SERVERS;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -38,13 +46,16 @@ impl Default for Settings {
             strategy: Strategy::default(),
             generic_field: DEFAULT_GENERIC_FIELD.into(),
             replication_poll: DEFAULT_REPLICATION_POLL,
+            host_concurrency: DEFAULT_HOST_CONCURRENCY,
+            rollback_on_failure: true,
         }
     }
 }
 
 impl Settings {
     /// The password variables, `ROTATION_STRATEGY`, `DB_CA_BUNDLE`,
-    /// `DB_CONNECT_TIMEOUT_SECONDS` and `DB_STATEMENT_TIMEOUT_SECONDS` (both default 5).
+    /// `DB_CONNECT_TIMEOUT_SECONDS` and `DB_STATEMENT_TIMEOUT_SECONDS` (both default 5),
+    /// `GENERIC_FIELD`, `HOST_CONCURRENCY` (1 to 64, default 4) and `ROLLBACK_ON_FAILURE`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
         let password_policy = PasswordPolicy::from_lookup(&lookup)?;
         let env = shared::settings::Lookup::new(lookup);
@@ -65,7 +76,20 @@ impl Settings {
             Some(other) => return Err(format!("ROTATION_STRATEGY is {other:?}; expected auto, single or alternating")),
         };
         let generic_field = env.text("GENERIC_FIELD").unwrap_or_else(|| DEFAULT_GENERIC_FIELD.into());
-        Ok(Settings { password_policy, db, strategy, generic_field, replication_poll: DEFAULT_REPLICATION_POLL })
+        let host_concurrency = env.positive_as("HOST_CONCURRENCY", DEFAULT_HOST_CONCURRENCY)?;
+        if host_concurrency > MAX_HOST_CONCURRENCY {
+            return Err(format!("HOST_CONCURRENCY is {host_concurrency}; at most {MAX_HOST_CONCURRENCY}"));
+        }
+        let rollback_on_failure = env.flag("ROLLBACK_ON_FAILURE", true)?;
+        Ok(Settings {
+            password_policy,
+            db,
+            strategy,
+            generic_field,
+            replication_poll: DEFAULT_REPLICATION_POLL,
+            host_concurrency,
+            rollback_on_failure,
+        })
     }
 }
 
@@ -83,5 +107,19 @@ mod tests {
         assert_eq!(strategy(Some("Single")), Ok(Strategy::Single));
         assert_eq!(strategy(Some("alternating")), Ok(Strategy::Alternating));
         assert!(strategy(Some("both")).unwrap_err().contains("ROTATION_STRATEGY"));
+    }
+
+    #[test]
+    fn host_concurrency_and_rollback_have_defaults_and_bounds() {
+        let settings = |name: &'static str, value: &'static str| {
+            Settings::from_lookup(move |n| (n == name).then(|| value.to_owned()))
+        };
+        let defaults = Settings::from_lookup(|_| None).unwrap();
+        assert_eq!((defaults.host_concurrency, defaults.rollback_on_failure), (4, true));
+        assert_eq!(settings("HOST_CONCURRENCY", "1").unwrap().host_concurrency, 1);
+        assert!(settings("HOST_CONCURRENCY", "0").unwrap_err().contains("HOST_CONCURRENCY"));
+        assert!(settings("HOST_CONCURRENCY", "65").unwrap_err().contains("64"));
+        assert!(!settings("ROLLBACK_ON_FAILURE", "false").unwrap().rollback_on_failure);
+        assert!(settings("ROLLBACK_ON_FAILURE", "maybe").unwrap_err().contains("ROLLBACK_ON_FAILURE"));
     }
 }

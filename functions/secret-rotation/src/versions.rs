@@ -5,6 +5,7 @@ use aws_sdk_secretsmanager::Client;
 
 use crate::error::RotationError;
 use crate::event::RotationEvent;
+use crate::secret::{Origin, SecretDoc, Server};
 
 pub const CURRENT: &str = "AWSCURRENT";
 pub const PENDING: &str = "AWSPENDING";
@@ -76,4 +77,37 @@ pub fn sm_error<E: std::error::Error + 'static>(operation: &'static str, secret_
         secret_id: secret_id.to_owned(),
         message: DisplayErrorContext(err).to_string(),
     }
+}
+
+/// A version's value as a secret document, seen on `server` when the step works on one server
+/// of a `hosts` secret; `None` when the version has no value.
+pub async fn read_doc(
+    client: &Client,
+    secret_id: &str,
+    stage: &'static str,
+    version: Option<&str>,
+    server: Option<&Server>,
+) -> Result<Option<SecretDoc>, RotationError> {
+    let origin = Origin { secret_id, stage };
+    let Some(text) = secret_string(client, secret_id, stage, version).await? else { return Ok(None) };
+    let doc = SecretDoc::parse(&text, origin)?;
+    match server {
+        Some(server) => doc.on_server(server, origin).map(Some),
+        None => Ok(Some(doc)),
+    }
+}
+
+/// As [`read_doc`], for a version that must have a value.
+pub async fn require_doc(
+    client: &Client,
+    secret_id: &str,
+    stage: &'static str,
+    version: Option<&str>,
+    server: Option<&Server>,
+) -> Result<SecretDoc, RotationError> {
+    read_doc(client, secret_id, stage, version, server).await?.ok_or_else(|| RotationError::MalformedSecret {
+        secret_id: secret_id.to_owned(),
+        stage: stage.to_owned(),
+        reason: "the version has no secret string".into(),
+    })
 }

@@ -32,3 +32,50 @@ impl Drop for Forward {
         self.task.abort();
     }
 }
+
+/// A loopback forwarder that can be held shut: while held, connections are accepted and then
+/// wait, unanswered, as they would at a server that hangs (a stalled host, a dropped route);
+/// once opened, they go through. How a test makes one server of several hang half-way.
+pub struct Gate {
+    pub port: u16,
+    open: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Gate {
+    /// Forwards connections on a free loopback port to `127.0.0.1:backend_port`, open at first.
+    pub async fn start(backend_port: u16) -> Gate {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("binding the gate");
+        let port = listener.local_addr().expect("the gate's address").port();
+        let (open, watch) = tokio::sync::watch::channel(true);
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut watch = watch.clone();
+                tokio::spawn(async move {
+                    if watch.wait_for(|open| *open).await.is_err() {
+                        return;
+                    }
+                    let Ok(mut backend) = TcpStream::connect(("127.0.0.1", backend_port)).await else { return };
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut backend).await;
+                });
+            }
+        });
+        Gate { port, open, task }
+    }
+
+    /// New connections wait from now on (those already through are not touched).
+    pub fn hold(&self) {
+        self.open.send_replace(false);
+    }
+
+    /// Lets the waiting connections, and every new one, through.
+    pub fn open(&self) {
+        self.open.send_replace(true);
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -44,17 +44,22 @@ pub async fn pg_user_secret(
     password: &str,
     extra: Value,
 ) -> String {
+    pg_user(pg, user, password).await;
+    let secret = json!({
+        "engine": "postgres", "host": "127.0.0.1", "port": pg.port,
+        "username": user, "password": password, "dbname": "postgres", "note": "kept across rotations"
+    });
+    create_secret(sm, name, &with_fields(secret, extra)).await
+}
+
+/// A login role `user` on `pg` with `password`.
+pub async fn pg_user(pg: &Postgres, user: &str, password: &str) {
     let superuser = pg.superuser().await;
     let create = superuser
         .query_one("SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', $1::text, $2::text)", &[&user, &password])
         .await
         .expect("quoting");
     superuser.batch_execute(create.get::<_, &str>(0)).await.expect("creating the user");
-    let secret = json!({
-        "engine": "postgres", "host": "127.0.0.1", "port": pg.port,
-        "username": user, "password": password, "dbname": "postgres", "note": "kept across rotations"
-    });
-    create_secret(sm, name, &with_fields(secret, extra)).await
 }
 
 /// A superuser master `rotator` on `pg`, and its secret `pg-master`; returns the secret's ARN.
@@ -84,16 +89,8 @@ pub async fn mariadb_master_secret(sm: &Client, db: &MariaDb, name: &str) -> Str
     create_secret(sm, name, &secret).await
 }
 
-/// A user `user` on `db` with SELECT and INSERT on the database `app`, and its secret `name`
-/// (with the fields of `extra`); returns the secret's ARN.
-pub async fn mariadb_user_secret(
-    sm: &Client,
-    db: &MariaDb,
-    name: &str,
-    user: &str,
-    password: &str,
-    extra: Value,
-) -> String {
+/// A user `user` on `db` with SELECT and INSERT on the database `app`.
+pub async fn mariadb_user(db: &MariaDb, user: &str, password: &str) {
     let mut admin = db.admin().await;
     // Account statements take no placeholders: quote as the function does.
     let quote = |text: &str| mysql_async::Value::from(text).as_sql(false);
@@ -104,6 +101,19 @@ pub async fn mariadb_user_secret(
         .expect("creating the user");
     admin.query_drop(format!("GRANT SELECT, INSERT ON app.* TO {quoted_user}@'%'")).await.expect("granting");
     let _ = admin.disconnect().await;
+}
+
+/// A user `user` on `db` with SELECT and INSERT on the database `app`, and its secret `name`
+/// (with the fields of `extra`); returns the secret's ARN.
+pub async fn mariadb_user_secret(
+    sm: &Client,
+    db: &MariaDb,
+    name: &str,
+    user: &str,
+    password: &str,
+    extra: Value,
+) -> String {
+    mariadb_user(db, user, password).await;
     let secret = json!({
         "engine": "mariadb", "host": "127.0.0.1", "port": db.port,
         "username": user, "password": password, "dbname": "app"
