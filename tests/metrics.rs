@@ -239,4 +239,42 @@ async fn secret_rotation_reports_a_single_users_password_downtime() {
     assert_eq!(dimensions(downtime), json!([["FunctionName", "Source"]]));
     assert_eq!(downtime["Source"], "PendingVersionCreated");
     assert!(downtime["PasswordDowntimeMs"].as_f64().is_some_and(|ms| ms >= 0.0), "{downtime}");
+    let hosts = records.iter().find(|r| r.get("HostsRotated").is_some()).expect("HostsRotated");
+    assert_eq!((hosts["HostsRotated"].as_f64(), unit(hosts, "HostsRotated")), (Some(1.0), "Count".into()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_rotation_counts_the_servers_a_failed_step_rolled_back() {
+    let moto = Moto::start();
+    let sm = aws_sdk_secretsmanager::Client::new(&moto.sdk_config().await);
+    let pg = harness_services::postgres::Postgres::start();
+    harness_services::secrets::pg_user(&pg, "fleet", "old-Passw0rd").await;
+    // The second server is a port nothing listens on: setSecret fails there after changing the first.
+    let closed = harness_runtime::process::free_port();
+    let secret = json!({
+        "engine": "postgres", "username": "fleet", "password": "old-Passw0rd", "dbname": "postgres", "ssl": true,
+        "hosts": [{"host": "127.0.0.1", "port": pg.port}, {"host": "127.0.0.1", "port": closed}]
+    });
+    let id = harness_services::secrets::create_secret(&sm, "fleet-rollback", &secret).await;
+    let token = "e4444444-4444-4444-8444-444444444444";
+    begin_rotation(&sm, &id, token).await;
+    let log = log_file("secret-rotation-rollback");
+    let api = RuntimeApi::start().await;
+    let mut env = moto.env();
+    env.push(("DB_CA_BUNDLE".into(), pg.ca.display().to_string()));
+    let function = api.spawn_function(
+        &function_binary("secret-rotation"),
+        "rotation-rollback-fn",
+        &json_logging(env),
+        Output::File(log.clone()),
+    );
+    let step = |name: &str| json!({"Step": name, "SecretId": id, "ClientRequestToken": token});
+    api.invoke(&step("createSecret"), LIMIT).await.response();
+    api.invoke(&step("setSecret"), LIMIT).await.error();
+    drop(function);
+    assert!(pg.can_log_in("fleet", "old-Passw0rd").await, "the first server was put back");
+    let records = emf_records(&log);
+    let rolled_back = records.iter().find(|r| r.get("ServersRolledBack").is_some()).expect("ServersRolledBack");
+    assert_eq!(rolled_back["ServersRolledBack"].as_f64(), Some(1.0), "{rolled_back}");
+    assert!(records.iter().all(|r| r.get("HostsRotated").is_none()), "a failed setSecret rotated no servers");
 }

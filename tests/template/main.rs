@@ -555,6 +555,9 @@ fn the_dashboard_shows_each_function_and_the_suites_metrics() {
         "PollDuration",
         "Greetings",
         "BadRequests",
+        "ReplicationWaitMs",
+        "HostsRotated",
+        "ServersRolledBack",
     ] {
         assert!(all.contains(&format!("\"{metric}\"")), "{metric} is not on the dashboard");
     }
@@ -562,6 +565,7 @@ fn the_dashboard_shows_each_function_and_the_suites_metrics() {
         all.contains("StepsSucceeded") || all.contains("{OpsSuite,FunctionName,Engine}"),
         "rotation steps by engine"
     );
+    assert!(all.contains("MetricName=\\\"PasswordDowntimeMs\\\""), "the password downtime, by source");
     let log = widgets.iter().find(|w| w["type"] == "log").expect("a Logs Insights widget");
     assert!(
         log["properties"]["query"]
