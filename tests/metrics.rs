@@ -244,6 +244,51 @@ async fn secret_rotation_reports_a_single_users_password_downtime() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_rotation_measures_a_mariadb_users_downtime_from_when_the_password_changed() {
+    let moto = Moto::start();
+    let sm = aws_sdk_secretsmanager::Client::new(&moto.sdk_config().await);
+    let db = harness_services::mariadb::MariaDb::start();
+    let id =
+        harness_services::secrets::mariadb_user_secret(&sm, &db, "downtime-maria", "shop", "old-Passw0rd", json!({}))
+            .await;
+    // The user may read its own account row, where MariaDB keeps password_last_changed.
+    let mut admin = db.admin().await;
+    mysql_async::prelude::Queryable::query_drop(&mut admin, "GRANT SELECT ON mysql.global_priv TO 'shop'@'%'")
+        .await
+        .expect("grant");
+    let token = "e5555555-5555-4555-8555-555555555555";
+    begin_rotation(&sm, &id, token).await;
+    // The pending version is made well before setSecret: a downtime measured from its creation
+    // would be at least this long.
+    let log = log_file("secret-rotation-downtime-maria");
+    let api = RuntimeApi::start().await;
+    let mut env = moto.env();
+    env.push(("DB_CA_BUNDLE".into(), db.ca.display().to_string()));
+    let function = api.spawn_function(
+        &function_binary("secret-rotation"),
+        "rotation-downtime-maria-fn",
+        &json_logging(env),
+        Output::File(log.clone()),
+    );
+    let step = |name: &str| json!({"Step": name, "SecretId": id, "ClientRequestToken": token});
+    api.invoke(&step("createSecret"), LIMIT).await.response();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    for name in ["setSecret", "testSecret", "finishSecret"] {
+        api.invoke(&step(name), LIMIT).await.response();
+    }
+    drop(function);
+    let records = emf_records(&log);
+    let downtime = records
+        .iter()
+        .find(|r| r.get("PasswordDowntimeMs").is_some())
+        .unwrap_or_else(|| panic!("no PasswordDowntimeMs: {records:?}"));
+    assert_eq!(downtime["Source"], "PasswordLastChanged", "{downtime}");
+    let ms = downtime["PasswordDowntimeMs"].as_f64().expect("a number");
+    // From setSecret (to the second MariaDB keeps), not from createSecret 6 s earlier.
+    assert!((0.0..5000.0).contains(&ms), "{downtime}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secret_rotation_counts_the_servers_a_failed_step_rolled_back() {
     let moto = Moto::start();
     let sm = aws_sdk_secretsmanager::Client::new(&moto.sdk_config().await);

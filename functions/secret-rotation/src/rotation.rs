@@ -117,7 +117,7 @@ pub(crate) async fn run_step(
     }
     let moved = finish_secret(client, event, versions.current_version.as_deref()).await?;
     if plan.single_user {
-        report_password_downtime(client, event).await;
+        report_password_downtime(clients, settings, event, &plan).await;
     }
     wait_for_replicas(client, &event.secret_id, settings.replication_poll, stop_at).await?;
     Ok(moved)
@@ -706,24 +706,68 @@ async fn test_secret(
 }
 
 /// A single user's password changed at setSecret, so anyone still reading AWSCURRENT logged in
-/// with a password the database no longer took until now: that window, measured from the pending
-/// version's creation (an upper bound: setSecret ran after it), as `PasswordDowntimeMs`.
-/// Best-effort: a failed read costs the metric, never the step.
-async fn report_password_downtime(client: &Client, event: &RotationEvent) {
-    let read = client.get_secret_value().secret_id(&event.secret_id).version_id(&event.token).version_stage(CURRENT);
-    // Bounded: the metric must not hold the step's answer.
-    let read = tokio::time::timeout(std::time::Duration::from_secs(2), read.send()).await;
-    let created = read
-        .ok()
-        .and_then(Result::ok)
-        .and_then(|out| out.created_date().copied())
-        .and_then(|d| std::time::SystemTime::try_from(d).ok());
-    match created.and_then(|created| std::time::SystemTime::now().duration_since(created).ok()) {
-        Some(downtime) => crate::metrics::downtime_metrics(downtime, "PendingVersionCreated").emit(),
+/// with a password the database no longer took until now: that window, as `PasswordDowntimeMs`.
+/// Its start is when the password changed where the server says so and the user may read it
+/// (MySQL's `password_last_changed`, the earliest of the servers), else the pending version's
+/// creation (an upper bound: setSecret ran after it). Best-effort and bounded: a failed read
+/// costs the metric, never the step.
+async fn report_password_downtime(clients: &AwsClients, settings: &Settings, event: &RotationEvent, plan: &Plan) {
+    let started = if plan.servers.engine == EngineKind::MySql {
+        let changed = tokio::time::timeout(
+            std::time::Duration::from_secs(3),
+            password_last_changed(clients, settings, event, plan),
+        );
+        changed.await.ok().flatten().map(|at| (at, "PasswordLastChanged"))
+    } else {
+        None
+    };
+    let started = match started {
+        Some(started) => Some(started),
+        None => pending_created(&clients.secrets, event).await.map(|at| (at, "PendingVersionCreated")),
+    };
+    match started.and_then(|(at, source)| Some((std::time::SystemTime::now().duration_since(at).ok()?, source))) {
+        Some((downtime, source)) => crate::metrics::downtime_metrics(downtime, source).emit(),
         None => {
-            tracing::warn!(secret_id = %event.secret_id, "could not read the pending version's creation time; PasswordDowntimeMs not reported")
+            tracing::warn!(secret_id = %event.secret_id, "could not read when the password changed; PasswordDowntimeMs not reported")
         }
     }
+}
+
+/// The earliest `password_last_changed` of the servers, logged in as the new AWSCURRENT; `None`
+/// unless every server answered it.
+async fn password_last_changed(
+    clients: &AwsClients,
+    settings: &Settings,
+    event: &RotationEvent,
+    plan: &Plan,
+) -> Option<std::time::SystemTime> {
+    let list = plan.servers.list.as_deref();
+    let results = on_each_server(event, list, settings.host_concurrency, |event| async move {
+        let origin = Origin { secret_id: &event.secret_id, stage: CURRENT };
+        let doc =
+            require_doc(&clients.secrets, &event.secret_id, CURRENT, Some(&event.token), event.server.as_ref()).await?;
+        let spec = doc.connection(origin)?;
+        engine::password_changed_at(&spec, &settings.db)
+            .await
+            .map_err(|e| db_error(Step::FinishSecret, &event.secret_id, e))
+    })
+    .await;
+    let mut earliest: Option<std::time::SystemTime> = None;
+    for (_, result) in results {
+        let at = result.ok().flatten()?;
+        earliest = Some(earliest.map_or(at, |e| e.min(at)));
+    }
+    earliest
+}
+
+/// When the rotation's version was created (it is AWSCURRENT now), bounded by 2 s.
+async fn pending_created(client: &Client, event: &RotationEvent) -> Option<std::time::SystemTime> {
+    let read = client.get_secret_value().secret_id(&event.secret_id).version_id(&event.token).version_stage(CURRENT);
+    let read = tokio::time::timeout(std::time::Duration::from_secs(2), read.send()).await;
+    read.ok()
+        .and_then(Result::ok)
+        .and_then(|out| out.created_date().copied())
+        .and_then(|d| std::time::SystemTime::try_from(d).ok())
 }
 
 /// finishSecret moves AWSCURRENT only to a version that can serve: it has a value of the same

@@ -183,6 +183,19 @@ pub async fn check_login(spec: &ConnectionSpec, settings: &DbSettings) -> Result
     }
 }
 
+/// When the password of the account `spec` logs in as last changed, where the server keeps it
+/// and the account may read it (MySQL and MariaDB); `None` otherwise.
+pub async fn password_changed_at(
+    spec: &ConnectionSpec,
+    settings: &DbSettings,
+) -> Result<Option<std::time::SystemTime>, DbError> {
+    let seconds = match spec.kind {
+        EngineKind::MySql => mysql::password_changed_at(spec, settings).await?,
+        EngineKind::Postgres | EngineKind::Generic => None,
+    };
+    Ok(seconds.map(|s| std::time::UNIX_EPOCH + Duration::from_secs(s)))
+}
+
 /// Logged in as `spec`, changes that user's own password.
 pub async fn set_own_password(spec: &ConnectionSpec, new_password: &str, settings: &DbSettings) -> Result<(), DbError> {
     match spec.kind {

@@ -96,6 +96,29 @@ async fn literal(conn: &mut Conn, text: &str) -> Result<String, DbError> {
     Ok(Value::from(text).as_sql(quoting(conn).await?))
 }
 
+/// When the logged-in account's password last changed, in seconds since the epoch: MySQL's
+/// `mysql.user.password_last_changed`, MariaDB's `password_last_changed` in `mysql.global_priv`.
+/// `None` where the account may not read them, as most single users may not.
+pub async fn password_changed_at(spec: &ConnectionSpec, settings: &DbSettings) -> Result<Option<u64>, DbError> {
+    let mut conn = connect(spec, settings).await?;
+    let version: Option<String> = conn.query_first("SELECT VERSION()").await.map_err(query_error)?;
+    let query = if version.unwrap_or_default().contains("MariaDB") {
+        "SELECT CAST(JSON_VALUE(Priv, '$.password_last_changed') AS UNSIGNED) FROM mysql.global_priv \
+         WHERE CONCAT(User, '@', Host) = CURRENT_USER()"
+    } else {
+        "SELECT CAST(UNIX_TIMESTAMP(password_last_changed) AS UNSIGNED) FROM mysql.user \
+         WHERE CONCAT(User, '@', Host) = CURRENT_USER()"
+    };
+    let seen: Result<Option<Option<u64>>, _> = conn.query_first(query).await;
+    let _ = conn.disconnect().await;
+    match seen {
+        Ok(seen) => Ok(seen.flatten()),
+        // 1142: SELECT denied on the table; 1143: on a column.
+        Err(mysql_async::Error::Server(ref e)) if [1142, 1143].contains(&e.code) => Ok(None),
+        Err(e) => Err(query_error(e)),
+    }
+}
+
 pub async fn check_login(spec: &ConnectionSpec, settings: &DbSettings) -> Result<(), DbError> {
     let mut conn = connect(spec, settings).await?;
     let _: Option<i64> = conn.query_first("SELECT 1").await.map_err(query_error)?;
