@@ -11,6 +11,7 @@
 //! - `hosts`: secrets listing several servers; rollback, kills and deadlines half-way.
 //! - `generic`: secrets with no database behind them.
 //! - `refusals`: unusable events and secrets, and hostile ones aimed at the master.
+//! - `readers`: a read replica of the master's database as the user's host.
 //! - `tls`: the shipped roots, and a certificate that cannot be verified.
 //! - `rds`: master secrets that RDS manages, found through the RDS API.
 //!
@@ -24,5 +25,6 @@ mod parity;
 mod pgbouncer;
 mod postgres;
 mod rds;
+mod readers;
 mod refusals;
 mod tls;

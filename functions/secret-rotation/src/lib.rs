@@ -12,6 +12,7 @@ mod metrics;
 mod pair;
 mod password;
 mod rds_master;
+mod rds_readers;
 mod replication;
 mod rollback;
 mod rotation;

@@ -10,6 +10,7 @@ use crate::event::{RotationEvent, Step};
 use crate::fleet::{check_master_lists_the_servers, first_failure, on_each_server, Servers};
 use crate::pair::UserPair;
 use crate::rds_master;
+use crate::rds_readers;
 use crate::replication::wait_for_replicas;
 use crate::rollback;
 use crate::secret::{Origin, SecretDoc};
@@ -552,6 +553,10 @@ struct Alternation {
     pair: UserPair,
     /// The current version records no pair: this rotation makes the first.
     first_pairing: bool,
+    /// The user's host is a reader of the master's database (a read replica, an instance or the
+    /// reader endpoint of its cluster): passwords are set through the master's server and reach
+    /// the user's by replication.
+    reader: bool,
 }
 
 /// Reads the current and master secrets and checks that, with the pending version, they
@@ -571,9 +576,27 @@ async fn alternation(
     let master = master_connection(clients, master_arn, &master_doc).await?;
     let refused = |reason| RotationError::Refused { secret_id: secret_id.clone(), reason };
     let pair = recorded_pair(pending, &current_doc, &current.username, secret_id)?;
-    check_alternation(&current, target, &master, &pair).map_err(refused)?;
+    let (reader, why_not_a_reader) = match reads_from(clients, &current, &master).await {
+        Ok(reader) => (reader, String::new()),
+        Err(e) => (false, format!(" (RDS could not say whether it is a reader of the master's database: {e})")),
+    };
+    check_alternation(&current, target, &master, &pair, reader)
+        .map_err(|reason| refused(reason + &why_not_a_reader))?;
     let first_pairing = UserPair::recorded(&current_doc).map_err(refused)?.is_none();
-    Ok(Alternation { current, master, pair, first_pairing })
+    Ok(Alternation { current, master, pair, first_pairing, reader })
+}
+
+/// Whether the user's server, on another host or port than the master's but the same engine, is
+/// a reader of the master's database, as the RDS API lists them. No RDS call when both name
+/// the same server.
+async fn reads_from(clients: &AwsClients, user: &ConnectionSpec, master: &ConnectionSpec) -> Result<bool, String> {
+    let differ = fields_that_differ(master, user, false);
+    if differ.is_empty() || differ.contains(&"engine") {
+        return Ok(false);
+    }
+    let user_address = rds_readers::Address { host: &user.host, port: user.port };
+    let master_address = rds_readers::Address { host: &master.host, port: master.port };
+    rds_readers::is_reader_of(&clients.rds, user_address, master_address).await
 }
 
 /// Alternating users: when the pending user is the clone, it must hold exactly what the original
@@ -664,6 +687,7 @@ fn check_alternation(
     pending: &ConnectionSpec,
     master: &ConnectionSpec,
     pair: &UserPair,
+    reader_of_master: bool,
 ) -> Result<(), String> {
     let differ = fields_that_differ(pending, current, true);
     if !differ.is_empty() {
@@ -675,9 +699,12 @@ fn check_alternation(
             pending.username, current.username
         ));
     }
-    // The master names the server; its own dbname may be another database on it.
+    // The master names the server; its own dbname may be another database on it. A reader of
+    // the master's database is the other server allowed: the master's credentials still go
+    // only to the master's own server.
     let elsewhere = fields_that_differ(master, current, false);
-    if !elsewhere.is_empty() {
+    let allowed = elsewhere.is_empty() || (reader_of_master && !elsewhere.contains(&"engine"));
+    if !allowed {
         return Err(format!(
             "the master secret's {} differ from the user secret's: the master's credentials go only to the master's own database",
             elsewhere.join(", ")
@@ -700,9 +727,37 @@ async fn test_secret(
     let (pending, Some(spec)) = pending_version(&clients.secrets, event, engine).await? else {
         return Ok(StepOutcome::GenericValidated);
     };
-    engine::check_login(&spec, &settings.db).await.map_err(|e| db_error(Step::TestSecret, &event.secret_id, e))?;
+    let reader = match master_arn(settings, &pending, &event.secret_id)? {
+        Some(master_arn) => alternation(clients, event, &pending, &spec, master_arn).await?.reader,
+        None => false,
+    };
+    let login = if reader {
+        logs_in_once_replayed(&spec, settings).await
+    } else {
+        engine::check_login(&spec, &settings.db).await
+    };
+    login.map_err(|e| db_error(Step::TestSecret, &event.secret_id, e))?;
     check_clone_parity(clients, settings, event, &pending, &spec).await?;
     Ok(StepOutcome::PendingLogsIn)
+}
+
+/// How long testSecret waits for a reader to replay the new password, within the step's time.
+const READER_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// A reader learns the password setSecret set on the writer once it has replayed it: logs in
+/// again every half second until it does, a refusal other than the password's ends the wait,
+/// and so does `READER_WAIT` (or, before it, the step's own deadline).
+async fn logs_in_once_replayed(spec: &ConnectionSpec, settings: &Settings) -> Result<(), DbError> {
+    let started = tokio::time::Instant::now();
+    loop {
+        match engine::check_login(spec, &settings.db).await {
+            Err(e) if e.is_auth_failure() && started.elapsed() < READER_WAIT => {
+                tracing::info!(host = %spec.host, port = spec.port, "the reader does not take the new password yet; waiting for replication");
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// A single user's password changed at setSecret, so anyone still reading AWSCURRENT logged in
@@ -864,7 +919,7 @@ mod tests {
     fn alternation_is_checked_before_the_master_credentials_are_used() {
         let check_alternation = |current: &ConnectionSpec, pending: &ConnectionSpec, master: &ConnectionSpec| {
             let original = current.username.strip_suffix("_clone").unwrap_or(&current.username);
-            check_alternation(current, pending, master, &pair(original))
+            check_alternation(current, pending, master, &pair(original), false)
         };
         let master = spec("db.internal", 5432, "admin");
         let current = spec("db.internal", 5432, "app");
@@ -884,6 +939,25 @@ mod tests {
         let admin_clone = spec("db.internal", 5432, "admin_clone");
         assert!(check_alternation(&admin_clone, &spec("db.internal", 5432, "admin"), &master)
             .expect_err("master")
+            .contains("master's own user"));
+    }
+
+    #[test]
+    fn a_reader_of_the_masters_database_may_be_on_another_server_and_nothing_else_changes() {
+        let master = spec("writer.internal", 5432, "admin");
+        let reader = spec("replica.internal", 5433, "app");
+        let clone = spec("replica.internal", 5433, "app_clone");
+        assert!(check_alternation(&reader, &clone, &master, &pair("app"), false).is_err(), "not a reader: refused");
+        assert_eq!(check_alternation(&reader, &clone, &master, &pair("app"), true), Ok(()));
+        // The pending version must still name the same server as the current one.
+        let moved = spec("elsewhere.internal", 5433, "app_clone");
+        assert!(check_alternation(&reader, &moved, &master, &pair("app"), true).unwrap_err().contains("host"));
+        let mysql_master = ConnectionSpec { kind: EngineKind::MySql, ..master.clone() };
+        assert!(check_alternation(&reader, &clone, &mysql_master, &pair("app"), true).unwrap_err().contains("engine"));
+        let admin = spec("replica.internal", 5433, "admin_clone");
+        let back = spec("replica.internal", 5433, "admin");
+        assert!(check_alternation(&admin, &back, &master, &pair("admin"), true)
+            .unwrap_err()
             .contains("master's own user"));
     }
 

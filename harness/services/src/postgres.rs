@@ -83,6 +83,37 @@ impl Postgres {
         postgres
     }
 
+    /// A streaming standby of `primary` (`pg_basebackup -R`): read-only, replaying what the
+    /// primary writes, roles and passwords included; a read replica as RDS makes one. Its own
+    /// port, folder and test CA.
+    pub fn standby_of(primary: &Postgres) -> Postgres {
+        let dir = scratch_dir("postgres-standby");
+        let data = dir.join("data");
+        std::fs::create_dir_all(&dir).expect("creating the standby folder");
+        let certs = TestCerts::create(&dir.join("certs"));
+        let owner = primary.owner;
+        chown_tree(&dir, owner);
+        std::fs::set_permissions(&certs.server_key, std::fs::Permissions::from_mode(0o600)).expect("key mode");
+        let output = as_owner(&mut Command::new(pg_bin("pg_basebackup")), owner)
+            .args(["-h", "127.0.0.1", "-p", &primary.port.to_string(), "-U", SUPERUSER, "-D"])
+            .arg(&data)
+            .args(["-R", "-X", "stream", "--no-sync"])
+            .env("PGPASSWORD", SUPERUSER_PASSWORD)
+            .output()
+            .expect("running pg_basebackup");
+        assert!(output.status.success(), "pg_basebackup: {}", String::from_utf8_lossy(&output.stderr));
+        let mut standby = Postgres {
+            port: free_port(),
+            ca: certs.ca,
+            dir,
+            settings: vec!["hot_standby=on".into()],
+            process: None,
+            owner,
+        };
+        standby.run_server();
+        standby
+    }
+
     /// What the server has logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
