@@ -77,29 +77,43 @@ async fn every_server_a_secret_lists_takes_the_new_password_and_the_list_is_kept
     }
 }
 
+/// A session on `pg` that holds `user`'s row locked (as a DBA's open transaction would), so an
+/// `ALTER ROLE` of it waits until `lock_timeout`.
+async fn hold_role_lock(pg: &Postgres, user: &str) -> tokio_postgres::Client {
+    let holder = pg.superuser().await;
+    holder.batch_execute(&format!("BEGIN; ALTER ROLE {user} CONNECTION LIMIT 50;")).await.expect("holding the row");
+    holder
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_down_half_way_is_rolled_back_everywhere_and_the_retry_converges() {
+async fn a_server_failing_half_way_is_rolled_back_everywhere_and_the_retry_converges() {
     let scene = scene().await;
-    let (pg1, mut pg2) = (Postgres::start(), Postgres::start());
+    let pg1 = Postgres::start_with(&[("log_statement", "ddl")]);
+    let pg2 = Postgres::start();
     for pg in [&pg1, &pg2] {
         pg_user(pg, "fleet", OLD).await;
     }
-    let settings = settings_trusting_all(&[&pg1.ca, &pg2.ca]);
-    let id = pg_fleet_secret(&scene, "pg-fleet-down", "fleet", &[pg1.port, pg2.port], json!({})).await;
+    let mut settings = settings_trusting_all(&[&pg1.ca, &pg2.ca]);
+    settings.db.statement_timeout = Duration::from_secs(2);
+    settings.host_concurrency = 1;
+    let id = pg_fleet_secret(&scene, "pg-fleet-half-way", "fleet", &[pg1.port, pg2.port], json!({})).await;
     let token = "f2222222-2222-4222-8222-222222222222";
     begin_rotation(&scene.sm, &id, token).await;
     step(&scene, &settings, "createSecret", &id, token).await.expect("createSecret");
     let new = pending_password(&scene, &id, token).await;
 
-    pg2.stop();
-    let error = step(&scene, &settings, "setSecret", &id, token).await.expect_err("one server is down");
-    assert_eq!(error.error_type(), "DatabaseUnreachable", "the original failure is the answer: {error}");
-    assert!(pg1.can_log_in("fleet", OLD).await, "the server that took the new password was put back");
+    // Both servers take the current password, so setSecret starts; the second then fails.
+    let holder = hold_role_lock(&pg2, "fleet").await;
+    let error = step(&scene, &settings, "setSecret", &id, token).await.expect_err("the second server is locked");
+    assert_eq!(error.error_type(), "DatabaseStatementTimeout", "the original failure is the answer: {error}");
+    let changes = pg1.log().matches("ALTER ROLE").count();
+    assert_eq!(changes, 2, "the first server was changed, then changed back:\n{}", pg1.log());
+    assert!(pg1.can_log_in("fleet", OLD).await, "the first server holds the current password again");
     assert!(!pg1.can_log_in("fleet", &new).await);
-    assert_eq!(stages_of(&scene, &id, token).await, ["AWSPENDING"], "a server down is transient: AWSPENDING stays");
+    assert!(pg2.can_log_in("fleet", OLD).await, "the second server was never changed");
+    assert_eq!(stages_of(&scene, &id, token).await, ["AWSPENDING"], "a lock is transient: AWSPENDING stays");
 
-    pg2.restart();
-    assert!(pg2.can_log_in("fleet", OLD).await, "the server that was down was never changed");
+    holder.batch_execute("ROLLBACK").await.expect("release");
     for name in ["setSecret", "testSecret", "finishSecret"] {
         step(&scene, &settings, name, &id, token).await.unwrap_or_else(|e| panic!("{name}: {e}"));
     }
@@ -111,20 +125,50 @@ async fn a_server_down_half_way_is_rolled_back_everywhere_and_the_retry_converge
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_rollback_a_failed_set_leaves_the_servers_as_they_were_left() {
+async fn a_server_down_fails_the_step_before_any_server_changes() {
     let scene = scene().await;
-    let (pg1, mut pg2) = (Postgres::start(), Postgres::start());
+    let pg1 = Postgres::start_with(&[("log_statement", "ddl")]);
+    let mut pg2 = Postgres::start();
     for pg in [&pg1, &pg2] {
         pg_user(pg, "fleet", OLD).await;
     }
-    let settings = Settings { rollback_on_failure: false, ..settings_trusting_all(&[&pg1.ca, &pg2.ca]) };
+    let settings = settings_trusting_all(&[&pg1.ca, &pg2.ca]);
+    let id = pg_fleet_secret(&scene, "pg-fleet-down", "fleet", &[pg1.port, pg2.port], json!({})).await;
+    let token = "f2222222-2222-4222-8222-222222222223";
+    begin_rotation(&scene.sm, &id, token).await;
+    step(&scene, &settings, "createSecret", &id, token).await.expect("createSecret");
+    let ddl_before = pg1.log().matches("ALTER ROLE").count();
+    pg2.stop();
+    let error = step(&scene, &settings, "setSecret", &id, token).await.expect_err("one server is down");
+    assert_eq!(error.error_type(), "DatabaseUnreachable", "{error}");
+    assert_eq!(pg1.log().matches("ALTER ROLE").count(), ddl_before, "no server was changed, so none flip-flops");
+    assert!(pg1.can_log_in("fleet", OLD).await);
+    assert_eq!(stages_of(&scene, &id, token).await, ["AWSPENDING"]);
+    pg2.restart();
+    for name in ["setSecret", "testSecret", "finishSecret"] {
+        step(&scene, &settings, name, &id, token).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let new = current(&scene.sm, &id).await["password"].as_str().expect("password").to_owned();
+    assert!(pg1.can_log_in("fleet", &new).await && pg2.can_log_in("fleet", &new).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_rollback_a_failed_set_leaves_the_servers_as_they_were_left() {
+    let scene = scene().await;
+    let (pg1, pg2) = (Postgres::start(), Postgres::start());
+    for pg in [&pg1, &pg2] {
+        pg_user(pg, "fleet", OLD).await;
+    }
+    let mut settings = Settings { rollback_on_failure: false, ..settings_trusting_all(&[&pg1.ca, &pg2.ca]) };
+    settings.db.statement_timeout = Duration::from_secs(2);
+    settings.host_concurrency = 1;
     let id = pg_fleet_secret(&scene, "pg-fleet-no-rollback", "fleet", &[pg1.port, pg2.port], json!({})).await;
     let token = "f3333333-3333-4333-8333-333333333333";
     begin_rotation(&scene.sm, &id, token).await;
     step(&scene, &settings, "createSecret", &id, token).await.expect("createSecret");
     let new = pending_password(&scene, &id, token).await;
-    pg2.stop();
-    step(&scene, &settings, "setSecret", &id, token).await.expect_err("one server is down");
+    let _holder = hold_role_lock(&pg2, "fleet").await;
+    step(&scene, &settings, "setSecret", &id, token).await.expect_err("the second server is locked");
     assert!(pg1.can_log_in("fleet", &new).await, "ROLLBACK_ON_FAILURE=false: today's behaviour");
 }
 
@@ -145,9 +189,10 @@ async fn a_step_killed_between_servers_converges_when_run_again() {
     step(&scene, &settings, "createSecret", &id, token).await.expect("createSecret");
     let new = pending_password(&scene, &id, token).await;
 
-    // The second server hangs; the step is dropped there, as a killed process stops: nothing
+    // The second server hangs once setSecret starts changing servers (its two logins of the
+    // check before go through); the step is dropped there, as a killed process stops: nothing
     // after that point runs, no rollback either.
-    gate.hold();
+    gate.hold_after(2);
     let killed = tokio::time::timeout(Duration::from_secs(5), step(&scene, &settings, "setSecret", &id, token)).await;
     assert!(killed.is_err(), "the step was still waiting on the second server");
     assert!(pg1.can_log_in("fleet", &new).await, "the first server took the new password before the kill");
@@ -182,15 +227,18 @@ async fn a_server_that_hangs_past_the_deadline_is_left_and_the_others_are_put_ba
     step(&scene, &settings, "createSecret", &id, token).await.expect("createSecret");
     let new = pending_password(&scene, &id, token).await;
 
-    gate.hold();
+    gate.hold_after(2);
     // 8 s to the step's end: the servers' work stops at 4 s, leaving the rest to the rollback.
     let stop_at = tokio::time::Instant::now() + Duration::from_secs(8);
     let error = step_until(&scene, &settings, "setSecret", &id, token, stop_at).await.expect_err("deadline");
-    assert!(matches!(error, RotationError::DeadlineExceeded { .. }), "{error}");
+    // The servers' own deadline, not the step's: it names the time kept for the rollback.
+    assert!(matches!(error, RotationError::DeadlineExceeded { margin_ms, .. } if margin_ms > 3000), "{error}");
     assert!(tokio::time::Instant::now() <= stop_at + Duration::from_millis(500), "answered within the step's time");
     assert!(pg1.can_log_in("fleet", OLD).await, "the first server was put back before the answer");
     assert!(!pg1.can_log_in("fleet", &new).await);
     assert_eq!(stages_of(&scene, &id, token).await, ["AWSPENDING"], "a deadline is transient: AWSPENDING stays");
+    gate.open();
+    assert!(pg2.can_log_in("fleet", OLD).await, "the hanging server was never changed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -269,7 +317,7 @@ async fn alternating_users_on_every_server_with_a_master_listing_the_same_server
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mariadb_servers_failing_half_way_are_rolled_back() {
+async fn a_mariadb_server_taking_none_of_the_passwords_fails_the_step_before_any_server_changes() {
     let scene = scene().await;
     let (db1, db2) = (MariaDb::start(), MariaDb::start());
     mariadb_user(&db1, "fleet", OLD).await;
@@ -283,10 +331,56 @@ async fn mariadb_servers_failing_half_way_are_rolled_back() {
     begin_rotation(&scene.sm, &id, token).await;
     step(&scene, &settings, "createSecret", &id, token).await.expect("createSecret");
     let new = pending_password(&scene, &id, token).await;
+    let changed = || async {
+        let mut admin = db1.admin().await;
+        let at: Option<Option<u64>> = mysql_async::prelude::Queryable::query_first(
+            &mut admin,
+            "SELECT CAST(JSON_VALUE(Priv, '$.password_last_changed') AS UNSIGNED) FROM mysql.global_priv WHERE User = 'fleet'",
+        )
+        .await
+        .expect("password_last_changed");
+        at.flatten()
+    };
+    let before = changed().await;
+    // A changed password would show a later second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let error = step(&scene, &settings, "setSecret", &id, token).await.expect_err("the second server refuses");
     assert_eq!(error.error_type(), "AuthFailed", "{error}");
-    assert!(db1.can_log_in("fleet", OLD).await, "the first server was put back");
+    assert_eq!(changed().await, before, "the first server was never changed");
+    assert!(db1.can_log_in("fleet", OLD).await);
     assert!(!db1.can_log_in("fleet", &new).await);
     assert!(db2.can_log_in("fleet", "someone-elses-Passw0rd").await, "the second server was not touched");
     assert_eq!(stages_of(&scene, &id, token).await, ["AWSPENDING"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_stays_while_a_server_that_may_hold_the_new_password_could_not_be_put_back() {
+    let scene = scene().await;
+    let (pg1, pg2) = (Postgres::start(), Postgres::start());
+    for pg in [&pg1, &pg2] {
+        pg_user(pg, "fleet", OLD).await;
+    }
+    let gate = Gate::start(pg2.port).await;
+    let settings = settings_trusting_all(&[&pg1.ca, &pg2.ca]);
+    let id = pg_fleet_secret(&scene, "pg-fleet-unrolled", "fleet", &[pg1.port, gate.port], json!({})).await;
+    let token = "fa111111-1111-4111-8111-111111111111";
+    begin_rotation(&scene.sm, &id, token).await;
+    for name in ["createSecret", "setSecret"] {
+        step(&scene, &settings, name, &id, token).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let new = pending_password(&scene, &id, token).await;
+    // The first server is put back on the old password behind the function's back: testSecret
+    // fails there, a failure no retry passes. The second passes its test, then hangs.
+    set_password(&pg1, "fleet", OLD).await;
+    gate.hold_after(1);
+    let stop_at = tokio::time::Instant::now() + Duration::from_secs(8);
+    let error = step_until(&scene, &settings, "testSecret", &id, token, stop_at).await.expect_err("refused on pg1");
+    assert_eq!(error.error_type(), "AuthFailed", "{error}");
+    assert_eq!(
+        stages_of(&scene, &id, token).await,
+        ["AWSPENDING"],
+        "the second server may still hold the pending password: it must stay in a version"
+    );
+    gate.open();
+    assert!(pg2.can_log_in("fleet", &new).await, "the second server could not be put back");
 }

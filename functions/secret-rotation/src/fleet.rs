@@ -28,28 +28,41 @@ where
     Fut: Future<Output = Result<T, RotationError>>,
 {
     let Some(servers) = servers else { return vec![(None, work(event.clone()).await)] };
-    let runs = servers.iter().map(|server| {
+    let runs = servers.iter().enumerate().map(|(index, server)| {
         let run = work(event.on(server));
-        async move { (Some(server.clone()), run.await) }
+        async move { (index, Some(server.clone()), run.await) }
     });
-    futures::stream::iter(runs).buffered(concurrency.max(1)).collect().await
+    // Unordered, so one slow server holds only its own place, not the ones behind it.
+    let mut done: Vec<_> = futures::stream::iter(runs).buffer_unordered(concurrency.max(1)).collect().await;
+    done.sort_by_key(|(index, _, _)| *index);
+    done.into_iter().map(|(_, server, result)| (server, result)).collect()
 }
 
-/// The first failure, logged with every other one (each names its server), or the results.
-pub(crate) fn first_failure<T>(step: &'static str, results: Vec<ServerResult<T>>) -> Result<Vec<T>, RotationError> {
+/// The results, or the failure that answers for all: the first that `decisive` picks (a
+/// failure no retry can pass outranks a passing one on an earlier server), else the first.
+/// Every failure is logged, naming its server.
+pub(crate) fn first_failure<T>(
+    step: &'static str,
+    results: Vec<ServerResult<T>>,
+    decisive: impl Fn(&RotationError) -> bool,
+) -> Result<Vec<T>, RotationError> {
     let mut done = Vec::with_capacity(results.len());
-    let mut first = None;
+    let mut failures = Vec::new();
     for (server, result) in results {
         match result {
             Ok(value) => done.push(value),
             Err(error) => {
                 let host = server.as_ref().map(Server::describe);
                 tracing::warn!(step, server = host.as_deref().unwrap_or("the secret's host"), error_type = error.error_type(), error = %error, "the step failed on a server");
-                first.get_or_insert(error);
+                failures.push(error);
             }
         }
     }
-    first.map_or(Ok(done), Err)
+    if failures.is_empty() {
+        return Ok(done);
+    }
+    let pick = failures.iter().position(&decisive).unwrap_or(0);
+    Err(failures.swap_remove(pick))
 }
 
 /// A master secret for a `hosts` secret must list the same servers, so its credentials go only

@@ -14,17 +14,26 @@ use crate::secret::{Origin, Server};
 use crate::settings::Settings;
 use crate::versions::{read_doc, require_doc, sm_error, CURRENT, PENDING};
 
+/// What a rollback did.
+pub(crate) struct RolledBack {
+    /// Servers that held the pending password and now hold the current one.
+    pub put_back: usize,
+    /// Servers that could not be checked or put back in time (`host:port`, or "the secret's
+    /// host"): they may still hold the pending password.
+    pub not_put_back: Vec<String>,
+}
+
 /// Puts the AWSCURRENT password back on every server where the pending password logs in. Which
 /// servers those are is found by logging in, so servers changed by an earlier run that was cut
 /// short are found too. A server that cannot be reached, or not before `stop_at`, is logged and
-/// left: the retry's setSecret finds it. Answers how many servers were put back.
+/// left: the retry's setSecret finds it.
 pub(crate) async fn put_current_back(
     clients: &AwsClients,
     settings: &Settings,
     event: &RotationEvent,
     servers: Option<&[Server]>,
     stop_at: Option<tokio::time::Instant>,
-) -> usize {
+) -> RolledBack {
     let results = on_each_server(event, servers, settings.host_concurrency, |event| async move {
         let put_back = put_back_on(&clients.secrets, settings, &event);
         match stop_at {
@@ -40,21 +49,22 @@ pub(crate) async fn put_current_back(
         }
     })
     .await;
-    let mut put_back = 0;
+    let mut rolled = RolledBack { put_back: 0, not_put_back: Vec::new() };
     for (server, result) in results {
         let host = server.as_ref().map_or_else(|| "the secret's host".to_owned(), Server::describe);
         match result {
             Ok(true) => {
-                put_back += 1;
+                rolled.put_back += 1;
                 tracing::info!(secret_id = %event.secret_id, server = %host, "put the AWSCURRENT password back");
             }
             Ok(false) => {}
             Err(error) => {
-                tracing::error!(secret_id = %event.secret_id, server = %host, error_type = error.error_type(), error = %error, "could not put the AWSCURRENT password back; the retried setSecret finds this server")
+                tracing::error!(secret_id = %event.secret_id, server = %host, error_type = error.error_type(), error = %error, "could not put the AWSCURRENT password back; the retried setSecret finds this server");
+                rolled.not_put_back.push(host);
             }
         }
     }
-    put_back
+    rolled
 }
 
 /// On one server: `true` when it held the pending password and now holds the current one.
@@ -67,8 +77,13 @@ async fn put_back_on(client: &Client, settings: &Settings, event: &RotationEvent
     let current = require_doc(client, secret_id, CURRENT, None, server).await?;
     let pending = pending.connection(Origin { secret_id, stage: PENDING })?;
     let current = current.connection(Origin { secret_id, stage: CURRENT })?;
-    // Single user only: the user, and the server, are the same in both versions.
-    if pending.username != current.username || pending.password == current.password {
+    // Single user only: the user, and the server, are the same in both versions; AWSCURRENT's
+    // password goes to no server AWSCURRENT does not name.
+    let same_server = pending.kind == current.kind
+        && pending.host.eq_ignore_ascii_case(&current.host)
+        && pending.port == current.port
+        && pending.dbname == current.dbname;
+    if !same_server || pending.username != current.username || pending.password == current.password {
         return Ok(false);
     }
     let fail = |source| RotationError::Database { step: event.step.name(), secret_id: secret_id.clone(), source };

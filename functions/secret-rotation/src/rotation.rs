@@ -111,7 +111,7 @@ pub(crate) async fn run_step(
     };
     let outcome = on_the_servers(clients, settings, event, &plan, stop_at).await?;
     if event.step != Step::FinishSecret {
-        if event.step == Step::SetSecret {
+        if event.step == Step::SetSecret && plan.servers.engine != EngineKind::Generic {
             crate::metrics::hosts_metrics(plan.servers.count()).emit();
         }
         return Ok(outcome);
@@ -172,8 +172,8 @@ async fn on_the_servers(
     stop_at: Option<tokio::time::Instant>,
 ) -> Result<StepOutcome, RotationError> {
     let rolls_back = settings.rollback_on_failure && plan.single_user;
-    let reserve = stop_at.filter(|_| rolls_back).map(|stop_at| rollback_reserve(settings, stop_at));
-    let work = every_server(clients, settings, event, &plan.servers);
+    let reserve = stop_at.filter(|_| rolls_back).map(|stop_at| rollback_reserve(settings, &plan.servers, stop_at));
+    let work = every_server(clients, settings, event, plan);
     let result = match (stop_at, reserve) {
         (Some(stop_at), Some(reserve)) => tokio::time::timeout_at(stop_at - reserve, work).await.unwrap_or_else(|_| {
             Err(RotationError::DeadlineExceeded {
@@ -185,63 +185,112 @@ async fn on_the_servers(
         _ => work.await,
     };
     let Err(error) = result else { return result };
-    if settings.rollback_on_failure {
-        if plan.single_user {
-            let servers = plan.servers.list.as_deref();
-            let put_back = rollback::put_current_back(clients, settings, event, servers, stop_at).await;
-            crate::metrics::rollback_metrics(put_back).emit();
+    if !settings.rollback_on_failure {
+        return Err(error);
+    }
+    let mut every_server_back = true;
+    if plan.single_user {
+        let servers = plan.servers.list.as_deref();
+        // The rollback ends a moment before the step's time, so AWSPENDING can still be cleared.
+        let until = stop_at.map(|stop_at| stop_at.checked_sub(CLEARING_TIME).unwrap_or(stop_at));
+        let rolled = rollback::put_current_back(clients, settings, event, servers, until).await;
+        crate::metrics::rollback_metrics(rolled.put_back).emit();
+        every_server_back = rolled.not_put_back.is_empty();
+        if !every_server_back {
+            tracing::error!(secret_id = %event.secret_id, servers = %rolled.not_put_back.join(", "), "these servers may still hold the pending password; AWSPENDING is kept so the retry's setSecret finds them");
         }
-        if rollback::no_retry_can_pass(event.step, &error, plan.single_user) {
-            rollback::clear_pending(&clients.secrets, event).await;
-        }
+    }
+    // Only once no server may still hold the pending password: it would be in no version then.
+    if every_server_back && rollback::no_retry_can_pass(event.step, &error, plan.single_user) {
+        rollback::clear_pending(&clients.secrets, event).await;
     }
     Err(error)
 }
 
-/// The time kept back for a rollback: one login and one statement per server round (servers are
-/// put back `host_concurrency` at a time), never more than half of what the step has left.
-fn rollback_reserve(settings: &Settings, stop_at: tokio::time::Instant) -> std::time::Duration {
+/// Kept after the rollback, before the step's own stop time, to clear AWSPENDING and answer.
+const CLEARING_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The time kept back for a rollback: one login and one statement for each round of servers
+/// (they are put back `host_concurrency` at a time), and the time to clear AWSPENDING; never
+/// more than half of what the step has left.
+fn rollback_reserve(settings: &Settings, servers: &Servers, stop_at: tokio::time::Instant) -> std::time::Duration {
+    let rounds = servers.count().div_ceil(settings.host_concurrency.max(1));
     let one_round = settings.db.connect_timeout + settings.db.statement_timeout;
+    let wanted = one_round * u32::try_from(rounds).unwrap_or(u32::MAX) + CLEARING_TIME;
     let left = stop_at.saturating_duration_since(tokio::time::Instant::now());
-    one_round.min(left / 2)
+    wanted.min(left / 2)
 }
 
-/// The step's own work on each server, a few at a time; the first failure is the answer.
+/// The step's own work on each server, a few at a time. Of the failures, one no retry can pass
+/// answers first.
 async fn every_server(
     clients: &AwsClients,
     settings: &Settings,
     event: &RotationEvent,
-    servers: &Servers,
+    plan: &Plan,
 ) -> Result<StepOutcome, RotationError> {
-    let list = servers.list.as_deref();
+    let list = plan.servers.list.as_deref();
     let concurrency = settings.host_concurrency;
+    let decisive = |e: &RotationError| rollback::no_retry_can_pass(event.step, e, plan.single_user);
     let outcomes = match event.step {
         Step::SetSecret => {
+            // A single user's servers are first checked to take one of the secret's passwords,
+            // so one server that takes none fails the step before any other is changed (and
+            // changed back), on every retry.
+            if plan.single_user && list.is_some() {
+                let results = on_each_server(event, list, concurrency, |event| async move {
+                    takes_a_known_password(clients, settings, &event).await
+                })
+                .await;
+                first_failure(event.step.name(), results, decisive)?;
+            }
             let results = on_each_server(event, list, concurrency, |event| async move {
                 set_secret(clients, settings, &event, &mut None).await
             })
             .await;
-            first_failure(event.step.name(), results)?
+            first_failure(event.step.name(), results, decisive)?
         }
         Step::TestSecret => {
             let results = on_each_server(event, list, concurrency, |event| async move {
                 test_secret(clients, settings, &event, &mut None).await
             })
             .await;
-            first_failure(event.step.name(), results)?
+            first_failure(event.step.name(), results, decisive)?
         }
         Step::FinishSecret => {
             let results = on_each_server(event, list, concurrency, |event| async move {
                 pending_is_ready(clients, settings, &event, &mut None).await.map(|_| StepOutcome::PendingLogsIn)
             })
             .await;
-            first_failure(event.step.name(), results)?
+            first_failure(event.step.name(), results, decisive)?
         }
         Step::CreateSecret => unreachable_step(event)?,
     };
     // What was done somewhere says more than what was found done everywhere.
     let first = outcomes.first().copied().unwrap_or(StepOutcome::PendingLogsIn);
     Ok(outcomes.into_iter().find(|o| !o.was_already_done()).unwrap_or(first))
+}
+
+/// Whether the single user logs in on this server with the pending, current or previous
+/// password: one of them must, or setSecret cannot set it there. Changes nothing.
+async fn takes_a_known_password(
+    clients: &AwsClients,
+    settings: &Settings,
+    event: &RotationEvent,
+) -> Result<(), RotationError> {
+    let secret_id = &event.secret_id;
+    let fail = |e| db_error(Step::SetSecret, secret_id, e);
+    let server = event.server.as_ref();
+    let mut user = None;
+    for (stage, version) in [(PENDING, Some(event.token.as_str())), (CURRENT, None), (PREVIOUS, None)] {
+        let Ok(Some(doc)) = read_doc(&clients.secrets, secret_id, stage, version, server).await else { continue };
+        let Ok(spec) = doc.connection(Origin { secret_id, stage }) else { continue };
+        user.get_or_insert_with(|| spec.username.clone());
+        if logs_in(&spec, settings).await.map_err(fail)? {
+            return Ok(());
+        }
+    }
+    Err(fail(DbError::AuthFailed { user: user.unwrap_or_default() }))
 }
 
 /// createSecret never reaches the servers; this names the mistake instead of panicking.
@@ -395,7 +444,14 @@ async fn set_as_single_user(
     let fail = |e| db_error(Step::SetSecret, secret_id, e);
     let mut last_error = None;
     for stage in [CURRENT, PREVIOUS] {
-        let Some(doc) = read_doc(client, secret_id, stage, None, event.server.as_ref()).await? else { continue };
+        let doc = match read_doc(client, secret_id, stage, None, event.server.as_ref()).await {
+            Ok(Some(doc)) => doc,
+            Ok(None) => continue,
+            // An AWSPREVIOUS from before this server was listed (or from before `hosts`) is no
+            // fallback here, not a fault of the rotation.
+            Err(RotationError::MalformedSecret { .. }) if stage == PREVIOUS => continue,
+            Err(e) => return Err(e),
+        };
         let Ok(old) = doc.connection(Origin { secret_id, stage }) else { continue };
         if old.username != target.username {
             return Err(RotationError::MalformedSecret {

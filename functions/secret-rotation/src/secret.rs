@@ -9,7 +9,7 @@ use crate::engine::{ConnectionSpec, EngineKind, TlsMode};
 use crate::error::RotationError;
 
 /// Fields that make a secret a database secret, whatever its `engine` says.
-const DATABASE_FIELDS: [&str; 3] = ["host", "port", "dbname"];
+const DATABASE_FIELDS: [&str; 4] = ["host", "hosts", "port", "dbname"];
 
 #[derive(Clone, PartialEq)]
 pub struct SecretDoc {
@@ -111,15 +111,7 @@ impl SecretDoc {
                 .ok_or_else(|| origin.malformed(format!("missing \"{name}\"")))
         };
         let kind = self.engine(origin)?;
-        let port = match self.fields.get("port") {
-            None | Some(Value::Null) => kind.default_port(),
-            Some(Value::Number(n)) => n
-                .as_u64()
-                .and_then(|n| u16::try_from(n).ok())
-                .ok_or_else(|| origin.malformed("\"port\" is out of range"))?,
-            Some(Value::String(s)) => s.trim().parse().map_err(|_| origin.malformed("\"port\" is not a number"))?,
-            Some(_) => return Err(origin.malformed("\"port\" is not a number")),
-        };
+        let port = self.own_port(kind, origin)?;
         let tls = match self.fields.get("ssl") {
             None | Some(Value::Null) => TlsMode::Prefer,
             Some(Value::Bool(true)) => TlsMode::Require,
@@ -135,7 +127,7 @@ impl SecretDoc {
         let (host, port, dbname) = match first {
             Some(server) => {
                 let dbname = server.dbname.or_else(|| self.text("dbname").filter(|s| !s.is_empty()).map(str::to_owned));
-                (server.host, server.port.unwrap_or(port), dbname)
+                (server.host, server.port, dbname)
             }
             None => (required("host")?, port, self.text("dbname").filter(|s| !s.is_empty()).map(str::to_owned)),
         };
@@ -152,28 +144,38 @@ impl SecretDoc {
         })
     }
 
-    /// The servers of a secret that lists them in `hosts` (`[{"host", "port"?, "dbname"?}]`),
-    /// in order; `None` for a secret with one `host`. A list that cannot be read whole, is
-    /// empty, names a server twice, or sits beside `host` is refused: rotating some of a fleet's
+    /// The secret's own `port`, or the engine's default.
+    fn own_port(&self, kind: EngineKind, origin: Origin<'_>) -> Result<u16, RotationError> {
+        port_of(self.fields.get("port"))
+            .map(|port| port.unwrap_or_else(|| kind.default_port()))
+            .map_err(|why| origin.malformed(format!("\"port\" {why}")))
+    }
+
+    /// The servers of a secret that lists them in `hosts` (`[{"host", "port"?, "dbname"?}]`)
+    /// and has no `host`, in order, each with its port resolved (the entry's, else the secret's
+    /// own `port`, else the engine's default); `None` for a secret with a `host` (where `hosts`
+    /// is an ordinary field, as it was before servers could be listed). A list that cannot be
+    /// read whole, is empty, or names a server twice is refused: rotating some of a fleet's
     /// servers and not others would lock its readers out of the rest.
     pub fn servers(&self, origin: Origin<'_>) -> Result<Option<Vec<Server>>, RotationError> {
+        if self.text("host").is_some_and(|h| !h.is_empty()) {
+            return Ok(None);
+        }
         let list = match self.fields.get(HOSTS) {
             None | Some(Value::Null) => return Ok(None),
             Some(Value::Array(list)) => list,
             Some(_) => return Err(origin.malformed("\"hosts\" is not a list")),
         };
-        if self.text("host").is_some_and(|h| !h.is_empty()) {
-            return Err(origin.malformed("it has both \"host\" and \"hosts\"; keep one"));
-        }
         if list.is_empty() || list.len() > MAX_SERVERS {
             return Err(origin.malformed(format!("\"hosts\" must list 1 to {MAX_SERVERS} servers")));
         }
+        let default_port = self.own_port(self.engine(origin)?, origin)?;
         let mut servers: Vec<Server> = Vec::with_capacity(list.len());
         for (index, entry) in list.iter().enumerate() {
-            let server =
-                Server::from_entry(entry).map_err(|why| origin.malformed(format!("\"hosts\"[{index}] {why}")))?;
+            let server = Server::from_entry(entry, default_port)
+                .map_err(|why| origin.malformed(format!("\"hosts\"[{index}] {why}")))?;
             if servers.iter().any(|known| known.same_server(&server)) {
-                return Err(origin.malformed(format!("\"hosts\" lists {} twice", server.host)));
+                return Err(origin.malformed(format!("\"hosts\" lists {} twice", server.describe())));
             }
             servers.push(server);
         }
@@ -192,10 +194,7 @@ impl SecretDoc {
         let mut doc = self.clone();
         doc.fields.remove(HOSTS);
         doc.set_text("host", &entry.host);
-        // An entry without a port keeps the secret's own `port` (or the engine's default).
-        if let Some(port) = entry.port {
-            doc.set_field("port", Value::from(port));
-        }
+        doc.set_field("port", Value::from(entry.port));
         if let Some(dbname) = &entry.dbname {
             doc.set_text("dbname", dbname);
         }
@@ -213,26 +212,20 @@ pub const MAX_SERVERS: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Server {
     pub host: String,
-    /// `None`: the secret's own `port`, or the engine's default.
-    pub port: Option<u16>,
+    /// The entry's port, else the secret's own `port`, else the engine's default.
+    pub port: u16,
     pub dbname: Option<String>,
 }
 
 impl Server {
-    fn from_entry(entry: &Value) -> Result<Server, String> {
+    fn from_entry(entry: &Value, default_port: u16) -> Result<Server, String> {
         let Value::Object(entry) = entry else { return Err("is not an object".into()) };
         let host = match entry.get("host") {
             Some(Value::String(host)) if !host.is_empty() => host.clone(),
             _ => return Err("has no \"host\"".into()),
         };
-        let port = match entry.get("port") {
-            None | Some(Value::Null) => None,
-            Some(Value::Number(n)) => {
-                Some(n.as_u64().and_then(|n| u16::try_from(n).ok()).ok_or("has a \"port\" out of range")?)
-            }
-            Some(Value::String(s)) => Some(s.trim().parse().map_err(|_| "has a \"port\" that is not a number")?),
-            Some(_) => return Err("has a \"port\" that is not a number".into()),
-        };
+        let port =
+            port_of(entry.get("port")).map_err(|why| format!("has a \"port\" that {why}"))?.unwrap_or(default_port);
         let dbname = match entry.get("dbname") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
@@ -241,17 +234,26 @@ impl Server {
         Ok(Server { host, port, dbname })
     }
 
-    /// The same server: host names compare without case, ports as given.
+    /// The same server: host names compare without case (and without a final dot), ports once
+    /// resolved.
     pub fn same_server(&self, other: &Server) -> bool {
-        self.host.eq_ignore_ascii_case(&other.host) && self.port == other.port
+        let name = |h: &str| h.trim_end_matches('.').to_ascii_lowercase();
+        name(&self.host) == name(&other.host) && self.port == other.port
     }
 
-    /// `host:port`, or the host alone, for messages.
+    /// `host:port`, for messages.
     pub fn describe(&self) -> String {
-        match self.port {
-            Some(port) => format!("{}:{port}", self.host),
-            None => self.host.clone(),
-        }
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// A port as AWS's secrets hold one: a number or a string of one; `None` when absent.
+fn port_of(value: Option<&Value>) -> Result<Option<u16>, &'static str> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n.as_u64().and_then(|n| u16::try_from(n).ok()).map(Some).ok_or("is out of range"),
+        Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| "is not a number"),
+        Some(_) => Err("is not a number"),
     }
 }
 
@@ -331,29 +333,43 @@ mod tests {
 
     #[test]
     fn hosts_are_read_whole_or_refused() {
-        let servers = |text: &str| SecretDoc::parse(text, ORIGIN).unwrap().servers(ORIGIN);
-        let listed =
-            servers(r#"{"hosts":[{"host":"a","port":5433},{"host":"b","port":"6432","dbname":"x"},{"host":"c"}]}"#)
-                .unwrap()
-                .unwrap();
+        let servers = |fields: &str| {
+            let text = format!(r#"{{"engine":"postgres",{fields}}}"#);
+            SecretDoc::parse(&text, ORIGIN).unwrap().servers(ORIGIN)
+        };
+        let listed = servers(
+            r#""port":6000,"hosts":[{"host":"a","port":5433},{"host":"b","port":"6432","dbname":"x"},{"host":"c"}]"#,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(listed.len(), 3);
-        assert_eq!((listed[1].port, listed[1].dbname.as_deref()), (Some(6432), Some("x")));
-        assert_eq!(listed[2].port, None);
-        assert_eq!(servers(r#"{"host":"a"}"#).unwrap(), None);
-        for (text, says) in [
-            (r#"{"host":"a","hosts":[{"host":"b"}]}"#, "both"),
-            (r#"{"hosts":[]}"#, "1 to 64"),
-            (r#"{"hosts":{"host":"a"}}"#, "not a list"),
-            (r#"{"hosts":[{"port":1}]}"#, "[0] has no \"host\""),
-            (r#"{"hosts":[{"host":"a"},"b"]}"#, "[1] is not an object"),
-            (r#"{"hosts":[{"host":"a","port":70000}]}"#, "out of range"),
-            (r#"{"hosts":[{"host":"A","port":1},{"host":"a","port":1}]}"#, "twice"),
+        assert_eq!((listed[1].port, listed[1].dbname.as_deref()), (6432, Some("x")));
+        assert_eq!(listed[2].port, 6000, "the secret's own port");
+        assert_eq!(servers(r#""hosts":[{"host":"c"}]"#).unwrap().unwrap()[0].port, 5432, "the engine's default");
+        // With a `host`, `hosts` is an ordinary field, as it was before servers could be listed.
+        assert_eq!(servers(r#""host":"a","hosts":["r1","r2"]"#).unwrap(), None);
+        assert_eq!(servers(r#""host":"a""#).unwrap(), None);
+        for (fields, says) in [
+            (r#""hosts":[]"#, "1 to 64"),
+            (r#""hosts":{"host":"a"}"#, "not a list"),
+            (r#""hosts":[{"port":1}]"#, "[0] has no \"host\""),
+            (r#""hosts":[{"host":"a"},"b"]"#, "[1] is not an object"),
+            (r#""hosts":[{"host":"a","port":70000}]"#, "out of range"),
+            (r#""hosts":[{"host":"A","port":1},{"host":"a.","port":1}]"#, "twice"),
+            // No port and the default port are one server.
+            (r#""hosts":[{"host":"db1"},{"host":"db1","port":5432}]"#, "twice"),
         ] {
-            let error = servers(text).expect_err(text).to_string();
-            assert!(error.contains(says), "{text}: {error}");
+            let error = servers(fields).expect_err(fields).to_string();
+            assert!(error.contains(says), "{fields}: {error}");
         }
         let many: Vec<String> = (0..65).map(|i| format!(r#"{{"host":"h{i}"}}"#)).collect();
-        assert!(servers(&format!(r#"{{"hosts":[{}]}}"#, many.join(","))).is_err());
+        assert!(servers(&format!(r#""hosts":[{}]"#, many.join(","))).is_err());
+    }
+
+    #[test]
+    fn a_secret_listing_servers_but_no_engine_is_refused_not_rotated_as_generic() {
+        let doc = SecretDoc::parse(r#"{"username":"u","password":"p","hosts":[{"host":"db1"}]}"#, ORIGIN).unwrap();
+        assert!(doc.engine(ORIGIN).unwrap_err().to_string().contains("hosts"));
     }
 
     #[test]
@@ -372,7 +388,7 @@ mod tests {
         assert_eq!((on_b.host.as_str(), on_b.port, on_b.dbname.as_deref()), ("b", 6432, Some("other")));
         // The whole secret stands for its first server where no database is touched.
         assert_eq!(doc.connection(ORIGIN).unwrap().host, "a");
-        let elsewhere = Server { host: "c".into(), port: None, dbname: None };
+        let elsewhere = Server { host: "c".into(), port: 5432, dbname: None };
         assert!(doc.on_server(&elsewhere, ORIGIN).unwrap_err().to_string().contains("do not list c"));
         // A secret with one host is seen as it is; the checks after compare its host.
         let single =

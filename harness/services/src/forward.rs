@@ -38,7 +38,8 @@ impl Drop for Forward {
 /// once opened, they go through. How a test makes one server of several hang half-way.
 pub struct Gate {
     pub port: u16,
-    open: tokio::sync::watch::Sender<bool>,
+    /// How many more connections go through before the gate holds (`None`: open).
+    allowance: tokio::sync::watch::Sender<Option<usize>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -47,12 +48,20 @@ impl Gate {
     pub async fn start(backend_port: u16) -> Gate {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("binding the gate");
         let port = listener.local_addr().expect("the gate's address").port();
-        let (open, watch) = tokio::sync::watch::channel(true);
+        let (allowance, watch) = tokio::sync::watch::channel(None);
+        let admit = allowance.clone();
         let task = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
+                // Counted in the order connections arrive.
+                let mut passes = true;
+                admit.send_modify(|left| match left {
+                    Some(0) => passes = false,
+                    Some(n) => *n -= 1,
+                    None => {}
+                });
                 let mut watch = watch.clone();
                 tokio::spawn(async move {
-                    if watch.wait_for(|open| *open).await.is_err() {
+                    if !passes && watch.wait_for(Option::is_none).await.is_err() {
                         return;
                     }
                     let Ok(mut backend) = TcpStream::connect(("127.0.0.1", backend_port)).await else { return };
@@ -60,17 +69,22 @@ impl Gate {
                 });
             }
         });
-        Gate { port, open, task }
+        Gate { port, allowance, task }
     }
 
     /// New connections wait from now on (those already through are not touched).
     pub fn hold(&self) {
-        self.open.send_replace(false);
+        self.hold_after(0);
+    }
+
+    /// The next `connections` go through; those after them wait.
+    pub fn hold_after(&self, connections: usize) {
+        self.allowance.send_replace(Some(connections));
     }
 
     /// Lets the waiting connections, and every new one, through.
     pub fn open(&self) {
-        self.open.send_replace(true);
+        self.allowance.send_replace(None);
     }
 }
 
