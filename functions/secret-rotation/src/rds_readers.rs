@@ -184,4 +184,34 @@ mod tests {
         let by_instance = Address { host: "app-1.example", port: 5432 };
         assert!(reader_relation(&instances, &clusters, at("app-2.example"), by_instance));
     }
+
+    #[test]
+    fn what_rds_leaves_out_never_makes_a_reader() {
+        let at = |host| Address { host, port: 5432 };
+        // An instance without an endpoint (still being created) matches no host.
+        let no_endpoint = DbInstance::builder()
+            .db_instance_identifier("new")
+            .read_replica_source_db_instance_identifier("primary")
+            .build();
+        let primary = instance("primary", "writer.example", 5432).build();
+        assert!(!reader_relation(&[primary.clone(), no_endpoint], &[], at("new.example"), W));
+        // Clusters without ARNs are never the same cluster.
+        let cluster = |id: &str, writer: &str, reader: &str| {
+            DbCluster::builder().db_cluster_identifier(id).endpoint(writer).reader_endpoint(reader).port(5432).build()
+        };
+        let clusters = [cluster("a", "writer.example", "ro.example")];
+        assert!(!reader_relation(&[], &clusters, at("ro.example"), W));
+        // A member without a writer flag is taken as a reader: harmless, for the master still
+        // sets the password on its own server.
+        let member = aws_sdk_rds::types::DbClusterMember::builder().db_instance_identifier("a-2").build();
+        let with_arn = DbCluster::builder()
+            .db_cluster_identifier("a")
+            .db_cluster_arn("arn:aws:rds:eu-west-1:123456789012:cluster:a")
+            .endpoint("writer.example")
+            .port(5432)
+            .db_cluster_members(member)
+            .build();
+        let a2 = instance("a-2", "a-2.example", 5432).db_cluster_identifier("a").build();
+        assert!(reader_relation(&[a2], &[with_arn], at("a-2.example"), W), "not flagged writer: a reader");
+    }
 }

@@ -544,6 +544,9 @@ async fn check_first_clone(
     let secret_id = &event.secret_id;
     let fail = |e| db_error(Step::SetSecret, secret_id, e);
     let (master, pair) = (&alternation.master, &alternation.pair);
+    // The account the master will change is the writer's: whether it takes a password is asked
+    // there too, not on a reader that may lag behind it (or, made writable, differ from it).
+    let probe = if alternation.reader { on_server_of(target, master) } else { target.clone() };
     let state = engine::account_state(master, &pair.clone, &settings.db).await.map_err(fail)?;
     if state == AccountState::Absent {
         return Ok(());
@@ -556,8 +559,8 @@ async fn check_first_clone(
         EngineKind::Postgres => tied,
         _ => {
             (state == AccountState::Locked && tied)
-                || logs_in(target, settings).await.map_err(fail)?
-                || previous_names_and_logs_in(clients, settings, event, target).await?
+                || logs_in(&probe, settings).await.map_err(fail)?
+                || previous_names_and_logs_in(clients, settings, event, &probe).await?
         }
     };
     if shown {
@@ -570,6 +573,11 @@ async fn check_first_clone(
             pair.clone, pair.original, pair.clone
         ),
     })
+}
+
+/// `spec`'s credentials, on `server`'s server (its host, port and TLS).
+fn on_server_of(spec: &ConnectionSpec, server: &ConnectionSpec) -> ConnectionSpec {
+    ConnectionSpec { host: server.host.clone(), port: server.port, tls: server.tls, ..spec.clone() }
 }
 
 /// Whether `spec` logs in: `false` for a refused login, an error for any other failure (an
@@ -632,12 +640,23 @@ async fn alternation(
     let master = master_connection(clients, master_arn, &master_doc).await?;
     let refused = |reason| RotationError::Refused { secret_id: secret_id.clone(), reason };
     let pair = recorded_pair(pending, &current_doc, &current.username, secret_id)?;
-    let (reader, why_not_a_reader) = match reads_from(clients, &current, &master).await {
-        Ok(reader) => (reader, String::new()),
-        Err(e) => (false, format!(" (RDS could not say whether it is a reader of the master's database: {e})")),
+    // Checked first without RDS, so a refusal for any other reason never waits on RDS, and an
+    // RDS failure is answered as one (retried), never as a refusal.
+    let reader = match check_alternation(&current, target, &master, &pair, false) {
+        Ok(()) => false,
+        Err(reason) => {
+            let reader = reads_from(clients, &current, &master).await.map_err(|message| RotationError::Rds {
+                operation: "DescribeDBInstances/DescribeDBClusters",
+                resource: format!("{}:{}", current.host, current.port),
+                message,
+            })?;
+            if !reader {
+                return Err(refused(reason));
+            }
+            check_alternation(&current, target, &master, &pair, true).map_err(refused)?;
+            true
+        }
     };
-    check_alternation(&current, target, &master, &pair, reader)
-        .map_err(|reason| refused(reason + &why_not_a_reader))?;
     let first_pairing = UserPair::recorded(&current_doc).map_err(refused)?.is_none();
     Ok(Alternation { current, master, pair, first_pairing, reader })
 }
@@ -783,37 +802,45 @@ async fn test_secret(
     let (pending, Some(spec)) = pending_version(&clients.secrets, event, engine).await? else {
         return Ok(StepOutcome::GenericValidated);
     };
-    let reader = match master_arn(settings, &pending, &event.secret_id)? {
-        Some(master_arn) => alternation(clients, event, &pending, &spec, master_arn).await?.reader,
-        None => false,
+    let fail = |e| db_error(Step::TestSecret, &event.secret_id, e);
+    let Some(master_arn) = master_arn(settings, &pending, &event.secret_id)? else {
+        engine::check_login(&spec, &settings.db).await.map_err(fail)?;
+        return Ok(StepOutcome::PendingLogsIn);
     };
-    let login = if reader {
-        logs_in_once_replayed(&spec, settings).await
+    let alternation = alternation(clients, event, &pending, &spec, master_arn).await?;
+    if alternation.reader {
+        logs_in_once_replayed(&spec, settings).await.map_err(fail)?;
     } else {
-        engine::check_login(&spec, &settings.db).await
-    };
-    login.map_err(|e| db_error(Step::TestSecret, &event.secret_id, e))?;
-    check_clone_parity(clients, settings, event, &pending, &spec).await?;
+        engine::check_login(&spec, &settings.db).await.map_err(fail)?;
+    }
+    if spec.username == alternation.pair.clone {
+        engine::check_privilege_parity(&alternation.master, &spec.username, &alternation.pair.original, &settings.db)
+            .await
+            .map_err(fail)?;
+    }
     Ok(StepOutcome::PendingLogsIn)
 }
 
-/// How long testSecret waits for a reader to replay the new password, within the step's time.
-const READER_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+/// The pauses between testSecret's logins on a reader that has not replayed the new password:
+/// doubling, so a lagging reader costs few failed logins (an account with
+/// `FAILED_LOGIN_ATTEMPTS` or MariaDB's `max_password_errors` would lock after a handful), about
+/// 15 s in all, within the step's time.
+const READER_PAUSES_MS: [u64; 6] = [250, 500, 1000, 2000, 4000, 8000];
 
 /// A reader learns the password setSecret set on the writer once it has replayed it: logs in
-/// again every half second until it does, a refusal other than the password's ends the wait,
-/// and so does `READER_WAIT` (or, before it, the step's own deadline).
+/// again after each pause until it does; any other failure ends the wait, and so does the last
+/// pause (or, before it, the step's own deadline).
 async fn logs_in_once_replayed(spec: &ConnectionSpec, settings: &Settings) -> Result<(), DbError> {
-    let started = tokio::time::Instant::now();
-    loop {
+    for pause in READER_PAUSES_MS {
         match engine::check_login(spec, &settings.db).await {
-            Err(e) if e.is_auth_failure() && started.elapsed() < READER_WAIT => {
+            Err(e) if e.is_auth_failure() => {
                 tracing::info!(host = %spec.host, port = spec.port, "the reader does not take the new password yet; waiting for replication");
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
             }
             other => return other,
         }
     }
+    engine::check_login(spec, &settings.db).await
 }
 
 /// A single user's password changed at setSecret, so anyone still reading AWSCURRENT logged in
@@ -823,12 +850,14 @@ async fn logs_in_once_replayed(spec: &ConnectionSpec, settings: &Settings) -> Re
 /// creation (an upper bound: setSecret ran after it). Best-effort and bounded: a failed read
 /// costs the metric, never the step.
 async fn report_password_downtime(clients: &AwsClients, settings: &Settings, event: &RotationEvent, plan: &Plan) {
+    let now = std::time::SystemTime::now();
     let started = if plan.servers.engine == EngineKind::MySql {
         let changed = tokio::time::timeout(
             std::time::Duration::from_secs(3),
             password_last_changed(clients, settings, event, plan),
         );
-        changed.await.ok().flatten().map(|at| (at, "PasswordLastChanged"))
+        // A database clock ahead of this one gives no usable start.
+        changed.await.ok().flatten().filter(|at| *at <= now).map(|at| (at, "PasswordLastChanged"))
     } else {
         None
     };

@@ -193,7 +193,8 @@ pub async fn password_changed_at(
         EngineKind::MySql => mysql::password_changed_at(spec, settings).await?,
         EngineKind::Postgres | EngineKind::Generic => None,
     };
-    Ok(seconds.map(|s| std::time::UNIX_EPOCH + Duration::from_secs(s)))
+    // A value no clock could hold (a bad row) is no answer, never a panic.
+    Ok(seconds.and_then(|s| std::time::UNIX_EPOCH.checked_add(Duration::from_secs(s))))
 }
 
 /// Logged in as `spec`, changes that user's own password.
