@@ -384,3 +384,38 @@ async fn pending_stays_while_a_server_that_may_hold_the_new_password_could_not_b
     gate.open();
     assert!(pg2.can_log_in("fleet", &new).await, "the second server could not be put back");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mariadb_server_hanging_half_way_leaves_the_others_rolled_back() {
+    let scene = scene().await;
+    let (db1, db2) = (MariaDb::start(), MariaDb::start());
+    for db in [&db1, &db2] {
+        mariadb_user(db, "fleet", OLD).await;
+    }
+    let gate = Gate::start(db2.port).await;
+    let mut settings = settings_trusting_all(&[&db1.ca, &db2.ca]);
+    settings.host_concurrency = 1;
+    let hosts: Vec<Value> = [db1.port, gate.port].iter().map(|p| json!({"host": "127.0.0.1", "port": p})).collect();
+    let secret = json!({"engine": "mariadb", "username": "fleet", "password": OLD, "dbname": "app", "hosts": hosts});
+    let id = create_secret(&scene.sm, "mariadb-fleet-hangs", &secret).await;
+    let token = "fb111111-1111-4111-8111-111111111111";
+    begin_rotation(&scene.sm, &id, token).await;
+    step(&scene, &settings, "createSecret", &id, token).await.expect("createSecret");
+    let new = pending_password(&scene, &id, token).await;
+    // The second server's two logins of the check go through; it hangs once servers change.
+    gate.hold_after(2);
+    let stop_at = tokio::time::Instant::now() + Duration::from_secs(8);
+    let error = step_until(&scene, &settings, "setSecret", &id, token, stop_at).await.expect_err("deadline");
+    assert_eq!(error.error_type(), "DeadlineExceeded", "{error}");
+    assert!(db1.can_log_in("fleet", OLD).await, "the first server was put back");
+    assert!(!db1.can_log_in("fleet", &new).await);
+    gate.open();
+    assert!(db2.can_log_in("fleet", OLD).await, "the hanging server was never changed");
+    assert_eq!(stages_of(&scene, &id, token).await, ["AWSPENDING"]);
+    for name in ["setSecret", "testSecret", "finishSecret"] {
+        step(&scene, &settings, name, &id, token).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    for db in [&db1, &db2] {
+        assert!(db.can_log_in("fleet", &new).await, "the retry converged on {}", db.port);
+    }
+}
