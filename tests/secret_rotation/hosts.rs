@@ -29,6 +29,23 @@ async fn pg_fleet_secret(scene: &Scene, name: &str, user: &str, ports: &[u16], e
     create_secret(&scene.sm, name, &secret).await
 }
 
+/// Two throwaway PostgreSQL clusters, each with the login role `fleet` on the old password.
+async fn two_servers_with_the_user() -> (Postgres, Postgres) {
+    let (pg1, pg2) = (Postgres::start(), Postgres::start());
+    for pg in [&pg1, &pg2] {
+        pg_user(pg, "fleet", OLD).await;
+    }
+    (pg1, pg2)
+}
+
+/// Starts the rotation `token` as Secrets Manager does, runs createSecret, and answers the
+/// pending password.
+async fn started(scene: &Scene, settings: &Settings, id: &str, token: &str) -> String {
+    begin_rotation(&scene.sm, id, token).await;
+    step(scene, settings, "createSecret", id, token).await.expect("createSecret");
+    pending_password(scene, id, token).await
+}
+
 /// The stages the version `token` holds now.
 async fn stages_of(scene: &Scene, id: &str, token: &str) -> Vec<String> {
     let described = scene.sm.describe_secret().secret_id(id).send().await.expect("describe_secret");
@@ -57,10 +74,7 @@ async fn set_password(pg: &Postgres, user: &str, password: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_server_a_secret_lists_takes_the_new_password_and_the_list_is_kept() {
     let scene = scene().await;
-    let (pg1, pg2) = (Postgres::start(), Postgres::start());
-    for pg in [&pg1, &pg2] {
-        pg_user(pg, "fleet", OLD).await;
-    }
+    let (pg1, pg2) = two_servers_with_the_user().await;
     let settings = settings_trusting_all(&[&pg1.ca, &pg2.ca]);
     let id = pg_fleet_secret(&scene, "pg-fleet", "fleet", &[pg1.port, pg2.port], json!({})).await;
     let before = current(&scene.sm, &id).await;
@@ -98,9 +112,7 @@ async fn a_server_failing_half_way_is_rolled_back_everywhere_and_the_retry_conve
     settings.host_concurrency = 1;
     let id = pg_fleet_secret(&scene, "pg-fleet-half-way", "fleet", &[pg1.port, pg2.port], json!({})).await;
     let token = "f2222222-2222-4222-8222-222222222222";
-    begin_rotation(&scene.sm, &id, token).await;
-    step(&scene, &settings, "createSecret", &id, token).await.expect("createSecret");
-    let new = pending_password(&scene, &id, token).await;
+    let new = started(&scene, &settings, &id, token).await;
 
     // Both servers take the current password, so setSecret starts; the second then fails.
     let holder = hold_role_lock(&pg2, "fleet").await;
@@ -155,18 +167,13 @@ async fn a_server_down_fails_the_step_before_any_server_changes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_rollback_a_failed_set_leaves_the_servers_as_they_were_left() {
     let scene = scene().await;
-    let (pg1, pg2) = (Postgres::start(), Postgres::start());
-    for pg in [&pg1, &pg2] {
-        pg_user(pg, "fleet", OLD).await;
-    }
+    let (pg1, pg2) = two_servers_with_the_user().await;
     let mut settings = Settings { rollback_on_failure: false, ..settings_trusting_all(&[&pg1.ca, &pg2.ca]) };
     settings.db.statement_timeout = Duration::from_secs(2);
     settings.host_concurrency = 1;
     let id = pg_fleet_secret(&scene, "pg-fleet-no-rollback", "fleet", &[pg1.port, pg2.port], json!({})).await;
     let token = "f3333333-3333-4333-8333-333333333333";
-    begin_rotation(&scene.sm, &id, token).await;
-    step(&scene, &settings, "createSecret", &id, token).await.expect("createSecret");
-    let new = pending_password(&scene, &id, token).await;
+    let new = started(&scene, &settings, &id, token).await;
     let _holder = hold_role_lock(&pg2, "fleet").await;
     step(&scene, &settings, "setSecret", &id, token).await.expect_err("the second server is locked");
     assert!(pg1.can_log_in("fleet", &new).await, "ROLLBACK_ON_FAILURE=false: today's behaviour");
@@ -175,19 +182,14 @@ async fn without_rollback_a_failed_set_leaves_the_servers_as_they_were_left() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_killed_between_servers_converges_when_run_again() {
     let scene = scene().await;
-    let (pg1, pg2) = (Postgres::start(), Postgres::start());
-    for pg in [&pg1, &pg2] {
-        pg_user(pg, "fleet", OLD).await;
-    }
+    let (pg1, pg2) = two_servers_with_the_user().await;
     let gate = Gate::start(pg2.port).await;
     let mut settings = settings_trusting_all(&[&pg1.ca, &pg2.ca]);
     settings.host_concurrency = 1;
     settings.db.connect_timeout = Duration::from_secs(60);
     let id = pg_fleet_secret(&scene, "pg-fleet-killed", "fleet", &[pg1.port, gate.port], json!({})).await;
     let token = "f4444444-4444-4444-8444-444444444444";
-    begin_rotation(&scene.sm, &id, token).await;
-    step(&scene, &settings, "createSecret", &id, token).await.expect("createSecret");
-    let new = pending_password(&scene, &id, token).await;
+    let new = started(&scene, &settings, &id, token).await;
 
     // The second server hangs once setSecret starts changing servers (its two logins of the
     // check before go through); the step is dropped there, as a killed process stops: nothing
@@ -214,18 +216,13 @@ async fn a_step_killed_between_servers_converges_when_run_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_hangs_past_the_deadline_is_left_and_the_others_are_put_back_in_time() {
     let scene = scene().await;
-    let (pg1, pg2) = (Postgres::start(), Postgres::start());
-    for pg in [&pg1, &pg2] {
-        pg_user(pg, "fleet", OLD).await;
-    }
+    let (pg1, pg2) = two_servers_with_the_user().await;
     let gate = Gate::start(pg2.port).await;
     let mut settings = settings_trusting_all(&[&pg1.ca, &pg2.ca]);
     settings.host_concurrency = 1;
     let id = pg_fleet_secret(&scene, "pg-fleet-deadline", "fleet", &[pg1.port, gate.port], json!({})).await;
     let token = "f5555555-5555-4555-8555-555555555555";
-    begin_rotation(&scene.sm, &id, token).await;
-    step(&scene, &settings, "createSecret", &id, token).await.expect("createSecret");
-    let new = pending_password(&scene, &id, token).await;
+    let new = started(&scene, &settings, &id, token).await;
 
     gate.hold_after(2);
     // 8 s to the step's end: the servers' work stops at 4 s, leaving the rest to the rollback.
@@ -244,10 +241,7 @@ async fn a_server_that_hangs_past_the_deadline_is_left_and_the_others_are_put_ba
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_single_user_test_puts_the_current_password_back_and_clears_pending() {
     let scene = scene().await;
-    let (pg1, pg2) = (Postgres::start(), Postgres::start());
-    for pg in [&pg1, &pg2] {
-        pg_user(pg, "fleet", OLD).await;
-    }
+    let (pg1, pg2) = two_servers_with_the_user().await;
     let settings = settings_trusting_all(&[&pg1.ca, &pg2.ca]);
     let id = pg_fleet_secret(&scene, "pg-fleet-test-fails", "fleet", &[pg1.port, pg2.port], json!({})).await;
     let token = "f6666666-6666-4666-8666-666666666666";
@@ -328,9 +322,7 @@ async fn a_mariadb_server_taking_none_of_the_passwords_fails_the_step_before_any
     let secret = json!({"engine": "mariadb", "username": "fleet", "password": OLD, "dbname": "app", "hosts": hosts});
     let id = create_secret(&scene.sm, "mariadb-fleet", &secret).await;
     let token = "f9999999-9999-4999-8999-999999999999";
-    begin_rotation(&scene.sm, &id, token).await;
-    step(&scene, &settings, "createSecret", &id, token).await.expect("createSecret");
-    let new = pending_password(&scene, &id, token).await;
+    let new = started(&scene, &settings, &id, token).await;
     let changed = || async {
         let mut admin = db1.admin().await;
         let at: Option<Option<u64>> = mysql_async::prelude::Queryable::query_first(
@@ -356,10 +348,7 @@ async fn a_mariadb_server_taking_none_of_the_passwords_fails_the_step_before_any
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_stays_while_a_server_that_may_hold_the_new_password_could_not_be_put_back() {
     let scene = scene().await;
-    let (pg1, pg2) = (Postgres::start(), Postgres::start());
-    for pg in [&pg1, &pg2] {
-        pg_user(pg, "fleet", OLD).await;
-    }
+    let (pg1, pg2) = two_servers_with_the_user().await;
     let gate = Gate::start(pg2.port).await;
     let settings = settings_trusting_all(&[&pg1.ca, &pg2.ca]);
     let id = pg_fleet_secret(&scene, "pg-fleet-unrolled", "fleet", &[pg1.port, gate.port], json!({})).await;
@@ -399,9 +388,7 @@ async fn a_mariadb_server_hanging_half_way_leaves_the_others_rolled_back() {
     let secret = json!({"engine": "mariadb", "username": "fleet", "password": OLD, "dbname": "app", "hosts": hosts});
     let id = create_secret(&scene.sm, "mariadb-fleet-hangs", &secret).await;
     let token = "fb111111-1111-4111-8111-111111111111";
-    begin_rotation(&scene.sm, &id, token).await;
-    step(&scene, &settings, "createSecret", &id, token).await.expect("createSecret");
-    let new = pending_password(&scene, &id, token).await;
+    let new = started(&scene, &settings, &id, token).await;
     // The second server's two logins of the check go through; it hangs once servers change.
     gate.hold_after(2);
     let stop_at = tokio::time::Instant::now() + Duration::from_secs(8);
