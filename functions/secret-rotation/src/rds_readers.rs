@@ -7,6 +7,8 @@
 use aws_sdk_rds::error::DisplayErrorContext;
 use aws_sdk_rds::types::{DbCluster, DbInstance};
 
+use crate::secret::same_host;
+
 /// RDS lists at most 100 per page; more pages than this and the account is not one to scan.
 const MAX_PAGES: usize = 50;
 
@@ -19,8 +21,7 @@ pub struct Address<'a> {
 
 impl Address<'_> {
     fn is(&self, host: Option<&str>, port: Option<i32>) -> bool {
-        let trim = |h: &str| h.trim_end_matches('.').to_ascii_lowercase();
-        host.is_some_and(|h| trim(h) == trim(self.host)) && port.and_then(|p| u16::try_from(p).ok()) == Some(self.port)
+        host.is_some_and(|h| same_host(h, self.host)) && port.and_then(|p| u16::try_from(p).ok()) == Some(self.port)
     }
 }
 
@@ -82,41 +83,49 @@ fn at_address(instance: &DbInstance, address: Address<'_>) -> bool {
 }
 
 async fn all_instances(rds: &aws_sdk_rds::Client) -> Result<Vec<DbInstance>, String> {
-    let mut all = Vec::new();
-    let mut marker = None;
-    for _ in 0..MAX_PAGES {
+    every_page("DescribeDBInstances", |marker| async move {
         let page = rds
             .describe_db_instances()
             .set_marker(marker)
             .send()
             .await
-            .map_err(|e| format!("DescribeDBInstances: {}", DisplayErrorContext(&e)))?;
-        all.extend(page.db_instances().iter().cloned());
-        marker = page.marker().map(str::to_owned);
-        if marker.is_none() {
-            return Ok(all);
-        }
-    }
-    Err(format!("DescribeDBInstances: more than {MAX_PAGES} pages"))
+            .map_err(|e| DisplayErrorContext(e).to_string())?;
+        Ok((page.db_instances().to_vec(), page.marker().map(str::to_owned)))
+    })
+    .await
 }
 
 async fn all_clusters(rds: &aws_sdk_rds::Client) -> Result<Vec<DbCluster>, String> {
-    let mut all = Vec::new();
-    let mut marker = None;
-    for _ in 0..MAX_PAGES {
+    every_page("DescribeDBClusters", |marker| async move {
         let page = rds
             .describe_db_clusters()
             .set_marker(marker)
             .send()
             .await
-            .map_err(|e| format!("DescribeDBClusters: {}", DisplayErrorContext(&e)))?;
-        all.extend(page.db_clusters().iter().cloned());
-        marker = page.marker().map(str::to_owned);
+            .map_err(|e| DisplayErrorContext(e).to_string())?;
+        Ok((page.db_clusters().to_vec(), page.marker().map(str::to_owned)))
+    })
+    .await
+}
+
+/// Every item of a listing RDS pages with a marker, up to `MAX_PAGES` pages; `fetch` answers one
+/// page's items and the next marker.
+async fn every_page<T, F, Fut>(operation: &str, fetch: F) -> Result<Vec<T>, String>
+where
+    F: Fn(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>), String>>,
+{
+    let mut all = Vec::new();
+    let mut marker = None;
+    for _ in 0..MAX_PAGES {
+        let (items, next) = fetch(marker).await.map_err(|e| format!("{operation}: {e}"))?;
+        all.extend(items);
+        marker = next;
         if marker.is_none() {
             return Ok(all);
         }
     }
-    Err(format!("DescribeDBClusters: more than {MAX_PAGES} pages"))
+    Err(format!("{operation}: more than {MAX_PAGES} pages"))
 }
 
 #[cfg(test)]

@@ -79,10 +79,7 @@ async fn put_back_on(client: &Client, settings: &Settings, event: &RotationEvent
     let current = current.connection(Origin { secret_id, stage: CURRENT })?;
     // Single user only: the user, and the server, are the same in both versions; AWSCURRENT's
     // password goes to no server AWSCURRENT does not name.
-    let same_server = pending.kind == current.kind
-        && pending.host.eq_ignore_ascii_case(&current.host)
-        && pending.port == current.port
-        && pending.dbname == current.dbname;
+    let same_server = pending.fields_that_differ(&current, true).is_empty();
     if !same_server || pending.username != current.username || pending.password == current.password {
         return Ok(false);
     }

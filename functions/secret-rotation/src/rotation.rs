@@ -216,7 +216,7 @@ const CLEARING_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 fn rollback_reserve(settings: &Settings, servers: &Servers, stop_at: tokio::time::Instant) -> std::time::Duration {
     let rounds = servers.count().div_ceil(settings.host_concurrency.max(1));
     let one_round = settings.db.connect_timeout + settings.db.statement_timeout;
-    let wanted = one_round * u32::try_from(rounds).unwrap_or(u32::MAX) + CLEARING_TIME;
+    let wanted = one_round.saturating_mul(u32::try_from(rounds).unwrap_or(u32::MAX)).saturating_add(CLEARING_TIME);
     let left = stop_at.saturating_duration_since(tokio::time::Instant::now());
     wanted.min(left / 2)
 }
@@ -461,7 +461,7 @@ async fn set_as_single_user(
                     .into(),
             });
         }
-        let differ = fields_that_differ(target, &old, true);
+        let differ = target.fields_that_differ(&old, true);
         if !differ.is_empty() {
             return Err(RotationError::Refused {
                 secret_id: secret_id.clone(),
@@ -665,7 +665,7 @@ async fn alternation(
 /// a reader of the master's database, as the RDS API lists them. No RDS call when both name
 /// the same server.
 async fn reads_from(clients: &AwsClients, user: &ConnectionSpec, master: &ConnectionSpec) -> Result<bool, String> {
-    let differ = fields_that_differ(master, user, false);
+    let differ = master.fields_that_differ(user, false);
     if differ.is_empty() || differ.contains(&"engine") {
         return Ok(false);
     }
@@ -686,6 +686,16 @@ async fn check_clone_parity(
 ) -> Result<(), RotationError> {
     let Some(master_arn) = master_arn(settings, pending, &event.secret_id)? else { return Ok(()) };
     let alternation = alternation(clients, event, pending, target, master_arn).await?;
+    clone_holds_what_the_original_holds(settings, event, &alternation, target).await
+}
+
+/// The parity check itself, for an alternation already read.
+async fn clone_holds_what_the_original_holds(
+    settings: &Settings,
+    event: &RotationEvent,
+    alternation: &Alternation,
+    target: &ConnectionSpec,
+) -> Result<(), RotationError> {
     if target.username != alternation.pair.clone {
         return Ok(());
     }
@@ -737,24 +747,6 @@ async fn master_connection(
     })
 }
 
-/// The fields naming a database server (and `dbname`, if asked) in which `a` and `b` differ.
-fn fields_that_differ(a: &ConnectionSpec, b: &ConnectionSpec, with_dbname: bool) -> Vec<&'static str> {
-    let mut differ = Vec::new();
-    if a.kind != b.kind {
-        differ.push("engine");
-    }
-    if !a.host.eq_ignore_ascii_case(&b.host) {
-        differ.push("host");
-    }
-    if a.port != b.port {
-        differ.push("port");
-    }
-    if with_dbname && a.dbname != b.dbname {
-        differ.push("dbname");
-    }
-    differ
-}
-
 /// Why the current, pending and master secrets do not describe one alternating rotation on the
 /// master's own database, naming the fields that differ; `Ok` when they do.
 fn check_alternation(
@@ -764,7 +756,7 @@ fn check_alternation(
     pair: &UserPair,
     reader_of_master: bool,
 ) -> Result<(), String> {
-    let differ = fields_that_differ(pending, current, true);
+    let differ = pending.fields_that_differ(current, true);
     if !differ.is_empty() {
         return Err(format!("the pending version's {} differ from the current version's", differ.join(", ")));
     }
@@ -777,7 +769,7 @@ fn check_alternation(
     // The master names the server; its own dbname may be another database on it. A reader of
     // the master's database is the other server allowed: the master's credentials still go
     // only to the master's own server.
-    let elsewhere = fields_that_differ(master, current, false);
+    let elsewhere = master.fields_that_differ(current, false);
     let allowed = elsewhere.is_empty() || (reader_of_master && !elsewhere.contains(&"engine"));
     if !allowed {
         return Err(format!(
@@ -813,11 +805,7 @@ async fn test_secret(
     } else {
         engine::check_login(&spec, &settings.db).await.map_err(fail)?;
     }
-    if spec.username == alternation.pair.clone {
-        engine::check_privilege_parity(&alternation.master, &spec.username, &alternation.pair.original, &settings.db)
-            .await
-            .map_err(fail)?;
-    }
+    clone_holds_what_the_original_holds(settings, event, &alternation, &spec).await?;
     Ok(StepOutcome::PendingLogsIn)
 }
 
@@ -865,7 +853,7 @@ async fn report_password_downtime(clients: &AwsClients, settings: &Settings, eve
         Some(started) => Some(started),
         None => pending_created(&clients.secrets, event).await.map(|at| (at, "PendingVersionCreated")),
     };
-    match started.and_then(|(at, source)| Some((std::time::SystemTime::now().duration_since(at).ok()?, source))) {
+    match started.and_then(|(at, source)| Some((now.duration_since(at).ok()?, source))) {
         Some((downtime, source)) => crate::metrics::downtime_metrics(downtime, source).emit(),
         None => {
             tracing::warn!(secret_id = %event.secret_id, "could not read when the password changed; PasswordDowntimeMs not reported")
@@ -941,7 +929,7 @@ async fn pending_is_ready(
     else {
         return Ok(false);
     };
-    let differ = fields_that_differ(&pending, &current, false);
+    let differ = pending.fields_that_differ(&current, false);
     if !differ.is_empty() {
         return Err(not_ready(format!("its {} differ from AWSCURRENT's", differ.join(", "))));
     }

@@ -237,14 +237,18 @@ impl Server {
     /// The same server: host names compare without case (and without a final dot), ports once
     /// resolved.
     pub fn same_server(&self, other: &Server) -> bool {
-        let name = |h: &str| h.trim_end_matches('.').to_ascii_lowercase();
-        name(&self.host) == name(&other.host) && self.port == other.port
+        same_host(&self.host, &other.host) && self.port == other.port
     }
 
     /// `host:port`, for messages.
     pub fn describe(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }
+}
+
+/// Whether two host names name the same host: without case, and without a final dot.
+pub fn same_host(a: &str, b: &str) -> bool {
+    a.trim_end_matches('.').eq_ignore_ascii_case(b.trim_end_matches('.'))
 }
 
 /// A port as AWS's secrets hold one: a number or a string of one; `None` when absent.

@@ -88,6 +88,25 @@ impl ConnectionSpec {
     pub fn with_credentials(&self, username: &str, password: &str) -> ConnectionSpec {
         ConnectionSpec { username: username.to_owned(), password: password.to_owned(), ..self.clone() }
     }
+
+    /// The fields naming a database server (and `dbname`, if asked) in which `self` and `other`
+    /// differ.
+    pub fn fields_that_differ(&self, other: &ConnectionSpec, with_dbname: bool) -> Vec<&'static str> {
+        let mut differ = Vec::new();
+        if self.kind != other.kind {
+            differ.push("engine");
+        }
+        if !self.host.eq_ignore_ascii_case(&other.host) {
+            differ.push("host");
+        }
+        if self.port != other.port {
+            differ.push("port");
+        }
+        if with_dbname && self.dbname != other.dbname {
+            differ.push("dbname");
+        }
+        differ
+    }
 }
 
 /// How connecting and talking to the database went wrong, each kind named so a VPC or security
